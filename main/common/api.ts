@@ -1,0 +1,714 @@
+/**
+ * The API contract between the UI (renderer) and the app (Electron main / web shell server).
+ *
+ * Everything the UI may ask is a method of `SliceformApi` (returns a Promise) or an `onX(cb)` event
+ * subscription (returns an unsubscribe function). The renderer finds it as `window.sliceform`:
+ * installed by the Electron preload (IPC) or by renderer/src/api-client.ts (WebSocket, web shell).
+ * Pure types + a few pure helpers: no Node, no DOM, no Electron.
+ *
+ * Bulk data (slices, bricks, label volumes, PNG/file bytes) always travels as typed arrays: binary frames
+ * over the WebSocket, structured clone over Electron IPC — never JSON number arrays.
+ *
+ * Coordinates: voxel indices, x fastest (see volume.ts). Slice planes and their 2D layout:
+ *   plane 'xy' at z = index: width = X (u = x), height = Y (v = y)
+ *   plane 'xz' at y = index: width = X (u = x), height = Z (v = z)
+ *   plane 'yz' at x = index: width = Y (u = y), height = Z (v = z)
+ * 2D arrays are row-major with u fastest: i = v * width + u.
+ *
+ * Labels: 0 = unannotated, 1..K = classes (class 1 conventionally background). Two layers per volume:
+ * 'annotation' (what the user painted, sparse) and 'prediction' (the last densify result, dense).
+ */
+import type { DType, Shape, Spacing, TypedArray } from './volume.js';
+import type { EngineInfo, Device, PresetName } from './engine.js';
+import type { Progress } from './progress.js';
+
+export type Plane = 'xy' | 'xz' | 'yz';
+export type LabelLayer = 'annotation' | 'prediction';
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Error codes a call may reject with (`ApiError.code`). The UI branches on `code`, shows `message`.
+ * - bad-request: the payload failed schema validation (names the field)
+ * - bad-input / unsupported / too-large: the file is unreadable / not supported / too big (names the file)
+ * - not-found: unknown volume / job / model id or missing file
+ * - not-available: the feature needs a part that is not installed or built yet (message says which)
+ * - volume-moved: a project's volume is not at its recorded path; `details` = VolumeMovedDetails;
+ *   answer with `relocateVolume`
+ * - cancelled, engine, internal: as in errors.ts
+ * - compute-crashed: the compute process died during the job; it has been restarted
+ * - unauthorized: missing or wrong session token (web shell)
+ * - busy: a conflicting job is running (e.g. a second training on the same volume)
+ */
+export type ApiErrorCode =
+  | 'bad-request'
+  | 'bad-input'
+  | 'unsupported'
+  | 'too-large'
+  | 'not-found'
+  | 'not-available'
+  | 'volume-moved'
+  | 'cancelled'
+  | 'engine'
+  | 'internal'
+  | 'compute-crashed'
+  | 'unauthorized'
+  | 'busy';
+
+/** Serialisable form of an error (what crosses a process boundary). */
+export interface ApiErrorInfo {
+  code: ApiErrorCode;
+  message: string;
+  file?: string;
+  details?: Record<string, unknown>;
+}
+
+export class ApiError extends Error {
+  readonly code: ApiErrorCode;
+  readonly file?: string;
+  readonly details?: Record<string, unknown>;
+  constructor(code: ApiErrorCode, message: string, options?: { file?: string; details?: Record<string, unknown> }) {
+    super(message);
+    this.name = 'ApiError';
+    this.code = code;
+    this.file = options?.file;
+    this.details = options?.details;
+  }
+  toInfo(): ApiErrorInfo {
+    return { code: this.code, message: this.message, file: this.file, details: this.details };
+  }
+  static from(info: ApiErrorInfo): ApiError {
+    return new ApiError(info.code, info.message, { file: info.file, details: info.details });
+  }
+}
+
+export interface VolumeMovedDetails {
+  volumeRef: string;
+  expectedPath: string;
+  sha256: string;
+  name: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Volumes and data
+// ---------------------------------------------------------------------------------------------
+
+export interface ChannelStats {
+  min: number;
+  max: number;
+  /** 1st / 99th percentile (for automatic window/level) */
+  p1: number;
+  p99: number;
+  mean: number;
+}
+
+export interface VolumeInfo {
+  /** session id of the open volume (also its key in the project) */
+  id: string;
+  name: string;
+  /** file path, or the dropped file's name */
+  source: string;
+  format: string;
+  dtype: DType;
+  shape: Shape;
+  spacing: Spacing;
+  channelNames: string[];
+  channelStats: ChannelStats[];
+  /** sha256 of the source file bytes */
+  sha256: string;
+  timepoint: number;
+  metadata: Record<string, unknown>;
+}
+
+export interface OpenVolumeRequest {
+  path: string;
+  /** time point for 5D files (default 0) */
+  timepoint?: number;
+}
+
+export interface OpenVolumeBytesRequest {
+  /** file name incl. extension (picks the reader) */
+  name: string;
+  bytes: Uint8Array;
+  timepoint?: number;
+}
+
+export interface SliceRequest {
+  volumeId: string;
+  plane: Plane;
+  index: number;
+  /** one channel; omitted = all channels, channel-planar */
+  channel?: number;
+}
+
+export interface SliceData {
+  plane: Plane;
+  index: number;
+  width: number;
+  height: number;
+  /** number of channels in `data` */
+  channels: number;
+  dtype: DType;
+  /** channels * height * width values, channel-planar, u fastest */
+  data: TypedArray;
+}
+
+export interface BrickRequest {
+  volumeId: string;
+  /** voxel origin (inclusive) and size; omitted = whole volume */
+  origin?: [number, number, number];
+  size?: [number, number, number];
+  /** take every step-th voxel along each axis (downsampled preview for 3D), default 1 */
+  step?: number;
+  channel?: number;
+}
+
+export interface BrickData {
+  origin: [number, number, number];
+  /** [x, y, z] size of the returned data (after step) */
+  size: [number, number, number];
+  step: number;
+  channels: number;
+  dtype: DType;
+  /** channel-planar, x fastest */
+  data: TypedArray;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Annotation
+// ---------------------------------------------------------------------------------------------
+
+export interface LabelClass {
+  /** 1..255 */
+  id: number;
+  name: string;
+  /** CSS colour '#rrggbb' */
+  color: string;
+}
+
+/** A brush stroke rasterised by the server along a polyline on one slice. */
+export interface StrokeEdit {
+  volumeId: string;
+  plane: Plane;
+  /** slice index along the plane's normal */
+  index: number;
+  /** 0 = erase (back to unannotated) */
+  classId: number;
+  /** brush radius in voxels (in-plane); 0 paints single voxels */
+  radius: number;
+  /** 'disc' paints this slice only (default); 'sphere' paints a ball across neighbouring slices */
+  brush?: 'disc' | 'sphere';
+  /** [u, v] points in plane coordinates (see header); consecutive points are joined */
+  points: Array<[number, number]>;
+}
+
+/** A region painted by the UI itself (e.g. vtk.js paint filter output): a 2D mask on one slice. */
+export interface RegionEdit {
+  volumeId: string;
+  plane: Plane;
+  index: number;
+  classId: number;
+  /** top-left [u, v] of the mask in plane coordinates */
+  origin: [number, number];
+  width: number;
+  height: number;
+  /** width*height, non-zero = set to classId */
+  mask: Uint8Array;
+}
+
+/** Where an edit changed voxels: [x0, y0, z0] inclusive to [x1, y1, z1] exclusive. */
+export interface Box {
+  min: [number, number, number];
+  max: [number, number, number];
+}
+
+export interface EditResult {
+  volumeId: string;
+  /** voxels whose label changed (0 when the edit was a no-op) */
+  changed: number;
+  box: Box | null;
+  canUndo: boolean;
+  canRedo: boolean;
+}
+
+export interface AnnotationSummary {
+  volumeId: string;
+  /** slice indices that carry any annotation, per plane (sorted) */
+  paintedSlices: Record<Plane, number[]>;
+  /** annotated voxels per class id (index = class id; [0] = unannotated voxels) */
+  classVoxels: number[];
+  canUndo: boolean;
+  canRedo: boolean;
+}
+
+export interface LabelSliceRequest {
+  volumeId: string;
+  layer: LabelLayer;
+  plane: Plane;
+  index: number;
+}
+
+export interface LabelSliceData {
+  plane: Plane;
+  index: number;
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+
+export interface LabelVolumeData {
+  volumeId: string;
+  layer: LabelLayer;
+  /** [x, y, z] */
+  size: [number, number, number];
+  /** x fastest; empty layer (never densified) -> all zeros */
+  data: Uint8Array;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Jobs: training, densify, evaluate, batch
+// ---------------------------------------------------------------------------------------------
+
+export type JobKind = 'train' | 'densify' | 'evaluate' | 'batch';
+export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
+
+export interface JobInfo {
+  id: string;
+  kind: JobKind;
+  state: JobState;
+  /** volume the job works on (train/densify/evaluate) */
+  volumeId?: string;
+  progress: Progress;
+  startedAt: string;
+  finishedAt?: string;
+  /** set when state = 'done': TrainResult | DensifyResult | EvaluateResult | BatchResult */
+  result?: unknown;
+  error?: ApiErrorInfo;
+}
+
+export interface JobRef {
+  jobId: string;
+}
+
+export interface TrainSettings {
+  /** volumes whose annotations are used (default: all open volumes with annotations) */
+  volumeIds?: string[];
+  preset: PresetName;
+  /** stop after this wall time ... */
+  minutes?: number;
+  /** ... or this many iterations, whichever comes first (at least one of the two is required) */
+  iterations?: number;
+  /** continue from this model instead of a fresh one */
+  resumeModelId?: string;
+  learningRate?: number;
+  /** fraction of annotated slices held out for validation IoU (default 0.1; 0 disables) */
+  heldOutFraction?: number;
+  seed?: number;
+  device?: Device;
+  engine?: 'auto' | 'native' | 'tfjs';
+}
+
+export interface TrainProgress {
+  jobId: string;
+  iteration: number;
+  totalIterations?: number;
+  loss: number;
+  voxelsPerSecond: number;
+  etaSeconds?: number;
+  elapsedSeconds: number;
+  /** 0..1 */
+  fraction: number;
+  /** latest held-out IoU (mean over foreground classes), when measured */
+  heldOutIoU?: number;
+}
+
+export interface ModelInfo {
+  id: string;
+  name: string;
+  preset: PresetName | 'custom';
+  createdAt: string;
+  iterations: number;
+  numClasses: number;
+  inChannels: number;
+  heldOutIoU?: number;
+  /** where the model folder lives (project models/ or a user folder) */
+  path: string;
+}
+
+export interface TrainResult {
+  model: ModelInfo;
+  iterations: number;
+  finalLoss: number;
+  seconds: number;
+  heldOutIoU?: number;
+}
+
+export interface DensifyRequest {
+  volumeId: string;
+  /** default: the most recent model */
+  modelId?: string;
+  /** keep the user's annotation where it exists (default true) */
+  keepAnnotation?: boolean;
+}
+
+export interface DensifyResult {
+  volumeId: string;
+  modelId: string;
+  /** predicted voxels per class id (index = class id) */
+  classVoxels: number[];
+  seconds: number;
+}
+
+export interface EvaluateRequest {
+  volumeId: string;
+  /** compare this layer ... */
+  layer?: LabelLayer;
+  /** ... against a ground-truth label file (default: against the annotation, on annotated voxels only) */
+  truthPath?: string;
+  /** ground truth values > 0 -> this class, 0 -> background class 1 (binary truth), default off */
+  binarizeTruth?: boolean;
+}
+
+export interface EvaluateResult {
+  volumeId: string;
+  /** IoU per class id (index = class id, [0] unused = NaN) */
+  iou: number[];
+  meanIoU: number;
+  voxels: number;
+}
+
+export interface BatchRequest {
+  modelId: string;
+  inputDir: string;
+  outputDir: string;
+  format?: 'tiff' | 'ome-tiff';
+}
+
+export interface BatchFileResult {
+  input: string;
+  output?: string;
+  ok: boolean;
+  error?: string;
+  seconds: number;
+}
+
+export interface BatchResult {
+  files: BatchFileResult[];
+  /** path of the JSON report written into outputDir */
+  report: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Export
+// ---------------------------------------------------------------------------------------------
+
+export interface ExportLabelsRequest {
+  volumeId: string;
+  /** 'merged' = prediction with the annotation painted over it */
+  layer: LabelLayer | 'merged';
+  path: string;
+  format: 'tiff' | 'ome-tiff';
+}
+
+export interface ExportResult {
+  path: string;
+  bytes: number;
+}
+
+export interface SaveSnapshotRequest {
+  path: string;
+  /** PNG bytes (e.g. from canvas.toBlob) */
+  png: Uint8Array;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Projects
+// ---------------------------------------------------------------------------------------------
+
+export interface ProjectVolumeRef {
+  /** id inside the project (= VolumeInfo.id when open) */
+  id: string;
+  name: string;
+  path: string;
+  sha256: string;
+  shape: Shape;
+}
+
+export interface ProjectSettings {
+  classes: LabelClass[];
+  /** last training settings, for the panel's defaults */
+  training?: TrainSettings;
+  /** autosave interval in minutes (0 = off), default 2 */
+  autosaveMinutes: number;
+  /** free-form UI state the renderer wants to keep (layout, window/level, ...) */
+  ui?: Record<string, unknown>;
+}
+
+export interface ProjectMetric {
+  at: string;
+  kind: string;
+  values: Record<string, number>;
+}
+
+export interface ProjectInfo {
+  /** project folder, null for an unsaved project */
+  path: string | null;
+  name: string;
+  dirty: boolean;
+  lastSavedAt?: string;
+  volumes: ProjectVolumeRef[];
+  models: ModelInfo[];
+  settings: ProjectSettings;
+  metrics: ProjectMetric[];
+}
+
+export interface RelocateVolumeRequest {
+  volumeRef: string;
+  newPath: string;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Files, system, events
+// ---------------------------------------------------------------------------------------------
+
+export interface DirEntry {
+  name: string;
+  path: string;
+  kind: 'file' | 'dir';
+  bytes?: number;
+}
+
+export interface DialogRequest {
+  kind: 'open-volume' | 'open-project' | 'save-project' | 'export-labels' | 'save-snapshot' | 'pick-folder';
+  title?: string;
+  defaultPath?: string;
+}
+
+export interface SystemInfo {
+  version: string;
+  shell: 'electron' | 'web';
+  platform: string;
+  arch: string;
+  cpus: number;
+  memoryBytes: number;
+  /** engine of the compute process; null when it could not load (see engineError) */
+  engine: EngineInfo | null;
+  engineError?: string;
+  device: Device;
+  threads: number;
+  /** which optional parts are available ('io', 'training', 'inference', 'export') */
+  features: Record<string, boolean>;
+}
+
+export interface LabelsChangedEvent {
+  volumeId: string;
+  layer: LabelLayer;
+  /** null = whole volume */
+  box: Box | null;
+  cause: 'edit' | 'undo' | 'redo' | 'densify' | 'load' | 'clear';
+}
+
+export interface ComputeStatusEvent {
+  state: 'starting' | 'ready' | 'crashed' | 'restarting' | 'stopped';
+  message?: string;
+  /** job ids that were lost with the crash */
+  lostJobs?: string[];
+}
+
+export interface ProjectEvent {
+  kind: 'opened' | 'saved' | 'autosaved' | 'changed' | 'volume-moved' | 'save-failed';
+  project: ProjectInfo;
+  message?: string;
+  moved?: VolumeMovedDetails;
+}
+
+/** Application menu commands forwarded to the UI (Electron; the web shell never emits them). */
+export type MenuCommand =
+  | 'open-volume'
+  | 'open-project'
+  | 'save-project'
+  | 'save-project-as'
+  | 'export-labels'
+  | 'save-snapshot'
+  | 'undo'
+  | 'redo'
+  | 'train'
+  | 'densify';
+
+export type Unsubscribe = () => void;
+
+// ---------------------------------------------------------------------------------------------
+// The interface
+// ---------------------------------------------------------------------------------------------
+
+export interface SliceformApi {
+  // volumes
+  openVolume(req: OpenVolumeRequest): Promise<VolumeInfo>;
+  openVolumeBytes(req: OpenVolumeBytesRequest): Promise<VolumeInfo>;
+  listVolumes(): Promise<VolumeInfo[]>;
+  closeVolume(req: { volumeId: string }): Promise<void>;
+  getSlice(req: SliceRequest): Promise<SliceData>;
+  getBrick(req: BrickRequest): Promise<BrickData>;
+
+  // annotation
+  getClasses(): Promise<LabelClass[]>;
+  setClasses(req: { classes: LabelClass[] }): Promise<LabelClass[]>;
+  paintStroke(req: StrokeEdit): Promise<EditResult>;
+  paintRegion(req: RegionEdit): Promise<EditResult>;
+  undo(req: { volumeId: string }): Promise<EditResult>;
+  redo(req: { volumeId: string }): Promise<EditResult>;
+  /** erase the whole annotation layer of a volume (one undoable edit) */
+  clearAnnotation(req: { volumeId: string }): Promise<EditResult>;
+  getAnnotationSummary(req: { volumeId: string }): Promise<AnnotationSummary>;
+  getLabelSlice(req: LabelSliceRequest): Promise<LabelSliceData>;
+  getLabelVolume(req: { volumeId: string; layer: LabelLayer }): Promise<LabelVolumeData>;
+
+  // jobs
+  startTraining(req: TrainSettings): Promise<JobRef>;
+  /** stops the training job gracefully: the model trained so far is kept (result of the job) */
+  stopTraining(req: JobRef): Promise<void>;
+  densify(req: DensifyRequest): Promise<JobRef>;
+  evaluate(req: EvaluateRequest): Promise<JobRef>;
+  startBatch(req: BatchRequest): Promise<JobRef>;
+  cancelJob(req: JobRef): Promise<void>;
+  getJob(req: JobRef): Promise<JobInfo>;
+  listJobs(): Promise<JobInfo[]>;
+  /** resolves when the job leaves queued/running (with its final JobInfo; never rejects for a failed job) */
+  waitJob(req: JobRef & { timeoutMs?: number }): Promise<JobInfo>;
+  listModels(): Promise<ModelInfo[]>;
+
+  // export
+  exportLabels(req: ExportLabelsRequest): Promise<ExportResult>;
+  saveSnapshot(req: SaveSnapshotRequest): Promise<ExportResult>;
+
+  // projects
+  newProject(req: { name?: string }): Promise<ProjectInfo>;
+  openProject(req: { path: string }): Promise<ProjectInfo>;
+  /** path omitted = save to the current folder (error bad-request for a never-saved project) */
+  saveProject(req: { path?: string }): Promise<ProjectInfo>;
+  getProject(): Promise<ProjectInfo>;
+  relocateVolume(req: RelocateVolumeRequest): Promise<ProjectInfo>;
+  updateSettings(req: { settings: Partial<ProjectSettings> }): Promise<ProjectInfo>;
+
+  // files and system
+  listDirectory(req: { path?: string }): Promise<{ path: string; entries: DirEntry[] }>;
+  /** native dialog (Electron); the web shell answers null and the UI falls back to listDirectory */
+  showDialog(req: DialogRequest): Promise<string | null>;
+  systemInfo(): Promise<SystemInfo>;
+
+  // events
+  onJob(cb: (job: JobInfo) => void): Unsubscribe;
+  onTrainProgress(cb: (p: TrainProgress) => void): Unsubscribe;
+  onLabelsChanged(cb: (e: LabelsChangedEvent) => void): Unsubscribe;
+  onProject(cb: (e: ProjectEvent) => void): Unsubscribe;
+  onCompute(cb: (e: ComputeStatusEvent) => void): Unsubscribe;
+  onMenu(cb: (cmd: MenuCommand) => void): Unsubscribe;
+
+  /**
+   * Electron only, synchronous and local to the preload: the filesystem path of a dropped DOM File
+   * (webUtils.getPathForFile). Absent in the web shell: read the File's bytes and use openVolumeBytes.
+   */
+  getPathForFile?: (file: unknown) => string;
+}
+
+/** Method names (request/response calls) — the allow-list both transports use. */
+export const API_METHODS = [
+  'openVolume',
+  'openVolumeBytes',
+  'listVolumes',
+  'closeVolume',
+  'getSlice',
+  'getBrick',
+  'getClasses',
+  'setClasses',
+  'paintStroke',
+  'paintRegion',
+  'undo',
+  'redo',
+  'clearAnnotation',
+  'getAnnotationSummary',
+  'getLabelSlice',
+  'getLabelVolume',
+  'startTraining',
+  'stopTraining',
+  'densify',
+  'evaluate',
+  'startBatch',
+  'cancelJob',
+  'getJob',
+  'listJobs',
+  'waitJob',
+  'listModels',
+  'exportLabels',
+  'saveSnapshot',
+  'newProject',
+  'openProject',
+  'saveProject',
+  'getProject',
+  'relocateVolume',
+  'updateSettings',
+  'listDirectory',
+  'showDialog',
+  'systemInfo',
+] as const satisfies ReadonlyArray<keyof SliceformApi>;
+
+export type ApiMethod = (typeof API_METHODS)[number];
+
+/** Event names: `onJob` is delivered on channel 'job', etc. */
+export const API_EVENTS = {
+  onJob: 'job',
+  onTrainProgress: 'trainProgress',
+  onLabelsChanged: 'labelsChanged',
+  onProject: 'project',
+  onCompute: 'compute',
+  onMenu: 'menu',
+} as const;
+
+export type ApiEventMethod = keyof typeof API_EVENTS;
+export type ApiEventName = (typeof API_EVENTS)[ApiEventMethod];
+
+/** Payload type of each event channel. */
+export interface ApiEventPayloads {
+  job: JobInfo;
+  trainProgress: TrainProgress;
+  labelsChanged: LabelsChangedEvent;
+  project: ProjectEvent;
+  compute: ComputeStatusEvent;
+  menu: MenuCommand;
+}
+
+/** Request payload type of a method (undefined for no-argument methods). */
+export type ApiRequest<M extends ApiMethod> = Parameters<SliceformApi[M]>[0];
+export type ApiResponse<M extends ApiMethod> = Awaited<ReturnType<SliceformApi[M]>>;
+
+/** The default class palette of a new project. */
+export const DEFAULT_CLASSES: LabelClass[] = [
+  { id: 1, name: 'background', color: '#3b82f6' },
+  { id: 2, name: 'foreground', color: '#f97316' },
+];
+
+/** Width/height of a slice of `shape` on `plane`, and the number of slices. */
+export function planeDims(shape: Pick<Shape, 'x' | 'y' | 'z'>, plane: Plane): { width: number; height: number; depth: number } {
+  switch (plane) {
+    case 'xy':
+      return { width: shape.x, height: shape.y, depth: shape.z };
+    case 'xz':
+      return { width: shape.x, height: shape.z, depth: shape.y };
+    case 'yz':
+      return { width: shape.y, height: shape.z, depth: shape.x };
+  }
+}
+
+/** Voxel [x, y, z] of plane point (u, v) on slice `index`. */
+export function planeToVoxel(plane: Plane, index: number, u: number, v: number): [number, number, number] {
+  switch (plane) {
+    case 'xy':
+      return [u, v, index];
+    case 'xz':
+      return [u, index, v];
+    case 'yz':
+      return [index, u, v];
+  }
+}
