@@ -1,0 +1,235 @@
+/**
+ * HDF5 reader (h5wasm, Node build). Datasets are 3D (ZYX) or 4D (CZYX, or ZYXC when the last axis
+ * is small); `element_size_um` (z, y, x) gives the spacing. Reads a few z-planes at a time into the
+ * preallocated volume so the wasm heap never holds the whole dataset.
+ */
+import { VolumeReadError } from '../common/errors.js';
+import { EtaEstimator } from '../common/progress.js';
+import { DTYPE_BYTES, type DType, type Volume } from '../common/volume.js';
+import { allocVolume, throwIfCancelled } from './memory.js';
+import type { ReadOptions, VolumeInfo } from './types.js';
+
+type H5 = typeof import('h5wasm');
+type H5File = InstanceType<H5['File']>;
+type H5Dataset = InstanceType<H5['Dataset']>;
+
+let h5p: Promise<H5> | null = null;
+async function h5(): Promise<H5> {
+  h5p ??= (async () => {
+    const mod = (await import('h5wasm/node')) as unknown as { default: H5 } & H5;
+    const lib = mod.default ?? mod;
+    const M = (await lib.ready) as unknown as { activate_throwing_error_handler?: () => number };
+    // turn HDF5 errors into exceptions instead of stderr dumps and invalid handles
+    M.activate_throwing_error_handler?.();
+    return lib;
+  })();
+  return h5p;
+}
+
+/** Short reason from an HDF5 error stack ("Not an HDF5 file", "Read failed", ...). */
+function reason(e: unknown): string {
+  const s = String((e as Error)?.message ?? e);
+  const minors = [...s.matchAll(/minor: ([^\n]+)/g)].map((m) => m[1]!.trim());
+  const last = minors.at(-1);
+  return last ? `HDF5 error: ${last}` : `HDF5 error: ${s.split('\n')[0]!.slice(0, 200)}`;
+}
+
+const LABELISH = /(^|\/)(label|labels|seg|segmentation|mask|gt|ground_?truth|pred|prediction)[^/]*$/i;
+const PREFERRED = ['raw', 'data', 'image', 'volume', 'img'];
+
+function listDatasets(f: H5File, lib: H5): { path: string; ds: H5Dataset }[] {
+  const out: { path: string; ds: H5Dataset }[] = [];
+  const walk = (g: InstanceType<H5['Group']>, prefix: string, depth: number) => {
+    if (depth > 16 || out.length > 10000) return;
+    for (const k of g.keys()) {
+      let e: unknown;
+      try {
+        e = g.get(k);
+      } catch {
+        continue;
+      }
+      const p = `${prefix}/${k}`;
+      if (e instanceof lib.Dataset) out.push({ path: p, ds: e });
+      else if (e instanceof lib.Group) walk(e, p, depth + 1);
+    }
+  };
+  walk(f, '', 0);
+  return out;
+}
+
+function dtypeOfDataset(file: string, path: string, ds: H5Dataset): DType {
+  const m = ds.metadata as { type: number; size: number; signed: boolean };
+  // H5T_INTEGER = 0, H5T_FLOAT = 1
+  if (m.type === 1) {
+    if (m.size === 4) return 'float32';
+    if (m.size === 8) return 'float64';
+  } else if (m.type === 0) {
+    const map: Record<number, [DType, DType]> = { 1: ['int8', 'uint8'], 2: ['int16', 'uint16'], 4: ['int32', 'uint32'] };
+    const pair = map[m.size];
+    if (pair) return m.signed ? pair[0] : pair[1];
+  }
+  throw new VolumeReadError(file, `dataset ${path}: unsupported HDF5 type (class ${m.type}, ${m.size * 8}-bit)`, {
+    kind: 'unsupported',
+  });
+}
+
+interface Picked {
+  path: string;
+  ds: H5Dataset;
+  dtype: DType;
+  shape: number[];
+  /** 'zyx' | 'czyx' | 'zyxc' */
+  axes: string;
+}
+
+function pickDataset(file: string, f: H5File, lib: H5, wanted: string | undefined): Picked {
+  const all = listDatasets(f, lib);
+  const imageLike = (d: { ds: H5Dataset }) => {
+    const s = d.ds.shape;
+    return Array.isArray(s) && (s.length === 3 || s.length === 4);
+  };
+  let chosen: { path: string; ds: H5Dataset } | undefined;
+  if (wanted !== undefined) {
+    const norm = wanted.startsWith('/') ? wanted : `/${wanted}`;
+    chosen = all.find((d) => d.path === norm);
+    if (!chosen) {
+      throw new VolumeReadError(
+        file,
+        `no dataset "${wanted}" (datasets: ${all.map((d) => d.path.slice(1)).join(', ') || 'none'})`,
+      );
+    }
+  } else {
+    const candidates = all.filter(imageLike);
+    chosen =
+      PREFERRED.map((n) => candidates.find((d) => d.path.split('/').pop()!.toLowerCase() === n)).find(Boolean) ??
+      candidates.find((d) => !LABELISH.test(d.path)) ??
+      candidates[0];
+    if (!chosen) {
+      throw new VolumeReadError(
+        file,
+        `no 3D or 4D dataset (datasets: ${all.map((d) => `${d.path.slice(1)} ${JSON.stringify(d.ds.shape)}`).join(', ') || 'none'}); pick one with --dataset`,
+      );
+    }
+  }
+  const shape = (chosen.ds.shape ?? []) as number[];
+  if (shape.length !== 3 && shape.length !== 4) {
+    throw new VolumeReadError(file, `dataset ${chosen.path.slice(1)} has shape ${JSON.stringify(shape)}; need 3D (z,y,x) or 4D (c,z,y,x)`);
+  }
+  if (shape.some((n) => !(n >= 1))) throw new VolumeReadError(file, `dataset ${chosen.path.slice(1)} is empty (shape ${JSON.stringify(shape)})`);
+  let axes = shape.length === 3 ? 'zyx' : 'czyx';
+  if (shape.length === 4 && shape[3]! <= 8 && shape[0]! > 8) axes = 'zyxc';
+  return { path: chosen.path, ds: chosen.ds, dtype: dtypeOfDataset(file, chosen.path, chosen.ds), shape, axes };
+}
+
+function spacingOf(ds: H5Dataset): { x: number; y: number; z: number; unit: string } {
+  try {
+    const a = ds.attrs['element_size_um'];
+    const v = a ? (a.value as unknown) : undefined;
+    if (v && typeof v === 'object' && 'length' in v) {
+      const arr = Array.from(v as ArrayLike<number>, Number);
+      const zyx = arr.slice(-3);
+      if (zyx.length === 3 && zyx.every((n) => Number.isFinite(n) && n > 0)) return { z: zyx[0]!, y: zyx[1]!, x: zyx[2]!, unit: 'µm' };
+    }
+  } catch {
+    /* attribute unreadable: uncalibrated */
+  }
+  return { x: 1, y: 1, z: 1, unit: 'pixel' };
+}
+
+function attrsOf(ds: H5Dataset): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  try {
+    for (const [k, a] of Object.entries(ds.attrs)) {
+      const v = a.value as unknown;
+      out[k] = ArrayBuffer.isView(v) ? Array.from(v as unknown as ArrayLike<number>) : typeof v === 'bigint' ? Number(v) : v;
+    }
+  } catch {
+    /* ignore */
+  }
+  return out;
+}
+
+async function withFile<T>(path: string, fn: (f: H5File, lib: H5) => Promise<T> | T): Promise<T> {
+  const lib = await h5();
+  let f: H5File;
+  try {
+    f = new lib.File(path, 'r');
+  } catch (e) {
+    throw new VolumeReadError(path, reason(e), { cause: e });
+  }
+  try {
+    return await fn(f, lib);
+  } catch (e) {
+    if (e instanceof VolumeReadError) throw e;
+    if (e instanceof Error && e.name === 'CancelledError') throw e;
+    throw new VolumeReadError(path, reason(e), { cause: e });
+  } finally {
+    try {
+      f.close();
+    } catch {
+      /* already broken */
+    }
+  }
+}
+
+function infoOf(path: string, p: Picked, opts: ReadOptions): VolumeInfo {
+  const [z, y, x, c] =
+    p.axes === 'zyx' ? [p.shape[0]!, p.shape[1]!, p.shape[2]!, 1] : p.axes === 'czyx' ? [p.shape[1]!, p.shape[2]!, p.shape[3]!, p.shape[0]!] : [p.shape[0]!, p.shape[1]!, p.shape[2]!, p.shape[3]!];
+  if (opts.timepoint !== undefined && opts.timepoint !== 0) {
+    throw new VolumeReadError(path, `time point ${opts.timepoint} out of range (the dataset has 1: 0..0)`);
+  }
+  return {
+    dtype: p.dtype,
+    shape: { x, y, z, c, t: 1 },
+    spacing: spacingOf(p.ds),
+    channelNames: Array.from({ length: c }, (_, i) => `C${i + 1}`),
+    format: 'hdf5',
+    source: path,
+    timepoint: 0,
+    metadata: { dataset: p.path.slice(1), axes: p.axes, attributes: attrsOf(p.ds), warnings: [] as string[] },
+  };
+}
+
+export async function probeHdf5(path: string, opts: ReadOptions): Promise<VolumeInfo> {
+  return withFile(path, (f, lib) => infoOf(path, pickDataset(path, f, lib, opts.dataset), opts));
+}
+
+export async function readHdf5(path: string, opts: ReadOptions): Promise<Volume> {
+  return withFile(path, async (f, lib) => {
+    const p = pickDataset(path, f, lib, opts.dataset);
+    const info = infoOf(path, p, opts);
+    const { x, y, z, c } = info.shape;
+    const data = allocVolume(path, p.dtype, x * y * z * c, opts.maxBytes);
+    const bytes = DTYPE_BYTES[p.dtype];
+    const planeBytes = x * y * bytes * (p.axes === 'zyxc' ? c : 1);
+    // ~32 MiB per slab
+    const zStep = Math.max(1, Math.floor((32 << 20) / planeBytes));
+    const outer = p.axes === 'czyx' ? c : 1;
+    const total = outer * Math.ceil(z / zStep);
+    const eta = new EtaEstimator();
+    let done = 0;
+    for (let cc = 0; cc < outer; cc++) {
+      for (let z0 = 0; z0 < z; z0 += zStep) {
+        throwIfCancelled(opts.signal);
+        const z1 = Math.min(z, z0 + zStep);
+        const ranges: [number, number][] = p.axes === 'czyx' ? [[cc, cc + 1], [z0, z1]] : [[z0, z1]];
+        const slab = p.ds.slice(ranges) as unknown as ArrayLike<number> & { length: number };
+        if (!slab || slab.length !== (z1 - z0) * x * y * (p.axes === 'zyxc' ? c : 1)) {
+          throw new VolumeReadError(path, `dataset ${p.path.slice(1)}: short read at z ${z0}`);
+        }
+        if (p.axes === 'zyxc') {
+          const n = (z1 - z0) * x * y;
+          for (let i = 0; i < n; i++) {
+            for (let k = 0; k < c; k++) data[k * z * x * y + z0 * x * y + i] = slab[i * c + k]!;
+          }
+        } else {
+          (data as unknown as { set(a: ArrayLike<number>, o: number): void }).set(slab, (cc * z + z0) * x * y);
+        }
+        done++;
+        const fraction = done / total;
+        opts.onProgress?.({ fraction, etaSeconds: eta.eta(fraction), stage: 'reading planes', details: { planes: z1, of: z } });
+      }
+    }
+    return { ...info, data };
+  });
+}

@@ -1,0 +1,246 @@
+/**
+ * One TIFF image (IFD) as the readers see it, and the decoder that writes it plane by plane
+ * straight into the caller's output volume.
+ */
+import { endianness } from 'node:os';
+import type { DType } from '../../common/volume.js';
+import { DTYPE_BYTES } from '../../common/volume.js';
+import { TAG, type Ifd, type TiffFile } from './ifd.js';
+import {
+  CodecError,
+  COMPRESSION_NAMES,
+  decompress,
+  isSupportedCompression,
+  undoPredictor2,
+  undoPredictor3,
+} from './codecs.js';
+
+const HOST_LE = endianness() === 'LE';
+
+export interface PageInfo {
+  ifd: Ifd;
+  width: number;
+  height: number;
+  spp: number;
+  bits: number;
+  sampleFormat: number;
+  dtype: DType;
+  compression: number;
+  predictor: number;
+  planar: 1 | 2;
+  photometric: number;
+  subfileType: number;
+  tiled: boolean;
+  /** strip: width x rowsPerStrip; tile: tileWidth x tileLength */
+  chunkW: number;
+  chunkH: number;
+}
+
+export function dtypeFor(bits: number, sampleFormat: number): DType | null {
+  if (sampleFormat === 3) return bits === 32 ? 'float32' : bits === 64 ? 'float64' : null;
+  const signed = sampleFormat === 2;
+  if (sampleFormat !== 1 && sampleFormat !== 2 && sampleFormat !== 4) return null;
+  switch (bits) {
+    case 8:
+      return signed ? 'int8' : 'uint8';
+    case 16:
+      return signed ? 'int16' : 'uint16';
+    case 32:
+      return signed ? 'int32' : 'uint32';
+    default:
+      return null;
+  }
+}
+
+/** Reads the tags that define the pixel layout of one IFD; throws via tf.src.fail when unusable. */
+export async function readPageInfo(tf: TiffFile, ifd: Ifd): Promise<PageInfo> {
+  const fail = (m: string): never => tf.src.fail(`IFD ${ifd.index}: ${m}`);
+  const width = await tf.num(ifd, TAG.ImageWidth);
+  const height = await tf.num(ifd, TAG.ImageLength);
+  if (width === undefined || height === undefined) fail('missing ImageWidth/ImageLength');
+  if (width! <= 0 || height! <= 0) fail(`zero-sized image (${width} x ${height})`);
+  if (width! > 1 << 24 || height! > 1 << 24) fail(`absurd image size ${width} x ${height}`);
+  const spp = (await tf.num(ifd, TAG.SamplesPerPixel)) ?? 1;
+  if (spp < 1 || spp > 64) fail(`unsupported SamplesPerPixel ${spp}`);
+  const bitsArr = (await tf.nums(ifd, TAG.BitsPerSample)) ?? [1];
+  const bits = bitsArr[0]!;
+  if (bitsArr.some((b) => b !== bits)) fail(`mixed BitsPerSample ${bitsArr.join(',')} are not supported`);
+  const sfArr = (await tf.nums(ifd, TAG.SampleFormat)) ?? [1];
+  const sampleFormat = sfArr[0]!;
+  const dtype = dtypeFor(bits, sampleFormat);
+  if (!dtype) {
+    const kind = sampleFormat === 3 ? 'float' : sampleFormat === 2 ? 'signed integer' : 'unsigned integer';
+    fail(`unsupported sample type: ${bits}-bit ${kind} (SampleFormat ${sampleFormat})`);
+  }
+  const compression = (await tf.num(ifd, TAG.Compression)) ?? 1;
+  if (!isSupportedCompression(compression)) {
+    fail(`unsupported compression ${COMPRESSION_NAMES[compression] ?? 'code ' + compression}`);
+  }
+  const predictor = (await tf.num(ifd, TAG.Predictor)) ?? 1;
+  if (predictor !== 1 && predictor !== 2 && predictor !== 3) fail(`unsupported Predictor ${predictor}`);
+  if (predictor === 3 && sampleFormat !== 3) fail('floating-point predictor on integer samples');
+  const planarRaw = (await tf.num(ifd, TAG.PlanarConfiguration)) ?? 1;
+  const planar: 1 | 2 = spp === 1 ? 1 : planarRaw === 2 ? 2 : 1;
+  const photometric = (await tf.num(ifd, TAG.Photometric)) ?? 1;
+  if (photometric === 6 || photometric === 32844 || photometric === 32845) {
+    fail(`unsupported PhotometricInterpretation ${photometric} (YCbCr/LogLuv)`);
+  }
+  const subfileType = (await tf.num(ifd, TAG.NewSubfileType)) ?? 0;
+  const tiled = tf.has(ifd, TAG.TileOffsets);
+  let chunkW: number;
+  let chunkH: number;
+  if (tiled) {
+    chunkW = (await tf.num(ifd, TAG.TileWidth)) ?? 0;
+    chunkH = (await tf.num(ifd, TAG.TileLength)) ?? 0;
+    if (chunkW <= 0 || chunkH <= 0 || chunkW > 1 << 16 || chunkH > 1 << 16) fail(`bad tile size ${chunkW} x ${chunkH}`);
+  } else {
+    if (!tf.has(ifd, TAG.StripOffsets)) fail('no StripOffsets or TileOffsets');
+    const rps = (await tf.num(ifd, TAG.RowsPerStrip)) ?? height!;
+    if (rps <= 0) fail(`bad RowsPerStrip ${rps}`);
+    chunkW = width!;
+    chunkH = Math.min(rps, height!);
+  }
+  return {
+    ifd,
+    width: width!,
+    height: height!,
+    spp,
+    bits,
+    sampleFormat,
+    dtype: dtype!,
+    compression,
+    predictor,
+    planar,
+    photometric,
+    subfileType,
+    tiled,
+    chunkW,
+    chunkH,
+  };
+}
+
+/** Sum of the chunk byte counts, or an estimate when StripByteCounts is missing. */
+export async function pageStoredBytes(tf: TiffFile, p: PageInfo): Promise<number> {
+  const counts = await tf.nums(p.ifd, p.tiled ? TAG.TileByteCounts : TAG.StripByteCounts);
+  if (!counts) return p.width * p.height * p.spp * DTYPE_BYTES[p.dtype];
+  let s = 0;
+  for (const c of counts) s += c;
+  return s;
+}
+
+function swapInPlace(buf: Uint8Array, bytes: number): void {
+  if (bytes === 1) return;
+  const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+  if (bytes === 2) b.swap16();
+  else if (bytes === 4) b.swap32();
+  else b.swap64();
+}
+
+/**
+ * Decodes one page. `dest[s]` is the byte view (native order) of the output plane that receives
+ * sample s, each width*height*bytes long; a null entry skips that sample.
+ */
+export async function decodePage(tf: TiffFile, p: PageInfo, dest: (Uint8Array | null)[]): Promise<void> {
+  const src = tf.src;
+  const ifd = p.ifd;
+  const bytes = DTYPE_BYTES[p.dtype];
+  const where = `IFD ${ifd.index}`;
+  const offsets = await tf.nums(ifd, p.tiled ? TAG.TileOffsets : TAG.StripOffsets);
+  let counts = await tf.nums(ifd, p.tiled ? TAG.TileByteCounts : TAG.StripByteCounts);
+  const across = Math.ceil(p.width / p.chunkW);
+  const down = Math.ceil(p.height / p.chunkH);
+  const perPlane = across * down;
+  const planes = p.planar === 2 ? p.spp : 1;
+  const needed = perPlane * planes;
+  const kind = p.tiled ? 'tile' : 'strip';
+  if (!offsets || offsets.length < needed) {
+    src.fail(`${where}: ${offsets?.length ?? 0} ${kind} offsets, expected ${needed}`);
+  }
+  const sppChunk = p.planar === 2 ? 1 : p.spp;
+  const swap = bytes > 1 && tf.le !== HOST_LE && p.predictor !== 3;
+  if (!counts) {
+    if (p.compression !== 1 || needed !== 1) src.fail(`${where}: missing ${kind} byte counts`);
+    counts = [p.width * p.height * p.spp * bytes];
+  }
+  if (counts.length < needed) src.fail(`${where}: ${counts.length} ${kind} byte counts, expected ${needed}`);
+  const rowBytesOut = p.width * bytes;
+  for (let i = 0; i < needed; i++) {
+    const plane = Math.floor(i / perPlane);
+    const j = i % perPlane;
+    const ty = Math.floor(j / across);
+    const tx = j % across;
+    const y0 = ty * p.chunkH;
+    const x0 = tx * p.chunkW;
+    const rows = p.tiled ? p.chunkH : Math.min(p.chunkH, p.height - y0);
+    const visRows = Math.min(rows, p.height - y0);
+    const visCols = Math.min(p.chunkW, p.width - x0);
+    const chunkRowSamples = p.chunkW * sppChunk;
+    const expected = rows * chunkRowSamples * bytes;
+    const off = offsets![i]!;
+    const cnt = counts[i]!;
+    const firstSample = p.planar === 2 ? plane : 0;
+    const what = `${kind} ${i} of ${where}`;
+    // Fast path: uncompressed full-width strip of one sample: read straight into the output.
+    if (p.compression === 1 && !p.tiled && sppChunk === 1 && p.predictor === 1) {
+      const d = dest[firstSample];
+      if (!d) continue;
+      if (cnt < expected && off + expected > src.size) {
+        src.fail(`truncated ${kind} at offset ${off} (${what}: needs ${expected} bytes, file ends after ${Math.max(0, src.size - off)})`);
+      }
+      if (cnt < expected) src.fail(`${what} at offset ${off} holds ${cnt} bytes, expected ${expected}`);
+      if (off + expected > src.size) {
+        src.fail(`truncated ${kind} at offset ${off} (${what}: needs ${expected} bytes, file ends after ${Math.max(0, src.size - off)})`);
+      }
+      const target = d.subarray(y0 * rowBytesOut, y0 * rowBytesOut + expected);
+      await src.readInto(target, 0, expected, off);
+      if (swap) swapInPlace(target, bytes);
+      continue;
+    }
+    if (dest.slice(firstSample, firstSample + sppChunk).every((d) => !d)) continue;
+    if (off + cnt > src.size) {
+      src.fail(`truncated ${kind} at offset ${off} (${what}: needs ${cnt} bytes, file ends after ${Math.max(0, src.size - off)})`);
+    }
+    const raw = await src.readFresh(off, Math.min(cnt, p.compression === 1 ? expected : cnt), what);
+    let data: Uint8Array;
+    try {
+      data = decompress(p.compression, raw, expected);
+    } catch (e) {
+      if (e instanceof CodecError) src.fail(`${what} at offset ${off}: ${e.message}`);
+      throw e;
+    }
+    if (data.byteOffset % bytes !== 0 || data.length !== expected) data = new Uint8Array(data.subarray(0, expected));
+    if (swap) swapInPlace(data, bytes);
+    try {
+      if (p.predictor === 2) undoPredictor2(data, bytes, chunkRowSamples, sppChunk, rows);
+      else if (p.predictor === 3) undoPredictor3(data, bytes, chunkRowSamples, sppChunk, rows);
+    } catch (e) {
+      if (e instanceof CodecError) src.fail(`${what}: ${e.message}`);
+      throw e;
+    }
+    // copy visible region into the output planes
+    const chunkRowBytes = chunkRowSamples * bytes;
+    if (sppChunk === 1) {
+      const d = dest[firstSample]!;
+      const w = visCols * bytes;
+      for (let r = 0; r < visRows; r++) {
+        const so = r * chunkRowBytes;
+        const doff = (y0 + r) * rowBytesOut + x0 * bytes;
+        d.set(data.subarray(so, so + w), doff);
+      }
+    } else {
+      for (let s = 0; s < sppChunk; s++) {
+        const d = dest[s];
+        if (!d) continue;
+        for (let r = 0; r < visRows; r++) {
+          const so = r * chunkRowBytes + s * bytes;
+          let doff = (y0 + r) * rowBytesOut + x0 * bytes;
+          for (let c = 0; c < visCols; c++) {
+            const sp = so + c * sppChunk * bytes;
+            for (let k = 0; k < bytes; k++) d[doff + k] = data[sp + k]!;
+            doff += bytes;
+          }
+        }
+      }
+    }
+  }
+}
