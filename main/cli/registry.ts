@@ -1,6 +1,6 @@
 import { registerCommand } from './commands.js';
 
 // One line per command; modules load lazily. Keep sorted by name.
-// registerCommand('info', 'print a volume file\'s format, shape, dtype and spacing as JSON', async () => (await import('./commands/info.js')).default);
+registerCommand('info', 'print a volume file\'s format, shape, dtype and spacing as JSON', async () => (await import('./commands/info.js')).default);
 export {};
 void registerCommand;

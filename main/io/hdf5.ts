@@ -128,7 +128,7 @@ function spacingOf(ds: H5Dataset): { x: number; y: number; z: number; unit: stri
     if (v && typeof v === 'object' && 'length' in v) {
       const arr = Array.from(v as ArrayLike<number>, Number);
       const zyx = arr.slice(-3);
-      if (zyx.length === 3 && zyx.every((n) => Number.isFinite(n) && n > 0)) return { z: zyx[0]!, y: zyx[1]!, x: zyx[2]!, unit: 'µm' };
+      if (zyx.length === 3 && zyx.every((n) => Number.isFinite(n) && n > 0)) return { x: zyx[2]!, y: zyx[1]!, z: zyx[0]!, unit: 'µm' };
     }
   } catch {
     /* attribute unreadable: uncalibrated */
