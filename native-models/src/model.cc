@@ -191,8 +191,7 @@ class UNet final : public Model {
   std::vector<float> predict(const float* input, size_t len, const std::vector<int64_t>& shape,
                              std::vector<int64_t>* outShape) override {
     std::lock_guard<std::mutex> lock(mu_);
-    auto outSp = checkInput(len, shape);
-    checkMemory(shape, false);
+    auto outSp = checkInput(len, shape, false);
     return guarded("predict", [&] {
       ThreadGuard tg(opt_);
       c10::InferenceMode im;
@@ -579,7 +578,7 @@ class UNet final : public Model {
   }
 
   // returns output spatial shape
-  std::vector<int64_t> checkInput(size_t len, const std::vector<int64_t>& shape) const {
+  std::vector<int64_t> checkInput(size_t len, const std::vector<int64_t>& shape, bool train) const {
     const size_t rank = cfg_.dims + 2;
     std::string layout = cfg_.dims == 3 ? "[N, C, D, H, W]" : "[N, C, H, W]";
     if (shape.size() != rank)
@@ -591,6 +590,7 @@ class UNet final : public Model {
                                    std::to_string(cfg_.inChannels));
     std::vector<int64_t> sp(shape.begin() + 2, shape.end());
     auto out = outputShape(sp);
+    checkMemory(shape, train);  // before the size check: "too large" is the more useful message
     int64_t n = 1;
     for (auto s : shape) n *= s;
     if ((int64_t)len != n)
@@ -702,7 +702,7 @@ class UNet final : public Model {
 
   StepResult run(const Batch& b, bool step, std::vector<NamedArray>* grads) {
     std::lock_guard<std::mutex> lock(mu_);
-    auto outSp = checkInput(b.inputLen, b.inputShape);
+    auto outSp = checkInput(b.inputLen, b.inputShape, true);
     if (!b.classWeights.empty() && (int)b.classWeights.size() != cfg_.numClasses)
       throw Error("bad-input", "classWeights has " + std::to_string(b.classWeights.size()) +
                                    " entries but the network has " + std::to_string(cfg_.numClasses) + " classes");
@@ -711,7 +711,6 @@ class UNet final : public Model {
     StepResult res;
     Tensor labels = labelsTensor(b, outSp, &res.annotated);
     res.outputVoxels = labels.numel();
-    checkMemory(b.inputShape, true);
     return guarded(step ? "trainStep" : "lossAndGrad", [&] {
       ThreadGuard tg(opt_);
       for (auto& p : params_) p.t.mutable_grad() = Tensor();
