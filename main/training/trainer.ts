@@ -1,0 +1,384 @@
+/**
+ * The training loop: sparse labels in, a trained model out.
+ *
+ *  - normalisation from the training images (stored in the model)
+ *  - annotated planes -> thin tiles, scattered annotations -> cube tiles (sampler.ts), class weights from
+ *    annotated frequencies, unannotated voxels weigh exactly 0 (label 0 = the engine's ignore label)
+ *  - augmentation rendered in a worker while the engine runs the previous step (the engine's trainStep is
+ *    asynchronous and computes off the JS thread)
+ *  - stops after `iterations` or `minutes`, whichever comes first; AbortSignal cancels between steps
+ *  - checkpoints every `checkpointMinutes` and at the end (atomic), `resume` continues from one
+ *  - with enough annotated planes some are held out, scored every `evalMinutes`, and the best model by
+ *    held-out IoU is the one returned
+ */
+import { mkdir, readFile, rename, writeFile, copyFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Engine, Model, ModelOptions, NamedTensor, NetConfig, OptimConfig } from '../common/engine.js';
+import type { Volume } from '../common/volume.js';
+import { CancelledError, SliceformError } from '../common/errors.js';
+import type { CancelSignal, ProgressCallback } from '../common/progress.js';
+import { computeNormalisation, normaliseVolume, type Normalisation } from './preprocess.js';
+import { analyseLabels, chooseHoldout, classWeights, withoutPlanes, type AnnotatedPlane, type LabelSummary } from './sparse.js';
+import { DEFAULT_AUGMENT, TileSampler, planTileShapes, type AugmentOptions } from './sampler.js';
+import { createSampleSource } from './samples.js';
+import type { Sample, TrainVolumeData, Vec3 } from './augment.js';
+import { Rng } from './rng.js';
+import { predictRegion, sourceFromNormalised } from '../inference/predict.js';
+import type { TrainingSummary } from '../inference/model-dir.js';
+
+export interface TrainPair {
+  image: Volume;
+  /** 0 = unannotated, 1..K */
+  labels: Volume;
+}
+
+export interface TrainOptions {
+  net: NetConfig;
+  optim: OptimConfig;
+  modelOptions?: ModelOptions;
+  iterations?: number;
+  minutes?: number;
+  seed?: number;
+  augment?: AugmentOptions;
+  /** in-plane output size of thin tiles (default 64) */
+  planeOut?: number;
+  /** output size of cube tiles for scattered annotations (default 32) */
+  cubeOut?: number;
+  /** class-weight balancing exponent (0 = all 1, 1 = fully balanced; default 0.5) */
+  classWeightPower?: number;
+  /** 'auto': hold out one plane per axis with >= 4 annotated planes; 'none' */
+  holdout?: 'auto' | 'none';
+  /** held-out evaluation interval (minutes, default 1) */
+  evalMinutes?: number;
+  /** where checkpoints go (none when absent) */
+  checkpointDir?: string;
+  checkpointMinutes?: number;
+  resume?: boolean;
+  /** learning-rate schedule: constant, or cosine decay to 5 % over the budget (default) */
+  schedule?: 'constant' | 'cosine';
+  worker?: 'auto' | 'worker' | 'inline';
+  signal?: CancelSignal;
+  onProgress?: ProgressCallback;
+  /** called for every step (for logs/tests) */
+  onStep?: (s: StepInfo) => void;
+}
+
+export interface StepInfo {
+  iteration: number;
+  loss: number;
+  annotatedShare: number;
+  voxelsPerSecond: number;
+  elapsed: number;
+  lr: number;
+  heldOutIoU: number | null;
+}
+
+export interface TrainResult {
+  model: Model;
+  normalisation: Normalisation;
+  summary: TrainingSummary;
+  numClasses: number;
+  cancelled: boolean;
+}
+
+interface CheckpointState {
+  iteration: number;
+  elapsedSeconds: number;
+  seed: number;
+  bestIoU: number | null;
+  bestIteration: number | null;
+  lastLoss: number | null;
+}
+
+const CKPT_WEIGHTS = 'checkpoint.pt';
+const CKPT_STATE = 'checkpoint.json';
+const BEST_WEIGHTS = 'best.pt';
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function zyx(v: Volume): Vec3 {
+  return [v.shape.z, v.shape.y, v.shape.x];
+}
+
+/** Largest label value (the number of classes the labels imply). */
+export function maxLabel(labels: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < labels.length; i++) if (labels[i]! > m) m = labels[i]!;
+  return m;
+}
+
+export function validatePairs(pairs: TrainPair[], net: NetConfig): void {
+  if (pairs.length === 0) throw new SliceformError('bad-input', 'no training volumes given');
+  for (const { image, labels } of pairs) {
+    const a = image.shape;
+    const b = labels.shape;
+    if (a.x !== b.x || a.y !== b.y || a.z !== b.z) {
+      throw new SliceformError('bad-input', `labels are ${b.x}x${b.y}x${b.z} (x*y*z) but the image ${image.source} is ${a.x}x${a.y}x${a.z}`, { file: labels.source });
+    }
+    if (b.c !== 1) throw new SliceformError('bad-input', `labels must have one channel, found ${b.c}`, { file: labels.source });
+    if (labels.dtype !== 'uint8' && labels.dtype !== 'uint16' && !/int/.test(labels.dtype)) {
+      throw new SliceformError('bad-input', `labels must be an integer volume (0 = unannotated, 1..K = classes), found ${labels.dtype}`, { file: labels.source });
+    }
+    if (a.c !== net.inChannels) {
+      throw new SliceformError('bad-input', `the network expects ${net.inChannels} channel(s), the image has ${a.c}`, { file: image.source });
+    }
+    const m = maxLabel(labels.data);
+    if (m === 0) throw new SliceformError('bad-input', 'the label volume has no annotated voxels (all 0)', { file: labels.source });
+    if (m > net.numClasses) {
+      throw new SliceformError('bad-input', `labels go up to ${m} but the network has ${net.numClasses} classes`, { file: labels.source });
+    }
+    for (let i = 0; i < labels.data.length; i++) {
+      const v = labels.data[i]!;
+      if (v < 0 || !Number.isInteger(v)) throw new SliceformError('bad-input', `label value ${v} at index ${i} is not a class (0..K)`, { file: labels.source });
+    }
+  }
+}
+
+export async function trainModel(engine: Engine, pairs: TrainPair[], opts: TrainOptions): Promise<TrainResult> {
+  const net = opts.net;
+  validatePairs(pairs, net);
+  if (!opts.iterations && !opts.minutes) throw new SliceformError('bad-input', 'give a training budget: iterations or minutes');
+  const seed = opts.seed ?? 1;
+  const K = net.numClasses;
+  const aug = opts.augment ?? DEFAULT_AUGMENT;
+  const geometry = { levels: net.levels, padding: net.padding };
+  const norm = computeNormalisation(pairs.map((p) => p.image));
+
+  // volumes, annotation summaries, held-out planes
+  const volumes: TrainVolumeData[] = [];
+  const summaries: LabelSummary[] = [];
+  const fullSummaries: LabelSummary[] = [];
+  const heldOut: AnnotatedPlane[] = [];
+  const heldOutLabels: (Uint8Array | null)[] = [];
+  for (let v = 0; v < pairs.length; v++) {
+    const { image, labels } = pairs[v]!;
+    const shape = zyx(image);
+    let lab = labels.data instanceof Uint8Array ? labels.data : Uint8Array.from(labels.data as ArrayLike<number>);
+    const full = analyseLabels(lab, shape, K, v);
+    fullSummaries.push(full);
+    const ho = opts.holdout === 'none' ? [] : chooseHoldout(full.planes);
+    heldOutLabels.push(ho.length ? lab : null);
+    if (ho.length) {
+      heldOut.push(...ho);
+      lab = withoutPlanes(lab, shape, ho);
+    }
+    volumes.push({ shape, channels: image.shape.c, image: normaliseVolume(image, norm), labels: lab });
+    summaries.push(ho.length ? analyseLabels(lab, shape, K, v) : full);
+  }
+  const classCounts = new Array<number>(K + 1).fill(0);
+  for (const s of summaries) s.classCounts.forEach((c, k) => (classCounts[k]! += c));
+  const weights = classWeights(classCounts, opts.classWeightPower ?? 0.5);
+
+  const shapes = planTileShapes(geometry, opts.planeOut ?? 64, opts.cubeOut ?? 32);
+  const sampler = new TileSampler(
+    pairs.map((p) => ({ shape: zyx(p.image), spacing: [p.image.spacing.z, p.image.spacing.y, p.image.spacing.x] as Vec3, channels: p.image.shape.c })),
+    summaries,
+    shapes,
+    aug,
+  );
+
+  // model, possibly resumed
+  const model = await engine.createModel(net, opts.optim, { seed, ...opts.modelOptions });
+  let state: CheckpointState = { iteration: 0, elapsedSeconds: 0, seed, bestIoU: null, bestIteration: null, lastLoss: null };
+  const ckdir = opts.checkpointDir;
+  if (ckdir) await mkdir(ckdir, { recursive: true });
+  if (opts.resume) {
+    if (!ckdir) throw new SliceformError('bad-input', '--resume needs a checkpoint folder');
+    if (!(await exists(join(ckdir, CKPT_STATE))) || !(await exists(join(ckdir, CKPT_WEIGHTS)))) {
+      throw new SliceformError('bad-input', `no checkpoint to resume from (${CKPT_STATE} / ${CKPT_WEIGHTS} missing)`, { file: ckdir });
+    }
+    state = JSON.parse(await readFile(join(ckdir, CKPT_STATE), 'utf8')) as CheckpointState;
+    await model.load(join(ckdir, CKPT_WEIGHTS));
+  }
+
+  const source = createSampleSource(volumes, opts.worker ?? 'auto');
+  // each iteration's sample comes from its own stream: deterministic whatever the timing, and on resume
+  const specFor = (it: number) => sampler.next(new Rng((seed * 1_000_003 + it * 7919) >>> 0));
+  const budgetSeconds = opts.minutes ? opts.minutes * 60 : Infinity;
+  const maxIt = opts.iterations ?? Infinity;
+  const startWall = Date.now();
+  const elapsed = () => state.elapsedSeconds + (Date.now() - startWall) / 1000;
+  const progressFraction = () => Math.min(1, Math.max(state.iteration / maxIt, elapsed() / budgetSeconds));
+  const lrAt = (f: number) => (opts.schedule === 'constant' ? opts.optim.lr : opts.optim.lr * (0.05 + 0.95 * 0.5 * (1 + Math.cos(Math.PI * Math.min(1, f)))));
+
+  let lastCkpt = Date.now();
+  let lastEval = Date.now();
+  const evalEvery = (opts.evalMinutes ?? 1) * 60_000;
+  const ckptEvery = (opts.checkpointMinutes ?? 5) * 60_000;
+  let outVoxels = 0;
+  let annotated = 0;
+  let lossEma: number | null = state.lastLoss;
+  let heldOutIoU: number | null = state.bestIoU;
+  let bestInMemory: string | null = null;
+  let bestParams: NamedTensor[] | null = null;
+  let cancelled = false;
+  const stepTimes: number[] = [];
+
+  const saveCheckpoint = async () => {
+    if (!ckdir) return;
+    const s: CheckpointState = { ...state, elapsedSeconds: elapsed(), lastLoss: lossEma };
+    await model.save(join(ckdir, CKPT_WEIGHTS));
+    const tmp = join(ckdir, `${CKPT_STATE}.tmp-${process.pid}`);
+    await writeFile(tmp, JSON.stringify(s, null, 2));
+    await rename(tmp, join(ckdir, CKPT_STATE));
+  };
+
+  const evaluate = async (): Promise<number | null> => {
+    if (!heldOut.length) return null;
+    // mean over classes of IoU on held-out annotated voxels (accumulated over planes)
+    const tp = new Float64Array(K + 1);
+    const fp = new Float64Array(K + 1);
+    const fn = new Float64Array(K + 1);
+    for (const p of heldOut) {
+      const vol = volumes[p.volume]!;
+      const truth = heldOutLabels[p.volume]!;
+      const [Z, Y, X] = vol.shape;
+      const origin: Vec3 = [0, 0, 0];
+      const size: Vec3 = [Z, Y, X];
+      origin[p.axis] = p.index;
+      size[p.axis] = 1;
+      const src = sourceFromNormalised(vol.image, vol.shape, vol.channels);
+      await predictRegion(model, src, origin, size, { numClasses: K, levels: net.levels, padding: net.padding, maxTileInputVoxels: 1_500_000, signal: opts.signal }, (slab) => {
+        // slab covers the region; map back to volume coordinates
+        for (let i = 0; i < slab.labels.length; i++) {
+          const c: Vec3 = [0, 0, 0];
+          let r = i;
+          const rx = size[2];
+          const ry = size[1];
+          c[2] = r % rx;
+          r = Math.floor(r / rx);
+          c[1] = r % ry;
+          c[0] = Math.floor(r / ry) + slab.z0;
+          const t = truth[((origin[0] + c[0]) * Y + origin[1] + c[1]) * X + origin[2] + c[2]]!;
+          if (t === 0) continue;
+          const pr = slab.labels[i]!;
+          if (pr === t) tp[t]!++;
+          else {
+            fp[pr]!++;
+            fn[t]!++;
+          }
+        }
+      });
+    }
+    let sum = 0;
+    let n = 0;
+    for (let k = 1; k <= K; k++) {
+      const d = tp[k]! + fp[k]! + fn[k]!;
+      if (d > 0) {
+        sum += tp[k]! / d;
+        n++;
+      }
+    }
+    return n ? sum / n : null;
+  };
+
+  try {
+    let pending: Promise<Sample> | null = state.iteration < maxIt ? source.render(specFor(state.iteration)) : null;
+    while (pending) {
+      if (opts.signal?.aborted) {
+        cancelled = true;
+        break;
+      }
+      const sample = await pending;
+      const it = state.iteration;
+      const spec = specFor(it); // shapes only (cheap to recompute)
+      const lr = lrAt(progressFraction());
+      model.setLearningRate(lr);
+      const t0 = Date.now();
+      const step = model.trainStep({
+        input: sample.input,
+        inputShape: [1, net.inChannels, ...spec.inShape],
+        labels: sample.labels,
+        classWeights: weights,
+      });
+      // prepare the next sample while the engine computes this step
+      const more = it + 1 < maxIt && elapsed() < budgetSeconds;
+      pending = more ? source.render(specFor(it + 1)) : null;
+      let res;
+      try {
+        res = await step;
+      } catch (e) {
+        throw new SliceformError('engine', `training step ${it + 1} failed: ${(e as Error).message}`, { cause: e });
+      }
+      stepTimes.push((Date.now() - t0) / 1000);
+      state.iteration = it + 1;
+      outVoxels += res.outputVoxels;
+      annotated += res.annotatedVoxels;
+      lossEma = lossEma === null ? res.loss : 0.9 * lossEma + 0.1 * res.loss;
+      if (!Number.isFinite(res.loss)) throw new SliceformError('engine', `training diverged at iteration ${state.iteration} (loss ${res.loss})`);
+      const el = elapsed();
+      const vps = outVoxels / Math.max(1e-3, stepTimes.reduce((a, b) => a + b, 0));
+      if (heldOut.length && (Date.now() - lastEval >= evalEvery || !pending)) {
+        lastEval = Date.now();
+        const iou = await evaluate();
+        if (iou !== null && (state.bestIoU === null || iou > state.bestIoU)) {
+          state.bestIoU = iou;
+          state.bestIteration = state.iteration;
+          if (ckdir) {
+            await model.save(join(ckdir, BEST_WEIGHTS));
+            bestInMemory = join(ckdir, BEST_WEIGHTS);
+          } else {
+            bestInMemory = 'params';
+            bestParams = await model.exportParams();
+          }
+        }
+        heldOutIoU = iou;
+      }
+      if (ckdir && Date.now() - lastCkpt >= ckptEvery) {
+        lastCkpt = Date.now();
+        await saveCheckpoint();
+      }
+      const fraction = progressFraction();
+      const remaining = opts.minutes ? Math.max(0, budgetSeconds - el) : ((maxIt - state.iteration) * el) / Math.max(1, state.iteration);
+      const info: StepInfo = { iteration: state.iteration, loss: lossEma, annotatedShare: annotated / Math.max(1, outVoxels), voxelsPerSecond: vps, elapsed: el, lr, heldOutIoU };
+      opts.onStep?.(info);
+      opts.onProgress?.({
+        fraction,
+        etaSeconds: Number.isFinite(remaining) ? remaining : undefined,
+        stage: 'training',
+        details: { iteration: state.iteration, loss: lossEma, voxelsPerSecond: Math.round(vps), heldOutIoU: heldOutIoU ?? undefined, annotatedShare: info.annotatedShare },
+      });
+    }
+    if (pending) await (pending as Promise<Sample>).catch(() => undefined);
+  } finally {
+    await source.dispose();
+  }
+  await saveCheckpoint();
+  // the best held-out model wins over the last one
+  let finalIoU = heldOutIoU;
+  if (bestInMemory && state.bestIoU !== null && (heldOutIoU === null || state.bestIoU > heldOutIoU)) {
+    if (bestInMemory === 'params' && bestParams) await model.importParams(bestParams);
+    else await model.load(bestInMemory);
+    finalIoU = state.bestIoU;
+  }
+  if (ckdir && bestInMemory && bestInMemory !== 'params') await copyFile(bestInMemory, join(ckdir, BEST_WEIGHTS)).catch(() => undefined);
+  if (cancelled && state.iteration === 0) {
+    model.dispose();
+    throw new CancelledError('training cancelled before the first step');
+  }
+  const summary: TrainingSummary = {
+    iterations: state.iteration,
+    seconds: elapsed(),
+    seed,
+    finalLoss: lossEma,
+    heldOutIoU: finalIoU,
+    bestIteration: state.bestIteration,
+    volumes: pairs.map((p, v) => ({
+      source: p.image.source,
+      shape: zyx(p.image),
+      annotatedVoxels: fullSummaries[v]!.annotated,
+      annotatedPlanes: fullSummaries[v]!.planes.length,
+    })),
+    classWeights: weights,
+    annotatedShare: outVoxels ? annotated / outVoxels : null,
+    outputVoxelsPerSecond: stepTimes.length ? outVoxels / stepTimes.reduce((a, b) => a + b, 0) : null,
+  };
+  return { model, normalisation: norm, summary, numClasses: K, cancelled };
+}
