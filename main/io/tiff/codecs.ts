@@ -116,7 +116,7 @@ export function lzwDecode(src: Uint8Array, expected: number): Uint8Array {
       emit(code);
       old = code;
       next++;
-      if (next + 1 > 1 << width && width < 12) width++;
+      if (next + 1 >= 1 << width && width < 12) width++;
       continue;
     } else {
       throw new CodecError(`corrupt LZW data (code ${code} > next free code ${next})`);
@@ -127,7 +127,7 @@ export function lzwDecode(src: Uint8Array, expected: number): Uint8Array {
       first[next] = first[old]!;
       len[next] = len[old]! + 1;
       next++;
-      if (next + 1 > 1 << width && width < 12) width++;
+      if (next + 1 >= 1 << width && width < 12) width++;
     }
     old = code;
   }
