@@ -50,8 +50,17 @@ export interface Predictor {
 }
 
 export interface Learner {
-  /** Trains a fresh network on the given sparse labels (0 = unannotated; volumes without labels are left out). */
-  fit(train: { volume: EvalVolume; labels: Uint8Array }[], ctx: RunContext): Promise<Predictor>;
+  /**
+   * Trains a fresh network on the given sparse labels (0 = unannotated; volumes without labels are left out).
+   * `slices` are the training slices the labels lie on (the 2D learner trains on them as separate images).
+   */
+  fit(train: TrainEntry[], ctx: RunContext): Promise<Predictor>;
+}
+
+export interface TrainEntry {
+  volume: EvalVolume;
+  labels: Uint8Array;
+  slices: PlaneRef[];
 }
 
 export interface RunContext {
@@ -126,14 +135,10 @@ async function trainAndScore(
   check(ctx.signal);
   const t0 = Date.now();
   const set = vols
-    .map((volume, vi) => ({
-      volume,
-      labels: trainingLabels(
-        volume,
-        train.filter((s) => s.volume === vi),
-        test.filter((s) => s.volume === vi),
-      ),
-    }))
+    .map((volume, vi): TrainEntry => {
+      const slices = train.filter((s) => s.volume === vi);
+      return { volume, slices, labels: trainingLabels(volume, slices, test.filter((s) => s.volume === vi)) };
+    })
     .filter((e) => e.labels.some((x) => x > 0));
   ctx.log?.(`${ctx.label}: training on ${train.length} slices of ${set.length} volume(s), ${test.length} held out`);
   const predictor = await learner.fit(set, ctx);

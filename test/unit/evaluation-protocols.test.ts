@@ -12,6 +12,7 @@ import {
   trainingLabels,
   type EvalVolume,
   type Learner,
+  type TrainEntry,
 } from '../../main/evaluation/protocols.js';
 import { sliceMask, slicesFromTruth, type Dims } from '../../main/evaluation/slices.js';
 
@@ -45,7 +46,7 @@ function toyVolume(name: string, index: number, offset = 0): EvalVolume {
 }
 
 /** Threshold halfway between the mean annotated intensities of the two classes; records what it saw. */
-function thresholdLearner(seen: { labels: Uint8Array; volume: EvalVolume }[][], bias = 0): Learner {
+function thresholdLearner(seen: TrainEntry[][], bias = 0): Learner {
   return {
     async fit(train) {
       seen.push(train);
@@ -90,7 +91,7 @@ describe('evaluation protocols', () => {
 
   it('cross-validates: each fold trains without its slices, scores exactly them, pools all folds', async () => {
     const vols = [toyVolume('a', 0), toyVolume('b', 1)];
-    const seen: { labels: Uint8Array; volume: EvalVolume }[][] = [];
+    const seen: TrainEntry[][] = [];
     const rows: string[] = [];
     const r = await crossValidate(vols, 3, thresholdLearner(seen), { onRun: (x) => rows.push(x.label) });
     expect(rows).toEqual(['fold 1/3', 'fold 2/3', 'fold 3/3']);
@@ -126,7 +127,7 @@ describe('evaluation protocols', () => {
 
   it('slice curve: nested training sets, the same never-trained test slices at every count', async () => {
     const vols = [toyVolume('a', 0)];
-    const seen: { labels: Uint8Array; volume: EvalVolume }[][] = [];
+    const seen: TrainEntry[][] = [];
     const r = await sliceCurve(vols, [1, 2], thresholdLearner(seen));
     expect(r.runs.map((x) => x.trainSlices)).toEqual([3, 6]);
     expect(r.runs[0]!.testSlices).toBe(r.runs[1]!.testSlices);
@@ -138,7 +139,7 @@ describe('evaluation protocols', () => {
 
   it('leave-one-volume-out trains only on the other volumes and scores the left-out one whole', async () => {
     const vols = [toyVolume('a', 0), toyVolume('b', 1)];
-    const seen: { labels: Uint8Array; volume: EvalVolume }[][] = [];
+    const seen: TrainEntry[][] = [];
     const r = await leaveOneVolumeOut(vols, thresholdLearner(seen));
     expect(seen.map((s) => s.map((e) => e.volume.name))).toEqual([['b'], ['a']]);
     expect(r.runs.map((x) => x.label)).toEqual(['test a', 'test b']);
