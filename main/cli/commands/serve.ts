@@ -1,0 +1,93 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
+import type { Command } from '../command.js';
+import { numOpt, strOpt } from '../command.js';
+import { SliceformError } from '../../common/errors.js';
+import { ApiError } from '../../common/api.js';
+
+/** dist/renderer next to the compiled CLI (dist/main/cli/commands) or, from sources, in the repo's dist/. */
+function defaultRendererDir(): string {
+  const here = (rel: string) => fileURLToPath(new URL(rel, import.meta.url));
+  for (const c of [here('../../../renderer'), here('../../../dist/renderer')]) if (existsSync(resolve(c, 'index.html'))) return c;
+  return here('../../../dist/renderer');
+}
+
+const serve: Command = {
+  name: 'serve',
+  summary: 'run the web shell: the Sliceform UI and API over HTTP + WebSocket (loopback, token-protected)',
+  usage: [
+    'Usage: sliceform serve [--port P] [--host 127.0.0.1] [--allow-remote] [--project DIR] [--renderer DIR]',
+    '',
+    'Serves the renderer and the API on http://HOST:PORT/ and prints the URL with its session token.',
+    'Every request needs the token. Stop with Ctrl+C.',
+    '',
+    '  --port P        port (default 0 = a free port)',
+    '  --host H        interface to bind (default 127.0.0.1)',
+    '  --allow-remote  required to bind anything but loopback (remote mode: compute here, UI elsewhere)',
+    '  --project DIR   open this project folder at start',
+    '  --renderer DIR  built renderer folder (default dist/renderer)',
+    '  --token T       use this token instead of a random one (tests; keep it secret)',
+    '  --work-dir DIR  scratch folder for dropped files and unsaved models (default: a temp folder)',
+  ].join('\n'),
+  options: {
+    port: { type: 'string' },
+    host: { type: 'string' },
+    'allow-remote': { type: 'boolean' },
+    project: { type: 'string' },
+    renderer: { type: 'string' },
+    token: { type: 'string' },
+    'work-dir': { type: 'string' },
+  },
+  async run({ values }, io, signal) {
+    const port = numOpt(values, 'port', 0)!;
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new SliceformError('bad-input', `--port must be 0..65535, got ${port}`);
+    const host = strOpt(values, 'host') ?? '127.0.0.1';
+    const allowRemote = Boolean(values['allow-remote']);
+    const rendererDir = resolve(strOpt(values, 'renderer') ?? defaultRendererDir());
+    const token = strOpt(values, 'token');
+    if (token !== undefined && token.length < 16) throw new SliceformError('bad-input', '--token must be at least 16 characters');
+    const { ApiService } = await import('../../services/api-service.js');
+    const { startWebServer, isLoopbackHost } = await import('../../services/web-server.js');
+    if (!isLoopbackHost(host)) {
+      if (!allowRemote)
+        throw new SliceformError('bad-input', `--host ${host} is not loopback: add --allow-remote to expose Sliceform on the network (anyone with the token can read and write files as you)`);
+      io.err(`WARNING: serving on ${host}, reachable from other machines. Anyone with the URL's token can read and write files as this user. Use it only on a trusted network, ideally through an SSH tunnel.`);
+    }
+    if (!existsSync(resolve(rendererDir, 'index.html'))) io.err(`warning: ${rendererDir}/index.html is missing (run npm run build): the API works, the UI will not load`);
+    const api = new ApiService({ shell: 'web', workDir: strOpt(values, 'work-dir') });
+    let server;
+    try {
+      server = await startWebServer({ api, host, port, rendererDir, token, allowRemote });
+    } catch (e) {
+      await api.dispose();
+      if (e instanceof ApiError) throw new SliceformError('bad-input', e.message);
+      const err = e as NodeJS.ErrnoException;
+      if (err.code === 'EADDRINUSE') throw new SliceformError('bad-input', `port ${port} on ${host} is already in use`);
+      if (err.code === 'EADDRNOTAVAIL') throw new SliceformError('bad-input', `cannot bind ${host}: no such local address`);
+      throw e;
+    }
+    const project = strOpt(values, 'project');
+    if (project) {
+      try {
+        await api.openProject({ path: project });
+      } catch (e) {
+        io.err(`warning: project ${project}: ${(e as Error).message}`);
+      }
+    }
+    io.out(JSON.stringify({ url: server.url, host: server.host, port: server.port, token: server.token, pid: process.pid }));
+    io.err(`Sliceform web shell: ${server.url}`);
+    await new Promise<void>((res) => {
+      if (signal.aborted) return res();
+      signal.addEventListener('abort', () => res(), { once: true });
+      process.once('SIGTERM', () => res());
+    });
+    io.err('shutting down…');
+    await api.autosaveNow().catch(() => false);
+    await server.close();
+    await api.dispose();
+    return 0;
+  },
+};
+
+export default serve;

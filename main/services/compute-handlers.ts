@@ -1,0 +1,164 @@
+/**
+ * What the compute process does for each job kind. Runs only inside the compute process (compute-entry.ts).
+ * Training, densify and batch use main/training, main/inference and main/batch; while one of those is not
+ * built the job fails with 'not-available' naming the missing part — never a made-up result.
+ */
+import { cpus } from 'node:os';
+import { z } from 'zod';
+import { ApiError } from '../common/api.js';
+import { CancelledError } from '../common/errors.js';
+import type { ProgressCallback } from '../common/progress.js';
+import type { EngineInfo } from '../common/engine.js';
+import type { ComputeInfo, ComputeJobKind } from './compute-protocol.js';
+import { loadIo } from './modules.js';
+
+export interface JobContext {
+  /** cancel: stop now, discard */
+  signal: AbortSignal;
+  /** graceful stop: finish the current step and return what there is (training) */
+  stopSignal: AbortSignal;
+  onProgress: ProgressCallback;
+}
+
+async function tryImport(spec: string): Promise<Record<string, unknown> | null> {
+  try {
+    return (await import(spec)) as Record<string, unknown>;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') return null;
+    throw e;
+  }
+}
+
+export async function computeInfo(): Promise<ComputeInfo> {
+  const features: Record<string, boolean> = {};
+  for (const [name, spec] of [
+    ['io', '../io/index.js'],
+    ['training', '../training/index.js'],
+    ['inference', '../inference/index.js'],
+    ['batch', '../batch/runner.js'],
+  ] as const) {
+    features[name] = (await tryImport(spec).catch(() => null)) !== null;
+  }
+  let engine: EngineInfo | null = null;
+  let engineError: string | undefined;
+  try {
+    const m = await tryImport('../engine/index.js');
+    const loadEngine = m?.loadEngine as undefined | ((o?: unknown) => Promise<{ info: EngineInfo }>);
+    if (!loadEngine) engineError = 'the engine loader (main/engine/index.js loadEngine) is not available yet';
+    else engine = (await loadEngine()).info;
+  } catch (e) {
+    engineError = `the engine failed to load: ${(e as Error).message}`;
+  }
+  if (engine && engine.threads === undefined) engine = { ...engine, threads: cpus().length };
+  return { engine, engineError, features, pid: process.pid };
+}
+
+const Selftest = z.discriminatedUnion('mode', [
+  z.object({ mode: z.literal('sleep'), ms: z.number().int().min(0).max(600_000), steps: z.number().int().min(1).max(1000).default(10) }),
+  z.object({ mode: z.literal('crash'), code: z.number().int().default(70) }),
+  z.object({ mode: z.literal('echo'), data: z.unknown() }),
+  z.object({ mode: z.literal('hang') }),
+]);
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Diagnostics used by the job-manager tests and `sliceform serve --selftest`: sleep, crash, echo, hang. */
+async function selftest(payload: unknown, ctx: JobContext): Promise<unknown> {
+  const p = Selftest.parse(payload);
+  if (p.mode === 'crash') process.exit(p.code);
+  if (p.mode === 'echo') return p.data;
+  if (p.mode === 'hang') {
+    // ignores cancellation on purpose (a stuck native call): the manager must restart the process
+    const end = Date.now() + 600_000;
+    while (Date.now() < end) {
+      /* busy */
+    }
+    return null;
+  }
+  for (let i = 1; i <= p.steps; i++) {
+    if (ctx.signal.aborted) throw new CancelledError();
+    if (ctx.stopSignal.aborted) return { steps: i - 1, stopped: true };
+    await sleep(p.ms / p.steps);
+    ctx.onProgress({ fraction: i / p.steps, stage: 'sleeping', details: { iteration: i } });
+  }
+  return { steps: p.steps, stopped: false };
+}
+
+const EvaluatePayload = z.object({
+  dims: z.object({ x: z.number().int().positive(), y: z.number().int().positive(), z: z.number().int().positive() }),
+  labels: z.instanceof(Uint8Array),
+  annotation: z.instanceof(Uint8Array),
+  truthPath: z.string().optional(),
+  binarizeTruth: z.boolean().optional(),
+  volumeId: z.string(),
+});
+
+/** IoU per class of `labels` against a ground-truth file, or against the annotation on annotated voxels. */
+async function evaluate(payload: unknown, ctx: JobContext): Promise<unknown> {
+  const p = EvaluatePayload.parse(payload);
+  const n = p.dims.x * p.dims.y * p.dims.z;
+  if (p.labels.length !== n || p.annotation.length !== n) throw new ApiError('bad-request', 'label arrays do not match the volume shape');
+  let truth: ArrayLike<number> = p.annotation;
+  let onlyAnnotated = true;
+  if (p.truthPath) {
+    const io = await loadIo();
+    ctx.onProgress({ fraction: 0.05, stage: 'reading ground truth' });
+    const v = await io.readVolume(p.truthPath, { signal: ctx.signal });
+    if (v.shape.x !== p.dims.x || v.shape.y !== p.dims.y || v.shape.z !== p.dims.z)
+      throw new ApiError('bad-input', `ground truth is ${v.shape.x}×${v.shape.y}×${v.shape.z}, the volume is ${p.dims.x}×${p.dims.y}×${p.dims.z}`, { file: p.truthPath });
+    const d = v.data.subarray(0, n);
+    truth = p.binarizeTruth ? Uint8Array.from(d, (t) => (t > 0 ? 2 : 1)) : d;
+    onlyAnnotated = false;
+  }
+  let K = 0;
+  for (let i = 0; i < n; i++) K = Math.max(K, p.labels[i]!, truth[i]!);
+  const inter = new Float64Array(K + 1),
+    uni = new Float64Array(K + 1);
+  let voxels = 0;
+  for (let i = 0; i < n; i++) {
+    const t = truth[i]!;
+    if (onlyAnnotated && t === 0) continue;
+    const q = p.labels[i]!;
+    voxels++;
+    if (q === t) {
+      inter[q]!++;
+      uni[q]!++;
+    } else {
+      uni[q]!++;
+      uni[t]!++;
+    }
+  }
+  const iou = [...Array(K + 1).keys()].map((k) => (k === 0 || uni[k] === 0 ? NaN : inter[k]! / uni[k]!));
+  const valid = iou.filter((x) => Number.isFinite(x));
+  ctx.onProgress({ fraction: 1, stage: 'evaluated' });
+  return { volumeId: p.volumeId, iou, meanIoU: valid.length ? valid.reduce((a, b) => a + b, 0) / valid.length : NaN, voxels };
+}
+
+async function needModule(spec: string, what: string, exportName: string): Promise<(...a: unknown[]) => Promise<unknown>> {
+  const m = await tryImport(spec);
+  if (!m) throw new ApiError('not-available', `${what} is not available yet in this build (main/${spec.slice(3).replace('.js', '.ts')} is missing)`);
+  const fn = m[exportName];
+  if (typeof fn !== 'function') throw new ApiError('not-available', `${what}: main/${spec.slice(3)} does not export ${exportName} yet`);
+  return fn as (...a: unknown[]) => Promise<unknown>;
+}
+
+export async function runComputeJob(kind: ComputeJobKind, payload: unknown, ctx: JobContext): Promise<unknown> {
+  switch (kind) {
+    case 'selftest':
+      return selftest(payload, ctx);
+    case 'evaluate':
+      return evaluate(payload, ctx);
+    case 'train': {
+      const fn = await needModule('../training/index.js', 'training', 'trainForApp');
+      return fn(payload, ctx);
+    }
+    case 'densify': {
+      const fn = await needModule('../inference/index.js', 'densify', 'densifyForApp');
+      return fn(payload, ctx);
+    }
+    case 'batch': {
+      const fn = await needModule('../inference/index.js', 'batch segmentation', 'batchForApp');
+      return fn(payload, ctx);
+    }
+  }
+}
