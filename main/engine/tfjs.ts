@@ -131,7 +131,9 @@ export class TfjsModel implements Model {
     const id = ++modelSeq;
     const rnd = normalSampler(seed);
     for (const s of this.specs) {
-      const v = this.tf.tidy(() => this.tf.variable(this.toTf(s, initValue(s, rnd)), s.trainable, `sfm${id}/${s.name}`));
+      // i.i.d. init: fill the tfjs layout directly (no transpose of the paper net's 19M weights)
+      const shape = s.kind === 'conv' || s.kind === 'upconv' ? toTfPerm(s.shape.length).map((i) => s.shape[i]!) : s.shape;
+      const v = this.tf.variable(this.tf.tensor(initValue(s, rnd), shape, 'float32'), s.trainable, `sfm${id}/${s.name}`);
       this.vars.set(s.name, v);
       if (s.trainable) this.trainable.set(s.name, v);
     }

@@ -43,7 +43,16 @@ let cachedPref: BackendPreference | null = null;
  * Load tfjs once per process. `auto` prefers tfjs-node-gpu, then tfjs-node, then the cpu backend.
  * Asking for `tensorflow` when neither node package loads is an error that says how to install one.
  */
-export function loadTf(pref: BackendPreference = 'auto'): Promise<LoadedTf> {
+export async function loadTf(pref: BackendPreference = 'auto'): Promise<LoadedTf> {
+  if (pref === 'wasm') {
+    const { error } = await tryImport('@tensorflow/tfjs-backend-wasm');
+    if (error) {
+      throw new SliceformError(
+        'unsupported',
+        `the TF.js 'wasm' backend is not available (${error}); install @tensorflow/tfjs-backend-wasm (inference only)`,
+      );
+    }
+  }
   if (cached && cachedPref === pref) return cached;
   if (cached && cachedPref !== pref) {
     // tfjs keeps one global engine; switching the package mid-process would mix two tfjs-core copies.
@@ -97,13 +106,6 @@ async function doLoad(pref: BackendPreference): Promise<LoadedTf> {
   // PROD silences the cpu backend's "install tfjs-node" banner (printed to stderr on first use) and debug checks
   tf.env().set('PROD', true);
   if (pref === 'wasm') {
-    const { error } = await tryImport('@tensorflow/tfjs-backend-wasm');
-    if (error) {
-      throw new SliceformError(
-        'unsupported',
-        `the TF.js 'wasm' backend is not available (${error}); install @tensorflow/tfjs-backend-wasm`,
-      );
-    }
     await tf.setBackend('wasm');
   } else {
     await tf.setBackend('cpu');
