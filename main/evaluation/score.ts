@@ -1,8 +1,11 @@
 /**
  * Scoring a prediction against labels on a chosen set of voxels: the paper's IoU = TP / (TP + FP + FN) per
  * class, Dice = 2TP / (2TP + FP + FN), on exactly the voxels the protocol scores (held-out annotated slices,
- * or every labelled voxel). Pure.
+ * or every labelled voxel), pooled over volumes and folds. Counting is ./metrics.ts's; this adds pooling and
+ * the foreground mean. Pure.
  */
+import { scoreSegmentation } from './metrics.js';
+
 export interface ClassScore {
   class: number;
   name?: string;
@@ -32,57 +35,64 @@ export interface Score {
 }
 
 /**
- * A K×K confusion matrix accumulator: rows truth 1..K, columns prediction 0..K (0 = the prediction left a
- * voxel unlabelled; it counts as a miss for the truth class). Voxels whose truth is 0 (unannotated) are
- * never scored; `mask` (non-zero = score) restricts further. Can be fed several volumes, e.g. folds.
+ * Per-class TP/FP/FN accumulated over several volumes or folds (so a protocol can pool all held-out voxels),
+ * each volume counted by `scoreSegmentation` (./metrics.ts). Voxels whose truth is 0 (unannotated) are never
+ * scored; `mask` (non-zero = score) restricts further. A prediction of 0 or above K counts as a miss.
  */
 export class Confusion {
   readonly k: number;
-  /** m[t * (k + 1) + p] */
-  readonly m: Float64Array;
+  /** per class 1..K (index 0 unused): tp, fp, fn, truth voxels, predicted voxels */
+  private readonly tp: Float64Array;
+  private readonly fp: Float64Array;
+  private readonly fn: Float64Array;
+  private readonly tv: Float64Array;
+  private readonly pv: Float64Array;
   constructor(numClasses: number) {
     if (!Number.isInteger(numClasses) || numClasses < 1) throw new RangeError(`numClasses must be >= 1, got ${numClasses}`);
     this.k = numClasses;
-    this.m = new Float64Array(numClasses * (numClasses + 1));
+    this.tp = new Float64Array(numClasses + 1);
+    this.fp = new Float64Array(numClasses + 1);
+    this.fn = new Float64Array(numClasses + 1);
+    this.tv = new Float64Array(numClasses + 1);
+    this.pv = new Float64Array(numClasses + 1);
   }
 
   add(pred: ArrayLike<number>, truth: ArrayLike<number>, mask?: ArrayLike<number>): this {
-    if (pred.length !== truth.length) throw new RangeError(`prediction has ${pred.length} voxels but truth has ${truth.length}`);
-    if (mask && mask.length !== truth.length) throw new RangeError(`mask has ${mask.length} voxels but truth has ${truth.length}`);
-    const k = this.k;
-    const w = k + 1;
     for (let i = 0; i < truth.length; i++) {
-      const t = truth[i]!;
-      if (t === 0 || (mask && mask[i] === 0)) continue;
-      let p = pred[i]!;
-      if (t > k) throw new RangeError(`truth class ${t} at voxel ${i} exceeds ${k} classes`);
-      if (p > k || p < 0) p = 0;
-      this.m[(t - 1) * w + p]!++;
+      if (truth[i]! > this.k) throw new RangeError(`truth class ${truth[i]} at voxel ${i} exceeds ${this.k} classes`);
+    }
+    const s = scoreSegmentation(pred, truth, { numClasses: this.k, annotatedOnly: true, mask });
+    for (const c of s.perClass) {
+      this.tp[c.class]! += c.tp;
+      this.fp[c.class]! += c.fp;
+      this.fn[c.class]! += c.fn;
+      this.tv[c.class]! += c.truthVoxels;
+      this.pv[c.class]! += c.predVoxels;
     }
     return this;
   }
 
   merge(o: Confusion): this {
     if (o.k !== this.k) throw new RangeError('cannot merge confusion matrices of different class counts');
-    for (let i = 0; i < this.m.length; i++) this.m[i]! += o.m[i]!;
+    for (let c = 1; c <= this.k; c++) {
+      this.tp[c]! += o.tp[c]!;
+      this.fp[c]! += o.fp[c]!;
+      this.fn[c]! += o.fn[c]!;
+      this.tv[c]! += o.tv[c]!;
+      this.pv[c]! += o.pv[c]!;
+    }
     return this;
   }
 
   score(classNames?: string[]): Score {
-    const k = this.k;
-    const w = k + 1;
     let total = 0;
     let correct = 0;
     const classes: ClassScore[] = [];
-    for (let c = 1; c <= k; c++) {
-      let truthVoxels = 0;
-      let predVoxels = 0;
-      for (let p = 0; p <= k; p++) truthVoxels += this.m[(c - 1) * w + p]!;
-      for (let t = 1; t <= k; t++) predVoxels += this.m[(t - 1) * w + c]!;
-      const tp = this.m[(c - 1) * w + c]!;
-      const fp = predVoxels - tp;
-      const fn = truthVoxels - tp;
-      total += truthVoxels;
+    for (let c = 1; c <= this.k; c++) {
+      const tp = this.tp[c]!;
+      const fp = this.fp[c]!;
+      const fn = this.fn[c]!;
+      total += this.tv[c]!;
       correct += tp;
       const denom = tp + fp + fn;
       classes.push({
@@ -91,8 +101,8 @@ export class Confusion {
         tp,
         fp,
         fn,
-        truthVoxels,
-        predVoxels,
+        truthVoxels: this.tv[c]!,
+        predVoxels: this.pv[c]!,
         iou: denom > 0 ? tp / denom : null,
         dice: denom > 0 ? (2 * tp) / (2 * tp + fp + fn) : null,
       });

@@ -45,7 +45,7 @@ describe('IoU / Dice scoring', () => {
     const b = new Confusion(2).add(Uint8Array.from([2, 2]), Uint8Array.from([2, 2]));
     const all = scoreLabels(Uint8Array.from([1, 2, 2, 2]), Uint8Array.from([1, 1, 2, 2]));
     expect(a.merge(b).score()).toEqual(all);
-    expect(() => scoreLabels(new Uint8Array(3), new Uint8Array(4))).toThrow(/3 voxels but truth has 4/);
+    expect(() => scoreLabels(new Uint8Array(3), new Uint8Array(4))).toThrow(/prediction has 3 voxels, truth has 4/);
     expect(() => new Confusion(2).add(Uint8Array.from([1]), Uint8Array.from([3]))).toThrow(/exceeds 2 classes/);
   });
 });

@@ -1,0 +1,104 @@
+/**
+ * The 3D U-Net as a protocol `Learner`: the project's training loop (main/training/trainer.ts, sparse labels,
+ * thin tiles, augmentation) on the fold's training slices, then overlap-tile prediction of whole volumes
+ * (main/inference/predict.ts). The protocol holds slices out itself, so the trainer's automatic hold-out is off.
+ */
+import type { Engine, ModelOptions, NetConfig, OptimConfig } from '../common/engine.js';
+import type { Volume } from '../common/volume.js';
+import { SliceformError } from '../common/errors.js';
+import { trainModel, type StepInfo } from '../training/trainer.js';
+import { predictRegion, sourceFromVolume } from '../inference/predict.js';
+import type { EvalVolume, Learner, Predictor, RunContext, TrainEntry } from './protocols.js';
+
+export interface Learner3DOptions {
+  engine: Engine;
+  net: NetConfig;
+  optim: OptimConfig;
+  modelOptions?: ModelOptions;
+  minutes?: number;
+  iterations?: number;
+  seed?: number;
+  /** test-time mirroring in prediction (4x the prediction time) */
+  testTimeFlips?: boolean;
+  onStep?: (label: string, s: StepInfo) => void;
+}
+
+/** A label volume wrapping protocol labels, as the trainer takes them. */
+export function labelVolumeFor(v: EvalVolume, labels: Uint8Array): Volume {
+  return {
+    data: labels,
+    dtype: 'uint8',
+    shape: { x: v.dims.x, y: v.dims.y, z: v.dims.z, c: 1, t: 1 },
+    spacing: v.image.spacing,
+    channelNames: ['labels'],
+    format: 'memory',
+    source: `${v.name} (protocol labels)`,
+    timepoint: 0,
+    metadata: {},
+  };
+}
+
+export function create3DLearner(opts: Learner3DOptions): Learner {
+  if (opts.net.dims !== 3) throw new SliceformError('bad-input', 'the 3D learner needs a 3D network config');
+  return {
+    async fit(train: TrainEntry[], ctx: RunContext): Promise<Predictor> {
+      if (train.length === 0) throw new SliceformError('bad-input', `${ctx.label}: no annotated slices to train on`);
+      const t0 = Date.now();
+      const res = await trainModel(
+        opts.engine,
+        train.map((e) => ({ image: e.volume.image, labels: labelVolumeFor(e.volume, e.labels) })),
+        {
+          net: opts.net,
+          optim: opts.optim,
+          modelOptions: opts.modelOptions,
+          minutes: opts.minutes,
+          iterations: opts.iterations,
+          seed: opts.seed,
+          holdout: 'none',
+          signal: ctx.signal,
+          onStep: opts.onStep ? (s) => opts.onStep!(ctx.label, s) : undefined,
+        },
+      );
+      if (res.cancelled) {
+        res.model.dispose();
+        throw new SliceformError('cancelled', 'cancelled');
+      }
+      ctx.log?.(
+        `${ctx.label}: 3D training ${res.summary.iterations} iterations in ${((Date.now() - t0) / 1000).toFixed(0)} s, loss ${res.summary.finalLoss?.toFixed(4)}`,
+      );
+      const { model, normalisation } = res;
+      const cache = new Map<EvalVolume, Uint8Array>();
+      return {
+        async predict(v: EvalVolume, _planes, pctx: RunContext): Promise<Uint8Array> {
+          // Whole volume: for more than a couple of slices this is cheaper than per-slice regions, whose tiles
+          // pay the network's context around a one-voxel-thick output.
+          let out = cache.get(v);
+          if (out) return out;
+          const { x: X, y: Y, z: Z } = v.dims;
+          const result = new Uint8Array(X * Y * Z);
+          await predictRegion(
+            model,
+            sourceFromVolume(v.image, normalisation),
+            [0, 0, 0],
+            [Z, Y, X],
+            {
+              numClasses: opts.net.numClasses,
+              levels: opts.net.levels,
+              padding: opts.net.padding,
+              testTimeFlips: opts.testTimeFlips,
+              signal: pctx.signal,
+            },
+            (slab) => result.set(slab.labels, slab.z0 * Y * X),
+          );
+          out = result;
+          cache.set(v, out);
+          return out;
+        },
+        dispose() {
+          model.dispose();
+          cache.clear();
+        },
+      };
+    },
+  };
+}
