@@ -178,4 +178,34 @@ describe('fuzz: mutated TIFF / LSM files', () => {
     expect(rejected).toBeGreaterThan(200);
     expect(slowest).toBeLessThan(2000);
   }, 120_000);
+
+  it('HDF5: 60 mutations of a real plant-nuclei file decode or throw VolumeReadError within 2 s', async () => {
+    const h5 = dataFile('plantseg_nuclei_mini/1136_mini.h5');
+    await readVolume(h5); // compile the wasm module outside the timed cases
+    const b0 = readFileSync(h5);
+    const rnd = mulberry32(7);
+    const problems: string[] = [];
+    let rejected = 0;
+    for (let i = 0; i < 60; i++) {
+      const b = Buffer.from(b0);
+      let data: Buffer = b;
+      if (i % 3 === 0) data = b.subarray(0, Math.floor(rnd() * b.length));
+      else for (let k = 0; k < 4; k++) b[Math.floor(rnd() * (i % 3 === 1 ? 8192 : b.length))] ^= 1 << Math.floor(rnd() * 8);
+      // a fresh name each time: HDF5 caches open files by inode (see docs/io.md, limitations)
+      const f = join(tmp.dir, `h5m${i}.h5`);
+      writeFileSync(f, data);
+      const t0 = performance.now();
+      try {
+        const v = await readVolume(f, { maxBytes: 64 << 20 });
+        if (v.data.length !== v.shape.x * v.shape.y * v.shape.z * v.shape.c) problems.push(`#${i}: inconsistent volume`);
+      } catch (e) {
+        if (!(e instanceof VolumeReadError)) problems.push(`#${i}: ${(e as Error)?.name}: ${(e as Error)?.message}`);
+        rejected++;
+      }
+      const dt = performance.now() - t0;
+      if (dt > 2000) problems.push(`#${i}: took ${dt.toFixed(0)} ms`);
+    }
+    expect(problems).toEqual([]);
+    expect(rejected).toBeGreaterThan(20);
+  }, 120_000);
 });
