@@ -51,7 +51,7 @@ const settingsPatch = z
   .strict();
 
 export const REQUEST_SCHEMAS = {
-  openVolume: z.object({ path, timepoint: idx.optional() }).strict(),
+  openVolume: z.object({ path, timepoint: idx.optional(), dataset: z.string().min(1).max(1024).optional() }).strict(),
   openVolumeBytes: z
     .object({ name: z.string().min(1).max(1024), bytes: u8, timepoint: idx.optional() })
     .strict(),

@@ -126,6 +126,8 @@ export interface OpenVolumeRequest {
   path: string;
   /** time point for 5D files (default 0) */
   timepoint?: number;
+  /** HDF5: dataset path (default: the first 3D/4D image dataset, preferring `raw`) */
+  dataset?: string;
 }
 
 export interface OpenVolumeBytesRequest {
@@ -434,6 +436,8 @@ export interface ProjectVolumeRef {
   path: string;
   sha256: string;
   shape: Shape;
+  /** HDF5 dataset, when not the default */
+  dataset?: string;
 }
 
 export interface ProjectSettings {

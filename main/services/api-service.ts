@@ -90,6 +90,8 @@ interface OpenVolume {
   volume: Volume;
   /** absolute path of the file it was read from */
   path: string;
+  /** HDF5 dataset it was read from, when one was asked for */
+  dataset?: string;
   editor: LabelEditor;
   savedRevision: number;
   prediction: Uint8Array | null;
@@ -194,9 +196,9 @@ export class ApiService implements SliceformApi {
     return v;
   }
 
-  private async readAndRegister(path: string, opts: { timepoint?: number; name?: string; id?: string; sha256?: string }): Promise<OpenVolume> {
+  private async readAndRegister(path: string, opts: { timepoint?: number; dataset?: string; name?: string; id?: string; sha256?: string }): Promise<OpenVolume> {
     const io = await loadIo();
-    const [volume, sha256] = await Promise.all([io.readVolume(path, { timepoint: opts.timepoint }), opts.sha256 ? Promise.resolve(opts.sha256) : sha256File(path)]);
+    const [volume, sha256] = await Promise.all([io.readVolume(path, { timepoint: opts.timepoint, dataset: opts.dataset }), opts.sha256 ? Promise.resolve(opts.sha256) : sha256File(path)]);
     const id = opts.id ?? `vol-${randomBytes(4).toString('hex')}`;
     const info: VolumeInfo = {
       id,
@@ -236,8 +238,10 @@ export class ApiService implements SliceformApi {
         throw new ApiError('not-found', `${path}: no such file`, { file: path });
       }
     }
-    for (const v of this.volumes.values()) if (v.path === path && (req.timepoint ?? 0) === v.info.timepoint) return v.info;
-    const ov = await this.readAndRegister(path, { timepoint: req.timepoint });
+    for (const v of this.volumes.values())
+      if (v.path === path && (req.timepoint ?? 0) === v.info.timepoint && req.dataset === v.dataset) return v.info;
+    const ov = await this.readAndRegister(path, { timepoint: req.timepoint, dataset: req.dataset });
+    ov.dataset = req.dataset;
     this.addRef(ov);
     return ov.info;
   }
@@ -257,7 +261,7 @@ export class ApiService implements SliceformApi {
 
   private addRef(ov: OpenVolume): void {
     if (!this.refs.some((r) => r.id === ov.info.id)) {
-      this.refs.push({ id: ov.info.id, name: ov.info.name, path: ov.path, sha256: ov.info.sha256, shape: ov.info.shape });
+      this.refs.push({ id: ov.info.id, name: ov.info.name, path: ov.path, sha256: ov.info.sha256, shape: ov.info.shape, dataset: ov.dataset });
       this.metaDirty = true;
       this.emitProject('changed');
     }
@@ -704,7 +708,8 @@ export class ApiService implements SliceformApi {
   }
 
   private async loadRef(r: ProjectVolumeRef, path: string, sha?: string): Promise<OpenVolume> {
-    const ov = await this.readAndRegister(path, { id: r.id, name: r.name, sha256: sha });
+    const ov = await this.readAndRegister(path, { id: r.id, name: r.name, sha256: sha, dataset: r.dataset });
+    ov.dataset = r.dataset;
     const s = ov.volume.shape;
     if (s.x !== r.shape.x || s.y !== r.shape.y || s.z !== r.shape.z || s.c !== r.shape.c) {
       this.volumes.delete(r.id);

@@ -91,9 +91,10 @@ export class JobManager {
     const info: JobInfo = { id, kind, state: 'queued', volumeId: extra.volumeId, progress: { fraction: 0, stage: 'queued' }, startedAt: now() };
     this.jobs.set(id, { info, computeKind, payload, finish: extra.finish, waiters: [] });
     this.queue.push(id);
-    this.events.job(structuredClone(info));
+    const snapshot = structuredClone(info);
+    this.events.job(snapshot);
     void this.pump();
-    return info;
+    return snapshot;
   }
 
   get(id: string): JobInfo {
@@ -135,7 +136,7 @@ export class JobManager {
     if (!r) throw new ApiError('not-found', `no job with id ${id}`);
     if (r.info.state === 'queued') return this.cancel(id);
     if (r.info.state !== 'running') return;
-    if (r.computeKind !== 'train') return this.cancel(id);
+    if (r.info.kind !== 'train') return this.cancel(id);
     this.channel?.send({ type: 'stop', jobId: id });
   }
 

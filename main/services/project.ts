@@ -29,7 +29,7 @@ const ProjectFile = z.object({
   version: z.literal(1),
   name: z.string(),
   savedAt: z.string(),
-  volumes: z.array(z.object({ id: z.string().regex(/^[A-Za-z0-9_-]+$/), name: z.string(), path: z.string(), sha256: z.string(), shape })),
+  volumes: z.array(z.object({ id: z.string().regex(/^[A-Za-z0-9_-]+$/), name: z.string(), path: z.string(), sha256: z.string(), shape, dataset: z.string().optional() })),
   models: z.array(
     z.object({
       id: z.string(),
