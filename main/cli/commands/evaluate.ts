@@ -1,0 +1,100 @@
+import type { Command } from '../command.js';
+import { strOpt } from '../command.js';
+import { SliceformError } from '../../common/errors.js';
+import { readVolume } from '../../io/index.js';
+import { Confusion } from '../../evaluation/score.js';
+import { classesFromTruth } from '../../evaluation/slices.js';
+
+const usage = `Usage: sliceform evaluate --pred SEG --truth LABELS [--annotated-only] [--foreground-from-instances]
+                          [--truth-dataset D] [--pred-dataset D] [--class-names N1,N2,...]
+
+Scores a segmentation against labels and prints JSON: per-class IoU = TP / (TP + FP + FN) (the paper's
+definition), Dice = 2TP / (2TP + FP + FN), their means over the classes present, and the foreground IoU (mean
+over classes 2..K; class 1 = background).
+
+Options:
+  --pred SEG                    predicted labels (1..K), e.g. a Sliceform label TIFF
+  --truth LABELS                ground truth / annotation (TIFF, OME-TIFF, LSM, HDF5)
+  --annotated-only              score only voxels labelled (> 0) in LABELS, as the paper scores held-out
+                                annotated slices; without it LABELS must be dense (no 0)
+  --foreground-from-instances   LABELS holds instance ids (0 = background, k = object k): score
+                                "object" (class 2, label > 0) against "background" (class 1, label 0)
+  --truth-dataset D             HDF5 dataset of LABELS (e.g. "label")
+  --pred-dataset D              HDF5 dataset of SEG
+  --class-names N1,N2           names for classes 1, 2, ... in the output
+  -h, --help                    show this help
+
+Exit codes: 0 ok, 2 unreadable files, shapes that differ, or labels that do not fit the options.`;
+
+const evaluate: Command = {
+  name: 'evaluate',
+  summary: 'score a segmentation against labels: per-class IoU, mean IoU, Dice (JSON)',
+  usage,
+  options: {
+    pred: { type: 'string' },
+    truth: { type: 'string' },
+    'annotated-only': { type: 'boolean' },
+    'foreground-from-instances': { type: 'boolean' },
+    'truth-dataset': { type: 'string' },
+    'pred-dataset': { type: 'string' },
+    'class-names': { type: 'string' },
+  },
+  async run(args, io) {
+    const predPath = strOpt(args.values, 'pred', true);
+    const truthPath = strOpt(args.values, 'truth', true);
+    const annotatedOnly = Boolean(args.values['annotated-only']);
+    const instances = Boolean(args.values['foreground-from-instances']);
+    const classNames = strOpt(args.values, 'class-names')?.split(',').map((s) => s.trim());
+    const warn = (w: string) => io.err(`sliceform evaluate: warning: ${w}`);
+    const pred = await readVolume(predPath, { dataset: strOpt(args.values, 'pred-dataset'), onWarning: warn });
+    const truthVol = await readVolume(truthPath, { dataset: strOpt(args.values, 'truth-dataset'), onWarning: warn });
+    const a = pred.shape;
+    const b = truthVol.shape;
+    if (a.x !== b.x || a.y !== b.y || a.z !== b.z) {
+      throw new SliceformError('bad-input', `shapes differ: ${predPath} is ${a.x}x${a.y}x${a.z} (x*y*z), ${truthPath} is ${b.x}x${b.y}x${b.z}`);
+    }
+    if (a.c !== 1) throw new SliceformError('bad-input', `a label volume has one channel, found ${a.c}`, { file: predPath });
+    if (b.c !== 1) throw new SliceformError('bad-input', `a label volume has one channel, found ${b.c}`, { file: truthPath });
+    if (/float/.test(pred.dtype)) throw new SliceformError('bad-input', `labels must be integers, found ${pred.dtype} (a probability map?)`, { file: predPath });
+    if (/float/.test(truthVol.dtype)) throw new SliceformError('bad-input', `labels must be integers, found ${truthVol.dtype}`, { file: truthPath });
+
+    let truth: ArrayLike<number>;
+    if (instances) {
+      truth = classesFromTruth(truthVol.data, 'instances');
+    } else {
+      truth = truthVol.data;
+      let zeros = 0;
+      for (let i = 0; i < truth.length; i++) if (truth[i] === 0) zeros++;
+      if (zeros > 0 && !annotatedOnly) {
+        throw new SliceformError(
+          'bad-input',
+          `${zeros} voxels are 0 (unannotated): pass --annotated-only to score only labelled voxels, or --foreground-from-instances if 0 means background in an instance label image`,
+          { file: truthPath },
+        );
+      }
+      if (zeros === truth.length) throw new SliceformError('bad-input', 'no labelled voxel to score (all 0)', { file: truthPath });
+    }
+    let k = 1;
+    for (let i = 0; i < truth.length; i++) if (truth[i]! > k) k = truth[i]!;
+    for (let i = 0; i < pred.data.length; i++) if (pred.data[i]! > k) k = pred.data[i]!;
+    if (k > 65535) throw new SliceformError('bad-input', `class value ${k} is too large for a class label (instance ids? use --foreground-from-instances)`);
+    const score = new Confusion(k).add(pred.data, truth).score(classNames);
+    io.out(
+      JSON.stringify(
+        {
+          pred: predPath,
+          truth: truthPath,
+          annotatedOnly,
+          foregroundFromInstances: instances,
+          shape: { x: a.x, y: a.y, z: a.z },
+          ...score,
+        },
+        null,
+        2,
+      ),
+    );
+    return 0;
+  },
+};
+
+export default evaluate;
