@@ -97,7 +97,7 @@ export const REQUEST_SCHEMAS = {
   stopTraining: jobRef,
   densify: z.object({ volumeId: id, modelId: id.optional(), keepAnnotation: z.boolean().optional() }).strict(),
   evaluate: z
-    .object({ volumeId: id, layer: layer.optional(), truthPath: path.optional(), binarizeTruth: z.boolean().optional() })
+    .object({ volumeId: id, layer: layer.optional(), truthPath: path.optional(), truthDataset: z.string().min(1).max(1024).optional(), binarizeTruth: z.boolean().optional() })
     .strict(),
   startBatch: z.object({ modelId: id, inputDir: path, outputDir: path, format: z.enum(['tiff', 'ome-tiff']).optional() }).strict(),
   cancelJob: jobRef,

@@ -369,6 +369,8 @@ export interface EvaluateRequest {
   layer?: LabelLayer;
   /** ... against a ground-truth label file (default: against the annotation, on annotated voxels only) */
   truthPath?: string;
+  /** HDF5 dataset of the ground truth (e.g. 'label') */
+  truthDataset?: string;
   /** ground truth values > 0 -> this class, 0 -> background class 1 (binary truth), default off */
   binarizeTruth?: boolean;
 }

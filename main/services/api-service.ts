@@ -385,6 +385,7 @@ export class ApiService implements SliceformApi {
     const modelDir = join(await this.modelsDir(), modelId);
     const resume = req.resumeModelId ? this.models.find((m) => m.id === req.resumeModelId) : undefined;
     if (req.resumeModelId && !resume) throw new ApiError('not-found', `no model with id ${req.resumeModelId}`);
+    if (req.resumeModelId) throw new ApiError('not-available', 'continuing training from a saved model is not supported yet; start a fresh training');
     this.settings.training = { ...req };
     this.metaDirty = true;
     const payload = {
@@ -475,6 +476,7 @@ export class ApiService implements SliceformApi {
       labels: this.layerData(ov, layer).slice(),
       annotation: ov.editor.labels.slice(),
       truthPath: req.truthPath ? resolve(req.truthPath) : undefined,
+      truthDataset: req.truthDataset,
       binarizeTruth: req.binarizeTruth,
     };
     const info = this.jobs.submit('evaluate', 'evaluate', payload, {

@@ -10,6 +10,9 @@ import { CancelledError } from '../common/errors.js';
 import type { ProgressCallback } from '../common/progress.js';
 import type { EngineInfo } from '../common/engine.js';
 import type { ComputeInfo, ComputeJobKind } from './compute-protocol.js';
+import { ComputeVolume } from './compute-protocol.js';
+import type { ModelOptions, NetConfig, OptimConfig, Engine } from '../common/engine.js';
+import type { Volume } from '../common/volume.js';
 import { loadIo } from './modules.js';
 
 export interface JobContext {
@@ -33,8 +36,8 @@ export async function computeInfo(): Promise<ComputeInfo> {
   const features: Record<string, boolean> = {};
   for (const [name, spec] of [
     ['io', '../io/index.js'],
-    ['training', '../training/index.js'],
-    ['inference', '../inference/index.js'],
+    ['training', '../training/trainer.js'],
+    ['inference', '../inference/predict.js'],
     ['batch', '../batch/runner.js'],
   ] as const) {
     features[name] = (await tryImport(spec).catch(() => null)) !== null;
@@ -89,6 +92,7 @@ const EvaluatePayload = z.object({
   labels: z.instanceof(Uint8Array),
   annotation: z.instanceof(Uint8Array),
   truthPath: z.string().optional(),
+  truthDataset: z.string().optional(),
   binarizeTruth: z.boolean().optional(),
   volumeId: z.string(),
 });
@@ -103,7 +107,7 @@ async function evaluate(payload: unknown, ctx: JobContext): Promise<unknown> {
   if (p.truthPath) {
     const io = await loadIo();
     ctx.onProgress({ fraction: 0.05, stage: 'reading ground truth' });
-    const v = await io.readVolume(p.truthPath, { signal: ctx.signal });
+    const v = await io.readVolume(p.truthPath, { signal: ctx.signal, dataset: p.truthDataset });
     if (v.shape.x !== p.dims.x || v.shape.y !== p.dims.y || v.shape.z !== p.dims.z)
       throw new ApiError('bad-input', `ground truth is ${v.shape.x}×${v.shape.y}×${v.shape.z}, the volume is ${p.dims.x}×${p.dims.y}×${p.dims.z}`, { file: p.truthPath });
     const d = v.data.subarray(0, n);
@@ -134,6 +138,133 @@ async function evaluate(payload: unknown, ctx: JobContext): Promise<unknown> {
   return { volumeId: p.volumeId, iou, meanIoU: valid.length ? valid.reduce((a, b) => a + b, 0) / valid.length : NaN, voxels };
 }
 
+const TrainPayload = z.object({
+  modelId: z.string(),
+  modelDir: z.string(),
+  settings: z.object({
+    preset: z.string(),
+    minutes: z.number().optional(),
+    iterations: z.number().optional(),
+    learningRate: z.number().optional(),
+    heldOutFraction: z.number().optional(),
+    seed: z.number().optional(),
+    device: z.enum(['cpu', 'cuda']).optional(),
+    engine: z.enum(['auto', 'native', 'tfjs']).optional(),
+    resumeModelId: z.string().optional(),
+  }).passthrough(),
+  net: z.record(z.string(), z.unknown()),
+  classNames: z.array(z.string()),
+  resumeModelDir: z.string().optional(),
+  volumes: z.array(ComputeVolume).min(1),
+});
+
+const DensifyPayload = z.object({
+  modelDir: z.string(),
+  modelId: z.string(),
+  keepAnnotation: z.boolean(),
+  volume: ComputeVolume,
+  engine: z.enum(['auto', 'native', 'tfjs']).optional(),
+  device: z.enum(['cpu', 'cuda']).optional(),
+});
+
+function asVolume(v: ComputeVolume): Volume {
+  return {
+    data: v.data as Volume['data'],
+    dtype: v.dtype as Volume['dtype'],
+    shape: v.shape,
+    spacing: v.spacing,
+    channelNames: [],
+    format: 'memory',
+    source: v.id,
+    timepoint: 0,
+    metadata: {},
+  };
+}
+
+function labelsOf(v: ComputeVolume): Volume {
+  return { ...asVolume(v), data: v.labels, dtype: 'uint8', shape: { ...v.shape, c: 1 }, channelNames: ['labels'] };
+}
+
+async function engineFor(choice: 'auto' | 'native' | 'tfjs' | undefined): Promise<Engine> {
+  const { loadEngine } = await import('../engine/index.js');
+  return loadEngine(choice && choice !== 'auto' ? { engine: choice } : {});
+}
+
+/** Sparse-label training (main/training/trainer.ts); the model folder is written with saveModelDir. */
+async function train(payload: unknown, ctx: JobContext): Promise<unknown> {
+  const p = TrainPayload.parse(payload);
+  const { trainModel } = await import('../training/trainer.js');
+  const { saveModelDir } = await import('../inference/model-dir.js');
+  const engine = await engineFor(p.settings.engine);
+  const net = p.net as unknown as NetConfig;
+  const optim: OptimConfig = { optimizer: 'adam', lr: p.settings.learningRate ?? 1e-3 };
+  const modelOptions: ModelOptions = { device: p.settings.device, seed: p.settings.seed };
+  // graceful stop and cancel both end the loop; only cancel discards the model
+  const either = AbortSignal.any([ctx.signal, ctx.stopSignal]);
+  const t0 = Date.now();
+  if (p.resumeModelDir) throw new ApiError('not-available', 'continuing training from a saved model is not supported yet; start a fresh training');
+  ctx.onProgress({ fraction: 0, stage: 'preparing', details: { iteration: 0 } });
+  const res = await trainModel(
+    engine,
+    p.volumes.map((v) => ({ image: asVolume(v), labels: labelsOf(v) })),
+    {
+      net,
+      optim,
+      modelOptions,
+      iterations: p.settings.iterations,
+      minutes: p.settings.minutes,
+      seed: p.settings.seed,
+      holdout: p.settings.heldOutFraction === 0 ? 'none' : 'auto',
+      signal: either,
+      onProgress: (pr) => ctx.onProgress({ ...pr, details: { ...pr.details, elapsedSeconds: (Date.now() - t0) / 1000, totalIterations: p.settings.iterations } }),
+    },
+  );
+  try {
+    if (ctx.signal.aborted) throw new CancelledError('training cancelled');
+    const v0 = p.volumes[0]!;
+    await saveModelDir(p.modelDir, res.model, {
+      net,
+      optim,
+      normalisation: res.normalisation,
+      classNames: p.classNames,
+      spacing: { z: v0.spacing.z, y: v0.spacing.y, x: v0.spacing.x, unit: v0.spacing.unit },
+      downsample: [1, 1, 1],
+      training: { ...res.summary, preset: p.settings.preset },
+    });
+  } finally {
+    res.model.dispose();
+  }
+  const s = res.summary;
+  return { iterations: s.iterations, finalLoss: s.finalLoss ?? NaN, seconds: s.seconds, heldOutIoU: s.heldOutIoU ?? undefined, stopped: res.cancelled };
+}
+
+/** Overlap-tile prediction of the whole volume with a saved model (main/inference/predict.ts). */
+async function densify(payload: unknown, ctx: JobContext): Promise<unknown> {
+  const p = DensifyPayload.parse(payload);
+  const { loadModelDir } = await import('../inference/model-dir.js');
+  const { predictRegion, sourceFromVolume } = await import('../inference/predict.js');
+  const engine = await engineFor(p.engine);
+  const { model, manifest } = await loadModelDir(p.modelDir, engine, { device: p.device });
+  const t0 = Date.now();
+  const v = p.volume;
+  const { x: X, y: Y, z: Z } = v.shape;
+  const out = new Uint8Array(X * Y * Z);
+  try {
+    await predictRegion(
+      model,
+      sourceFromVolume(asVolume(v), manifest.normalisation),
+      [0, 0, 0],
+      [Z, Y, X],
+      { numClasses: manifest.net.numClasses, levels: manifest.net.levels, padding: manifest.net.padding, signal: ctx.signal, onProgress: (pr) => ctx.onProgress({ ...pr, stage: 'densify' }) },
+      (slab) => out.set(slab.labels, slab.z0 * Y * X),
+    );
+  } finally {
+    model.dispose();
+  }
+  if (p.keepAnnotation) for (let i = 0; i < out.length; i++) if (v.labels[i]) out[i] = v.labels[i]!;
+  return { labels: out, seconds: (Date.now() - t0) / 1000 };
+}
+
 async function needModule(spec: string, what: string, exportName: string): Promise<(...a: unknown[]) => Promise<unknown>> {
   const m = await tryImport(spec);
   if (!m) throw new ApiError('not-available', `${what} is not available yet in this build (main/${spec.slice(3).replace('.js', '.ts')} is missing)`);
@@ -148,16 +279,12 @@ export async function runComputeJob(kind: ComputeJobKind, payload: unknown, ctx:
       return selftest(payload, ctx);
     case 'evaluate':
       return evaluate(payload, ctx);
-    case 'train': {
-      const fn = await needModule('../training/index.js', 'training', 'trainForApp');
-      return fn(payload, ctx);
-    }
-    case 'densify': {
-      const fn = await needModule('../inference/index.js', 'densify', 'densifyForApp');
-      return fn(payload, ctx);
-    }
+    case 'train':
+      return train(payload, ctx);
+    case 'densify':
+      return densify(payload, ctx);
     case 'batch': {
-      const fn = await needModule('../inference/index.js', 'batch segmentation', 'batchForApp');
+      const fn = await needModule('../batch/app.js', 'batch segmentation from the app', 'batchForApp');
       return fn(payload, ctx);
     }
   }
