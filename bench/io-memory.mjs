@@ -4,8 +4,20 @@
 // Node process, and prints peak RSS / voxel bytes (target <= 1.3). Writes bench/out/io-memory.json.
 //   node bench/io-memory.mjs [--planes N] [--keep]
 // Uses dist/main/io/index.js when built (npm run build:ts), else the TypeScript sources through tsx.
+/* global console */
+import process from 'node:process';
+import { Buffer } from 'node:buffer';
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -81,7 +93,9 @@ const file = join(dir, 'stack.tif');
 try {
   const t0 = Date.now();
   const size = writeStack(file);
-  console.error(`built ${file}: ${(size / 2 ** 30).toFixed(3)} GiB in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  console.error(
+    `built ${file}: ${(size / 2 ** 30).toFixed(3)} GiB in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+  );
   const dist = join(repo, 'dist', 'main', 'io', 'index.js');
   const useDist = existsSync(dist);
   const entry = useDist ? pathToFileURL(dist).href : pathToFileURL(join(repo, 'main', 'io', 'index.ts')).href;
@@ -95,7 +109,9 @@ try {
     const peak = process.resourceUsage().maxRSS * 1024;
     process.stdout.write(JSON.stringify({ voxelBytes: v.data.byteLength, peakRss: peak, rssBeforeRead: before, seconds, shape: v.shape, dtype: v.dtype, probe: s }));
   `;
-  const nodeArgs = useDist ? ['--input-type=module', '-e', child] : ['--import', 'tsx', '--input-type=module', '-e', child];
+  const nodeArgs = useDist
+    ? ['--input-type=module', '-e', child]
+    : ['--import', 'tsx', '--input-type=module', '-e', child];
   const r = spawnSync(process.execPath, nodeArgs, { cwd: repo, encoding: 'utf8', maxBuffer: 1 << 20 });
   if (r.status !== 0) {
     console.error(r.stderr);

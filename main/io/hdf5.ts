@@ -64,13 +64,21 @@ function dtypeOfDataset(file: string, path: string, ds: H5Dataset): DType {
     if (m.size === 4) return 'float32';
     if (m.size === 8) return 'float64';
   } else if (m.type === 0) {
-    const map: Record<number, [DType, DType]> = { 1: ['int8', 'uint8'], 2: ['int16', 'uint16'], 4: ['int32', 'uint32'] };
+    const map: Record<number, [DType, DType]> = {
+      1: ['int8', 'uint8'],
+      2: ['int16', 'uint16'],
+      4: ['int32', 'uint32'],
+    };
     const pair = map[m.size];
     if (pair) return m.signed ? pair[0] : pair[1];
   }
-  throw new VolumeReadError(file, `dataset ${path}: unsupported HDF5 type (class ${m.type}, ${m.size * 8}-bit)`, {
-    kind: 'unsupported',
-  });
+  throw new VolumeReadError(
+    file,
+    `dataset ${path}: unsupported HDF5 type (class ${m.type}, ${m.size * 8}-bit)`,
+    {
+      kind: 'unsupported',
+    },
+  );
 }
 
 interface Picked {
@@ -101,7 +109,9 @@ function pickDataset(file: string, f: H5File, lib: H5, wanted: string | undefine
   } else {
     const candidates = all.filter(imageLike);
     chosen =
-      PREFERRED.map((n) => candidates.find((d) => d.path.split('/').pop()!.toLowerCase() === n)).find(Boolean) ??
+      PREFERRED.map((n) => candidates.find((d) => d.path.split('/').pop()!.toLowerCase() === n)).find(
+        Boolean,
+      ) ??
       candidates.find((d) => !LABELISH.test(d.path)) ??
       candidates[0];
     if (!chosen) {
@@ -113,12 +123,25 @@ function pickDataset(file: string, f: H5File, lib: H5, wanted: string | undefine
   }
   const shape = (chosen.ds.shape ?? []) as number[];
   if (shape.length !== 3 && shape.length !== 4) {
-    throw new VolumeReadError(file, `dataset ${chosen.path.slice(1)} has shape ${JSON.stringify(shape)}; need 3D (z,y,x) or 4D (c,z,y,x)`);
+    throw new VolumeReadError(
+      file,
+      `dataset ${chosen.path.slice(1)} has shape ${JSON.stringify(shape)}; need 3D (z,y,x) or 4D (c,z,y,x)`,
+    );
   }
-  if (shape.some((n) => !(n >= 1))) throw new VolumeReadError(file, `dataset ${chosen.path.slice(1)} is empty (shape ${JSON.stringify(shape)})`);
+  if (shape.some((n) => !(n >= 1)))
+    throw new VolumeReadError(
+      file,
+      `dataset ${chosen.path.slice(1)} is empty (shape ${JSON.stringify(shape)})`,
+    );
   let axes = shape.length === 3 ? 'zyx' : 'czyx';
   if (shape.length === 4 && shape[3]! <= 8 && shape[0]! > 8) axes = 'zyxc';
-  return { path: chosen.path, ds: chosen.ds, dtype: dtypeOfDataset(file, chosen.path, chosen.ds), shape, axes };
+  return {
+    path: chosen.path,
+    ds: chosen.ds,
+    dtype: dtypeOfDataset(file, chosen.path, chosen.ds),
+    shape,
+    axes,
+  };
 }
 
 function spacingOf(ds: H5Dataset): { x: number; y: number; z: number; unit: string } {
@@ -128,7 +151,8 @@ function spacingOf(ds: H5Dataset): { x: number; y: number; z: number; unit: stri
     if (v && typeof v === 'object' && 'length' in v) {
       const arr = Array.from(v as ArrayLike<number>, Number);
       const zyx = arr.slice(-3);
-      if (zyx.length === 3 && zyx.every((n) => Number.isFinite(n) && n > 0)) return { x: zyx[2]!, y: zyx[1]!, z: zyx[0]!, unit: 'µm' };
+      if (zyx.length === 3 && zyx.every((n) => Number.isFinite(n) && n > 0))
+        return { x: zyx[2]!, y: zyx[1]!, z: zyx[0]!, unit: 'µm' };
     }
   } catch {
     /* attribute unreadable: uncalibrated */
@@ -141,7 +165,11 @@ function attrsOf(ds: H5Dataset): Record<string, unknown> {
   try {
     for (const [k, a] of Object.entries(ds.attrs)) {
       const v = a.value as unknown;
-      out[k] = ArrayBuffer.isView(v) ? Array.from(v as unknown as ArrayLike<number>) : typeof v === 'bigint' ? Number(v) : v;
+      out[k] = ArrayBuffer.isView(v)
+        ? Array.from(v as unknown as ArrayLike<number>)
+        : typeof v === 'bigint'
+          ? Number(v)
+          : v;
     }
   } catch {
     /* ignore */
@@ -174,7 +202,11 @@ async function withFile<T>(path: string, fn: (f: H5File, lib: H5) => Promise<T> 
 
 function infoOf(path: string, p: Picked, opts: ReadOptions): VolumeInfo {
   const [z, y, x, c] =
-    p.axes === 'zyx' ? [p.shape[0]!, p.shape[1]!, p.shape[2]!, 1] : p.axes === 'czyx' ? [p.shape[1]!, p.shape[2]!, p.shape[3]!, p.shape[0]!] : [p.shape[0]!, p.shape[1]!, p.shape[2]!, p.shape[3]!];
+    p.axes === 'zyx'
+      ? [p.shape[0]!, p.shape[1]!, p.shape[2]!, 1]
+      : p.axes === 'czyx'
+        ? [p.shape[1]!, p.shape[2]!, p.shape[3]!, p.shape[0]!]
+        : [p.shape[0]!, p.shape[1]!, p.shape[2]!, p.shape[3]!];
   if (opts.timepoint !== undefined && opts.timepoint !== 0) {
     throw new VolumeReadError(path, `time point ${opts.timepoint} out of range (the dataset has 1: 0..0)`);
   }
@@ -212,7 +244,13 @@ export async function readHdf5(path: string, opts: ReadOptions): Promise<Volume>
       for (let z0 = 0; z0 < z; z0 += zStep) {
         throwIfCancelled(opts.signal);
         const z1 = Math.min(z, z0 + zStep);
-        const ranges: [number, number][] = p.axes === 'czyx' ? [[cc, cc + 1], [z0, z1]] : [[z0, z1]];
+        const ranges: [number, number][] =
+          p.axes === 'czyx'
+            ? [
+                [cc, cc + 1],
+                [z0, z1],
+              ]
+            : [[z0, z1]];
         const slab = p.ds.slice(ranges) as unknown as ArrayLike<number> & { length: number };
         if (!slab || slab.length !== (z1 - z0) * x * y * (p.axes === 'zyxc' ? c : 1)) {
           throw new VolumeReadError(path, `dataset ${p.path.slice(1)}: short read at z ${z0}`);
@@ -223,11 +261,19 @@ export async function readHdf5(path: string, opts: ReadOptions): Promise<Volume>
             for (let k = 0; k < c; k++) data[k * z * x * y + z0 * x * y + i] = slab[i * c + k]!;
           }
         } else {
-          (data as unknown as { set(a: ArrayLike<number>, o: number): void }).set(slab, (cc * z + z0) * x * y);
+          (data as unknown as { set(a: ArrayLike<number>, o: number): void }).set(
+            slab,
+            (cc * z + z0) * x * y,
+          );
         }
         done++;
         const fraction = done / total;
-        opts.onProgress?.({ fraction, etaSeconds: eta.eta(fraction), stage: 'reading planes', details: { planes: z1, of: z } });
+        opts.onProgress?.({
+          fraction,
+          etaSeconds: eta.eta(fraction),
+          stage: 'reading planes',
+          details: { planes: z1, of: z },
+        });
       }
     }
     return { ...info, data };

@@ -53,7 +53,8 @@ export const READERS: VolumeReader[] = [
     id: 'hdf5',
     extensions: ['.h5', '.hdf5', '.hdf', '.he5'],
     // the superblock may follow a user block of 512, 1024, 2048... bytes; we check offset 0 and 512
-    magic: (h) => h.subarray(0, 8).equals(HDF5_MAGIC) || (h.length >= 520 && h.subarray(512, 520).equals(HDF5_MAGIC)),
+    magic: (h) =>
+      h.subarray(0, 8).equals(HDF5_MAGIC) || (h.length >= 520 && h.subarray(512, 520).equals(HDF5_MAGIC)),
     probe: probeHdf5,
     read: readHdf5,
   },

@@ -26,10 +26,14 @@ export function allocVolume(file: string, dtype: DType, length: number, maxBytes
   try {
     return allocTyped(dtype, length);
   } catch (e) {
-    throw new VolumeReadError(file, `cannot allocate ${gib(bytes)} for the volume (${(e as Error).message})`, {
-      kind: 'too-large',
-      cause: e,
-    });
+    throw new VolumeReadError(
+      file,
+      `cannot allocate ${gib(bytes)} for the volume (${(e as Error).message})`,
+      {
+        kind: 'too-large',
+        cause: e,
+      },
+    );
   }
 }
 

@@ -91,17 +91,22 @@ function percentileRange(v: Float32Array, lo: number, hi: number): [number, numb
 }
 
 /** Renders the slice to packed RGB (w*h*3). */
-export function renderSlice(volume: Pick<Volume, 'data' | 'shape'>, opts: Omit<SnapshotOptions, 'out'>): { rgb: Uint8Array; width: number; height: number } {
+export function renderSlice(
+  volume: Pick<Volume, 'data' | 'shape'>,
+  opts: Omit<SnapshotOptions, 'out'>,
+): { rgb: Uint8Array; width: number; height: number } {
   const { shape } = volume;
   const { w, h, n } = sliceDims(shape, opts.plane);
-  if (!['xy', 'xz', 'yz'].includes(opts.plane)) throw new SliceformError('bad-input', `plane must be xy, xz or yz, got "${opts.plane}"`);
+  if (!['xy', 'xz', 'yz'].includes(opts.plane))
+    throw new SliceformError('bad-input', `plane must be xy, xz or yz, got "${opts.plane}"`);
   const index = opts.index ?? Math.floor(n / 2);
   if (!Number.isInteger(index) || index < 0 || index >= n) {
     throw new SliceformError('bad-input', `${opts.plane} slice index ${index} out of range 0..${n - 1}`);
   }
   const channels = opts.channels ?? Array.from({ length: Math.min(shape.c, 6) }, (_, i) => i);
   for (const c of channels) {
-    if (!Number.isInteger(c) || c < 0 || c >= shape.c) throw new SliceformError('bad-input', `channel ${c} out of range 0..${shape.c - 1}`);
+    if (!Number.isInteger(c) || c < 0 || c >= shape.c)
+      throw new SliceformError('bad-input', `channel ${c} out of range 0..${shape.c - 1}`);
   }
   const colors = opts.colors ?? (channels.length === 1 ? [[255, 255, 255] as RGB] : DEFAULT_COLORS);
   const [plo, phi] = opts.percentiles ?? [0.5, 99.5];
@@ -122,7 +127,10 @@ export function renderSlice(volume: Pick<Volume, 'data' | 'shape'>, opts: Omit<S
   if (opts.labels) {
     const ls = opts.labels.shape;
     if (ls.x !== shape.x || ls.y !== shape.y || ls.z !== shape.z) {
-      throw new SliceformError('bad-input', `label volume ${ls.x}x${ls.y}x${ls.z} does not match image ${shape.x}x${shape.y}x${shape.z}`);
+      throw new SliceformError(
+        'bad-input',
+        `label volume ${ls.x}x${ls.y}x${ls.z} does not match image ${shape.x}x${shape.y}x${shape.z}`,
+      );
     }
     const alpha = opts.alpha ?? 0.4;
     const lab = extract(opts.labels.data, { ...ls, c: 1 }, 0, opts.plane, index);
@@ -130,7 +138,8 @@ export function renderSlice(volume: Pick<Volume, 'data' | 'shape'>, opts: Omit<S
       const k = lab[i]!;
       if (k === 0) continue;
       const col = opts.labelColors?.[k] ?? labelColor(k);
-      for (let ch = 0; ch < 3; ch++) rgb[i * 3 + ch] = Math.round((1 - alpha) * rgb[i * 3 + ch]! + alpha * col[ch]!);
+      for (let ch = 0; ch < 3; ch++)
+        rgb[i * 3 + ch] = Math.round((1 - alpha) * rgb[i * 3 + ch]! + alpha * col[ch]!);
     }
   }
   return { rgb, width: w, height: h };
@@ -143,10 +152,15 @@ export async function writeSnapshot(
 ): Promise<{ path: string; width: number; height: number }> {
   const { rgb, width, height } = renderSlice(volume, opts);
   const sharp = (await import('sharp')).default;
-  const png = await sharp(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength), { raw: { width, height, channels: 3 } })
+  const png = await sharp(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength), {
+    raw: { width, height, channels: 3 },
+  })
     .png()
     .toBuffer();
-  const tmp = join(dirname(opts.out), `.${basename(opts.out)}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`);
+  const tmp = join(
+    dirname(opts.out),
+    `.${basename(opts.out)}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`,
+  );
   try {
     await writeFile(tmp, png);
     const fh = await open(tmp, 'r+');
@@ -155,7 +169,9 @@ export async function writeSnapshot(
     await rename(tmp, opts.out);
   } catch (e) {
     await unlink(tmp).catch(() => undefined);
-    throw new SliceformError('bad-input', `cannot write snapshot ${opts.out}: ${(e as Error).message}`, { cause: e });
+    throw new SliceformError('bad-input', `cannot write snapshot ${opts.out}: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
   return { path: opts.out, width, height };
 }

@@ -21,10 +21,18 @@ export interface TiffWriteOptions {
   forceBigTiff?: boolean;
 }
 
-type WritableVolume = Pick<Volume, 'data' | 'dtype' | 'shape' | 'spacing'> & Partial<Pick<Volume, 'channelNames' | 'source'>>;
+type WritableVolume = Pick<Volume, 'data' | 'dtype' | 'shape' | 'spacing'> &
+  Partial<Pick<Volume, 'channelNames' | 'source'>>;
 
 const SAMPLE_FORMAT: Record<DType, number> = {
-  uint8: 1, uint16: 1, uint32: 1, int8: 2, int16: 2, int32: 2, float32: 3, float64: 3,
+  uint8: 1,
+  uint16: 1,
+  uint32: 1,
+  int8: 2,
+  int16: 2,
+  int32: 2,
+  float32: 3,
+  float64: 3,
 };
 
 interface PageSpec {
@@ -50,14 +58,23 @@ function rational(v: number): [number, number] {
 
 function checkVolume(path: string, v: WritableVolume): void {
   const { x, y, z, c } = v.shape;
-  if (!(x >= 1 && y >= 1 && z >= 1 && c >= 1)) throw new SliceformError('bad-input', `cannot write ${path}: empty volume`);
+  if (!(x >= 1 && y >= 1 && z >= 1 && c >= 1))
+    throw new SliceformError('bad-input', `cannot write ${path}: empty volume`);
   if (v.data.length !== x * y * z * c) {
-    throw new SliceformError('bad-input', `cannot write ${path}: data length ${v.data.length} != ${x}x${y}x${z}x${c}`);
+    throw new SliceformError(
+      'bad-input',
+      `cannot write ${path}: data length ${v.data.length} != ${x}x${y}x${z}x${c}`,
+    );
   }
   if (endianness() !== 'LE') throw new SliceformError('internal', 'TIFF writer needs a little-endian host');
 }
 
-async function writeTiffPages(path: string, v: WritableVolume, spec: PageSpec, opts: TiffWriteOptions): Promise<void> {
+async function writeTiffPages(
+  path: string,
+  v: WritableVolume,
+  spec: PageSpec,
+  opts: TiffWriteOptions,
+): Promise<void> {
   const bytes = DTYPE_BYTES[spec.dtype];
   const planeBytes = spec.width * spec.height * bytes;
   const desc = Buffer.from(spec.description + '\0', 'latin1');
@@ -70,7 +87,10 @@ async function writeTiffPages(path: string, v: WritableVolume, spec: PageSpec, o
   const headerSize = big ? 16 : 8;
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`);
   const fh = await open(tmp, 'w').catch((e: Error) => {
-    throw new SliceformError('bad-input', `cannot write ${path}: ${e.message}`, { file: undefined, cause: e });
+    throw new SliceformError('bad-input', `cannot write ${path}: ${e.message}`, {
+      file: undefined,
+      cause: e,
+    });
   });
   const eta = new EtaEstimator();
   let ok = false;
@@ -204,10 +224,17 @@ function micronScale(unit: string): number | null {
  * ImageJ hyperstack: pages in c → z order, `ImageJ=1.11a images= channels= slices= hyperstack=
  * spacing= unit=micron` and X/YResolution in pixels per micron. uint8, uint16 or float32.
  */
-export async function writeImageJTiff(path: string, v: WritableVolume, opts: TiffWriteOptions = {}): Promise<void> {
+export async function writeImageJTiff(
+  path: string,
+  v: WritableVolume,
+  opts: TiffWriteOptions = {},
+): Promise<void> {
   checkVolume(path, v);
   if (v.dtype !== 'uint8' && v.dtype !== 'uint16' && v.dtype !== 'float32') {
-    throw new SliceformError('bad-input', `cannot write ${path}: ImageJ TIFF holds uint8, uint16 or float32, not ${v.dtype}`);
+    throw new SliceformError(
+      'bad-input',
+      `cannot write ${path}: ImageJ TIFF holds uint8, uint16 or float32, not ${v.dtype}`,
+    );
   }
   const { x, y, z, c } = v.shape;
   const scale = micronScale(v.spacing.unit);
@@ -240,15 +267,28 @@ export async function writeImageJTiff(path: string, v: WritableVolume, opts: Tif
 }
 
 function xmlEscape(s: string): string {
-  return s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`).replace(/[^\x20-\x7e]/g, (ch) => `&#${ch.codePointAt(0)};`);
+  return s
+    .replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`)
+    .replace(/[^\x20-\x7e]/g, (ch) => `&#${ch.codePointAt(0)};`);
 }
 
 const OME_TYPE: Record<DType, string> = {
-  uint8: 'uint8', int8: 'int8', uint16: 'uint16', int16: 'int16', uint32: 'uint32', int32: 'int32', float32: 'float', float64: 'double',
+  uint8: 'uint8',
+  int8: 'int8',
+  uint16: 'uint16',
+  int16: 'int16',
+  uint32: 'uint32',
+  int32: 'int32',
+  float32: 'float',
+  float64: 'double',
 };
 
 /** OME-TIFF, DimensionOrder XYZCT (pages z fastest, then c), PhysicalSize in µm, channel names. */
-export async function writeOmeTiff(path: string, v: WritableVolume, opts: TiffWriteOptions = {}): Promise<void> {
+export async function writeOmeTiff(
+  path: string,
+  v: WritableVolume,
+  opts: TiffWriteOptions = {},
+): Promise<void> {
   checkVolume(path, v);
   const { x, y, z, c } = v.shape;
   const scale = micronScale(v.spacing.unit);

@@ -12,18 +12,52 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 async function run(...argv: string[]) {
   const out: string[] = [];
   const err: string[] = [];
-  const code = await main(['info', ...argv], { out: (s) => out.push(s), err: (s) => err.push(s), isTTY: false });
+  const code = await main(['info', ...argv], {
+    out: (s) => out.push(s),
+    err: (s) => err.push(s),
+    isTTY: false,
+  });
   return { code, out: out.join(''), err: err.join('') };
 }
 
 describe('sliceform info', () => {
   it.each([
-    ['formats/imagej_hyperstack/xyzc_16bit__dna_conf_wf.tif', 'imagej', { x: 133, y: 130, z: 45, c: 2, t: 1 }, 'uint16', [0.512, 0.512, 0.4994]],
-    ['formats/ome_tiff/multi-channel-z-series.ome.tif', 'ome-tiff', { x: 439, y: 167, z: 5, c: 3, t: 1 }, 'int8', null],
-    ['formats/lsm/jefferislab_jimpipeline_test.lsm', 'lsm', { x: 512, y: 512, z: 1, c: 1, t: 1 }, 'uint16', [0.692, 0.692]],
+    [
+      'formats/imagej_hyperstack/xyzc_16bit__dna_conf_wf.tif',
+      'imagej',
+      { x: 133, y: 130, z: 45, c: 2, t: 1 },
+      'uint16',
+      [0.512, 0.512, 0.4994],
+    ],
+    [
+      'formats/ome_tiff/multi-channel-z-series.ome.tif',
+      'ome-tiff',
+      { x: 439, y: 167, z: 5, c: 3, t: 1 },
+      'int8',
+      null,
+    ],
+    [
+      'formats/lsm/jefferislab_jimpipeline_test.lsm',
+      'lsm',
+      { x: 512, y: 512, z: 1, c: 1, t: 1 },
+      'uint16',
+      [0.692, 0.692],
+    ],
     ['formats/lsm/nytra_test.lsm', 'lsm', { x: 512, y: 512, z: 1, c: 3, t: 1 }, 'uint8', [0.415, 0.415]],
-    ['plantseg_nuclei_mini/1135_mini.h5', 'hdf5', { x: 100, y: 100, z: 100, c: 1, t: 1 }, 'uint8', [0.127, 0.127, 0.2837]],
-    ['plantseg_nuclei_mini/1136_mini.h5', 'hdf5', { x: 100, y: 100, z: 100, c: 1, t: 1 }, 'uint8', [0.1276, 0.1276, 0.2837]],
+    [
+      'plantseg_nuclei_mini/1135_mini.h5',
+      'hdf5',
+      { x: 100, y: 100, z: 100, c: 1, t: 1 },
+      'uint8',
+      [0.127, 0.127, 0.2837],
+    ],
+    [
+      'plantseg_nuclei_mini/1136_mini.h5',
+      'hdf5',
+      { x: 100, y: 100, z: 100, c: 1, t: 1 },
+      'uint8',
+      [0.1276, 0.1276, 0.2837],
+    ],
   ] as const)('%s', async (rel, format, shape, dtype, spacing) => {
     const r = await run(dataFile(rel));
     expect(r.code).toBe(0);

@@ -21,12 +21,19 @@ let layout: { ifd0: number; ifd1: number; entries0: Map<number, { pos: number }>
 beforeAll(async () => {
   good = join(tmp.dir, 'good.tif');
   const data = new Uint16Array(16 * 12 * 3).map((_, i) => i);
-  await writeImageJTiff(good, { data, dtype: 'uint16', shape: { x: 16, y: 12, z: 3, c: 1, t: 1 }, spacing: { x: 1, y: 1, z: 1, unit: 'µm' } });
+  await writeImageJTiff(good, {
+    data,
+    dtype: 'uint16',
+    shape: { x: 16, y: 12, z: 3, c: 1, t: 1 },
+    spacing: { x: 1, y: 1, z: 1, unit: 'µm' },
+  });
   const src = await FileSource.open(good);
   const tf = await TiffFile.open(src);
   await src.close();
   const entries0 = new Map<number, { pos: number }>();
-  [...tf.ifds[0]!.entries.keys()].forEach((tag, i) => entries0.set(tag, { pos: tf.ifds[0]!.offset + 2 + i * 12 }));
+  [...tf.ifds[0]!.entries.keys()].forEach((tag, i) =>
+    entries0.set(tag, { pos: tf.ifds[0]!.offset + 2 + i * 12 }),
+  );
   layout = { ifd0: tf.ifds[0]!.offset, ifd1: tf.ifds[1]!.offset, entries0 };
 });
 
@@ -57,13 +64,25 @@ async function fails(f: string, re: RegExp, opts = {}): Promise<VolumeReadError>
 
 describe('bad input → VolumeReadError naming the file and the reason', () => {
   it('not a TIFF, empty file, missing file, directory', async () => {
-    await fails(variant('text.tif', () => Buffer.from('hello, this is not an image at all')), /not a TIFF/);
-    await fails(variant('empty.tif', () => Buffer.alloc(0)), /empty file/);
+    await fails(
+      variant('text.tif', () => Buffer.from('hello, this is not an image at all')),
+      /not a TIFF/,
+    );
+    await fails(
+      variant('empty.tif', () => Buffer.alloc(0)),
+      /empty file/,
+    );
     await fails(join(tmp.dir, 'nope.tif'), /no such file/);
     mkdirSync(join(tmp.dir, 'dir.tif'));
     await fails(join(tmp.dir, 'dir.tif'), /is a directory/);
-    await fails(variant('hdf.h5', () => Buffer.from('not hdf5 either, just text padding.......')), /not an HDF5 file/);
-    await fails(variant('wrongmagic.tif', (b) => void b.writeUInt16LE(44, 2)), /not a TIFF \(magic number 44/);
+    await fails(
+      variant('hdf.h5', () => Buffer.from('not hdf5 either, just text padding.......')),
+      /not an HDF5 file/,
+    );
+    await fails(
+      variant('wrongmagic.tif', (b) => void b.writeUInt16LE(44, 2)),
+      /not a TIFF \(magic number 44/,
+    );
   });
 
   it('IFD chain loops', async () => {
@@ -78,32 +97,64 @@ describe('bad input → VolumeReadError naming the file and the reason', () => {
 
   it('truncated strip, offsets past EOF, first IFD past EOF', async () => {
     const full = readFileSync(good);
-    await fails(variant('trunc.tif', () => full.subarray(0, full.length - 100)), /truncated strip at offset \d+/);
-    await fails(variant('past.tif', (b) => void b.writeUInt32LE(10_000_000, valuePos(TAG.StripOffsets))), /points past the end of the file|truncated strip/);
-    await fails(variant('ifdpast.tif', (b) => void b.writeUInt32LE(99_999_999, 4)), /IFD 0 offset 99999999 points past the end/);
+    await fails(
+      variant('trunc.tif', () => full.subarray(0, full.length - 100)),
+      /truncated strip at offset \d+/,
+    );
+    await fails(
+      variant('past.tif', (b) => void b.writeUInt32LE(10_000_000, valuePos(TAG.StripOffsets))),
+      /points past the end of the file|truncated strip/,
+    );
+    await fails(
+      variant('ifdpast.tif', (b) => void b.writeUInt32LE(99_999_999, 4)),
+      /IFD 0 offset 99999999 points past the end/,
+    );
     const ome = readFileSync(dataFile('formats/ome_tiff/multi-channel-z-series.ome.tif'));
-    await fails(variant('ome-half.ome.tif', () => ome.subarray(0, 600_000)), /truncated|past the end/);
+    await fails(
+      variant('ome-half.ome.tif', () => ome.subarray(0, 600_000)),
+      /truncated|past the end/,
+    );
   });
 
   it('zero-sized and absurd dimensions; volumes larger than memory', async () => {
-    await fails(variant('zero.tif', (b) => void b.writeUInt32LE(0, valuePos(TAG.ImageWidth))), /zero-sized image/);
-    await fails(variant('huge.tif', (b) => void b.writeUInt32LE(4_000_000_000, valuePos(TAG.ImageWidth))), /absurd image size/);
+    await fails(
+      variant('zero.tif', (b) => void b.writeUInt32LE(0, valuePos(TAG.ImageWidth))),
+      /zero-sized image/,
+    );
+    await fails(
+      variant('huge.tif', (b) => void b.writeUInt32LE(4_000_000_000, valuePos(TAG.ImageWidth))),
+      /absurd image size/,
+    );
     // a consistent header that declares more uncompressed data than the file holds
-    await fails(variant('big.tif', (b) => void b.writeUInt32LE(60_000, valuePos(TAG.ImageWidth))), /declares 3 uncompressed planes|holds \d+ bytes, expected|truncated/);
+    await fails(
+      variant('big.tif', (b) => void b.writeUInt32LE(60_000, valuePos(TAG.ImageWidth))),
+      /declares 3 uncompressed planes|holds \d+ bytes, expected|truncated/,
+    );
     const e = await fails(good, /needs .* of memory but only .* is available/, { maxBytes: 1000 });
     expect(e.kind).toBe('too-large');
   });
 
   it('unsupported compression and sample types are named', async () => {
-    await fails(variant('jpeg.tif', (b) => void b.writeUInt16LE(7, valuePos(TAG.Compression))), /unsupported compression JPEG/);
-    await fails(variant('f16.tif', (b) => void b.writeUInt16LE(3, valuePos(TAG.SampleFormat))), /unsupported sample type: 16-bit float/);
+    await fails(
+      variant('jpeg.tif', (b) => void b.writeUInt16LE(7, valuePos(TAG.Compression))),
+      /unsupported compression JPEG/,
+    );
+    await fails(
+      variant('f16.tif', (b) => void b.writeUInt16LE(3, valuePos(TAG.SampleFormat))),
+      /unsupported sample type: 16-bit float/,
+    );
   });
 
   it('HDF5: unknown dataset lists the ones present; bad time point', async () => {
     const h5 = dataFile('plantseg_nuclei_mini/1135_mini.h5');
-    await expect(readVolume(h5, { dataset: 'nuclei' })).rejects.toThrow(/no dataset "nuclei" \(datasets: label, raw\)/);
+    await expect(readVolume(h5, { dataset: 'nuclei' })).rejects.toThrow(
+      /no dataset "nuclei" \(datasets: label, raw\)/,
+    );
     await expect(probeVolume(h5, { timepoint: 2 })).rejects.toThrow(/time point 2 out of range/);
     const cut = readFileSync(h5).subarray(0, 3000);
-    await fails(variant('cut.h5', () => cut), /HDF5 error/);
+    await fails(
+      variant('cut.h5', () => cut),
+      /HDF5 error/,
+    );
   });
 });

@@ -122,7 +122,9 @@ describe('real fixtures (../shared/data)', () => {
     expect([...fr].sort((a, b) => a - b)).toEqual(fr);
     const ac = new AbortController();
     ac.abort();
-    await expect(readVolume(F.imagej, { signal: ac.signal })).rejects.toMatchObject({ name: 'CancelledError' });
+    await expect(readVolume(F.imagej, { signal: ac.signal })).rejects.toMatchObject({
+      name: 'CancelledError',
+    });
     await expect(readVolume(F.h5a, { signal: ac.signal })).rejects.toMatchObject({ name: 'CancelledError' });
   });
 });

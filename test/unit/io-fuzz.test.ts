@@ -52,7 +52,14 @@ async function seed(name: string, file: string, mutations: number): Promise<Seed
     for (let i = 0; i < ifd.entries.size; i++) entries.push([ifd.offset + cs + i * es, es]);
     links.push([ifd.offset + cs + ifd.entries.size * es, big ? 8 : 4]);
   }
-  return { name, bytes: readFileSync(file), entries, links, ifdOffsets: tf.ifds.map((i) => i.offset), mutations };
+  return {
+    name,
+    bytes: readFileSync(file),
+    entries,
+    links,
+    ifdOffsets: tf.ifds.map((i) => i.offset),
+    mutations,
+  };
 }
 
 const seeds: Seed[] = [];
@@ -61,7 +68,13 @@ beforeAll(async () => {
   const d = tmp.dir;
   const mk = (x: number, y: number, z: number, c: number) => {
     const data = new Uint16Array(x * y * z * c).map((_, i) => (i * 2654435761) >>> 20);
-    return { data, dtype: 'uint16' as const, shape: { x, y, z, c, t: 1 }, spacing: { x: 0.2, y: 0.2, z: 0.5, unit: 'µm' }, channelNames: ['a', 'b'] };
+    return {
+      data,
+      dtype: 'uint16' as const,
+      shape: { x, y, z, c, t: 1 },
+      spacing: { x: 0.2, y: 0.2, z: 0.5, unit: 'µm' },
+      channelNames: ['a', 'b'],
+    };
   };
   await writeImageJTiff(join(d, 'ij.tif'), mk(24, 16, 3, 2));
   await writeOmeTiff(join(d, 'ome.ome.tif'), mk(20, 14, 3, 2));
@@ -96,14 +109,29 @@ print('[]')`,
   seeds.push(await seed('nytra.lsm', dataFile('formats/lsm/nytra_test.lsm'), 120));
   // the real ImageJ and OME files mutated in their header region (first 64 KiB keeps all IFDs of the
   // ImageJ file's first pages; reading a truncated copy exercises the "past EOF" paths)
-  seeds.push(await seed('imagej-real.tif', dataFile('formats/imagej_hyperstack/xyzc_16bit__dna_conf_wf.tif'), 50));
+  seeds.push(
+    await seed('imagej-real.tif', dataFile('formats/imagej_hyperstack/xyzc_16bit__dna_conf_wf.tif'), 50),
+  );
   seeds.push(await seed('ome-real.ome.tif', dataFile('formats/ome_tiff/multi-channel-z-series.ome.tif'), 50));
 });
 
 function mutate(s: Seed, rnd: () => number): { bytes: Buffer; how: string } {
   const b = Buffer.from(s.bytes);
   const int = (n: number) => Math.floor(rnd() * n);
-  const extremes = [0, 1, 2, 7, 255, 65535, 0x7fffffff, 0xffffffff, b.length - 1, b.length, b.length + 8, s.ifdOffsets[0]!];
+  const extremes = [
+    0,
+    1,
+    2,
+    7,
+    255,
+    65535,
+    0x7fffffff,
+    0xffffffff,
+    b.length - 1,
+    b.length,
+    b.length + 8,
+    s.ifdOffsets[0]!,
+  ];
   const pick32 = () => (rnd() < 0.5 ? extremes[int(extremes.length)]! : int(2 ** 32)) >>> 0;
   const k = int(5);
   if (k === 0) {
@@ -126,8 +154,10 @@ function mutate(s: Seed, rnd: () => number): { bytes: Buffer; how: string } {
     const big = es === 20;
     const field = int(4);
     if (field === 0) b.writeUInt16LE(int(20), p + 2);
-    else if (field === 1) big ? b.writeBigUInt64LE(BigInt(pick32()), p + 4) : b.writeUInt32LE(pick32(), p + 4);
-    else if (field === 2) big ? b.writeBigUInt64LE(BigInt(pick32()), p + 12) : b.writeUInt32LE(pick32(), p + 8);
+    else if (field === 1 && big) b.writeBigUInt64LE(BigInt(pick32()), p + 4);
+    else if (field === 1) b.writeUInt32LE(pick32(), p + 4);
+    else if (field === 2 && big) b.writeBigUInt64LE(BigInt(pick32()), p + 12);
+    else if (field === 2) b.writeUInt32LE(pick32(), p + 8);
     else b.writeUInt16LE(int(65536), p); // tag id
     // tags are stored in the file's byte order; our seeds are a mix, so little-endian writes here are just noise for BE files
     return { bytes: b, how: `tag field ${field} at ${p}` };
@@ -157,10 +187,12 @@ describe('fuzz: mutated TIFF / LSM files', () => {
         try {
           const v = await readVolume(f, { maxBytes: 64 << 20 });
           const { x, y, z, c } = v.shape;
-          if (v.data.length !== x * y * z * c || !(x > 0 && y > 0 && z > 0 && c > 0)) problems.push(`${s.name} ${how}: inconsistent volume`);
+          if (v.data.length !== x * y * z * c || !(x > 0 && y > 0 && z > 0 && c > 0))
+            problems.push(`${s.name} ${how}: inconsistent volume`);
           decoded++;
         } catch (e) {
-          if (!(e instanceof VolumeReadError)) problems.push(`${s.name} #${i} ${how}: ${(e as Error)?.name}: ${(e as Error)?.message}`);
+          if (!(e instanceof VolumeReadError))
+            problems.push(`${s.name} #${i} ${how}: ${(e as Error)?.name}: ${(e as Error)?.message}`);
           else if (!e.message.includes(f)) problems.push(`${s.name} ${how}: message does not name the file`);
           rejected++;
         }
@@ -190,16 +222,20 @@ describe('fuzz: mutated TIFF / LSM files', () => {
       const b = Buffer.from(b0);
       let data: Buffer = b;
       if (i % 3 === 0) data = b.subarray(0, Math.floor(rnd() * b.length));
-      else for (let k = 0; k < 4; k++) b[Math.floor(rnd() * (i % 3 === 1 ? 8192 : b.length))] ^= 1 << Math.floor(rnd() * 8);
+      else
+        for (let k = 0; k < 4; k++)
+          b[Math.floor(rnd() * (i % 3 === 1 ? 8192 : b.length))] ^= 1 << Math.floor(rnd() * 8);
       // a fresh name each time: HDF5 caches open files by inode (see docs/io.md, limitations)
       const f = join(tmp.dir, `h5m${i}.h5`);
       writeFileSync(f, data);
       const t0 = performance.now();
       try {
         const v = await readVolume(f, { maxBytes: 64 << 20 });
-        if (v.data.length !== v.shape.x * v.shape.y * v.shape.z * v.shape.c) problems.push(`#${i}: inconsistent volume`);
+        if (v.data.length !== v.shape.x * v.shape.y * v.shape.z * v.shape.c)
+          problems.push(`#${i}: inconsistent volume`);
       } catch (e) {
-        if (!(e instanceof VolumeReadError)) problems.push(`#${i}: ${(e as Error)?.name}: ${(e as Error)?.message}`);
+        if (!(e instanceof VolumeReadError))
+          problems.push(`#${i}: ${(e as Error)?.name}: ${(e as Error)?.message}`);
         rejected++;
       }
       const dt = performance.now() - t0;

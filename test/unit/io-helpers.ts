@@ -11,12 +11,18 @@ import { DEBIAN_PYTHON } from '../helpers/paths.js';
 import type { TypedArray } from '../../main/common/volume.js';
 
 export function py<T = unknown>(script: string, args: string[] = [], timeout = 60_000): T {
-  const out = execFileSync(DEBIAN_PYTHON, ['-c', script, ...args], { encoding: 'utf8', timeout, maxBuffer: 64 << 20 });
+  const out = execFileSync(DEBIAN_PYTHON, ['-c', script, ...args], {
+    encoding: 'utf8',
+    timeout,
+    maxBuffer: 64 << 20,
+  });
   return JSON.parse(out.trim().split('\n').pop()!) as T;
 }
 
 export function sha(a: TypedArray | Uint8Array): string {
-  return createHash('sha256').update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength)).digest('hex');
+  return createHash('sha256')
+    .update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength))
+    .digest('hex');
 }
 
 export function tempDir(prefix = 'sliceform-io-'): { dir: string; cleanup: () => void } {

@@ -70,7 +70,9 @@ async function buildLsm(srcPath: string, out: string, nz: number, nt: number, vo
     for (let s = 0; s < offsets.length; s++) {
       const plane = Buffer.from(orig.subarray(offsets[s]!, offsets[s]! + counts[s]!));
       if (bits === 8) for (let i = 0; i < plane.length; i++) plane[i] = (plane[i]! + 29 * k) & 0xff;
-      else for (let i = 0; i < plane.length; i += 2) plane.writeUInt16LE((plane.readUInt16LE(i) + 29 * k) & 0xffff, i);
+      else
+        for (let i = 0; i < plane.length; i += 2)
+          plane.writeUInt16LE((plane.readUInt16LE(i) + 29 * k) & 0xffff, i);
       newOffsets.push(append(plane));
     }
     const ov = new Map<number, Buffer>();
@@ -164,6 +166,8 @@ print(json.dumps({'axes': s.axes, 'shape': list(a.shape), 'sha0': czyx_sha(a[0][
     await src.close();
     b.writeInt32LE(5, e.valueOffset + 16);
     writeFileSync(f, b);
-    await expect(readVolume(f)).rejects.toThrow(/5 z-planes x 1 time points but the file holds 2 image planes/);
+    await expect(readVolume(f)).rejects.toThrow(
+      /5 z-planes x 1 time points but the file holds 2 image planes/,
+    );
   });
 });

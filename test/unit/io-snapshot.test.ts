@@ -13,7 +13,15 @@ afterAll(() => tmp.cleanup());
 
 async function pixels(f: string) {
   const { data, info } = await sharp(f).raw().toBuffer({ resolveWithObject: true });
-  return { data, w: info.width, h: info.height, ch: info.channels, at: (x: number, y: number) => [...data.subarray((y * info.width + x) * info.channels, (y * info.width + x) * info.channels + 3)] };
+  return {
+    data,
+    w: info.width,
+    h: info.height,
+    ch: info.channels,
+    at: (x: number, y: number) => [
+      ...data.subarray((y * info.width + x) * info.channels, (y * info.width + x) * info.channels + 3),
+    ],
+  };
 }
 
 // 2 channels, X=6 Y=5 Z=4; channel 0 bright at (x=1, y=2, z=3), channel 1 bright at (x=4, y=0, z=3)
@@ -29,17 +37,26 @@ describe('writeSnapshot', () => {
   it('xy / xz / yz geometry and a green + magenta composite', async () => {
     const v = twoChannel();
     const xy = join(tmp.dir, 'xy.png');
-    expect(await writeSnapshot(v, { plane: 'xy', index: 3, out: xy, percentiles: [0, 100] })).toMatchObject({ width: 6, height: 5 });
+    expect(await writeSnapshot(v, { plane: 'xy', index: 3, out: xy, percentiles: [0, 100] })).toMatchObject({
+      width: 6,
+      height: 5,
+    });
     const p = await pixels(xy);
     expect([p.w, p.h]).toEqual([6, 5]);
     expect(p.at(1, 2)).toEqual([0, 255, 0]); // channel 0 → green
     expect(p.at(4, 0)).toEqual([255, 0, 255]); // channel 1 → magenta
     expect(p.at(0, 0)).toEqual([0, 0, 0]);
     const xz = join(tmp.dir, 'xz.png');
-    expect(await writeSnapshot(v, { plane: 'xz', index: 2, out: xz, percentiles: [0, 100] })).toMatchObject({ width: 6, height: 4 });
+    expect(await writeSnapshot(v, { plane: 'xz', index: 2, out: xz, percentiles: [0, 100] })).toMatchObject({
+      width: 6,
+      height: 4,
+    });
     expect((await pixels(xz)).at(1, 3)).toEqual([0, 255, 0]);
     const yz = join(tmp.dir, 'yz.png');
-    expect(await writeSnapshot(v, { plane: 'yz', index: 4, out: yz, percentiles: [0, 100] })).toMatchObject({ width: 5, height: 4 });
+    expect(await writeSnapshot(v, { plane: 'yz', index: 4, out: yz, percentiles: [0, 100] })).toMatchObject({
+      width: 5,
+      height: 4,
+    });
     expect((await pixels(yz)).at(0, 3)).toEqual([255, 0, 255]);
   });
 
@@ -49,7 +66,15 @@ describe('writeSnapshot', () => {
     labels.data[(3 * 5 + 2) * 6 + 1] = 1;
     labels.data[(3 * 5 + 4) * 6 + 5] = 2;
     const f = join(tmp.dir, 'ov.png');
-    await writeSnapshot(v, { plane: 'xy', index: 3, out: f, labels, alpha: 0.5, percentiles: [0, 100], labelColors: { 1: [255, 0, 0], 2: [0, 0, 200] } });
+    await writeSnapshot(v, {
+      plane: 'xy',
+      index: 3,
+      out: f,
+      labels,
+      alpha: 0.5,
+      percentiles: [0, 100],
+      labelColors: { 1: [255, 0, 0], 2: [0, 0, 200] },
+    });
     const p = await pixels(f);
     expect(p.at(1, 2)).toEqual([128, 128, 0]); // 0.5 * green + 0.5 * red
     expect(p.at(5, 4)).toEqual([0, 0, 100]); // 0.5 * black + 0.5 * (0,0,200)
@@ -78,10 +103,18 @@ describe('writeSnapshot', () => {
   it('rejects bad planes, indices and mismatched labels without writing', async () => {
     const v = twoChannel();
     const out = join(tmp.dir, 'never.png');
-    await expect(writeSnapshot(v, { plane: 'xy', index: 4, out })).rejects.toThrow(/index 4 out of range 0..3/);
-    await expect(writeSnapshot(v, { plane: 'ab' as 'xy', out })).rejects.toThrow(/plane must be xy, xz or yz/);
+    await expect(writeSnapshot(v, { plane: 'xy', index: 4, out })).rejects.toThrow(
+      /index 4 out of range 0..3/,
+    );
+    await expect(writeSnapshot(v, { plane: 'ab' as 'xy', out })).rejects.toThrow(
+      /plane must be xy, xz or yz/,
+    );
     await expect(
-      writeSnapshot(v, { plane: 'xy', out, labels: { data: new Uint8Array(8), shape: { x: 2, y: 2, z: 2, c: 1, t: 1 } } }),
+      writeSnapshot(v, {
+        plane: 'xy',
+        out,
+        labels: { data: new Uint8Array(8), shape: { x: 2, y: 2, z: 2, c: 1, t: 1 } },
+      }),
     ).rejects.toThrow(/does not match/);
     expect(existsSync(out)).toBe(false);
   });

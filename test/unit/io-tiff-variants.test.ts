@@ -123,7 +123,9 @@ describe('synthetic TIFF variants (made by tifffile / libtiff at test time)', ()
     expect(v.timepoint).toBe(0);
     expect(v.shape.t).toBe(3);
     expect(warnings.join('\n')).toMatch(/3 time points.*--timepoint/);
-    await expect(readVolume(join(tmp.dir, 'ij_tzc.tif'), { timepoint: 3 })).rejects.toThrow(/time point 3 out of range/);
+    await expect(readVolume(join(tmp.dir, 'ij_tzc.tif'), { timepoint: 3 })).rejects.toThrow(
+      /time point 3 out of range/,
+    );
     const p = await probeVolume(join(tmp.dir, 'ome_tczyx.ome.tif'));
     expect(p.shape).toEqual({ x: 20, y: 16, z: 4, c: 3, t: 2 });
   });

@@ -27,7 +27,10 @@ const info: Command = {
   allowPositionals: true,
   async run(args, io) {
     if (args.positionals.length !== 1) {
-      throw new SliceformError('bad-input', `info takes exactly one FILE (got ${args.positionals.length})\n\n${usage}`);
+      throw new SliceformError(
+        'bad-input',
+        `info takes exactly one FILE (got ${args.positionals.length})\n\n${usage}`,
+      );
     }
     const file = args.positionals[0]!;
     const t = numOpt(args.values, 'timepoint');

@@ -167,10 +167,12 @@ export function inflate(src: Uint8Array, expected: number): Uint8Array {
     out = inflateSync(src, { maxOutputLength: Math.max(expected, 1) });
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ERR_BUFFER_TOO_LARGE') throw new CodecError(`Deflate data decodes to more than ${expected} bytes`);
+    if (code === 'ERR_BUFFER_TOO_LARGE')
+      throw new CodecError(`Deflate data decodes to more than ${expected} bytes`);
     throw new CodecError(`corrupt Deflate data (${(e as Error).message})`);
   }
-  if (out.length < expected) throw new CodecError(`Deflate data decodes to ${out.length} of ${expected} bytes`);
+  if (out.length < expected)
+    throw new CodecError(`Deflate data decodes to ${out.length} of ${expected} bytes`);
   return out;
 }
 
@@ -192,7 +194,13 @@ export function decompress(compression: number, src: Uint8Array, expected: numbe
 }
 
 /** Undo horizontal differencing in place; data already in native byte order. */
-export function undoPredictor2(buf: Uint8Array, bytes: number, rowSamples: number, spp: number, rows: number): void {
+export function undoPredictor2(
+  buf: Uint8Array,
+  bytes: number,
+  rowSamples: number,
+  spp: number,
+  rows: number,
+): void {
   const n = rowSamples * rows;
   let a: Uint8Array | Uint16Array | Uint32Array;
   if (bytes === 1) a = buf;
@@ -206,7 +214,13 @@ export function undoPredictor2(buf: Uint8Array, bytes: number, rowSamples: numbe
 }
 
 /** Undo the floating-point predictor (3): byte-wise differencing of byte-planes, big-endian byte order. */
-export function undoPredictor3(buf: Uint8Array, bytes: number, rowSamples: number, spp: number, rows: number): void {
+export function undoPredictor3(
+  buf: Uint8Array,
+  bytes: number,
+  rowSamples: number,
+  spp: number,
+  rows: number,
+): void {
   const rowBytes = rowSamples * bytes;
   const tmp = new Uint8Array(rowBytes);
   for (let r = 0; r < rows; r++) {

@@ -6,7 +6,22 @@ import type { FileSource } from '../source.js';
 
 /** Byte size of each TIFF field type. */
 const TYPE_SIZE: Record<number, number> = {
-  1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8,
+  1: 1,
+  2: 1,
+  3: 2,
+  4: 4,
+  5: 8,
+  6: 1,
+  7: 1,
+  8: 2,
+  9: 4,
+  10: 8,
+  11: 4,
+  12: 8,
+  13: 4,
+  16: 8,
+  17: 8,
+  18: 8,
 };
 
 export const TAG = {
@@ -89,7 +104,8 @@ export class TiffFile {
 
   /** Parses the header and walks the whole IFD chain (entries only, no tag values beyond inline ones). */
   static async open(src: FileSource, options: { maxIfds?: number } = {}): Promise<TiffFile> {
-    if (src.size < 8) src.fail(src.size === 0 ? 'empty file' : 'not a TIFF (file shorter than a TIFF header)');
+    if (src.size < 8)
+      src.fail(src.size === 0 ? 'empty file' : 'not a TIFF (file shorter than a TIFF header)');
     const h = await src.read(0, Math.min(16, src.size), 'TIFF header');
     const bo = h.toString('latin1', 0, 2);
     if (bo !== 'II' && bo !== 'MM') src.fail('not a TIFF (no II/MM byte-order mark)');
@@ -120,7 +136,8 @@ export class TiffFile {
     const entrySize = bigTiff ? 20 : 12;
     const offSize = bigTiff ? 8 : 4;
     while (offset !== 0) {
-      if (seen.has(offset)) this.src.fail(`IFD chain loops (IFD ${this.ifds.length} points back to offset ${offset})`);
+      if (seen.has(offset))
+        this.src.fail(`IFD chain loops (IFD ${this.ifds.length} points back to offset ${offset})`);
       if (this.ifds.length >= maxIfds) this.src.fail(`more than ${maxIfds} IFDs`);
       seen.add(offset);
       const what = `IFD ${this.ifds.length}`;
@@ -155,7 +172,13 @@ export class TiffFile {
         const valPos = p + (bigTiff ? 12 : 8);
         const bytes = size * count;
         if (bytes <= offSize) {
-          entries.set(tag, { tag, type, count, valueOffset: -1, inline: Buffer.from(b.subarray(valPos, valPos + offSize)) });
+          entries.set(tag, {
+            tag,
+            type,
+            count,
+            valueOffset: -1,
+            inline: Buffer.from(b.subarray(valPos, valPos + offSize)),
+          });
         } else {
           entries.set(tag, { tag, type, count, valueOffset: readUint(b, valPos, offSize, le), inline: null });
         }
@@ -213,7 +236,11 @@ export class TiffFile {
         case 10: {
           const signed = e.type === 10;
           const num = signed ? (le ? b.readInt32LE(i * 8) : b.readInt32BE(i * 8)) : readUint(b, i * 8, 4, le);
-          const den = signed ? (le ? b.readInt32LE(i * 8 + 4) : b.readInt32BE(i * 8 + 4)) : readUint(b, i * 8 + 4, 4, le);
+          const den = signed
+            ? le
+              ? b.readInt32LE(i * 8 + 4)
+              : b.readInt32BE(i * 8 + 4)
+            : readUint(b, i * 8 + 4, 4, le);
           out[i] = den === 0 ? NaN : num / den;
           break;
         }
@@ -236,8 +263,14 @@ export class TiffFile {
     if (e.count === 1) return (await this.nums(ifd, tag))![0];
     // read only the first value of a long array
     const one: IfdEntry = { ...e, count: 1 };
-    const b = e.inline ? e.inline : await this.src.read(e.valueOffset, TYPE_SIZE[e.type]!, `value of tag ${tag}`);
-    const tmp: Ifd = { index: ifd.index, offset: ifd.offset, entries: new Map([[tag, { ...one, inline: b, valueOffset: -1 }]]) };
+    const b = e.inline
+      ? e.inline
+      : await this.src.read(e.valueOffset, TYPE_SIZE[e.type]!, `value of tag ${tag}`);
+    const tmp: Ifd = {
+      index: ifd.index,
+      offset: ifd.offset,
+      entries: new Map([[tag, { ...one, inline: b, valueOffset: -1 }]]),
+    };
     return (await this.nums(tmp, tag))![0];
   }
 

@@ -32,8 +32,23 @@ export interface TiffLayout {
 }
 
 const UNIT_TO_UM: Record<string, number> = {
-  micron: 1, microns: 1, um: 1, 'µm': 1, 'μm': 1, '\\u00B5m': 1, nm: 1e-3, nanometer: 1e-3, mm: 1e3, millimeter: 1e3,
-  cm: 1e4, centimeter: 1e4, m: 1e6, meter: 1e6, 'Å': 1e-4, angstrom: 1e-4, pm: 1e-6,
+  micron: 1,
+  microns: 1,
+  um: 1,
+  µm: 1,
+  μm: 1,
+  '\\u00B5m': 1,
+  nm: 1e-3,
+  nanometer: 1e-3,
+  mm: 1e3,
+  millimeter: 1e3,
+  cm: 1e4,
+  centimeter: 1e4,
+  m: 1e6,
+  meter: 1e6,
+  Å: 1e-4,
+  angstrom: 1e-4,
+  pm: 1e-6,
 };
 
 export function unitToMicrons(unit: string | undefined): number | undefined {
@@ -96,7 +111,8 @@ export async function buildLayout(tf: TiffFile): Promise<TiffLayout> {
   const file = src.path;
   const ifd0 = tf.ifds[0]!;
   const warnings: string[] = [];
-  if (tf.truncatedChain) warnings.push(`IFD chain broken (${tf.truncatedChain}); using the ${tf.ifds.length} IFDs before it`);
+  if (tf.truncatedChain)
+    warnings.push(`IFD chain broken (${tf.truncatedChain}); using the ${tf.ifds.length} IFDs before it`);
   const metadata: Record<string, unknown> = {
     byteOrder: tf.le ? 'little-endian' : 'big-endian',
     bigTiff: tf.header.bigTiff,
@@ -131,7 +147,9 @@ export async function buildLayout(tf: TiffFile): Promise<TiffLayout> {
     let nz = posInt(kv.slices, 1);
     let nt = posInt(kv.frames, 1);
     if (nc * nz * nt !== images) {
-      warnings.push(`ImageJ description: channels*slices*frames = ${nc * nz * nt} but images = ${images}; treating as ${images} slices`);
+      warnings.push(
+        `ImageJ description: channels*slices*frames = ${nc * nz * nt} but images = ${images}; treating as ${images} slices`,
+      );
       nc = 1;
       nz = images;
       nt = 1;
@@ -147,7 +165,12 @@ export async function buildLayout(tf: TiffFile): Promise<TiffLayout> {
           z: (Number(kv.spacing) > 0 ? Number(kv.spacing) : 1) * factor!,
           unit: 'µm',
         }
-      : { x: ppu.x ?? 1, y: ppu.y ?? 1, z: Number(kv.spacing) > 0 ? Number(kv.spacing) : 1, unit: kv.unit || 'pixel' };
+      : {
+          x: ppu.x ?? 1,
+          y: ppu.y ?? 1,
+          z: Number(kv.spacing) > 0 ? Number(kv.spacing) : 1,
+          unit: kv.unit || 'pixel',
+        };
     let contiguous = false;
     if (mains.length < images) {
       // ImageJ writes only one IFD for stacks > 4 GiB: the planes follow the first one contiguously.
@@ -197,7 +220,9 @@ export async function buildLayout(tf: TiffFile): Promise<TiffLayout> {
     if (await sameShape(tf, ifd, first)) pages.push(ifd);
   }
   if (pages.length < mains.length) {
-    warnings.push(`${mains.length - pages.length} page(s) differ in size or type from the first and were skipped`);
+    warnings.push(
+      `${mains.length - pages.length} page(s) differ in size or type from the first and were skipped`,
+    );
   }
   if (desc) metadata.description = desc.length > 4096 ? desc.slice(0, 4096) + '…' : desc;
   const ru = (await tf.num(ifd0, TAG.ResolutionUnit)) ?? 2;
@@ -235,10 +260,14 @@ async function checkStoredSize(tf: TiffFile, first: PageInfo, pages: Ifd[]): Pro
   const decoded = first.width * first.height * first.spp * bytes;
   const stored = await pageStoredBytes(tf, first);
   if (decoded > stored * maxRatio(first.compression) + 4096 && first.compression !== 1) {
-    tf.src.fail(`IFD ${first.ifd.index} declares ${decoded} bytes of pixels but stores only ${stored} compressed bytes`);
+    tf.src.fail(
+      `IFD ${first.ifd.index} declares ${decoded} bytes of pixels but stores only ${stored} compressed bytes`,
+    );
   }
   if (first.compression === 1 && pages.length * decoded > tf.src.size * 1.0001 + 1024 && pages.length > 1) {
-    tf.src.fail(`declares ${pages.length} uncompressed planes of ${decoded} bytes but the file has only ${tf.src.size} bytes (truncated?)`);
+    tf.src.fail(
+      `declares ${pages.length} uncompressed planes of ${decoded} bytes but the file has only ${tf.src.size} bytes (truncated?)`,
+    );
   }
 }
 
@@ -252,18 +281,24 @@ async function lsmLayout(
   const mains = await mainIfds(tf);
   if (mains.length === 0) src.fail('LSM without image planes');
   const first = await readPageInfo(tf, mains[0]!);
-  let nz = info.dimZ;
-  let nt = info.dimT;
+  const nz = info.dimZ;
+  const nt = info.dimT;
   const nc = first.spp;
   if (info.dimC !== nc) warnings.push(`LSM header says ${info.dimC} channels, the planes hold ${nc} samples`);
   if (nz * nt !== mains.length) {
     if (nz * nt > mains.length) {
-      src.fail(`LSM header says ${nz} z-planes x ${nt} time points but the file holds ${mains.length} image planes`);
+      src.fail(
+        `LSM header says ${nz} z-planes x ${nt} time points but the file holds ${mains.length} image planes`,
+      );
     }
-    warnings.push(`LSM header says ${nz * nt} planes; the file holds ${mains.length}; using the first ${nz * nt}`);
+    warnings.push(
+      `LSM header says ${nz * nt} planes; the file holds ${mains.length}; using the first ${nz * nt}`,
+    );
   }
   if (first.width !== info.dimX || first.height !== info.dimY) {
-    warnings.push(`LSM header size ${info.dimX}x${info.dimY} differs from the image ${first.width}x${first.height}`);
+    warnings.push(
+      `LSM header size ${info.dimX}x${info.dimY} differs from the image ${first.width}x${first.height}`,
+    );
   }
   const um = (m: number) => m * 1e6;
   const x = info.voxelX > 0 ? um(info.voxelX) : 1;
@@ -297,7 +332,6 @@ async function lsmLayout(
     first,
     planes: (t) => pick(tf.src.path, sources, t, nt),
   };
-  void nt;
 }
 
 async function omeLayout(
@@ -315,7 +349,9 @@ async function omeLayout(
   const firstIfd = ifdAt(ome.tiffData.length ? ome.tiffData[0]!.ifd : 0);
   const first = await readPageInfo(tf, firstIfd);
   if (first.width !== ome.sizeX || first.height !== ome.sizeY) {
-    src.fail(`OME-XML says ${ome.sizeX}x${ome.sizeY} but IFD ${firstIfd.index} is ${first.width}x${first.height}`);
+    src.fail(
+      `OME-XML says ${ome.sizeX}x${ome.sizeY} but IFD ${firstIfd.index} is ${first.width}x${first.height}`,
+    );
   }
   const spp = first.spp;
   if (ome.sizeC % spp !== 0) src.fail(`OME SizeC ${ome.sizeC} is not a multiple of SamplesPerPixel ${spp}`);
@@ -329,9 +365,19 @@ async function omeLayout(
   } else {
     for (const td of ome.tiffData) {
       if (td.uuid && td.uuid !== ome.uuid && td.fileName && td.fileName !== fname) {
-        src.fail(`OME-TIFF spans several files (planes in "${td.fileName}"); only single-file OME-TIFF is supported`);
+        src.fail(
+          `OME-TIFF spans several files (planes in "${td.fileName}"); only single-file OME-TIFF is supported`,
+        );
       }
-      const start = omePlaneIndex(ome.dimensionOrder, ome.sizeZ, effC, ome.sizeT, td.firstZ, td.firstC, td.firstT);
+      const start = omePlaneIndex(
+        ome.dimensionOrder,
+        ome.sizeZ,
+        effC,
+        ome.sizeT,
+        td.firstZ,
+        td.firstC,
+        td.firstT,
+      );
       const count = td.planeCount ?? (ome.tiffData.length === 1 && td.ifdGiven === false ? nPlanes : 1);
       for (let k = 0; k < count && start + k < nPlanes; k++) ifdOf[start + k] = td.ifd + k;
     }
@@ -350,8 +396,15 @@ async function omeLayout(
     }
     sources.push(list);
   }
-  if (ome.type && ome.type !== first.dtype && !(ome.type === 'float' && first.dtype === 'float32') && !(ome.type === 'double' && first.dtype === 'float64')) {
-    warnings.push(`OME-XML pixel type ${ome.type} differs from the TIFF sample type ${first.dtype}; using ${first.dtype}`);
+  if (
+    ome.type &&
+    ome.type !== first.dtype &&
+    !(ome.type === 'float' && first.dtype === 'float32') &&
+    !(ome.type === 'double' && first.dtype === 'float64')
+  ) {
+    warnings.push(
+      `OME-XML pixel type ${ome.type} differs from the TIFF sample type ${first.dtype}; using ${first.dtype}`,
+    );
   }
   const conv = (v: number | undefined, unit: string | undefined): number | undefined => {
     if (v === undefined || !(v > 0)) return undefined;
@@ -362,9 +415,7 @@ async function omeLayout(
   const sy = conv(ome.physY, ome.physYUnit);
   const sz = conv(ome.physZ, ome.physZUnit);
   const spacing: Spacing =
-    sx !== undefined
-      ? { x: sx, y: sy ?? sx, z: sz ?? sx, unit: 'µm' }
-      : { x: 1, y: 1, z: 1, unit: 'pixel' };
+    sx !== undefined ? { x: sx, y: sy ?? sx, z: sz ?? sx, unit: 'µm' } : { x: 1, y: 1, z: 1, unit: 'pixel' };
   const names: string[] = [];
   for (let c = 0; c < ome.sizeC; c++) names.push(ome.channelNames[Math.floor(c / spp)] || `C${c + 1}`);
   metadata.ome = {
@@ -373,7 +424,8 @@ async function omeLayout(
     type: ome.type,
     images: ome.imageCount,
   };
-  if (ome.imageCount > 1) warnings.push(`OME-TIFF holds ${ome.imageCount} images (series); reading the first`);
+  if (ome.imageCount > 1)
+    warnings.push(`OME-TIFF holds ${ome.imageCount} images (series); reading the first`);
   return {
     format: 'ome-tiff',
     shape: { x: first.width, y: first.height, z: ome.sizeZ, c: ome.sizeC, t: ome.sizeT },

@@ -119,7 +119,11 @@ async function readScanTracks(src: FileSource, off: number): Promise<Track[] | n
  * Channel names: the dye of each detection channel ("DAPI"), matched through ChannelColors names
  * ("<channel>-T<track>"), else the ChannelColors name itself. Null when nothing usable.
  */
-export async function readLsmChannelNames(src: FileSource, info: LsmInfo, nc: number): Promise<string[] | null> {
+export async function readLsmChannelNames(
+  src: FileSource,
+  info: LsmInfo,
+  nc: number,
+): Promise<string[] | null> {
   try {
     const colorNames = (await readColorNames(src, info.offsetChannelColors)) ?? [];
     const tracks = (await readScanTracks(src, info.offsetScanInformation)) ?? [];

@@ -65,8 +65,14 @@ function attrs(tag: string): Record<string, string> {
 }
 
 const OME_TYPES: Record<string, DType | 'float' | 'double'> = {
-  int8: 'int8', uint8: 'uint8', int16: 'int16', uint16: 'uint16', int32: 'int32', uint32: 'uint32',
-  float: 'float', double: 'double',
+  int8: 'int8',
+  uint8: 'uint8',
+  int16: 'int16',
+  uint16: 'uint16',
+  int32: 'int32',
+  uint32: 'uint32',
+  float: 'float',
+  double: 'double',
 };
 
 export function parseOmeXml(xml: string, file: string): OmePixels {
@@ -92,7 +98,8 @@ export function parseOmeXml(xml: string, file: string): OmePixels {
   };
   const order = pa.DimensionOrder ?? 'XYZCT';
   if (!/^XY(ZCT|ZTC|CZT|CTZ|TZC|TCZ)$/.test(order)) fail(`unknown DimensionOrder "${order}"`);
-  const num = (k: string) => (pa[k] !== undefined && Number.isFinite(Number(pa[k])) ? Number(pa[k]) : undefined);
+  const num = (k: string) =>
+    pa[k] !== undefined && Number.isFinite(Number(pa[k])) ? Number(pa[k]) : undefined;
   const channelNames: string[] = [];
   for (const m of img.matchAll(/<(?:\w+:)?Channel[\s>][^>]*>/g)) channelNames.push(attrs(m[0]).Name ?? '');
   const tiffData: OmeTiffData[] = [];
@@ -139,7 +146,15 @@ export function parseOmeXml(xml: string, file: string): OmePixels {
 }
 
 /** Linear plane index of (z, c, t) for a DimensionOrder such as XYZCT (Z fastest). */
-export function omePlaneIndex(order: string, nz: number, nc: number, nt: number, z: number, c: number, t: number): number {
+export function omePlaneIndex(
+  order: string,
+  nz: number,
+  nc: number,
+  nt: number,
+  z: number,
+  c: number,
+  t: number,
+): number {
   const dims = order.slice(2).split('') as ('Z' | 'C' | 'T')[];
   const size = { Z: nz, C: nc, T: nt };
   const pos = { Z: z, C: c, T: t };

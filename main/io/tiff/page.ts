@@ -92,7 +92,8 @@ export async function readPageInfo(tf: TiffFile, ifd: Ifd): Promise<PageInfo> {
   if (tiled) {
     chunkW = (await tf.num(ifd, TAG.TileWidth)) ?? 0;
     chunkH = (await tf.num(ifd, TAG.TileLength)) ?? 0;
-    if (chunkW <= 0 || chunkH <= 0 || chunkW > 1 << 16 || chunkH > 1 << 16) fail(`bad tile size ${chunkW} x ${chunkH}`);
+    if (chunkW <= 0 || chunkH <= 0 || chunkW > 1 << 16 || chunkH > 1 << 16)
+      fail(`bad tile size ${chunkW} x ${chunkH}`);
   } else {
     if (!tf.has(ifd, TAG.StripOffsets)) fail('no StripOffsets or TileOffsets');
     const rps = (await tf.num(ifd, TAG.RowsPerStrip)) ?? height!;
@@ -185,11 +186,15 @@ export async function decodePage(tf: TiffFile, p: PageInfo, dest: (Uint8Array | 
       const d = dest[firstSample];
       if (!d) continue;
       if (cnt < expected && off + expected > src.size) {
-        src.fail(`truncated ${kind} at offset ${off} (${what}: needs ${expected} bytes, file ends after ${Math.max(0, src.size - off)})`);
+        src.fail(
+          `truncated ${kind} at offset ${off} (${what}: needs ${expected} bytes, file ends after ${Math.max(0, src.size - off)})`,
+        );
       }
       if (cnt < expected) src.fail(`${what} at offset ${off} holds ${cnt} bytes, expected ${expected}`);
       if (off + expected > src.size) {
-        src.fail(`truncated ${kind} at offset ${off} (${what}: needs ${expected} bytes, file ends after ${Math.max(0, src.size - off)})`);
+        src.fail(
+          `truncated ${kind} at offset ${off} (${what}: needs ${expected} bytes, file ends after ${Math.max(0, src.size - off)})`,
+        );
       }
       const target = d.subarray(y0 * rowBytesOut, y0 * rowBytesOut + expected);
       await src.readInto(target, 0, expected, off);
@@ -198,7 +203,9 @@ export async function decodePage(tf: TiffFile, p: PageInfo, dest: (Uint8Array | 
     }
     if (dest.slice(firstSample, firstSample + sppChunk).every((d) => !d)) continue;
     if (off + cnt > src.size) {
-      src.fail(`truncated ${kind} at offset ${off} (${what}: needs ${cnt} bytes, file ends after ${Math.max(0, src.size - off)})`);
+      src.fail(
+        `truncated ${kind} at offset ${off} (${what}: needs ${cnt} bytes, file ends after ${Math.max(0, src.size - off)})`,
+      );
     }
     const raw = await src.readFresh(off, Math.min(cnt, p.compression === 1 ? expected : cnt), what);
     let data: Uint8Array;
@@ -208,7 +215,8 @@ export async function decodePage(tf: TiffFile, p: PageInfo, dest: (Uint8Array | 
       if (e instanceof CodecError) src.fail(`${what} at offset ${off}: ${e.message}`);
       throw e;
     }
-    if (data.byteOffset % bytes !== 0 || data.length !== expected) data = new Uint8Array(data.subarray(0, expected));
+    if (data.byteOffset % bytes !== 0 || data.length !== expected)
+      data = new Uint8Array(data.subarray(0, expected));
     if (swap) swapInPlace(data, bytes);
     try {
       if (p.predictor === 2) undoPredictor2(data, bytes, chunkRowSamples, sppChunk, rows);

@@ -23,7 +23,9 @@ function timepointOf(file: string, layout: TiffLayout, opts: ReadOptions, warn: 
     throw new VolumeReadError(file, `time point ${t} out of range (the file has ${nt}: 0..${nt - 1})`);
   }
   if (nt > 1 && opts.timepoint === undefined) {
-    warn(`${file}: time series with ${nt} time points; loaded time point 0 (use --timepoint to pick another)`);
+    warn(
+      `${file}: time series with ${nt} time points; loaded time point 0 (use --timepoint to pick another)`,
+    );
   }
   return t;
 }
@@ -61,11 +63,15 @@ export async function readTiff(src: FileSource, opts: ReadOptions): Promise<Volu
   const data = allocVolume(src.path, layout.dtype, planeLen * z * c, opts.maxBytes);
   const bytes = DTYPE_BYTES[layout.dtype];
   const out8 = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  const planeView = (cc: number, zz: number) => out8.subarray((cc * z + zz) * planeLen * bytes, (cc * z + zz + 1) * planeLen * bytes);
+  const planeView = (cc: number, zz: number) =>
+    out8.subarray((cc * z + zz) * planeLen * bytes, (cc * z + zz + 1) * planeLen * bytes);
 
   // group output planes by page so each page is decoded once
   const sources = layout.planes(t);
-  const byPage = new Map<number, { ifdIndex: number; ifd: PlaneSource & { kind: 'page' }; dest: (Uint8Array | null)[] }>();
+  const byPage = new Map<
+    number,
+    { ifdIndex: number; ifd: PlaneSource & { kind: 'page' }; dest: (Uint8Array | null)[] }
+  >();
   const raws: (PlaneSource & { kind: 'raw' })[] = [];
   for (const s of sources) {
     if (s.kind === 'raw') {
@@ -90,7 +96,12 @@ export async function readTiff(src: FileSource, opts: ReadOptions): Promise<Volu
     if (!force && now - lastReport < 100) return;
     lastReport = now;
     const fraction = total ? done / total : 1;
-    opts.onProgress({ fraction, etaSeconds: eta.eta(fraction), stage: 'reading planes', details: { planes: done, of: total } });
+    opts.onProgress({
+      fraction,
+      etaSeconds: eta.eta(fraction),
+      stage: 'reading planes',
+      details: { planes: done, of: total },
+    });
   };
   report(true);
   const swap = bytes > 1 && tf.le !== (endianness() === 'LE');
