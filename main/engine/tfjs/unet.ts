@@ -166,52 +166,45 @@ export type ParamMap = Map<string, TF.Tensor>;
  * gradient scope; uses only ops with gradients in tfjs (plus the patched Conv3DBackpropInputV2).
  */
 export function forward(tf: Tf, c: NetConfig, params: ParamMap, x: TF.Tensor, opt: ForwardOptions): TF.Tensor {
-  const three = c.dims === 3;
+  // The 2D network runs through the 3D kernels with a depth of 1: tfjs 4.22's cpu Conv2DBackpropFilter is ~20x
+  // slower than its Conv3DBackpropFilterV2 on the same work (measured: 1.9 s vs 0.1 s per step of a 44^2 net).
+  const two = c.dims === 2;
   const P = (n: string) => {
     const t = params.get(n);
     if (!t) throw new Error(`internal: missing parameter ${n}`);
-    return t;
+    return (two && t.rank === 4 ? tf.expandDims(t, 0) : t) as TF.Tensor5D;
   };
   const pad = c.padding;
   const conv = (h: TF.Tensor, prefix: string, bn: boolean): TF.Tensor => {
-    let y: TF.Tensor = three
-      ? tf.conv3d(h as TF.Tensor5D, P(`${prefix}.weight`) as TF.Tensor5D, 1, pad)
-      : tf.conv2d(h as TF.Tensor4D, P(`${prefix}.weight`) as TF.Tensor4D, 1, pad);
+    let y: TF.Tensor = tf.conv3d(h as TF.Tensor5D, P(`${prefix}.weight`), 1, pad);
     y = tf.add(y, P(`${prefix}.bias`));
     if (bn) y = batchNorm(tf, y, params, prefix.replace(/conv(\d)$/, 'bn$1'), opt);
     return tf.relu(y);
   };
+  const s2: [number, number, number] = two ? [1, 2, 2] : [2, 2, 2];
   const plan = netPlan(c);
   const skips: TF.Tensor[] = [];
-  let h = x;
+  let h = two ? tf.expandDims(x, 1) : x;
   plan.encoder.forEach((e, l) => {
     h = conv(h, e.conv1.prefix, c.batchNorm);
     h = conv(h, e.conv2.prefix, c.batchNorm);
     if (l < c.levels - 1) {
       skips.push(h);
-      h = three ? tf.maxPool3d(h as TF.Tensor5D, 2, 2, 'valid') : tf.maxPool(h as TF.Tensor4D, 2, 2, 'valid');
+      h = tf.maxPool3d(h as TF.Tensor5D, s2, s2, 'valid');
     }
   });
   for (const d of plan.decoder) {
-    const w = P(`${d.up.prefix}.weight`);
-    const s = h.shape;
-    if (three) {
-      const outShape: [number, number, number, number, number] = [s[0], s[1]! * 2, s[2]! * 2, s[3]! * 2, d.up.ch];
-      h = tf.conv3dTranspose(h as TF.Tensor5D, w as TF.Tensor5D, outShape, 2, 'valid');
-    } else {
-      const outShape: [number, number, number, number] = [s[0], s[1]! * 2, s[2]! * 2, d.up.ch];
-      h = tf.conv2dTranspose(h as TF.Tensor4D, w as TF.Tensor4D, outShape, 2, 'valid');
-    }
+    const s = h.shape as number[];
+    const outShape: [number, number, number, number, number] = [s[0]!, s[1]! * s2[0], s[2]! * 2, s[3]! * 2, d.up.ch];
+    h = tf.conv3dTranspose(h as TF.Tensor5D, P(`${d.up.prefix}.weight`), outShape, s2, 'valid');
     const skip = skips.pop()!;
     h = tf.concat([centreCrop(tf, skip, h.shape), h], -1);
     h = conv(h, d.conv1.prefix, c.batchNorm);
     h = conv(h, d.conv2.prefix, c.batchNorm);
   }
   const o = plan.out.prefix;
-  const logits = three
-    ? tf.conv3d(h as TF.Tensor5D, P(`${o}.weight`) as TF.Tensor5D, 1, 'valid')
-    : tf.conv2d(h as TF.Tensor4D, P(`${o}.weight`) as TF.Tensor4D, 1, 'valid');
-  return tf.add(logits, P(`${o}.bias`));
+  const logits = tf.add(tf.conv3d(h as TF.Tensor5D, P(`${o}.weight`), 1, 'valid'), P(`${o}.bias`));
+  return two ? tf.squeeze(logits, [1]) : logits;
 }
 
 /** Centre crop of the spatial axes of a channels-last tensor to `target`'s spatial size (no Cropping3D in tfjs). */
