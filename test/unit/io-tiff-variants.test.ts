@@ -59,6 +59,21 @@ a = rand('float32', (2, 37, 40)); tifffile.imwrite(os.path.join(d, 'big_f32_be_t
 # RGB: contiguous samples and planar configuration 2
 a = rand('uint8', (2, 15, 18, 3)); tifffile.imwrite(os.path.join(d, 'rgb_contig.tif'), a, photometric='rgb', metadata=None); add('rgb_contig.tif', a.transpose(3, 0, 1, 2))
 a = rand('uint16', (2, 3, 15, 18)); tifffile.imwrite(os.path.join(d, 'rgb_planar.tif'), a, photometric='rgb', planarconfig='separate', metadata=None); add('rgb_planar.tif', a.transpose(1, 0, 2, 3))
+# RGB tiled planar, RGB contiguous with horizontal predictor
+a = rand('uint8', (2, 3, 37, 40)); tifffile.imwrite(os.path.join(d, 'rgb_tiled_planar.tif'), a, photometric='rgb', planarconfig='separate', tile=(16, 16), compression='zlib', metadata=None); add('rgb_tiled_planar.tif', a.transpose(1, 0, 2, 3))
+a = rand('uint16', (2, 15, 18, 3)); tifffile.imwrite(os.path.join(d, 'rgb_contig_pred.tif'), a, photometric='rgb', compression='zlib', predictor=True, metadata=None); add('rgb_contig_pred.tif', a.transpose(3, 0, 1, 2), predictor=2)
+# ImageJ file with a single IFD and contiguous planes (how ImageJ writes stacks > 4 GiB): tifffile's
+# ImageJ output with IFD 0's next pointer cleared; tifffile itself still reads all planes
+a = rand('uint16', (3, 2, 10, 12))
+n = os.path.join(d, 'ij_single_ifd.tif'); tifffile.imwrite(n, a, imagej=True, metadata={'axes': 'ZCYX'})
+with tifffile.TiffFile(n) as t:
+    offs = [p.dataoffsets[0] for p in t.pages]; ifd0 = t.pages[0].offset; ntags = len(t.pages[0].tags)
+assert all(offs[k] == offs[0] + k * 240 for k in range(6)), offs
+with open(n, 'r+b') as f:
+    f.seek(ifd0 + 2 + ntags * 12); f.write(bytes(4))
+with tifffile.TiffFile(n) as t:
+    assert len(t.pages) == 1 and t.series[0].shape == (3, 2, 10, 12), t.series[0].shape
+add('ij_single_ifd.tif', a.transpose(1, 0, 2, 3), format='imagej')
 # libtiff (PIL): LZW (with and without predictor, several strips) and PackBits
 def pil_stack(name, arr, **kw):
     ims = [Image.fromarray(p) for p in arr]
