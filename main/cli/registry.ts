@@ -5,6 +5,7 @@ registerCommand('crossval', "the paper's protocols: k-fold slice cross-validatio
 registerCommand('evaluate', 'score a segmentation against labels: per-class IoU, mean IoU, Dice (JSON)', async () => (await import('./commands/evaluate.js')).default);
 registerCommand('info', 'print a volume file\'s format, shape, dtype and spacing as JSON', async () => (await import('./commands/info.js')).default);
 registerCommand('model-info', 'print a network configuration\'s parameter count and tile shapes as JSON', async () => (await import('./commands/model-info.js')).default);
+registerCommand('report', 'merge batch segmentation reports of several shards into one report.json/csv', async () => (await import('./commands/report.js')).default);
 registerCommand('serve', 'run the web shell (UI + API over HTTP/WebSocket, loopback, token)', async () => (await import('./commands/serve.js')).default);
 export {};
 void registerCommand;
