@@ -11,7 +11,7 @@ import { VolumeReadError } from '../../main/common/errors.js';
 import { FileSource } from '../../main/io/source.js';
 import { TAG, TiffFile } from '../../main/io/tiff/ifd.js';
 import { dataFile } from '../helpers/paths.js';
-import { tempDir } from './io-helpers.js';
+import { PY_PRELUDE, py, tempDir } from './io-helpers.js';
 
 const tmp = tempDir();
 afterAll(() => tmp.cleanup());
@@ -155,6 +155,54 @@ describe('bad input → VolumeReadError naming the file and the reason', () => {
     await fails(
       variant('cut.h5', () => cut),
       /HDF5 error/,
+    );
+  });
+
+  it('memory bombs: tiles far larger than the image, impossible compression ratios', async () => {
+    // small tiled Deflate TIFF made by tifffile (synthetic: the defect is what matters)
+    const f0 = join(tmp.dir, 'tiled.tif');
+    py(
+      PY_PRELUDE +
+        `
+import tifffile
+tifffile.imwrite(sys.argv[1], np.zeros((2, 256, 256), 'uint16'), tile=(128, 128), compression='zlib', photometric='minisblack', metadata=None)
+print('[]')`,
+      [f0],
+    );
+    const src = await FileSource.open(f0);
+    const tf = await TiffFile.open(src);
+    await src.close();
+    const ifd = tf.ifds[0]!;
+    const pos = (tag: number) => ifd.offset + 2 + [...ifd.entries.keys()].indexOf(tag) * 12 + 8;
+    const typeOf = (tag: number) => tf.entry(ifd, tag)!.type;
+    const put = (b: Buffer, tag: number, v: number) =>
+      typeOf(tag) === 3 ? b.writeUInt16LE(v, pos(tag)) : b.writeUInt32LE(v, pos(tag));
+    const base = readFileSync(f0);
+    const big = Buffer.from(base);
+    put(big, TAG.TileWidth, 32768);
+    put(big, TAG.TileLength, 32768);
+    writeFileSync(join(tmp.dir, 'bigtile.tif'), big);
+    await fails(
+      join(tmp.dir, 'bigtile.tif'),
+      /tile size 32768 x 32768 is far larger than the 256 x 256 image/,
+    );
+    // a tile that claims 1 compressed byte
+    const counts = (await tf.nums(ifd, TAG.TileByteCounts))!;
+    const cb = Buffer.from(base);
+    const cpos = tf.entry(ifd, TAG.TileByteCounts)!.valueOffset;
+    cb.writeUInt32LE(1, cpos); // tile 0 only: the page total stays plausible, the per-tile check must catch it
+    expect(counts.length).toBe(4);
+    writeFileSync(join(tmp.dir, 'ratio.tif'), cb);
+    await fails(
+      join(tmp.dir, 'ratio.tif'),
+      /tile 0 of IFD 0 at offset \d+: 1 Deflate bytes cannot hold 32768 bytes of pixels/,
+    );
+    // and the page-level check when every tile is tiny
+    counts.forEach((_, i) => cb.writeUInt32LE(1, cpos + i * 4));
+    writeFileSync(join(tmp.dir, 'ratio2.tif'), cb);
+    await fails(
+      join(tmp.dir, 'ratio2.tif'),
+      /IFD 0 declares 131072 bytes of pixels but stores only 4 compressed bytes/,
     );
   });
 });

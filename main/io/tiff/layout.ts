@@ -43,6 +43,7 @@ const UNIT_TO_UM: Record<string, number> = {
   mm: 1e3,
   millimeter: 1e3,
   cm: 1e4,
+  inch: 25400,
   centimeter: 1e4,
   m: 1e6,
   meter: 1e6,

@@ -11,6 +11,7 @@ import {
   COMPRESSION_NAMES,
   decompress,
   isSupportedCompression,
+  maxRatio,
   undoPredictor2,
   undoPredictor3,
 } from './codecs.js';
@@ -94,6 +95,10 @@ export async function readPageInfo(tf: TiffFile, ifd: Ifd): Promise<PageInfo> {
     chunkH = (await tf.num(ifd, TAG.TileLength)) ?? 0;
     if (chunkW <= 0 || chunkH <= 0 || chunkW > 1 << 16 || chunkH > 1 << 16)
       fail(`bad tile size ${chunkW} x ${chunkH}`);
+    // a tile far larger than the image would make us allocate for nothing (and is a corruption sign)
+    if (chunkW * chunkH > 4 * width! * height! + (1 << 20)) {
+      fail(`tile size ${chunkW} x ${chunkH} is far larger than the ${width} x ${height} image`);
+    }
   } else {
     if (!tf.has(ifd, TAG.StripOffsets)) fail('no StripOffsets or TileOffsets');
     const rps = (await tf.num(ifd, TAG.RowsPerStrip)) ?? height!;
@@ -205,6 +210,11 @@ export async function decodePage(tf: TiffFile, p: PageInfo, dest: (Uint8Array | 
     if (off + cnt > src.size) {
       src.fail(
         `truncated ${kind} at offset ${off} (${what}: needs ${cnt} bytes, file ends after ${Math.max(0, src.size - off)})`,
+      );
+    }
+    if (expected > cnt * maxRatio(p.compression) + 1024) {
+      src.fail(
+        `${what} at offset ${off}: ${cnt} ${COMPRESSION_NAMES[p.compression]} bytes cannot hold ${expected} bytes of pixels`,
       );
     }
     const raw = await src.readFresh(off, Math.min(cnt, p.compression === 1 ? expected : cnt), what);
