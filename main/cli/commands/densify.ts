@@ -1,0 +1,194 @@
+import { availableParallelism } from 'node:os';
+import type { Command, CliIO } from '../command.js';
+import { numOpt, strOpt } from '../command.js';
+import { CancelledError, SliceformError } from '../../common/errors.js';
+import type { Device } from '../../common/engine.js';
+import { readVolume } from '../../io/index.js';
+import { loadEngine } from '../../engine/index.js';
+import { readLabels, segmentToFiles, truthToClasses } from '../../inference/files.js';
+import { saveModelDir } from '../../inference/model-dir.js';
+import { trainModel } from '../../training/trainer.js';
+import { maxLabel } from '../../training/trainer.js';
+import { resolveNet, TRAINING_DEFAULTS, isPreset } from '../../training/presets.js';
+import { progressPrinter } from '../../training/progress-line.js';
+import { scoreSegmentation } from '../../evaluation/metrics.js';
+
+const usage = `Usage: sliceform densify --image IMG --labels SPARSE --out SEG.tif [options]
+
+Trains a 3D U-Net on this stack's sparse labels (a few painted slices: 0 = unannotated, 1..K = classes),
+then writes its dense segmentation as a calibrated ImageJ label TIFF (uint8, classes 1..K).
+Prints a JSON summary on stdout; progress on stderr. Ctrl+C cancels cleanly.
+
+Options:
+  --image IMG            image stack (TIFF, OME-TIFF, LSM, HDF5)
+  --dataset D            HDF5 dataset of the image (default: "raw" or the first image dataset)
+  --labels SPARSE        sparse label volume, same x/y/z as the image
+  --labels-dataset D     HDF5 dataset of the labels
+  --out SEG.tif          dense segmentation (written atomically)
+  --minutes M            training time budget (default 4 unless --iterations is given)
+  --iterations N         training iterations (with --minutes: whichever comes first)
+  --preset P             desktop (default) | paper | tiny
+  --device D             cpu (default) | cuda
+  --threads T            CPU threads for the engine (default: all cores)
+  --seed S               seed for weights, sampling and augmentation (default 1)
+  --lr LR                learning rate (default per preset)
+  --no-flips             predict without test-time flip averaging (4x faster prediction)
+  --probabilities P.tif  also write per-class probabilities (float32, one channel per class)
+  --model DIR            also save the trained model folder (for 'sliceform segment')
+  --truth GT             dense ground truth: prints the IoU over the voxels SPARSE leaves unannotated
+  --truth-dataset D      HDF5 dataset of the ground truth (e.g. label)
+  --truth-mode M         auto (default) | instances (GT > 0 -> class 2, else 1) | classes
+  -h, --help             show this help
+
+Exit codes: 0 ok, 1 failure, 2 bad input, 130 cancelled.`;
+
+export function cliProgress(io: CliIO) {
+  const write = io.isTTY ? (s: string) => process.stderr.write(s) : io.err;
+  return progressPrinter(write, io.isTTY);
+}
+
+export function parseDevice(s: string | undefined): Device {
+  const d = s ?? 'cpu';
+  if (d !== 'cpu' && d !== 'cuda') throw new SliceformError('bad-input', `--device must be cpu or cuda, got "${d}"`);
+  return d;
+}
+
+const densify: Command = {
+  name: 'densify',
+  summary: 'train on sparse slices of one stack and write its dense segmentation',
+  usage,
+  options: {
+    image: { type: 'string' },
+    dataset: { type: 'string' },
+    labels: { type: 'string' },
+    'labels-dataset': { type: 'string' },
+    out: { type: 'string' },
+    minutes: { type: 'string' },
+    iterations: { type: 'string' },
+    preset: { type: 'string' },
+    device: { type: 'string' },
+    threads: { type: 'string' },
+    seed: { type: 'string' },
+    lr: { type: 'string' },
+    'no-flips': { type: 'boolean' },
+    probabilities: { type: 'string' },
+    model: { type: 'string' },
+    truth: { type: 'string' },
+    'truth-dataset': { type: 'string' },
+    'truth-mode': { type: 'string' },
+  },
+  async run(args, io, signal) {
+    const v = args.values;
+    const imagePath = strOpt(v, 'image', true);
+    const labelsPath = strOpt(v, 'labels', true);
+    const out = strOpt(v, 'out', true);
+    const preset = strOpt(v, 'preset') ?? 'desktop';
+    if (!isPreset(preset)) throw new SliceformError('bad-input', `unknown --preset "${preset}" (desktop, paper, tiny)`);
+    const iterations = numOpt(v, 'iterations');
+    let minutes = numOpt(v, 'minutes');
+    if (iterations === undefined && minutes === undefined) minutes = 4;
+    if (minutes !== undefined && !(minutes > 0)) throw new SliceformError('bad-input', `--minutes must be positive, got ${minutes}`);
+    if (iterations !== undefined && !(Number.isInteger(iterations) && iterations > 0)) throw new SliceformError('bad-input', `--iterations must be a positive integer, got ${iterations}`);
+    const device = parseDevice(strOpt(v, 'device'));
+    const threads = numOpt(v, 'threads') ?? availableParallelism();
+    const seed = numOpt(v, 'seed') ?? 1;
+    const truthMode = (strOpt(v, 'truth-mode') ?? 'auto') as 'auto' | 'instances' | 'classes';
+    if (!['auto', 'instances', 'classes'].includes(truthMode)) throw new SliceformError('bad-input', `--truth-mode must be auto, instances or classes`);
+
+    const t0 = Date.now();
+    const image = await readVolume(imagePath, { dataset: strOpt(v, 'dataset'), signal, onWarning: (w) => io.err(`warning: ${w}`) });
+    const labels = await readLabels(labelsPath, image, strOpt(v, 'labels-dataset'));
+    const truthPath = strOpt(v, 'truth');
+    const truth = truthPath ? await readVolume(truthPath, { dataset: strOpt(v, 'truth-dataset'), signal }) : null;
+    if (truth && (truth.shape.x !== image.shape.x || truth.shape.y !== image.shape.y || truth.shape.z !== image.shape.z)) {
+      throw new SliceformError('bad-input', `ground truth is ${truth.shape.x}x${truth.shape.y}x${truth.shape.z}, the image ${image.shape.x}x${image.shape.y}x${image.shape.z}`, { file: truthPath });
+    }
+    const K = Math.max(2, maxLabel(labels.data));
+    const net = resolveNet(preset, image.shape.c, K);
+    const defaults = TRAINING_DEFAULTS[preset];
+    const lr = numOpt(v, 'lr') ?? defaults.optim.lr;
+    const engine = await loadEngine();
+    const bar = cliProgress(io);
+    io.err(`densify: ${image.shape.x}x${image.shape.y}x${image.shape.z} (x*y*z), ${image.shape.c} channel(s), ${K} classes, preset ${preset}, ${minutes !== undefined ? `${minutes} min` : ''}${iterations !== undefined ? ` ${iterations} iterations` : ''}, engine ${engine.info.name} on ${device}`);
+    const trained = await trainModel(engine, [{ image, labels }], {
+      net,
+      optim: { ...defaults.optim, lr },
+      modelOptions: { device, threads, seed },
+      iterations,
+      minutes,
+      seed,
+      planeOut: defaults.planeOut,
+      cubeOut: defaults.cubeOut,
+      signal,
+      onProgress: bar.update,
+    });
+    bar.done();
+    const model = trained.model;
+    try {
+      if (signal.aborted) throw new CancelledError('densify cancelled during training');
+      const s = trained.summary;
+      io.err(`trained ${s.iterations} iterations in ${s.seconds.toFixed(0)} s, loss ${s.finalLoss?.toFixed(4)}, annotated share of output voxels ${((s.annotatedShare ?? 0) * 100).toFixed(1)} %, ${Math.round(s.outputVoxelsPerSecond ?? 0)} output voxels/s`);
+      const classNames = K === 2 ? ['background', 'foreground'] : Array.from({ length: K }, (_, k) => `class ${k + 1}`);
+      const modelDir = strOpt(v, 'model');
+      if (modelDir) {
+        await saveModelDir(modelDir, model, {
+          net,
+          optim: { ...defaults.optim, lr },
+          normalisation: trained.normalisation,
+          classNames,
+          spacing: { z: image.spacing.z, y: image.spacing.y, x: image.spacing.x, unit: image.spacing.unit },
+          downsample: [1, 1, 1],
+          training: { ...trained.summary, preset },
+        });
+      }
+      const tp = Date.now();
+      const seg = await segmentToFiles(model, image, {
+        normalisation: trained.normalisation,
+        out,
+        probabilitiesOut: strOpt(v, 'probabilities'),
+        testTimeFlips: !v['no-flips'],
+        collect: Boolean(truth),
+        signal,
+        onProgress: bar.update,
+      });
+      bar.done();
+      const predictSeconds = (Date.now() - tp) / 1000;
+      const result: Record<string, unknown> = {
+        out,
+        shape: { x: image.shape.x, y: image.shape.y, z: image.shape.z },
+        classes: K,
+        classCounts: Object.fromEntries(seg.classCounts.slice(1).map((c, k) => [k + 1, c])),
+        preset,
+        engine: engine.info.name,
+        device,
+        seed,
+        training: trained.summary,
+        tile: { output: seg.plan.out, input: seg.plan.in, count: seg.plan.count },
+        predictSeconds,
+        totalSeconds: (Date.now() - t0) / 1000,
+      };
+      if (truth && seg.labels) {
+        const { classes, mode } = truthToClasses(truth.data, K, truthMode);
+        const mask = new Uint8Array(labels.data.length);
+        for (let i = 0; i < mask.length; i++) mask[i] = labels.data[i] === 0 ? 1 : 0;
+        const sc = scoreSegmentation(seg.labels, classes, { numClasses: K, mask, classNames });
+        result.truth = {
+          file: truthPath,
+          mode,
+          scoredVoxels: sc.voxels,
+          iou: Object.fromEntries(sc.perClass.map((c) => [c.class, c.iou])),
+          dice: Object.fromEntries(sc.perClass.map((c) => [c.class, c.dice])),
+          meanIoU: sc.meanIoU,
+        };
+        const fg = sc.perClass[K - 1];
+        io.err(`IoU over ${sc.voxels} unannotated voxels: class ${K} (${classNames[K - 1]}) ${fg?.iou?.toFixed(4)}, mean ${sc.meanIoU?.toFixed(4)}`);
+      }
+      io.out(JSON.stringify(result, null, 2));
+      return 0;
+    } finally {
+      model.dispose();
+    }
+  },
+};
+
+export default densify;

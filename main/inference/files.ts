@@ -1,0 +1,90 @@
+/**
+ * File-level helpers shared by densify / train / segment (and batch): reading label volumes with clear errors,
+ * converting a ground truth to classes, and streaming a segmentation (and probabilities) to ImageJ TIFFs.
+ */
+import { readVolume } from '../io/index.js';
+import type { Volume } from '../common/volume.js';
+import { SliceformError } from '../common/errors.js';
+import type { CancelSignal, ProgressCallback } from '../common/progress.js';
+import type { Model } from '../common/engine.js';
+import type { Normalisation } from '../training/preprocess.js';
+import { SlabTiffWriter } from './slab-writer.js';
+import { segmentVolume, type SegmentResult } from './segment.js';
+
+/** Reads a label volume (integer, one channel, 0 = unannotated) and checks it against its image. */
+export async function readLabels(path: string, image: Volume | null, dataset?: string): Promise<Volume> {
+  const v = await readVolume(path, dataset ? { dataset } : {});
+  if (!/int/.test(v.dtype)) throw new SliceformError('bad-input', `labels must be integers (0 = unannotated, 1..K = classes), found ${v.dtype}`, { file: path });
+  if (v.shape.c !== 1) throw new SliceformError('bad-input', `labels must have one channel, found ${v.shape.c}`, { file: path });
+  if (image && (image.shape.x !== v.shape.x || image.shape.y !== v.shape.y || image.shape.z !== v.shape.z)) {
+    throw new SliceformError('bad-input', `labels are ${v.shape.x}x${v.shape.y}x${v.shape.z} (x*y*z) but the image ${image.source} is ${image.shape.x}x${image.shape.y}x${image.shape.z}`, { file: path });
+  }
+  for (let i = 0; i < v.data.length; i++) {
+    if (v.data[i]! < 0) throw new SliceformError('bad-input', `negative label ${v.data[i]} at voxel ${i}`, { file: path });
+  }
+  return v;
+}
+
+/**
+ * A ground truth as classes 1..K. 'instances' (label > 0 -> class 2, else 1) is used when asked, or in 'auto'
+ * mode when the truth holds values above `numClasses` (an instance labelling such as the plant nuclei).
+ */
+export function truthToClasses(truth: ArrayLike<number>, numClasses: number, mode: 'auto' | 'instances' | 'classes' = 'auto'): { classes: Uint8Array; mode: 'instances' | 'classes' } {
+  let max = 0;
+  let hasZero = false;
+  for (let i = 0; i < truth.length; i++) {
+    const v = truth[i]!;
+    if (v > max) max = v;
+    if (v === 0) hasZero = true;
+  }
+  const m = mode === 'auto' ? (max > numClasses || (hasZero && numClasses === 2 && max <= 1) ? 'instances' : 'classes') : mode;
+  const out = new Uint8Array(truth.length);
+  if (m === 'instances') for (let i = 0; i < truth.length; i++) out[i] = truth[i]! > 0 ? 2 : 1;
+  else for (let i = 0; i < truth.length; i++) out[i] = truth[i]!;
+  return { classes: out, mode: m };
+}
+
+export interface WriteSegmentationOptions {
+  normalisation: Normalisation;
+  out: string;
+  probabilitiesOut?: string;
+  testTimeFlips?: boolean;
+  maxTileInputVoxels?: number;
+  /** keep the labels in memory too (for scoring) */
+  collect?: boolean;
+  signal?: CancelSignal;
+  onProgress?: ProgressCallback;
+}
+
+/** Segments a stack and streams labels (uint8) and optionally probabilities (float32, K channels) to disk. */
+export async function segmentToFiles(model: Model, image: Volume, o: WriteSegmentationOptions): Promise<SegmentResult> {
+  const { x: W, y: H, z: D } = image.shape;
+  const K = model.config.numClasses;
+  const lw = await SlabTiffWriter.create(o.out, { width: W, height: H, depth: D, channels: 1, dtype: 'uint8', spacing: image.spacing, displayRange: [0, K] });
+  let pw: SlabTiffWriter | null = null;
+  try {
+    if (o.probabilitiesOut) {
+      pw = await SlabTiffWriter.create(o.probabilitiesOut, { width: W, height: H, depth: D, channels: K, dtype: 'float32', spacing: image.spacing, displayRange: [0, 1] });
+    }
+    const res = await segmentVolume(model, image, {
+      normalisation: o.normalisation,
+      testTimeFlips: o.testTimeFlips,
+      maxTileInputVoxels: o.maxTileInputVoxels,
+      probabilities: Boolean(pw),
+      collect: o.collect ?? false,
+      signal: o.signal,
+      onProgress: o.onProgress,
+      onSlab: async (slab) => {
+        await lw.writeSlab(slab.labels, slab.depth);
+        if (pw && slab.probabilities) await pw.writeSlab(slab.probabilities, slab.depth);
+      },
+    });
+    await lw.close();
+    if (pw) await pw.close();
+    return res;
+  } catch (e) {
+    await lw.abort();
+    if (pw) await pw.abort();
+    throw e;
+  }
+}

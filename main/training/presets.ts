@@ -1,0 +1,29 @@
+/** Network presets resolved for a dataset, plus the training defaults that go with each. Pure. */
+import { PRESETS, type NetConfig, type OptimConfig, type PresetName } from '../common/engine.js';
+import { SliceformError } from '../common/errors.js';
+
+export interface TrainingDefaults {
+  optim: OptimConfig;
+  /** in-plane output size of thin tiles */
+  planeOut: number;
+  /** cube tile output size */
+  cubeOut: number;
+}
+
+export const TRAINING_DEFAULTS: Record<PresetName, TrainingDefaults> = {
+  // the paper: SGD, momentum 0.99, small learning rate; large tiles
+  paper: { optim: { optimizer: 'sgd', lr: 1e-4, momentum: 0.99 }, planeOut: 92, cubeOut: 44 },
+  // CPU desktop: Adam converges within minutes
+  desktop: { optim: { optimizer: 'adam', lr: 2e-3 }, planeOut: 92, cubeOut: 36 },
+  tiny: { optim: { optimizer: 'adam', lr: 3e-3 }, planeOut: 32, cubeOut: 16 },
+};
+
+export function isPreset(s: string): s is PresetName {
+  return s in PRESETS;
+}
+
+/** The preset's network with the data's channel and class counts. */
+export function resolveNet(preset: string, inChannels: number, numClasses: number): NetConfig {
+  if (!isPreset(preset)) throw new SliceformError('bad-input', `unknown preset "${preset}" (known: ${Object.keys(PRESETS).join(', ')})`);
+  return { ...PRESETS[preset], inChannels, numClasses: Math.max(2, numClasses) };
+}
