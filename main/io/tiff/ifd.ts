@@ -195,21 +195,25 @@ export class TiffFile {
     return ifd.entries.has(tag);
   }
 
-  private async raw(ifd: Ifd, e: IfdEntry): Promise<Buffer> {
+  private async raw(ifd: Ifd, e: IfdEntry, count = e.count): Promise<Buffer> {
     const size = TYPE_SIZE[e.type]!;
-    const len = size * e.count;
+    const len = size * count;
     if (e.inline) return e.inline.subarray(0, len);
     return this.src.read(e.valueOffset, len, `value of tag ${e.tag} in IFD ${ifd.index}`);
   }
 
-  /** Numeric values of a tag (rationals as num/den), or undefined when absent. */
-  async nums(ifd: Ifd, tag: number): Promise<number[] | undefined> {
+  /**
+   * Numeric values of a tag (rationals as num/den), or undefined when absent. At most `limit` values
+   * are read, so a corrupt count cannot make us read (and box) the whole file.
+   */
+  async nums(ifd: Ifd, tag: number, limit = 1 << 20): Promise<number[] | undefined> {
     const e = ifd.entries.get(tag);
     if (!e) return undefined;
-    const b = await this.raw(ifd, e);
+    const count = Math.min(e.count, limit);
+    const b = await this.raw(ifd, e, count);
     const le = this.le;
-    const out = new Array<number>(e.count);
-    for (let i = 0; i < e.count; i++) {
+    const out = new Array<number>(count);
+    for (let i = 0; i < count; i++) {
       switch (e.type) {
         case 1:
         case 2:
@@ -285,10 +289,10 @@ export class TiffFile {
   }
 
   /** Raw bytes of a tag value (for private tags such as CZ_LSMINFO). */
-  async bytes(ifd: Ifd, tag: number): Promise<Buffer | undefined> {
+  async bytes(ifd: Ifd, tag: number, limit = 1 << 20): Promise<Buffer | undefined> {
     const e = ifd.entries.get(tag);
     if (!e) return undefined;
-    return this.raw(ifd, e);
+    return this.raw(ifd, e, Math.min(e.count, Math.floor(limit / TYPE_SIZE[e.type]!)));
   }
 
   entry(ifd: Ifd, tag: number): IfdEntry | undefined {

@@ -175,7 +175,7 @@ export async function buildLayout(tf: TiffFile): Promise<TiffLayout> {
     let contiguous = false;
     if (mains.length < images) {
       // ImageJ writes only one IFD for stacks > 4 GiB: the planes follow the first one contiguously.
-      const offs = await tf.nums(mains[0]!, TAG.StripOffsets);
+      const offs = await tf.nums(mains[0]!, TAG.StripOffsets, 2);
       if (first.compression === 1 && !first.tiled && offs && offs.length === 1 && mains.length === 1) {
         contiguous = true;
         src.check(offs[0]!, planeBytes * images * spp, `contiguous ImageJ image data (${images} planes)`);
@@ -183,7 +183,7 @@ export async function buildLayout(tf: TiffFile): Promise<TiffLayout> {
         src.fail(`ImageJ description says ${images} images but the file holds ${mains.length}`);
       }
     }
-    const offset0 = contiguous ? (await tf.nums(mains[0]!, TAG.StripOffsets))![0]! : 0;
+    const offset0 = contiguous ? (await tf.nums(mains[0]!, TAG.StripOffsets, 1))![0]! : 0;
     const sources: PlaneSource[][] = [];
     for (let t = 0; t < nt; t++) {
       const list: PlaneSource[] = [];

@@ -63,10 +63,10 @@ export async function readPageInfo(tf: TiffFile, ifd: Ifd): Promise<PageInfo> {
   if (width! > 1 << 24 || height! > 1 << 24) fail(`absurd image size ${width} x ${height}`);
   const spp = (await tf.num(ifd, TAG.SamplesPerPixel)) ?? 1;
   if (spp < 1 || spp > 64) fail(`unsupported SamplesPerPixel ${spp}`);
-  const bitsArr = (await tf.nums(ifd, TAG.BitsPerSample)) ?? [1];
+  const bitsArr = (await tf.nums(ifd, TAG.BitsPerSample, 64)) ?? [1];
   const bits = bitsArr[0]!;
   if (bitsArr.some((b) => b !== bits)) fail(`mixed BitsPerSample ${bitsArr.join(',')} are not supported`);
-  const sfArr = (await tf.nums(ifd, TAG.SampleFormat)) ?? [1];
+  const sfArr = (await tf.nums(ifd, TAG.SampleFormat, 64)) ?? [1];
   const sampleFormat = sfArr[0]!;
   const dtype = dtypeFor(bits, sampleFormat);
   if (!dtype) {
@@ -127,7 +127,9 @@ export async function readPageInfo(tf: TiffFile, ifd: Ifd): Promise<PageInfo> {
 
 /** Sum of the chunk byte counts, or an estimate when StripByteCounts is missing. */
 export async function pageStoredBytes(tf: TiffFile, p: PageInfo): Promise<number> {
-  const counts = await tf.nums(p.ifd, p.tiled ? TAG.TileByteCounts : TAG.StripByteCounts);
+  const needed =
+    Math.ceil(p.width / p.chunkW) * Math.ceil(p.height / p.chunkH) * (p.planar === 2 ? p.spp : 1);
+  const counts = await tf.nums(p.ifd, p.tiled ? TAG.TileByteCounts : TAG.StripByteCounts, needed);
   if (!counts) return p.width * p.height * p.spp * DTYPE_BYTES[p.dtype];
   let s = 0;
   for (const c of counts) s += c;
@@ -151,13 +153,13 @@ export async function decodePage(tf: TiffFile, p: PageInfo, dest: (Uint8Array | 
   const ifd = p.ifd;
   const bytes = DTYPE_BYTES[p.dtype];
   const where = `IFD ${ifd.index}`;
-  const offsets = await tf.nums(ifd, p.tiled ? TAG.TileOffsets : TAG.StripOffsets);
-  let counts = await tf.nums(ifd, p.tiled ? TAG.TileByteCounts : TAG.StripByteCounts);
   const across = Math.ceil(p.width / p.chunkW);
   const down = Math.ceil(p.height / p.chunkH);
   const perPlane = across * down;
   const planes = p.planar === 2 ? p.spp : 1;
   const needed = perPlane * planes;
+  const offsets = await tf.nums(ifd, p.tiled ? TAG.TileOffsets : TAG.StripOffsets, needed);
+  let counts = await tf.nums(ifd, p.tiled ? TAG.TileByteCounts : TAG.StripByteCounts, needed);
   const kind = p.tiled ? 'tile' : 'strip';
   if (!offsets || offsets.length < needed) {
     src.fail(`${where}: ${offsets?.length ?? 0} ${kind} offsets, expected ${needed}`);
