@@ -205,4 +205,17 @@ print('[]')`,
       /IFD 0 declares 131072 bytes of pixels but stores only 4 compressed bytes/,
     );
   });
+
+  it('registry: extension first, then magic bytes', async () => {
+    const h5copy = variant('really-hdf5.tif', () =>
+      readFileSync(dataFile('plantseg_nuclei_mini/1136_mini.h5')),
+    );
+    expect((await probeVolume(h5copy)).format).toBe('hdf5');
+    const tifCopy = variant('stack.dat', () => readFileSync(good));
+    expect((await probeVolume(tifCopy)).format).toBe('imagej');
+    await fails(
+      variant('notes.txt', () => Buffer.from('just some text, nothing more')),
+      /unsupported file type ".txt"/,
+    );
+  });
 });
