@@ -2,12 +2,14 @@
 // Memory benchmark for the volume reader (issue 2): builds a 1 GiB uint16 multi-page TIFF
 // (1024 x 1024 x 512, uncompressed, 64-row strips) in a temp dir, loads it with readVolume in a fresh
 // Node process, and prints peak RSS / voxel bytes (target <= 1.3). Writes bench/out/io-memory.json.
-//   node bench/io-memory.mjs [--planes N] [--keep]
+//   node bench/io-memory.mjs [--planes N] [--deflate] [--keep]
+// --deflate writes Deflate-compressed strips (level 1) to measure the decode path instead of direct reads.
 // Uses dist/main/io/index.js when built (npm run build:ts), else the TypeScript sources through tsx.
 /* global console */
 import process from 'node:process';
 import { Buffer } from 'node:buffer';
 import { spawnSync } from 'node:child_process';
+import { deflateSync } from 'node:zlib';
 import {
   closeSync,
   existsSync,
@@ -29,6 +31,7 @@ const Z = pi >= 0 ? Number(args[pi + 1]) : 512;
 const X = 1024;
 const Y = 1024;
 const RPS = 64;
+const DEFLATE = args.includes('--deflate');
 
 /** Streams a little-endian classic TIFF, one IFD before each plane. Independent of main/io/writer.ts. */
 function writeStack(path) {
@@ -46,14 +49,21 @@ function writeStack(path) {
   const strips = Math.ceil(Y / RPS);
   const stripBytes = X * RPS * 2;
   const plane = new Uint16Array(X * Y);
+  const planeBytes = new Uint8Array(plane.buffer);
   for (let z = 0; z < Z; z++) {
+    for (let i = 0; i < plane.length; i++) plane[i] = (i * 7 + z * 131 + ((i >> 10) % 13) * 977) & 0xffff;
+    const chunks = [];
+    for (let s = 0; s < strips; s++) {
+      const raw = planeBytes.subarray(s * stripBytes, Math.min(planeBytes.length, (s + 1) * stripBytes));
+      chunks.push(DEFLATE ? deflateSync(raw, { level: 1 }) : raw);
+    }
     const nTags = 10;
     const ifdLen = 2 + nTags * 12 + 4;
-    const arrays = ifdLen + pos; // offsets array, then counts array, then data
-    const offArr = arrays;
+    const offArr = pos + ifdLen; // offsets array, then counts array, then strip data
     const cntArr = offArr + strips * 4;
     const data = cntArr + strips * 4;
-    const next = z + 1 < Z ? data + X * Y * 2 : 0;
+    const dataLen = chunks.reduce((a, c) => a + c.length, 0);
+    const next = z + 1 < Z ? data + dataLen : 0;
     const b = Buffer.alloc(ifdLen + strips * 8);
     b.writeUInt16LE(nTags, 0);
     let p = 2;
@@ -68,7 +78,7 @@ function writeStack(path) {
     e(256, 4, 1, X);
     e(257, 4, 1, Y);
     e(258, 3, 1, 16);
-    e(259, 3, 1, 1);
+    e(259, 3, 1, DEFLATE ? 8 : 1);
     e(262, 3, 1, 1);
     e(273, 4, strips, offArr);
     e(277, 3, 1, 1);
@@ -76,13 +86,14 @@ function writeStack(path) {
     e(279, 4, strips, cntArr);
     e(339, 3, 1, 1);
     b.writeUInt32LE(next, p);
-    for (let s = 0; s < strips; s++) {
-      b.writeUInt32LE(data + s * stripBytes, ifdLen + s * 4);
-      b.writeUInt32LE(stripBytes, ifdLen + strips * 4 + s * 4);
-    }
+    let at = data;
+    chunks.forEach((c, s) => {
+      b.writeUInt32LE(at, ifdLen + s * 4);
+      b.writeUInt32LE(c.length, ifdLen + strips * 4 + s * 4);
+      at += c.length;
+    });
     w(b);
-    for (let i = 0; i < plane.length; i++) plane[i] = (i * 7 + z * 131) & 0xffff;
-    w(new Uint8Array(plane.buffer));
+    for (const c of chunks) w(c);
   }
   closeSync(fd);
   return pos;
@@ -125,14 +136,19 @@ try {
     target: 1.3,
     pass: ratio <= 1.3,
     loader: useDist ? 'dist' : 'tsx',
+    compression: DEFLATE ? 'deflate' : 'none',
+    fileBytes: size,
     machine: `${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}`,
     date: new Date().toISOString(),
   };
   mkdirSync(join(repo, 'bench', 'out'), { recursive: true });
-  writeFileSync(join(repo, 'bench', 'out', 'io-memory.json'), JSON.stringify(result, null, 2) + '\n');
+  writeFileSync(
+    join(repo, 'bench', 'out', DEFLATE ? 'io-memory-deflate.json' : 'io-memory.json'),
+    JSON.stringify(result, null, 2) + '\n',
+  );
   console.log(
     `voxels ${(m.voxelBytes / 2 ** 30).toFixed(3)} GiB, peak RSS ${(m.peakRss / 2 ** 30).toFixed(3)} GiB, ratio ${ratio.toFixed(3)} (target <= 1.3), ` +
-      `read ${m.seconds.toFixed(1)} s (${(m.voxelBytes / 2 ** 20 / m.seconds).toFixed(0)} MiB/s), ${result.loader}; ${result.machine}`,
+      `read ${m.seconds.toFixed(1)} s (${(m.voxelBytes / 2 ** 20 / m.seconds).toFixed(0)} MiB/s), ${result.compression}, ${result.loader}; ${result.machine}`,
   );
   if (!result.pass) process.exitCode = 1;
 } finally {
