@@ -13,6 +13,7 @@ import {
   type ReportRow,
 } from '../../main/batch/report.js';
 import { classVolumes } from '../../main/batch/runner.js';
+import { main } from '../../main/cli/index.js';
 
 function row(file: string, status: ReportRow['status'], extra: Partial<ReportRow> = {}): ReportRow {
   return {
@@ -95,6 +96,31 @@ describe('batch report', () => {
       expect(parseReport(await readFile(p.json, 'utf8'), p.json)).toEqual(r);
       expect(() => parseReport('{"kind":"other"}', 'f.json')).toThrow(/f\.json: not a Sliceform batch report/);
       expect(() => parseReport('{', 'g.json')).toThrow(/g\.json: not a JSON report/);
+    } finally {
+      await rm(d, { recursive: true, force: true });
+    }
+  });
+
+  it('sliceform report --merge combines shard folders into one report.json/csv (exit 3 when some failed)', async () => {
+    const d = await mkdtemp(join(tmpdir(), 'sf-merge-'));
+    try {
+      // two shard runs that wrote into one folder, and a third shard in another folder
+      await writeReport(join(d, 'a'), report([row('a.tif', 'ok')], '2026-01-01T00:00:00Z', 'fp1', '1/3'), 'report.shard-1-of-3');
+      await writeReport(join(d, 'a'), report([row('c.tif', 'failed')], '2026-01-01T00:00:01Z', 'fp1', '2/3'), 'report.shard-2-of-3');
+      await writeReport(join(d, 'b'), report([row('b.tif', 'ok')], '2026-01-01T00:00:02Z', 'fp1', '3/3'), 'report.shard-3-of-3');
+      const out: string[] = [];
+      const err: string[] = [];
+      const io = { out: (s: string) => out.push(s), err: (s: string) => err.push(s), isTTY: false };
+      const code = await main(['report', '--merge', join(d, 'a'), join(d, 'b'), '--out', join(d, 'all')], io);
+      expect(code).toBe(3);
+      expect(JSON.parse(out[0]!).summary).toMatchObject({ total: 3, ok: 2, failed: 1 });
+      const merged = parseReport(await readFile(join(d, 'all', 'report.json'), 'utf8'), 'merged');
+      expect(merged.files.map((r) => r.file)).toEqual(['a.tif', 'b.tif', 'c.tif']);
+      expect((await readFile(join(d, 'all', 'report.csv'), 'utf8')).trim().split('\n')).toHaveLength(4);
+      // a folder without reports, or no --merge, is bad input
+      expect(await main(['report', '--merge', join(d, 'all', 'nothing'), '--out', join(d, 'x')], io)).toBe(2);
+      expect(await main(['report', join(d, 'a'), '--out', join(d, 'x')], io)).toBe(2);
+      expect(err.join('\n')).toMatch(/nothing: not found/);
     } finally {
       await rm(d, { recursive: true, force: true });
     }
