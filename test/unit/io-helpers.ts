@@ -27,7 +27,10 @@ export function sha(a: TypedArray | Uint8Array): string {
 
 export function tempDir(prefix = 'sliceform-io-'): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+  const cleanup = () => rmSync(dir, { recursive: true, force: true });
+  // also on exit: a failure while collecting a spec file skips its afterAll hooks
+  process.once('exit', cleanup);
+  return { dir, cleanup };
 }
 
 /** Python prelude: `czyx_sha(arr)` = sha256 of the array's bytes, little-endian, C order. */
