@@ -1,6 +1,7 @@
 /**
  * The real `BatchDeps` for the batch runner: a model folder (main/inference/model-dir.ts) loaded once, the
- * volume readers (main/io), overlap-tile prediction (main/inference/predict.ts) and the ImageJ TIFF writer.
+ * volume readers (main/io) and segmentToFiles (main/inference/files.ts: overlap-tile prediction streamed to
+ * ImageJ TIFFs slab by slab).
  */
 import { createHash } from 'node:crypto';
 import { open, readFile } from 'node:fs/promises';
@@ -8,9 +9,9 @@ import { join } from 'node:path';
 import type { Device, Model } from '../common/engine.js';
 import { SliceformError } from '../common/errors.js';
 import { loadEngine } from '../engine/index.js';
-import { probeVolume, readVolume, writeImageJTiff } from '../io/index.js';
+import { probeVolume, readVolume } from '../io/index.js';
 import { loadModelDir, readModelManifest, type ModelManifest } from '../inference/model-dir.js';
-import { predictRegion, sourceFromVolume } from '../inference/predict.js';
+import { segmentToFiles } from '../inference/files.js';
 import type { BatchDeps, StackHeader } from './runner.js';
 
 /** sha256 of model.json and the weights file: any retraining changes it. */
@@ -75,40 +76,15 @@ export async function createSegmenter(modelDir: string, opts: SegmenterOptions =
       const vol = await readVolume(input, { dataset: opts.dataset, signal: ctx.signal, onWarning: warn });
       const { x: X, y: Y, z: Z } = vol.shape;
       if (X !== header.x || Y !== header.y || Z !== header.z) throw new SliceformError('bad-input', 'the file changed while the batch was running', { file: input });
-      const labels = new Uint8Array(X * Y * Z);
-      const probs = out.probabilitiesPath ? new Float32Array(K * X * Y * Z) : null;
-      const res = await predictRegion(
-        model as Model,
-        sourceFromVolume(vol, manifest.normalisation),
-        [0, 0, 0],
-        [Z, Y, X],
-        {
-          numClasses: K,
-          levels: manifest.net.levels,
-          padding: manifest.net.padding,
-          testTimeFlips: opts.testTimeFlips,
-          probabilities: Boolean(probs),
-          signal: ctx.signal,
-          onProgress: (p) => ctx.onVoxels?.(p.fraction * X * Y * Z),
-        },
-        (slab) => {
-          labels.set(slab.labels, slab.z0 * Y * X);
-          if (probs && slab.probabilities) {
-            const n = slab.depth * Y * X;
-            for (let k = 0; k < K; k++) probs.set(slab.probabilities.subarray(k * n, (k + 1) * n), (k * Z + slab.z0) * Y * X);
-          }
-        },
-      );
-      const spacing = vol.spacing;
-      await writeImageJTiff(out.labelsPath, { data: labels, dtype: 'uint8', shape: { x: X, y: Y, z: Z, c: 1, t: 1 }, spacing, channelNames: ['labels'] }, {
-        displayRange: [0, K],
+      // labels (and probabilities) stream to disk slab by slab: output memory stays bounded
+      const res = await segmentToFiles(model as Model, vol, {
+        normalisation: manifest.normalisation,
+        out: out.labelsPath,
+        probabilitiesOut: out.probabilitiesPath,
+        testTimeFlips: opts.testTimeFlips,
         signal: ctx.signal,
+        onProgress: (p) => ctx.onVoxels?.(p.fraction * X * Y * Z),
       });
-      if (probs && out.probabilitiesPath)
-        await writeImageJTiff(out.probabilitiesPath, { data: probs, dtype: 'float32', shape: { x: X, y: Y, z: Z, c: K, t: 1 }, spacing, channelNames: classNames }, {
-          displayRange: [0, 1],
-          signal: ctx.signal,
-        });
       return { counts: res.classCounts.slice(1) };
     },
     async checkOutput(path, expect) {

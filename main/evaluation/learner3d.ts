@@ -1,13 +1,13 @@
 /**
  * The 3D U-Net as a protocol `Learner`: the project's training loop (main/training/trainer.ts, sparse labels,
  * thin tiles, augmentation) on the fold's training slices, then overlap-tile prediction of whole volumes
- * (main/inference/predict.ts). The protocol holds slices out itself, so the trainer's automatic hold-out is off.
+ * (main/inference/segment.ts). The protocol holds slices out itself, so the trainer's automatic hold-out is off.
  */
 import type { Engine, ModelOptions, NetConfig, OptimConfig } from '../common/engine.js';
 import type { Volume } from '../common/volume.js';
 import { SliceformError } from '../common/errors.js';
 import { trainModel, type StepInfo } from '../training/trainer.js';
-import { predictRegion, sourceFromVolume } from '../inference/predict.js';
+import { segmentVolume } from '../inference/segment.js';
 import type { EvalVolume, Learner, Predictor, RunContext, TrainEntry } from './protocols.js';
 
 export interface Learner3DOptions {
@@ -18,6 +18,9 @@ export interface Learner3DOptions {
   minutes?: number;
   iterations?: number;
   seed?: number;
+  /** in-plane output size of thin training tiles and cube tile size (the preset's, see training/presets.ts) */
+  planeOut?: number;
+  cubeOut?: number;
   /** test-time mirroring in prediction (4x the prediction time) */
   testTimeFlips?: boolean;
   onStep?: (label: string, s: StepInfo) => void;
@@ -54,6 +57,8 @@ export function create3DLearner(opts: Learner3DOptions): Learner {
           minutes: opts.minutes,
           iterations: opts.iterations,
           seed: opts.seed,
+          planeOut: opts.planeOut,
+          cubeOut: opts.cubeOut,
           holdout: 'none',
           signal: ctx.signal,
           onStep: opts.onStep ? (s) => opts.onStep!(ctx.label, s) : undefined,
@@ -74,22 +79,8 @@ export function create3DLearner(opts: Learner3DOptions): Learner {
           // pay the network's context around a one-voxel-thick output.
           let out = cache.get(v);
           if (out) return out;
-          const { x: X, y: Y, z: Z } = v.dims;
-          const result = new Uint8Array(X * Y * Z);
-          await predictRegion(
-            model,
-            sourceFromVolume(v.image, normalisation),
-            [0, 0, 0],
-            [Z, Y, X],
-            {
-              numClasses: opts.net.numClasses,
-              levels: opts.net.levels,
-              padding: opts.net.padding,
-              testTimeFlips: opts.testTimeFlips,
-              signal: pctx.signal,
-            },
-            (slab) => result.set(slab.labels, slab.z0 * Y * X),
-          );
+          const res = await segmentVolume(model, v.image, { normalisation, testTimeFlips: opts.testTimeFlips, collect: true, signal: pctx.signal });
+          const result = res.labels!;
           out = result;
           cache.set(v, out);
           return out;

@@ -2,6 +2,7 @@ import type { Command, CliIO } from '../command.js';
 import { numOpt, strOpt } from '../command.js';
 import { SliceformError } from '../../common/errors.js';
 import { PRESETS, type NetConfig, type OptimConfig, type PresetName } from '../../common/engine.js';
+import { TRAINING_DEFAULTS } from '../../training/presets.js';
 import { readVolume } from '../../io/index.js';
 import { loadEngine } from '../../engine/index.js';
 import { writeFileAtomic } from '../../batch/report.js';
@@ -51,7 +52,8 @@ Options:
   --iterations N           training iterations per run instead of minutes
   --counts 1,2,4           slice counts per axis for --slice-curve (default 1, 2, 4)
   --seed S                 seed (default 1)
-  --lr LR                  learning rate (Adam, default 0.001)
+  --lr LR                  learning rate (default: the preset's, as densify/train use; desktop: Adam 0.002)
+  --flips                  test-time mirroring when predicting (4x the prediction time)
   --device cpu|cuda        where the network runs (default cpu)
   --class-names a,b        class names (default background,nucleus with --labels-from-truth)
   --slice-min-fraction F   share of a plane that must be labelled for it to count as an annotated slice (0.2)
@@ -174,6 +176,7 @@ const crossval: Command = {
     'leave-one-volume-out': { type: 'boolean' },
     seed: { type: 'string' },
     lr: { type: 'string' },
+    flips: { type: 'boolean' },
     device: { type: 'string' },
     'class-names': { type: 'string' },
     'slice-min-fraction': { type: 'string' },
@@ -217,7 +220,8 @@ const crossval: Command = {
     const doCv = foldsGiven || (!doCurve && !doLovo);
     if (doLovo && images.length < 2) throw new SliceformError('bad-input', '--leave-one-volume-out needs at least two --image/--labels pairs');
     const seed = numOpt(v, 'seed', 1)!;
-    const lr = numOpt(v, 'lr', 1e-3)!;
+    const defaults = TRAINING_DEFAULTS[presetName];
+    const lr = numOpt(v, 'lr', defaults.optim.lr)!;
     const minFraction = numOpt(v, 'slice-min-fraction', 0.2)!;
 
     const t0 = Date.now();
@@ -250,7 +254,7 @@ const crossval: Command = {
       batchNorm: !v['no-batchnorm'],
       bnAtTest: bnAtTest as 'running' | 'batch',
     };
-    const optim: OptimConfig = { optimizer: 'adam', lr };
+    const optim: OptimConfig = { ...defaults.optim, lr };
     const engine = await loadEngine();
     const log = (m: string) => io.err(m);
     let lastStep = 0;
@@ -277,6 +281,9 @@ const crossval: Command = {
             minutes,
             iterations,
             seed,
+            planeOut: defaults.planeOut,
+            cubeOut: defaults.cubeOut,
+            testTimeFlips: Boolean(v.flips),
             modelOptions: { device: device as 'cpu' | 'cuda' },
             onStep: (label, s) => {
               if (Date.now() - lastStep < 15_000) return;
