@@ -22,9 +22,27 @@ const COMPUTE_ENTRY = join(here, '..', 'main', 'services', 'compute-entry.js');
 
 protocol.registerSchemesAsPrivileged([{ scheme: 'app', privileges: { standard: true, secure: true, supportFetchAPI: true } }]);
 
+/**
+ * Packaged builds carry the native addon and its libtorch libraries in resources/native (electron-builder
+ * extraResources); the compute process is told where (the dynamic loader reads LD_LIBRARY_PATH at its start).
+ */
+function nativeEnv(): Record<string, string> {
+  if (!app.isPackaged) return {};
+  const dir = join(process.resourcesPath, 'native');
+  const addon = join(dir, 'sliceform_native.node');
+  if (!existsSync(addon)) return {};
+  const lib = join(dir, 'lib');
+  const env: Record<string, string> = { SLICEFORM_NATIVE: addon };
+  if (process.platform === 'linux') env.LD_LIBRARY_PATH = [lib, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':');
+  if (process.platform === 'darwin') env.DYLD_LIBRARY_PATH = [lib, process.env.DYLD_LIBRARY_PATH].filter(Boolean).join(':');
+  if (process.platform === 'win32') env.PATH = [lib, process.env.PATH].filter(Boolean).join(';');
+  return env;
+}
+
 /** Compute in an Electron utility process (same messages as the node child process of the web shell). */
 const utilityLauncher: ComputeLauncher = (): ComputeChannel => {
-  const child = utilityProcess.fork(COMPUTE_ENTRY, [], { serviceName: 'Sliceform compute', stdio: 'inherit' });
+  const env = { ...(process.env as Record<string, string>), ...nativeEnv() };
+  const child = utilityProcess.fork(COMPUTE_ENTRY, [], { serviceName: 'Sliceform compute', stdio: 'inherit', env });
   return {
     get pid() {
       return child.pid;
