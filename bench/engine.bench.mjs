@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Engine benchmark: Sliceform's native engine vs the same network in Debian's python3-torch, same thread count.
-// Prints output-voxels/s for training and inference and the ratio Sliceform / PyTorch; writes bench/out/engine.json.
-//   node bench/engine.bench.mjs [--quick] [--no-paper] [--threads N]
+// Prints output-voxels/s for training and inference and the ratio Sliceform / PyTorch; writes bench/out/engine-<device>-<precision>.json.
+//   node bench/engine.bench.mjs [--quick] [--no-paper] [--threads N] [--only SUBSTR]
+//                               [--device cpu|cuda] [--precision fp32|tf32|bf16] [--channels-last]
 // Cases (issue 3): (a) base 8, 3 levels, 1 channel, 2 classes: train 60^3 -> 20^3, infer 104^3 -> 64^3;
 //                  (b) the paper preset (3 ch, 3 classes, 4 levels, base 32): one training step 132x132x116 -> 44x44x28.
 // Timing: one warm-up call, then `repeats` calls, median; the two engines alternate (A B B A) so slow drifts in a
@@ -20,6 +21,14 @@ const noPaper = args.includes('--no-paper');
 const ti = args.indexOf('--threads');
 const threads = ti >= 0 ? Number(args[ti + 1]) : Number(process.env.SF_BENCH_THREADS || availableParallelism());
 const PY = process.env.SF_BENCH_PYTHON || '/usr/bin/python3';
+const opt = (name, dflt) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const device = opt('--device', 'cpu');
+const precision = opt('--precision', 'fp32');
+const channelsLast = args.includes('--channels-last');
+const only = opt('--only', '');
 
 function ensureTorch() {
   const ok = () => spawnSync(PY, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
@@ -47,7 +56,7 @@ function outSize(n, levels) {
 const lib = await import(pathToFileURL(join(repo, 'native-models', 'lib', 'index.js')).href);
 
 async function nativeRun(c, warmup, repeats) {
-  const m = lib.createModel(c.config, { optimizer: 'sgd', lr: 1e-4, momentum: 0.99 }, { threads, seed: 0 });
+  const m = lib.createModel(c.config, { optimizer: 'sgd', lr: 1e-4, momentum: 0.99 }, { threads, seed: 0, device, precision, channelsLast });
   try {
     const x = new Float32Array(prod(c.inputShape)).map(() => Math.random() * 2 - 1);
     const osp = c.inputShape.slice(2).map((n) => outSize(n, c.config.levels));
@@ -66,7 +75,7 @@ async function nativeRun(c, warmup, repeats) {
 }
 
 function torchRun(c, warmup, repeats) {
-  const r = spawnSync(PY, [join(here, 'engine_torch.py'), JSON.stringify({ ...c, threads, warmup, repeats })], { encoding: 'utf8' });
+  const r = spawnSync(PY, [join(here, 'engine_torch.py'), JSON.stringify({ ...c, threads, warmup, repeats, device, precision, channelsLast })], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`engine_torch.py failed: ${r.stderr.slice(-2000)}`);
   return JSON.parse(r.stdout.trim().split('\n').pop());
 }
@@ -79,10 +88,12 @@ const cases = [
 ];
 if (!noPaper) cases.push({ name: 'b) paper: train 132x132x116 -> 44x44x28', config: paper, mode: 'train', inputShape: [1, 3, 116, 132, 132], repeats: 1, rounds: 1 });
 
+const selected = cases.filter((c) => !only || c.name.includes(only));
+if (device === 'cuda') for (const c of selected) Object.assign(c, { repeats: 10, rounds: 2 });
 const haveTorch = ensureTorch();
 const rows = [];
-console.log(`engine bench: ${cpus()[0]?.model ?? 'cpu'} x${availableParallelism()} logical, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, threads=${threads}, libtorch ${lib.torchVersion()}`);
-for (const c of cases) {
+console.log(`engine bench: ${cpus()[0]?.model ?? 'cpu'} x${availableParallelism()} logical, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, threads=${threads}, libtorch ${lib.torchVersion()}, device ${device} ${precision}${channelsLast ? ' channels_last' : ''}`);
+for (const c of selected) {
   const nat = [];
   const tor = [];
   let nvox = 0;
@@ -103,12 +114,14 @@ for (const c of cases) {
   }
   const sv = nvox / median(nat);
   const pv = tor.length ? nvox / median(tor) : NaN;
-  const row = { case: c.name, mode: c.mode, outputVoxels: nvox, sliceformSeconds: median(nat), pytorchSeconds: tor.length ? median(tor) : null, sliceformVoxPerS: sv, pytorchVoxPerS: pv, ratio: sv / pv, torchVersion, samples: { sliceform: nat, pytorch: tor } };
+  const row = { case: c.name, device, precision, channelsLast, mode: c.mode, outputVoxels: nvox, sliceformSeconds: median(nat), pytorchSeconds: tor.length ? median(tor) : null, sliceformVoxPerS: sv, pytorchVoxPerS: pv, ratio: sv / pv, torchVersion, samples: { sliceform: nat, pytorch: tor } };
   rows.push(row);
   console.log(
     `${c.name.padEnd(44)} ${c.mode === 'train' ? 'train' : 'infer'}  Sliceform ${sv.toFixed(0).padStart(8)} vox/s (${median(nat).toFixed(2)} s)` +
       `  PyTorch ${Number.isNaN(pv) ? '     n/a' : pv.toFixed(0).padStart(8)} vox/s${tor.length ? ` (${median(tor).toFixed(2)} s)` : ''}` +
       `  ratio ${Number.isNaN(pv) ? 'n/a' : (sv / pv).toFixed(2)}`,
+  );
+  if (device === 'cuda') console.log(`${''.padEnd(44)} ms/call: Sliceform ${(1000 * median(nat)).toFixed(1)}  PyTorch ${tor.length ? (1000 * median(tor)).toFixed(1) : 'n/a'}`
   );
 }
 let load = '';
@@ -116,6 +129,6 @@ try {
   load = execFileSync('cat', ['/proc/loadavg'], { encoding: 'utf8' }).trim();
 } catch {}
 mkdirSync(join(here, 'out'), { recursive: true });
-const outFile = join(here, 'out', 'engine.json');
-writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), cpu: cpus()[0]?.model, logicalCpus: availableParallelism(), threads, loadavg: load, libtorch: lib.torchVersion(), rows }, null, 2));
+const outFile = join(here, 'out', `engine-${device}-${precision}${channelsLast ? '-cl' : ''}.json`);
+writeFileSync(outFile, JSON.stringify({ device, precision, channelsLast, date: new Date().toISOString(), cpu: cpus()[0]?.model, logicalCpus: availableParallelism(), threads, loadavg: load, libtorch: lib.torchVersion(), rows }, null, 2));
 console.log(`engine bench: wrote ${outFile}${existsSync(outFile) ? '' : ' (failed)'}; loadavg ${load}`);

@@ -149,3 +149,14 @@ export function validInputSize(near: number, levels: number, padding: 'valid' | 
   }
   throw new Error(`no valid input size near ${near}`);
 }
+
+/** Nearest valid input shape (per axis, [D, H, W] or any order) to `near`; see validInputSize. */
+export function validInputShape(near: number[], levels: number, padding: 'valid' | 'same'): number[] {
+  return near.map((n) => validInputSize(n, levels, padding));
+}
+
+/** Output spatial shape for an input shape, or null when any axis is not a valid input size. */
+export function unetOutputShape(input: number[], levels: number, padding: 'valid' | 'same'): number[] | null {
+  const out = input.map((n) => unetOutputSize(n, levels, padding));
+  return out.some((o) => o === null) ? null : (out as number[]);
+}

@@ -406,6 +406,13 @@ class UNet final : public Model {
     explicit ThreadGuard(const Options& o) {
       // at::set_num_threads is per calling thread under OpenMP: set it on the worker thread every call
       if (o.threads > 0 && at::get_num_threads() != o.threads) at::set_num_threads(o.threads);
+      if (o.cuda) {
+        // process-global switches, set per call so that models with different precisions can coexist
+        auto& ctx = at::globalContext();
+        ctx.setBenchmarkCuDNN(true);
+        ctx.setAllowTF32CuBLAS(o.precision >= 1);
+        ctx.setAllowTF32CuDNN(o.precision >= 1);
+      }
     }
   };
 

@@ -24,3 +24,13 @@ describe('U-Net valid-convolution shape rule', () => {
     expect(Math.abs(n - 130)).toBeLessThanOrEqual(8);
   });
 });
+
+describe('shape helpers', () => {
+  it('validInputShape picks the nearest valid size per axis; unetOutputShape maps whole shapes', async () => {
+    const { validInputShape, unetOutputShape } = await import('../../main/common/engine.js');
+    expect(validInputShape([116, 132, 133], 4, 'valid')).toEqual([116, 132, validInputSize(133, 4, 'valid')]);
+    expect(unetOutputShape([116, 132, 132], 4, 'valid')).toEqual([28, 44, 44]);
+    expect(unetOutputShape([116, 132, 133], 4, 'valid')).toBeNull();
+    expect(unetOutputShape([64, 32], 3, 'same')).toEqual([64, 32]);
+  });
+});
