@@ -46,6 +46,7 @@ export function truthToClasses(truth: ArrayLike<number>, numClasses: number, mod
 
 export interface WriteSegmentationOptions {
   normalisation: Normalisation;
+  downsample?: [number, number, number];
   out: string;
   probabilitiesOut?: string;
   testTimeFlips?: boolean;
@@ -68,6 +69,7 @@ export async function segmentToFiles(model: Model, image: Volume, o: WriteSegmen
     }
     const res = await segmentVolume(model, image, {
       normalisation: o.normalisation,
+      downsample: o.downsample,
       testTimeFlips: o.testTimeFlips,
       maxTileInputVoxels: o.maxTileInputVoxels,
       probabilities: Boolean(pw),

@@ -9,9 +9,12 @@ import { SliceformError } from '../common/errors.js';
 import type { CancelSignal, ProgressCallback } from '../common/progress.js';
 import type { Normalisation } from '../training/preprocess.js';
 import { predictRegion, sourceFromVolume, type PredictResult, type Slab } from './predict.js';
+import { downsampleVolume, isIdentity, upsampleSlab, type Factors } from './resample.js';
 
 export interface SegmentOptions {
   normalisation: Normalisation;
+  /** integer downsampling [z, y, x] the model was trained at (from its manifest; default none) */
+  downsample?: Factors;
   /** tile input budget in voxels (default 3 M) */
   maxTileInputVoxels?: number;
   testTimeFlips?: boolean;
@@ -34,10 +37,12 @@ export async function segmentVolume(model: Model, volume: Volume, opts: SegmentO
   if (volume.shape.c !== net.inChannels) {
     throw new SliceformError('bad-input', `the model expects ${net.inChannels} channel(s), the stack has ${volume.shape.c}`, { file: volume.source });
   }
-  const src = sourceFromVolume(volume, opts.normalisation);
   const { x: X, y: Y, z: Z } = volume.shape;
   const collect = opts.collect ?? !opts.onSlab;
   const labels = collect ? new Uint8Array(X * Y * Z) : undefined;
+  const f = opts.downsample ?? [1, 1, 1];
+  if (!isIdentity(f)) return segmentDownsampled(model, volume, f, opts, labels);
+  const src = sourceFromVolume(volume, opts.normalisation);
   const res = await predictRegion(
     model,
     src,
@@ -59,4 +64,63 @@ export async function segmentVolume(model: Model, volume: Volume, opts: SegmentO
     },
   );
   return { ...res, ...(labels ? { labels } : {}) };
+}
+
+/**
+ * Prediction at reduced resolution: the low-resolution probabilities are held in memory (1/(fz*fy*fx) of the
+ * full-resolution size per class), then interpolated back to full resolution slab by slab.
+ */
+async function segmentDownsampled(model: Model, volume: Volume, f: Factors, opts: SegmentOptions, labels: Uint8Array | undefined): Promise<SegmentResult> {
+  const net = model.config;
+  const K = net.numClasses;
+  const low = downsampleVolume(volume, f);
+  const lowShape: Factors = [low.shape.z, low.shape.y, low.shape.x];
+  const lowN = lowShape[0] * lowShape[1] * lowShape[2];
+  const lowProbs = new Float32Array(K * lowN);
+  const plane = lowShape[1] * lowShape[2];
+  const res = await predictRegion(
+    model,
+    sourceFromVolume(low, opts.normalisation),
+    [0, 0, 0],
+    lowShape,
+    {
+      numClasses: K,
+      levels: net.levels,
+      padding: net.padding,
+      maxTileInputVoxels: opts.maxTileInputVoxels,
+      testTimeFlips: opts.testTimeFlips,
+      probabilities: true,
+      signal: opts.signal,
+      onProgress: opts.onProgress,
+    },
+    (slab) => {
+      const n = slab.depth * plane;
+      for (let k = 0; k < K; k++) lowProbs.set(slab.probabilities!.subarray(k * n, (k + 1) * n), k * lowN + slab.z0 * plane);
+    },
+  );
+  const { x: X, y: Y, z: Z } = volume.shape;
+  const counts = new Array<number>(K + 1).fill(0);
+  const step = Math.max(1, Math.min(Z, Math.floor(4_000_000 / (K * X * Y)) || 1));
+  for (let z0 = 0; z0 < Z; z0 += step) {
+    const depth = Math.min(step, Z - z0);
+    const probs = upsampleSlab(lowProbs, K, lowShape, [Z, Y, X], f, z0, depth);
+    const n = depth * Y * X;
+    const lab = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      let best = 0;
+      let bv = probs[i]!;
+      for (let k = 1; k < K; k++) {
+        const v = probs[k * n + i]!;
+        if (v > bv) {
+          bv = v;
+          best = k;
+        }
+      }
+      lab[i] = best + 1;
+      counts[best + 1]!++;
+    }
+    labels?.set(lab, z0 * Y * X);
+    await opts.onSlab?.({ z0, depth, labels: lab, ...(opts.probabilities ? { probabilities: probs } : {}) });
+  }
+  return { ...res, classCounts: counts, ...(labels ? { labels } : {}) };
 }

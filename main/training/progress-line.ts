@@ -29,21 +29,25 @@ export function progressPrinter(write: (s: string) => void, isTTY: boolean, ever
   let last = 0;
   let lastLine = '';
   let drawn = false;
+  let pending = false;
   return {
     update(p) {
       const now = Date.now();
       lastLine = progressLine(p);
+      pending = true;
       if (now - last < everyMs && p.fraction < 1) return;
       last = now;
+      pending = false;
       if (isTTY) {
         write(`\r${lastLine}\x1b[K`);
         drawn = true;
       } else write(lastLine + '\n');
     },
     done() {
-      if (isTTY && drawn) write('\n');
-      else if (!isTTY && lastLine) write(lastLine + '\n');
+      if (isTTY && (drawn || pending)) write(`\r${lastLine}\x1b[K\n`);
+      else if (!isTTY && pending) write(lastLine + '\n');
       drawn = false;
+      pending = false;
       lastLine = '';
     },
   };

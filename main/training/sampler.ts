@@ -72,17 +72,20 @@ export interface TileShapes {
  * Tile shapes for a network: thin tiles with the smallest valid output along the normal and about
  * `planeOut` in the plane; cube tiles of about `cubeOut`. Sizes are clipped to what the volume needs.
  */
-export function planTileShapes(g: NetGeometry, planeOut: number, cubeOut: number): TileShapes {
+export function planTileShapes(g: NetGeometry, planeOut: number, cubeOut: number, maxDims?: Vec3): TileShapes {
   const thin = minValidOutput(g);
-  const wide = validOutputAtMost(planeOut, g);
-  const cube = validOutputAtMost(cubeOut, g);
-  const thinOut = [0, 1, 2].map((a) => [0, 1, 2].map((i) => (i === a ? thin : wide)) as Vec3) as [Vec3, Vec3, Vec3];
+  // never wider than the (smallest) volume: the rest would only repeat mirrored voxels
+  const cap = (n: number, a: number) => (maxDims ? Math.min(n, maxDims[a]!) : n);
+  const wide = (a: number) => validOutputAtMost(cap(planeOut, a), g);
+  const cube = (a: number) => validOutputAtMost(cap(cubeOut, a), g);
+  const thinOut = [0, 1, 2].map((a) => [0, 1, 2].map((i) => (i === a ? thin : wide(i))) as Vec3) as [Vec3, Vec3, Vec3];
   const toIn = (o: Vec3) => o.map((s) => inputForOutput(s, g)!) as Vec3;
+  const cubeOutShape = [0, 1, 2].map(cube) as Vec3;
   return {
     thinOut,
     thinIn: thinOut.map(toIn) as [Vec3, Vec3, Vec3],
-    cubeOut: [cube, cube, cube],
-    cubeIn: toIn([cube, cube, cube]),
+    cubeOut: cubeOutShape,
+    cubeIn: toIn(cubeOutShape),
   };
 }
 

@@ -176,7 +176,8 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
   for (const s of summaries) s.classCounts.forEach((c, k) => (classCounts[k]! += c));
   const weights = classWeights(classCounts, opts.classWeightPower ?? 0.5);
 
-  const shapes = planTileShapes(geometry, opts.planeOut ?? 64, opts.cubeOut ?? 32);
+  const minDims = [0, 1, 2].map((a) => Math.min(...volumes.map((v) => v.shape[a]!))) as Vec3;
+  const shapes = planTileShapes(geometry, opts.planeOut ?? 64, opts.cubeOut ?? 32, minDims);
   const sampler = new TileSampler(
     pairs.map((p) => ({ shape: zyx(p.image), spacing: [p.image.spacing.z, p.image.spacing.y, p.image.spacing.x] as Vec3, channels: p.image.shape.c })),
     summaries,

@@ -7,6 +7,7 @@ import { readVolume } from '../../io/index.js';
 import { loadEngine } from '../../engine/index.js';
 import { readLabels, segmentToFiles, truthToClasses } from '../../inference/files.js';
 import { saveModelDir } from '../../inference/model-dir.js';
+import { autoDownsample, downsampleLabelVolume, downsampleVolume, isIdentity, parseFactors } from '../../inference/resample.js';
 import { trainModel } from '../../training/trainer.js';
 import { maxLabel } from '../../training/trainer.js';
 import { resolveNet, TRAINING_DEFAULTS, isPreset } from '../../training/presets.js';
@@ -32,6 +33,8 @@ Options:
   --threads T            CPU threads for the engine (default: all cores)
   --seed S               seed for weights, sampling and augmentation (default 1)
   --lr LR                learning rate (default per preset)
+  --downsample F         auto (default: xy by round(z/xy spacing), at most 2, when z is coarser) | none |
+                         F (xy) | Z,Y,X — train and predict at reduced resolution, labels at full resolution
   --no-flips             predict without test-time flip averaging (4x faster prediction)
   --probabilities P.tif  also write per-class probabilities (float32, one channel per class)
   --model DIR            also save the trained model folder (for 'sliceform segment')
@@ -71,6 +74,7 @@ const densify: Command = {
     seed: { type: 'string' },
     lr: { type: 'string' },
     'no-flips': { type: 'boolean' },
+    downsample: { type: 'string' },
     probabilities: { type: 'string' },
     model: { type: 'string' },
     truth: { type: 'string' },
@@ -104,13 +108,19 @@ const densify: Command = {
       throw new SliceformError('bad-input', `ground truth is ${truth.shape.x}x${truth.shape.y}x${truth.shape.z}, the image ${image.shape.x}x${image.shape.y}x${image.shape.z}`, { file: truthPath });
     }
     const K = Math.max(2, maxLabel(labels.data));
+    const ds = parseFactors(strOpt(v, 'downsample') ?? (preset === 'paper' ? 'none' : 'auto'));
+    if (ds === null) throw new SliceformError('bad-input', `--downsample must be auto, none, F or Z,Y,X (integers 1..8)`);
+    const factors = ds === 'auto' ? autoDownsample(image.spacing) : ds;
+    const trainImage = downsampleVolume(image, factors);
+    const trainLabels = downsampleLabelVolume(labels, factors);
     const net = resolveNet(preset, image.shape.c, K);
     const defaults = TRAINING_DEFAULTS[preset];
     const lr = numOpt(v, 'lr') ?? defaults.optim.lr;
     const engine = await loadEngine();
     const bar = cliProgress(io);
     io.err(`densify: ${image.shape.x}x${image.shape.y}x${image.shape.z} (x*y*z), ${image.shape.c} channel(s), ${K} classes, preset ${preset}, ${minutes !== undefined ? `${minutes} min` : ''}${iterations !== undefined ? ` ${iterations} iterations` : ''}, engine ${engine.info.name} on ${device}`);
-    const trained = await trainModel(engine, [{ image, labels }], {
+    if (!isIdentity(factors)) io.err(`working at reduced resolution: downsampled by ${factors.join('x')} (z,y,x) to ${trainImage.shape.x}x${trainImage.shape.y}x${trainImage.shape.z}`);
+    const trained = await trainModel(engine, [{ image: trainImage, labels: trainLabels }], {
       net,
       optim: { ...defaults.optim, lr },
       modelOptions: { device, threads, seed },
@@ -137,13 +147,14 @@ const densify: Command = {
           normalisation: trained.normalisation,
           classNames,
           spacing: { z: image.spacing.z, y: image.spacing.y, x: image.spacing.x, unit: image.spacing.unit },
-          downsample: [1, 1, 1],
+          downsample: factors,
           training: { ...trained.summary, preset },
         });
       }
       const tp = Date.now();
       const seg = await segmentToFiles(model, image, {
         normalisation: trained.normalisation,
+        downsample: factors,
         out,
         probabilitiesOut: strOpt(v, 'probabilities'),
         testTimeFlips: !v['no-flips'],
@@ -159,6 +170,7 @@ const densify: Command = {
         classes: K,
         classCounts: Object.fromEntries(seg.classCounts.slice(1).map((c, k) => [k + 1, c])),
         preset,
+        downsample: factors,
         engine: engine.info.name,
         device,
         seed,
