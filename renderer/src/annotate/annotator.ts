@@ -1,0 +1,167 @@
+/**
+ * Brush and eraser strokes. The vtk.js PaintWidget in each slice view reports the brush path (world
+ * coordinates); one shared vtkPaintFilter rasterises it onto the annotation label map (its web worker paints
+ * discs of the brush radius on the stroke's slice only), and the changed plane region is sent to the API as a
+ * RegionEdit so the label volume and its undo stack live server-side. Strokes are serialised so a quick
+ * second stroke never races the first one's worker.
+ */
+import vtkPaintFilter from '@kitware/vtk.js/Filters/General/PaintFilter';
+import { SlicingMode } from '@kitware/vtk.js/Rendering/Core/ImageMapper/Constants';
+import type { EditResult, SliceformApi } from '../../../main/common/api.js';
+import { planeSize, planeToVoxel, type Plane } from '../render/composite.js';
+import type { LabelImage } from '../render/labels.js';
+import type { Store } from '../state.js';
+
+type Vec3 = [number, number, number];
+const SLICING: Record<Plane, number> = { xy: SlicingMode.K, xz: SlicingMode.J, yz: SlicingMode.I };
+
+export interface StrokeTiming {
+  /** pointer release -> label map updated locally (ms) */
+  applyMs: number;
+  /** pointer release -> server acknowledged (ms) */
+  serverMs: number;
+}
+
+/** Crop a full-volume stroke mask to the bounding box of its nonzero pixels on one plane. */
+export function cropPlaneMask(
+  mask: Uint8Array,
+  dims: { x: number; y: number; z: number },
+  plane: Plane,
+  index: number,
+): { origin: [number, number]; width: number; height: number; mask: Uint8Array } | null {
+  const [w, h] = planeSize(plane, dims);
+  let u0 = w;
+  let v0 = h;
+  let u1 = -1;
+  let v1 = -1;
+  const at = (u: number, v: number) => {
+    const [x, y, z] = planeToVoxel(plane, u, v, index);
+    return mask[(z * dims.y + y) * dims.x + x];
+  };
+  for (let v = 0; v < h; v++)
+    for (let u = 0; u < w; u++)
+      if (at(u, v)) {
+        if (u < u0) u0 = u;
+        if (u > u1) u1 = u;
+        if (v < v0) v0 = v;
+        if (v > v1) v1 = v;
+      }
+  if (u1 < 0) return null;
+  const cw = u1 - u0 + 1;
+  const ch = v1 - v0 + 1;
+  const out = new Uint8Array(cw * ch);
+  for (let v = 0; v < ch; v++) for (let u = 0; u < cw; u++) out[v * cw + u] = at(u0 + u, v0 + v) ? 1 : 0;
+  return { origin: [u0, v0], width: cw, height: ch, mask: out };
+}
+
+export class Annotator {
+  readonly filter = vtkPaintFilter.newInstance();
+  private chain: Promise<unknown> = Promise.resolve();
+  private current: { plane: Plane; index: number; label: number; radius: number; points: Vec3[] } | null = null;
+  readonly timings: StrokeTiming[] = [];
+  canUndo = false;
+  canRedo = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly api: SliceformApi,
+    private readonly onLocalChange: () => void,
+    private readonly onError: (e: unknown) => void,
+  ) {}
+
+  setLabelMap(img: LabelImage | null): void {
+    if (img) this.filter.setLabelMap(img);
+  }
+
+  /** brush radius in world units: the xy pixel radius times the x spacing (so it is round in µm) */
+  radiusWorld(): number {
+    const s = this.store.volume?.spacing;
+    return this.store.brushRadius * (s?.x ?? 1);
+  }
+
+  start(plane: Plane, index: number, world: Vec3): void {
+    if (!this.store.volume || this.store.tool === 'navigate') return;
+    const label = this.store.tool === 'eraser' ? 0 : this.store.activeClass;
+    this.current = { plane, index, label, radius: this.radiusWorld(), points: [[...world]] };
+  }
+
+  move(world: Vec3): void {
+    this.current?.points.push([...world]);
+  }
+
+  /** Rasterise the finished stroke with the paint filter, then send it to the API. */
+  end(): Promise<void> {
+    const s = this.current;
+    this.current = null;
+    if (!s) return Promise.resolve();
+    const released = performance.now();
+    const run = async () => {
+      const vol = this.store.volume;
+      if (!vol) return;
+      const f = this.filter;
+      f.setSlicingMode(SLICING[s.plane]);
+      f.setLabel(s.label);
+      f.setRadius(s.radius);
+      f.startStroke();
+      for (const p of s.points) f.addPoint(p);
+      const buf = (await f.endStroke()) as ArrayBuffer | undefined;
+      // the filter's own .then (registered first) has applied the mask to the label map by now
+      if (!buf) return;
+      const applied = performance.now();
+      this.onLocalChange();
+      const crop = cropPlaneMask(new Uint8Array(buf), vol.dims, s.plane, s.index);
+      if (!crop) return;
+      const res: EditResult = await this.api.paintRegion({
+        volumeId: vol.id,
+        plane: s.plane,
+        index: s.index,
+        classId: s.label,
+        origin: crop.origin,
+        width: crop.width,
+        height: crop.height,
+        mask: crop.mask,
+      });
+      this.timings.push({ applyMs: applied - released, serverMs: performance.now() - released });
+      this.canUndo = res.canUndo;
+      this.canRedo = res.canRedo;
+      const st = this.store;
+      st.strokes.splice(st.strokeCursor);
+      st.strokes.push({ plane: s.plane, index: s.index });
+      st.strokeCursor = st.strokes.length;
+      st.emit('painted', undefined);
+    };
+    const p = this.chain.then(run).catch((e) => this.onError(e));
+    this.chain = p;
+    return p;
+  }
+
+  /** Undo/redo on the server (across planes), then the caller refreshes the label map. */
+  step(kind: 'undo' | 'redo'): Promise<EditResult | null> {
+    const run = async () => {
+      const vol = this.store.volume;
+      if (!vol) return null;
+      const res = await (kind === 'undo' ? this.api.undo({ volumeId: vol.id }) : this.api.redo({ volumeId: vol.id }));
+      this.canUndo = res.canUndo;
+      this.canRedo = res.canRedo;
+      const st = this.store;
+      if (res.changed > 0 || res.box) {
+        if (kind === 'undo' && st.strokeCursor > 0) st.strokeCursor--;
+        if (kind === 'redo' && st.strokeCursor < st.strokes.length) st.strokeCursor++;
+      }
+      st.emit('painted', undefined);
+      return res;
+    };
+    const p = this.chain.then(run);
+    this.chain = p.catch((e) => this.onError(e));
+    return p;
+  }
+
+  /** resolves when every queued stroke has reached the server */
+  idle(): Promise<unknown> {
+    return this.chain;
+  }
+
+  dispose(): void {
+    this.filter.delete();
+  }
+}

@@ -1,0 +1,385 @@
+/**
+ * The workstation: owns the store, the shared label images, the four views and the annotator, and wires
+ * user input to them. Talks to the application only through `window.sliceform` (SliceformApi).
+ */
+import '@kitware/vtk.js/Rendering/Profiles/All';
+import type { LabelClass, SliceformApi, VolumeInfo } from '../../main/common/api.js';
+import type { TypedArray } from '../../main/common/volume.js';
+import { Annotator } from './annotate/annotator.js';
+import { friendlyError } from './dom.js';
+import { Layout } from './layout.js';
+import {
+  CHANNEL_COLORS,
+  hexToRgb,
+  intensityLut,
+  percentiles,
+  dataRange,
+  PLANE_AXIS,
+  PLANES,
+  rgbToHex,
+  type ChannelDisplay,
+  type CompositeChannel,
+  type Plane,
+} from './render/composite.js';
+import { LabelLuts, makeLabelImage, setLabelValues, type LabelImage } from './render/labels.js';
+import { CLASS_COLORS, Store, type ClassDef, type LoadedVolume } from './state.js';
+import { SliceView } from './views/slice-view.js';
+import { VolumeView } from './views/volume-view.js';
+
+export interface PerfLog {
+  /** plane render times (ms) */
+  renders: Array<{ plane: Plane; ms: number; at: number }>;
+}
+
+export class App {
+  readonly store = new Store();
+  readonly luts = new LabelLuts();
+  readonly layout = new Layout();
+  views!: Record<Plane, SliceView>;
+  view3d!: VolumeView;
+  readonly annotator: Annotator;
+  annotationImg: LabelImage | null = null;
+  predictionImg: LabelImage | null = null;
+  private composite: CompositeChannel[] = [];
+  activePlane: Plane = 'xy';
+  readonly perf: PerfLog = { renders: [] };
+  /** slices with annotation per plane according to the server (used when no strokes were made this session) */
+  serverPainted: Record<Plane, number[]> = { xy: [], xz: [], yz: [] };
+  private refreshInFlight = new Map<string, Promise<void>>();
+  loading = false;
+  /** listeners for "a model was trained" (batch panel refreshes its model list) */
+  readonly onModelsChanged: Array<() => void> = [];
+  /** set by the panels: show the voxel under the pointer */
+  readout?: (vox: [number, number, number]) => void;
+
+  constructor(readonly api: SliceformApi) {
+    this.annotator = new Annotator(
+      this.store,
+      api,
+      () => this.renderSlices(),
+      (e) => this.error(e, 'Saving the stroke'),
+    );
+    this.luts.update(this.store.classes);
+  }
+
+  /** Create the vtk.js views inside the layout cells (after the layout is in the document). */
+  mountViews(): void {
+    const deps = (plane: Plane) => ({
+      store: this.store,
+      luts: this.luts,
+      channels: () => this.composite,
+      annotation: () => this.annotationImg,
+      prediction: () => this.predictionImg,
+      onRendered: (p: Plane, ms: number) => {
+        this.perf.renders.push({ plane: p, ms, at: performance.now() });
+        if (this.perf.renders.length > 2000) this.perf.renders.splice(0, 1000);
+      },
+      stroke: {
+        start: (p: Plane, index: number, w: [number, number, number]) => {
+          this.activePlane = p;
+          this.annotator.start(p, index, w);
+        },
+        move: (w: [number, number, number]) => this.annotator.move(w),
+        end: () => void this.annotator.end(),
+      },
+      plane,
+    });
+    this.views = {
+      xy: new SliceView('xy', this.layout.cells.xy.canvasHost, deps('xy')),
+      xz: new SliceView('xz', this.layout.cells.xz.canvasHost, deps('xz')),
+      yz: new SliceView('yz', this.layout.cells.yz.canvasHost, deps('yz')),
+    };
+    this.view3d = new VolumeView(this.layout.cells['3d'].canvasHost, this.store, this.luts);
+    this.view3d.setPlaneImages({ xy: this.views.xy.planeImage, xz: this.views.xz.planeImage, yz: this.views.yz.planeImage });
+    this.layout.onChange = () => {
+      for (const v of Object.values(this.views)) v.resize();
+      this.view3d.resize();
+    };
+    this.store.on('cursor', () => this.onCursor());
+    this.store.on('channels', () => {
+      this.rebuildComposite();
+      for (const v of Object.values(this.views)) v.updatePlane();
+      this.renderSlices();
+      this.view3d.updateChannels(this.store.channels);
+    });
+    this.store.on('classes', () => {
+      this.luts.update(this.store.classes);
+      this.renderSlices();
+      this.view3d.requestRender();
+    });
+    this.store.on('overlay', () => {
+      for (const v of Object.values(this.views)) v.updateOverlayProps();
+      this.view3d.setLabels(this.labels3D());
+      this.view3d.updateVisibility();
+      this.renderSlices();
+    });
+    this.store.on('tool', () => this.applyTool());
+    this.api.onLabelsChanged((e) => {
+      if (e.volumeId !== this.store.volume?.id) return;
+      if (e.cause === 'edit') return; // our own strokes are already applied locally
+      void this.refreshLayer(e.layer);
+    });
+  }
+
+  // ------------------------------------------------------------------ loading
+
+  async openPath(path: string): Promise<VolumeInfo | null> {
+    return this.guardLoad(`Opening ${path}`, () => this.api.openVolume({ path }));
+  }
+
+  async openFile(file: File): Promise<VolumeInfo | null> {
+    const p = this.api.getPathForFile?.(file);
+    if (p) return this.openPath(p);
+    return this.guardLoad(`Opening ${file.name}`, async () =>
+      this.api.openVolumeBytes({ name: file.name, bytes: new Uint8Array(await file.arrayBuffer()) }),
+    );
+  }
+
+  private async guardLoad(what: string, open: () => Promise<VolumeInfo>): Promise<VolumeInfo | null> {
+    this.loading = true;
+    this.store.status(`${what}…`);
+    try {
+      const info = await open();
+      await this.showVolume(info);
+      this.store.status(`${info.name}: ${info.shape.x}×${info.shape.y}×${info.shape.z}, ${info.shape.c} channel(s), ${info.dtype}`);
+      return info;
+    } catch (e) {
+      this.error(e, what);
+      return null;
+    } finally {
+      this.loading = false;
+    }
+  }
+
+  /** Fetch everything the views need for an open volume and show it. */
+  async showVolume(info: VolumeInfo): Promise<void> {
+    const [brick, classes, ann, pred, summary] = await Promise.all([
+      this.api.getBrick({ volumeId: info.id }),
+      this.api.getClasses().catch(() => null),
+      this.api.getLabelVolume({ volumeId: info.id, layer: 'annotation' }),
+      this.api.getLabelVolume({ volumeId: info.id, layer: 'prediction' }).catch(() => null),
+      this.api.getAnnotationSummary({ volumeId: info.id }).catch(() => null),
+    ]);
+    const n = info.shape.x * info.shape.y * info.shape.z;
+    const channels: TypedArray[] = [];
+    for (let c = 0; c < brick.channels; c++) channels.push(brick.data.subarray(c * n, (c + 1) * n) as TypedArray);
+    const vol: LoadedVolume = {
+      id: info.id,
+      name: info.name,
+      source: info.source,
+      dims: { x: info.shape.x, y: info.shape.y, z: info.shape.z },
+      channels,
+      spacing: { ...info.spacing },
+      dtype: info.dtype,
+    };
+    const st = this.store;
+    st.volume = vol;
+    st.strokes = [];
+    st.strokeCursor = 0;
+    st.channels = channels.map((data, c) => {
+      const stats = info.channelStats[c];
+      const [lo, hi] = stats && stats.p99 > stats.p1 ? [stats.p1, stats.p99] : percentiles(data, 0.5, 99.8);
+      const [rmin, rmax] = stats ? [stats.min, stats.max] : dataRange(data);
+      return {
+        name: info.channelNames[c] || `channel ${c + 1}`,
+        color: CHANNEL_COLORS[channels.length === 1 ? 6 : c % CHANNEL_COLORS.length],
+        visible: true,
+        min: lo,
+        max: hi,
+        rangeMin: rmin,
+        rangeMax: Math.max(rmax, rmin + 1),
+      } satisfies ChannelDisplay;
+    });
+    if (classes && classes.length) this.setClassesFromApi(classes);
+    const spacing: [number, number, number] = [vol.spacing.x, vol.spacing.y, vol.spacing.z];
+    this.annotationImg?.delete();
+    this.predictionImg?.delete();
+    this.annotationImg = makeLabelImage(vol.dims, spacing, ann.data.slice());
+    const predData = pred?.data;
+    this.predictionImg = predData && predData.some((v) => v !== 0) ? makeLabelImage(vol.dims, spacing, predData.slice()) : null;
+    st.prediction = this.predictionImg ? (this.predictionImg.getPointData().getScalars().getData() as Uint8Array) : null;
+    st.annotation = this.annotationImg.getPointData().getScalars().getData() as Uint8Array;
+    this.annotator.setLabelMap(this.annotationImg);
+    this.annotator.canUndo = summary?.canUndo ?? false;
+    this.annotator.canRedo = summary?.canRedo ?? false;
+    this.serverPainted = summary?.paintedSlices ?? { xy: [], xz: [], yz: [] };
+    st.cursor = [Math.floor(vol.dims.x / 2), Math.floor(vol.dims.y / 2), Math.floor(vol.dims.z / 2)];
+    this.rebuildComposite();
+    for (const v of Object.values(this.views)) v.setVolume();
+    this.view3d.setVolume();
+    this.view3d.setLabels(this.labels3D());
+    this.applyTool();
+    st.emit('volume', vol);
+    st.emit('channels', st.channels);
+    st.emit('cursor', st.cursor);
+    st.emit('painted', undefined);
+    this.renderAll();
+  }
+
+  setClassesFromApi(classes: LabelClass[]): void {
+    const prev = new Map(this.store.classes.map((c) => [c.id, c]));
+    this.store.classes = classes.map((c, i) => {
+      let color = CLASS_COLORS[i % CLASS_COLORS.length];
+      try {
+        color = hexToRgb(c.color);
+      } catch {
+        /* keep the palette colour */
+      }
+      const old = prev.get(c.id);
+      return { id: c.id, name: c.name, color, visible: old?.visible ?? true, opacity: old?.opacity ?? (c.id === 1 ? 0.05 : 0.8) };
+    });
+    if (!this.store.classById(this.store.activeClass)) this.store.activeClass = this.store.classes[this.store.classes.length - 1]?.id ?? 1;
+    this.store.emit('classes', this.store.classes);
+  }
+
+  async pushClasses(classes: ClassDef[]): Promise<void> {
+    this.store.classes = classes;
+    this.store.emit('classes', classes);
+    try {
+      await this.api.setClasses({ classes: classes.map((c) => ({ id: c.id, name: c.name, color: rgbToHex(c.color) })) });
+    } catch (e) {
+      this.error(e, 'Saving the class list');
+    }
+  }
+
+  /** Re-read one label layer from the server (after undo/redo, densify, project load). Coalesced. */
+  refreshLayer(layer: 'annotation' | 'prediction'): Promise<void> {
+    const vol = this.store.volume;
+    if (!vol) return Promise.resolve();
+    const key = `${vol.id}:${layer}`;
+    const inflight = this.refreshInFlight.get(key);
+    if (inflight) return inflight.then(() => this.refreshLayer(layer));
+    const p = (async () => {
+      try {
+        const data = await this.api.getLabelVolume({ volumeId: vol.id, layer });
+        if (this.store.volume !== vol) return;
+        const spacing: [number, number, number] = [vol.spacing.x, vol.spacing.y, vol.spacing.z];
+        if (layer === 'annotation') {
+          if (this.annotationImg) setLabelValues(this.annotationImg, data.data);
+          else this.annotationImg = makeLabelImage(vol.dims, spacing, data.data.slice());
+        } else {
+          const any = data.data.some((v) => v !== 0);
+          if (!any) this.predictionImg = null;
+          else if (this.predictionImg) setLabelValues(this.predictionImg, data.data);
+          else this.predictionImg = makeLabelImage(vol.dims, spacing, data.data.slice());
+          this.store.prediction = this.predictionImg ? (this.predictionImg.getPointData().getScalars().getData() as Uint8Array) : null;
+        }
+        for (const v of Object.values(this.views)) v.attachLabels();
+        this.view3d.setLabels(this.labels3D());
+        this.store.emit('labels', layer);
+        this.renderSlices();
+      } catch (e) {
+        this.error(e, `Reloading the ${layer}`);
+      } finally {
+        this.refreshInFlight.delete(key);
+      }
+    })();
+    this.refreshInFlight.set(key, p);
+    return p;
+  }
+
+  async undoRedo(kind: 'undo' | 'redo'): Promise<void> {
+    try {
+      const res = await this.annotator.step(kind);
+      if (res) await this.refreshLayer('annotation');
+    } catch (e) {
+      this.error(e, kind === 'undo' ? 'Undo' : 'Redo');
+    }
+  }
+
+  /** the label image shown in 3D: the dense prediction when there is one, else the annotation */
+  labels3D(): LabelImage | null {
+    return this.predictionImg ?? this.annotationImg;
+  }
+
+  // ------------------------------------------------------------------ display
+
+  rebuildComposite(): void {
+    const v = this.store.volume;
+    if (!v) return;
+    this.composite = v.channels.map((data, c) => {
+      const display = this.store.channels[c];
+      return { data, display, lut: intensityLut(data, display.min, display.max) };
+    });
+  }
+
+  private onCursor(): void {
+    for (const v of Object.values(this.views)) v.updatePlane();
+    this.renderSlices();
+    if (this.store.showPlanesIn3D) this.view3d.requestRender(250);
+  }
+
+  /** Step the slice of a plane (wheel, keys, slider). Renders that view synchronously, the others next frame. */
+  stepSlice(plane: Plane, delta: number): void {
+    const c = [...this.store.cursor] as [number, number, number];
+    c[PLANE_AXIS[plane]] += delta;
+    this.setSlice(plane, c[PLANE_AXIS[plane]]);
+  }
+
+  setSlice(plane: Plane, index: number): void {
+    const c = [...this.store.cursor] as [number, number, number];
+    c[PLANE_AXIS[plane]] = index;
+    const before = this.store.cursor[PLANE_AXIS[plane]];
+    this.store.cursor = this.clampCursor(c);
+    if (this.store.cursor[PLANE_AXIS[plane]] === before) return;
+    // the stepped view first and synchronously: that is the frame the user is waiting for
+    this.views[plane].updatePlane();
+    this.views[plane].render();
+    for (const p of PLANES) if (p !== plane) {
+      this.views[p].updatePlane();
+      this.views[p].requestRender();
+    }
+    if (this.store.showPlanesIn3D) this.view3d.requestRender(250);
+    this.store.emit('cursor', this.store.cursor);
+  }
+
+  private clampCursor(c: [number, number, number]): [number, number, number] {
+    const d = this.store.volume?.dims;
+    if (!d) return c;
+    const cl = (n: number, hi: number) => Math.max(0, Math.min(hi - 1, Math.round(n)));
+    return [cl(c[0], d.x), cl(c[1], d.y), cl(c[2], d.z)];
+  }
+
+  renderSlices(): void {
+    for (const v of Object.values(this.views ?? {})) v.requestRender();
+  }
+
+  renderAll(): void {
+    for (const v of Object.values(this.views)) v.render();
+    this.view3d.render();
+  }
+
+  applyTool(): void {
+    const painting = this.store.tool !== 'navigate' && !!this.store.volume;
+    for (const v of Object.values(this.views)) v.setPainting(painting, this.annotator.radiusWorld());
+    document.body.dataset.tool = this.store.tool;
+  }
+
+  setBrushRadius(r: number): void {
+    this.store.brushRadius = Math.max(0.5, Math.min(100, r));
+    for (const v of Object.values(this.views)) v.setBrushRadius(this.annotator.radiusWorld());
+    this.store.emit('tool', this.store.tool);
+  }
+
+  /** Voxel values under a voxel position: per channel, plus labels. */
+  valuesAt(x: number, y: number, z: number): { channels: number[]; annotation: number; prediction: number | null } | null {
+    const v = this.store.volume;
+    if (!v) return null;
+    if (x < 0 || y < 0 || z < 0 || x >= v.dims.x || y >= v.dims.y || z >= v.dims.z) return null;
+    const i = (z * v.dims.y + y) * v.dims.x + x;
+    return {
+      channels: v.channels.map((c) => c[i]),
+      annotation: this.store.annotation?.[i] ?? 0,
+      prediction: this.store.prediction ? this.store.prediction[i] : null,
+    };
+  }
+
+  emitModelsChanged(): void {
+    for (const f of this.onModelsChanged) f();
+  }
+
+  error(e: unknown, action: string): void {
+    console.error(action, e);
+    this.store.status(friendlyError(e, action), 'error');
+  }
+}

@@ -1,0 +1,245 @@
+/**
+ * Files: open by path or by browsing the app's file system (web shell: listDirectory; Electron: native
+ * dialog), drag-drop onto the window, recent files, label export (TIFF / OME-TIFF), project new/open/save.
+ */
+import type { DirEntry, ProjectEvent } from '../../../main/common/api.js';
+import type { App } from '../app.js';
+import { button, el } from '../dom.js';
+
+const RECENT_KEY = 'sliceform-recent';
+
+export function recentFiles(): string[] {
+  try {
+    const v = JSON.parse(localStorage.getItem(RECENT_KEY) ?? '[]');
+    return Array.isArray(v) ? v.filter((x) => typeof x === 'string').slice(0, 10) : [];
+  } catch {
+    return [];
+  }
+}
+
+function addRecent(path: string): void {
+  const list = [path, ...recentFiles().filter((p) => p !== path)].slice(0, 10);
+  localStorage.setItem(RECENT_KEY, JSON.stringify(list));
+}
+
+const VOLUME_EXT = /\.(tif|tiff|ome\.tif|ome\.tiff|btf|lsm|h5|hdf5)$/i;
+
+export function filesPanel(app: App): HTMLElement {
+  const st = app.store;
+  const path = el('input', { type: 'text', placeholder: '/path/to/stack.tif', testid: 'open-path', class: 'path' });
+  const recent = el('ul', { class: 'recent', testid: 'recent-files' });
+  const browser = el('div', { class: 'browser', testid: 'file-browser', hidden: true });
+
+  const open = async (p: string) => {
+    if (!p.trim()) return;
+    const info = await app.openPath(p.trim());
+    if (info) {
+      addRecent(info.source || p.trim());
+      renderRecent();
+      suggestExportPath();
+    }
+  };
+  const renderRecent = () => {
+    recent.replaceChildren(
+      ...recentFiles().map((p) => {
+        const a = el('a', { href: '#', title: p, testid: 'recent-item' }, p.split('/').pop() ?? p);
+        a.addEventListener('click', (e) => {
+          e.preventDefault();
+          void open(p);
+        });
+        return el('li', {}, a);
+      }),
+    );
+  };
+  const listDir = async (dir?: string) => {
+    try {
+      const res = await app.api.listDirectory({ path: dir });
+      browser.hidden = false;
+      const up = el('a', { href: '#', class: 'dir' }, '⬑ ..');
+      up.addEventListener('click', (e) => {
+        e.preventDefault();
+        void listDir(res.path.replace(/\/[^/]+\/?$/, '') || '/');
+      });
+      const items = res.entries
+        .filter((e: DirEntry) => e.kind === 'dir' || VOLUME_EXT.test(e.name))
+        .map((e: DirEntry) => {
+          const a = el('a', { href: '#', class: e.kind, testid: 'browser-entry', title: e.path }, e.kind === 'dir' ? `📁 ${e.name}` : e.name);
+          a.addEventListener('click', (ev) => {
+            ev.preventDefault();
+            if (e.kind === 'dir') void listDir(e.path);
+            else {
+              path.value = e.path;
+              browser.hidden = true;
+              void open(e.path);
+            }
+          });
+          return a;
+        });
+      browser.replaceChildren(el('div', { class: 'cwd' }, res.path), up, ...items);
+    } catch (e) {
+      app.error(e, 'Listing the folder');
+    }
+  };
+  const browse = async () => {
+    const p = await app.api.showDialog({ kind: 'open-volume', title: 'Open a stack' }).catch(() => null);
+    if (p) {
+      path.value = p;
+      return open(p);
+    }
+    return listDir(path.value.trim() ? path.value.trim().replace(/\/[^/]*$/, '') || '/' : undefined);
+  };
+  path.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter') void open(path.value);
+  });
+
+  // export
+  const exportPath = el('input', { type: 'text', placeholder: '/path/to/labels.tif', testid: 'export-path', class: 'path' });
+  const exportLayer = el(
+    'select',
+    { testid: 'export-layer' },
+    el('option', { value: 'merged' }, 'result + corrections'),
+    el('option', { value: 'prediction' }, 'result (densify)'),
+    el('option', { value: 'annotation' }, 'my annotation'),
+  );
+  const exportFormat = el('select', { testid: 'export-format' }, el('option', { value: 'tiff' }, 'TIFF (ImageJ, calibrated)'), el('option', { value: 'ome-tiff' }, 'OME-TIFF'));
+  const exportResult = el('div', { class: 'job-status', testid: 'export-result' });
+  const suggestExportPath = () => {
+    const src = st.volume?.source;
+    if (!src || exportPath.value) return;
+    const ext = exportFormat.value === 'ome-tiff' ? '.ome.tif' : '.tif';
+    if (src.includes('/')) exportPath.value = src.replace(/(\.ome)?\.[^./]+$/i, '') + `_labels${ext}`;
+  };
+  exportFormat.addEventListener('change', () => {
+    const v = exportPath.value;
+    if (exportFormat.value === 'ome-tiff' && !/\.ome\.tiff?$/i.test(v)) exportPath.value = v.replace(/\.tiff?$/i, '.ome.tif');
+    if (exportFormat.value === 'tiff') exportPath.value = v.replace(/\.ome\.tif(f?)$/i, '.tif$1');
+  });
+  const doExport = async () => {
+    const vol = st.volume;
+    if (!vol) return st.status('Open a stack first.', 'error');
+    let p = exportPath.value.trim();
+    if (!p) p = (await app.api.showDialog({ kind: 'export-labels', defaultPath: `${vol.name}_labels.tif` }).catch(() => null)) ?? '';
+    if (!p) return st.status('Choose where to save the labels (a file path).', 'error');
+    try {
+      await app.annotator.idle();
+      exportResult.textContent = 'Exporting…';
+      const res = await app.api.exportLabels({
+        volumeId: vol.id,
+        layer: exportLayer.value as 'merged' | 'prediction' | 'annotation',
+        path: p,
+        format: exportFormat.value as 'tiff' | 'ome-tiff',
+      });
+      exportResult.textContent = `Saved ${res.path} (${(res.bytes / 1024).toFixed(0)} KiB)`;
+      exportResult.dataset.path = res.path;
+    } catch (e) {
+      exportResult.textContent = '';
+      app.error(e, 'Exporting labels');
+    }
+  };
+
+  // project
+  const projectPath = el('input', { type: 'text', placeholder: '/path/to/project folder', testid: 'project-path', class: 'path' });
+  const projectStatus = el('div', { class: 'job-status', testid: 'project-status' });
+  const projectCall = async (what: string, f: () => Promise<unknown>) => {
+    try {
+      await app.annotator.idle();
+      await f();
+    } catch (e) {
+      app.error(e, what);
+    }
+  };
+  app.api.onProject((e: ProjectEvent) => {
+    const when = e.project.lastSavedAt ? new Date(e.project.lastSavedAt).toLocaleTimeString() : '';
+    if (e.kind === 'saved' || e.kind === 'autosaved') projectStatus.textContent = `${e.kind === 'autosaved' ? 'Autosaved' : 'Saved'} ${e.project.path ?? ''} ${when}`;
+    else if (e.kind === 'save-failed') st.status(`Saving the project failed: ${e.message ?? ''} — your work is still in memory; choose another folder.`, 'error');
+    else if (e.kind === 'volume-moved' && e.moved) void relocate(e.moved.name, e.moved.volumeRef, e.moved.expectedPath);
+    else if (e.kind === 'opened') projectStatus.textContent = `Opened ${e.project.path ?? e.project.name}`;
+  });
+  const relocate = async (name: string, ref: string, expected: string) => {
+    const p = window.prompt(`The image "${name}" of this project is no longer at ${expected}. Where is it now?`, expected);
+    if (!p) return;
+    await projectCall('Relocating the image', async () => {
+      await app.api.relocateVolume({ volumeRef: ref, newPath: p });
+      await showFirstVolume();
+    });
+  };
+  const showFirstVolume = async () => {
+    const vols = await app.api.listVolumes();
+    if (vols.length) await app.showVolume(vols[0]);
+  };
+
+  // drag-drop anywhere on the window
+  const overlay = el('div', { class: 'drop-overlay', testid: 'drop-overlay', hidden: true }, 'Drop a stack to open it');
+  document.body.append(overlay);
+  window.addEventListener('dragover', (e) => {
+    e.preventDefault();
+    overlay.hidden = false;
+  });
+  window.addEventListener('dragleave', (e) => {
+    if (!e.relatedTarget) overlay.hidden = true;
+  });
+  window.addEventListener('drop', (e) => {
+    e.preventDefault();
+    overlay.hidden = true;
+    const files = [...(e.dataTransfer?.files ?? [])];
+    if (!files.length) return;
+    const f = files[0];
+    if (!VOLUME_EXT.test(f.name)) {
+      st.status(`${f.name}: not a stack Sliceform can open. Drop a .tif/.tiff, .ome.tif, .lsm or .h5 file.`, 'error');
+      return;
+    }
+    if (files.length > 1) st.status(`Opening ${f.name} (one stack at a time; the other ${files.length - 1} were ignored).`);
+    void app.openFile(f).then((info) => {
+      if (info) {
+        const p = app.api.getPathForFile?.(f);
+        if (p) addRecent(p);
+        renderRecent();
+        suggestExportPath();
+      }
+    });
+  });
+
+  renderRecent();
+  return el(
+    'details',
+    { class: 'panel', open: true, testid: 'files-panel' },
+    el('summary', {}, 'Files'),
+    el(
+      'div',
+      { class: 'panel-body' },
+      el('div', { class: 'row' }, path),
+      el('div', { class: 'row' }, button('Open', 'open-button', () => void open(path.value)), button('Browse…', 'browse-button', () => void browse())),
+      browser,
+      el('div', { class: 'subhead' }, 'Recent'),
+      recent,
+      el('div', { class: 'subhead' }, 'Export labels'),
+      el('div', { class: 'row' }, exportLayer, exportFormat),
+      el('div', { class: 'row' }, exportPath),
+      el('div', { class: 'row' }, button('Export', 'export-button', () => void doExport())),
+      exportResult,
+      el('div', { class: 'subhead' }, 'Project'),
+      el('div', { class: 'row' }, projectPath),
+      el(
+        'div',
+        { class: 'row' },
+        button('New', 'project-new', () => void projectCall('New project', () => app.api.newProject({}))),
+        button('Open', 'project-open', () =>
+          void projectCall('Opening the project', async () => {
+            const p = projectPath.value.trim() || (await app.api.showDialog({ kind: 'open-project' }).catch(() => null));
+            if (!p) throw new Error('choose a project folder first');
+            await app.api.openProject({ path: p });
+            await showFirstVolume();
+          }),
+        ),
+        button('Save', 'project-save', () =>
+          void projectCall('Saving the project', async () => {
+            const p = projectPath.value.trim() || undefined;
+            const info = await app.api.saveProject({ path: p });
+            projectStatus.textContent = `Saved ${info.path ?? ''}`;
+          }),
+        ),
+      ),
+      projectStatus,
+    ),
+  );
+}

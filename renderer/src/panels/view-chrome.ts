@@ -1,0 +1,115 @@
+/**
+ * Per-view chrome: the slice slider with ticks at painted slices and a painted-slice count, the maximise and
+ * snapshot buttons in each view header, and the position/value readout.
+ */
+import type { App } from '../app.js';
+import { button, el } from '../dom.js';
+import { PLANE_AXIS, PLANES, planeDepth, type Plane } from '../render/composite.js';
+import type { ViewId } from '../layout.js';
+
+export function mountViewChrome(app: App, readoutHost: HTMLElement): void {
+  const st = app.store;
+  const sliders = {} as Record<Plane, { input: HTMLInputElement; ticks: HTMLElement; label: HTMLElement; count: HTMLElement }>;
+
+  for (const plane of PLANES) {
+    const cell = app.layout.cells[plane];
+    const input = el('input', { type: 'range', min: 0, max: 0, value: 0, step: 1, testid: `slice-slider-${plane}`, 'aria-label': `${plane} slice` });
+    const ticks = el('div', { class: 'slice-ticks', testid: `slice-ticks-${plane}` });
+    const label = el('span', { class: 'slice-label', testid: `slice-label-${plane}` }, '–');
+    const count = el('span', { class: 'painted-count', testid: `painted-count-${plane}`, title: 'slices of this plane you painted on' }, '0 painted');
+    const track = el('div', { class: 'slice-track' }, input, ticks);
+    cell.footer.append(track, label, count);
+    input.addEventListener('input', () => app.setSlice(plane, Number(input.value)));
+    sliders[plane] = { input, ticks, label, count };
+  }
+
+  for (const id of ['xy', 'xz', 'yz', '3d'] as ViewId[]) {
+    const cell = app.layout.cells[id];
+    const tools = el(
+      'span',
+      { class: 'view-tools' },
+      button('⤢', `maximise-${id}`, () => app.layout.toggleMaximise(id), 'maximise / restore (F)'),
+      button('PNG', `snapshot-${id}`, () => void snapshot(app, id), 'save a PNG snapshot of this view'),
+    );
+    cell.header.append(tools);
+  }
+
+  const refreshSliders = () => {
+    const v = st.volume;
+    for (const plane of PLANES) {
+      const s = sliders[plane];
+      if (!v) continue;
+      const depth = planeDepth(plane, v.dims);
+      const idx = st.cursor[PLANE_AXIS[plane]];
+      s.input.max = String(depth - 1);
+      s.input.value = String(idx);
+      s.label.textContent = `${idx + 1} / ${depth}`;
+    }
+  };
+  const refreshTicks = () => {
+    const v = st.volume;
+    for (const plane of PLANES) {
+      const s = sliders[plane];
+      s.ticks.replaceChildren();
+      if (!v) continue;
+      const depth = planeDepth(plane, v.dims);
+      const mine = st.paintedSlices(plane);
+      const slices = st.strokes.length > 0 ? [...mine] : app.serverPainted[plane];
+      for (const i of slices.sort((a, b) => a - b)) {
+        const t = el('i', { class: 'tick', 'data-slice': i, title: `slice ${i + 1} painted` });
+        t.style.left = `calc(${depth > 1 ? (i / (depth - 1)) * 100 : 0}% )`;
+        s.ticks.append(t);
+      }
+      s.count.textContent = `${slices.length} of ${depth} painted`;
+      s.count.dataset.count = String(slices.length);
+    }
+  };
+  st.on('cursor', refreshSliders);
+  st.on('volume', () => {
+    refreshSliders();
+    refreshTicks();
+  });
+  st.on('painted', refreshTicks);
+
+  // readout: voxel, µm and the values under the pointer (or the crosshair)
+  const readout = el('div', { class: 'readout', testid: 'readout' }, 'No image open — drop a stack here or use Open.');
+  readoutHost.append(readout);
+  const show = (vox: [number, number, number]) => {
+    const v = st.volume;
+    if (!v) return;
+    const vals = app.valuesAt(...vox);
+    const [x, y, z] = vox;
+    const um = `${(x * v.spacing.x).toFixed(2)}, ${(y * v.spacing.y).toFixed(2)}, ${(z * v.spacing.z).toFixed(2)} ${v.spacing.unit}`;
+    if (!vals) {
+      readout.textContent = `x ${x}  y ${y}  z ${z} (outside)`;
+      return;
+    }
+    const chans = vals.channels.map((c, i) => `${st.channels[i]?.name ?? `ch${i + 1}`}: ${Number.isInteger(c) ? c : c.toFixed(3)}`).join('  ');
+    const lab = (id: number) => (id === 0 ? 'unannotated' : (st.classById(id)?.name ?? `class ${id}`));
+    readout.textContent = `x ${x}  y ${y}  z ${z}  |  ${um}  |  ${chans}  |  annotation: ${lab(vals.annotation)}${vals.prediction !== null ? `  prediction: ${lab(vals.prediction)}` : ''}`;
+    readout.dataset.voxel = `${x},${y},${z}`;
+  };
+  app.readout = show;
+  st.on('cursor', (c) => show(c));
+}
+
+async function snapshot(app: App, id: ViewId): Promise<void> {
+  try {
+    const url = id === '3d' ? await app.view3d.snapshot() : await app.views[id].snapshot();
+    const name = `${app.store.volume?.name ?? 'sliceform'}_${id}.png`.replace(/[^\w.-]+/g, '_');
+    const path = await app.api.showDialog({ kind: 'save-snapshot', defaultPath: name }).catch(() => null);
+    if (path) {
+      const bytes = Uint8Array.from(atob(url.split(',')[1]), (c) => c.charCodeAt(0));
+      const res = await app.api.saveSnapshot({ path, png: bytes });
+      app.store.status(`Saved ${res.path}`);
+    } else {
+      const a = el('a', { href: url, download: name, testid: 'snapshot-link' });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      app.store.status(`Snapshot of the ${id} view downloaded as ${name}`);
+    }
+  } catch (e) {
+    app.error(e, 'Saving the snapshot');
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * The two label volumes as vtk.js image data (annotation, shared with the paint filter; prediction from
+ * densify) and their lookup tables. One instance, shared by every view; each view uploads its own textures.
+ */
+import vtkImageData from '@kitware/vtk.js/Common/DataModel/ImageData';
+import vtkDataArray from '@kitware/vtk.js/Common/Core/DataArray';
+import vtkColorTransferFunction from '@kitware/vtk.js/Rendering/Core/ColorTransferFunction';
+import vtkPiecewiseFunction from '@kitware/vtk.js/Common/DataModel/PiecewiseFunction';
+import type { ClassDef } from '../state.js';
+import type { Dims } from './composite.js';
+
+export type LabelImage = ReturnType<typeof vtkImageData.newInstance>;
+
+export function makeLabelImage(dims: Dims, spacing: [number, number, number], values: Uint8Array): LabelImage {
+  const img = vtkImageData.newInstance();
+  img.setDimensions(dims.x, dims.y, dims.z);
+  img.setSpacing(spacing);
+  img.setOrigin([0, 0, 0]);
+  img.getPointData().setScalars(vtkDataArray.newInstance({ name: 'labels', numberOfComponents: 1, values }));
+  return img;
+}
+
+/** Replace a label image's voxels in place (same size) and tell vtk.js. */
+export function setLabelValues(img: LabelImage, values: Uint8Array): void {
+  const scalars = img.getPointData().getScalars();
+  const data = scalars.getData() as Uint8Array;
+  if (data.length !== values.length) throw new Error(`label volume has ${values.length} voxels, expected ${data.length}`);
+  data.set(values);
+  scalars.modified();
+  img.modified();
+}
+
+export class LabelLuts {
+  readonly color = vtkColorTransferFunction.newInstance();
+  /** 2D overlay: every visible class opaque (the actor's opacity is the overlay opacity) */
+  readonly sliceOpacity = vtkPiecewiseFunction.newInstance();
+  /** 3D: per-class opacity */
+  readonly volumeOpacity = vtkPiecewiseFunction.newInstance();
+  maxId = 1;
+
+  update(classes: ClassDef[]): void {
+    const maxId = Math.max(1, ...classes.map((c) => c.id));
+    this.maxId = maxId;
+    this.color.removeAllPoints();
+    this.sliceOpacity.removeAllPoints();
+    this.volumeOpacity.removeAllPoints();
+    // Steps, not ramps: each id owns [id - 0.45, id + 0.45] so nearest-sampled labels never blend.
+    for (let id = 0; id <= maxId; id++) {
+      const c = classes.find((k) => k.id === id);
+      const rgb = c?.color ?? [0, 0, 0];
+      const on = c && c.visible ? 1 : 0;
+      for (const x of [id - 0.45, id + 0.45]) {
+        this.color.addRGBPoint(x, rgb[0], rgb[1], rgb[2]);
+        this.sliceOpacity.addPoint(x, id === 0 ? 0 : on);
+        this.volumeOpacity.addPoint(x, id === 0 ? 0 : on * (c?.opacity ?? 0));
+      }
+    }
+    this.color.modified();
+    this.sliceOpacity.modified();
+    this.volumeOpacity.modified();
+  }
+
+  dispose(): void {
+    this.color.delete();
+    this.sliceOpacity.delete();
+    this.volumeOpacity.delete();
+  }
+}

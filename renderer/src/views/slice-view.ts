@@ -1,0 +1,408 @@
+/**
+ * One orthogonal slice view (xy, xz or yz): the additive channel composite of the current plane, the
+ * prediction and annotation overlays, a linked crosshair, and a vtk.js PaintWidget for brushing.
+ *
+ * Screen orientation follows Fiji's orthogonal views: xy has x right / y down; xz has x right / z down;
+ * yz has z right / y down. World coordinates are voxel index * spacing, so anisotropic z looks right.
+ */
+import vtkGenericRenderWindow from '@kitware/vtk.js/Rendering/Misc/GenericRenderWindow';
+import vtkImageData from '@kitware/vtk.js/Common/DataModel/ImageData';
+import vtkDataArray from '@kitware/vtk.js/Common/Core/DataArray';
+import vtkImageMapper from '@kitware/vtk.js/Rendering/Core/ImageMapper';
+import vtkImageSlice from '@kitware/vtk.js/Rendering/Core/ImageSlice';
+import vtkPolyData from '@kitware/vtk.js/Common/DataModel/PolyData';
+import vtkMapper from '@kitware/vtk.js/Rendering/Core/Mapper';
+import vtkActor from '@kitware/vtk.js/Rendering/Core/Actor';
+import vtkInteractorStyleManipulator from '@kitware/vtk.js/Interaction/Style/InteractorStyleManipulator';
+import vtkWidgetManager from '@kitware/vtk.js/Widgets/Core/WidgetManager';
+import vtkPaintWidget from '@kitware/vtk.js/Widgets/Widgets3D/PaintWidget';
+import { ViewTypes } from '@kitware/vtk.js/Widgets/Core/WidgetManager/Constants';
+import type { vtkOpenGLRenderWindow } from '@kitware/vtk.js/Rendering/OpenGL/RenderWindow';
+import { SlicingMode } from '@kitware/vtk.js/Rendering/Core/ImageMapper/Constants';
+
+import { compositePlane, PLANE_AXIS, planeDepth, planeSize, type CompositeChannel, type Plane } from '../render/composite.js';
+import type { LabelImage, LabelLuts } from '../render/labels.js';
+import type { Store } from '../state.js';
+
+type Vec3 = [number, number, number];
+
+/** Direction of projection and view-up per plane (see the file comment). */
+const CAMERA: Record<Plane, { dop: Vec3; up: Vec3 }> = {
+  xy: { dop: [0, 0, 1], up: [0, -1, 0] },
+  xz: { dop: [0, -1, 0], up: [0, 0, -1] },
+  yz: { dop: [-1, 0, 0], up: [0, -1, 0] },
+};
+
+const SLICING: Record<Plane, number> = { xy: SlicingMode.K, xz: SlicingMode.J, yz: SlicingMode.I };
+
+export interface SliceViewDeps {
+  store: Store;
+  luts: LabelLuts;
+  /** the composite inputs, rebuilt by the app when channels change */
+  channels: () => CompositeChannel[];
+  annotation: () => LabelImage | null;
+  prediction: () => LabelImage | null;
+  /** called after each render of this view with the time it took (ms) */
+  onRendered?: (plane: Plane, ms: number) => void;
+  /** a brush stroke started / moved / ended on this view (world coordinates) */
+  stroke: {
+    start: (plane: Plane, index: number, world: Vec3) => void;
+    move: (world: Vec3) => void;
+    end: () => void;
+  };
+}
+
+export class SliceView {
+  readonly grw: ReturnType<typeof vtkGenericRenderWindow.newInstance>;
+  readonly renderer;
+  readonly renderWindow;
+  /** the composite of the current plane, a one-voxel-thick image positioned at the slice in world space */
+  readonly planeImage = vtkImageData.newInstance();
+  private planeRGB = new Uint8Array(3);
+  private readonly imageMapper = vtkImageMapper.newInstance();
+  readonly imageActor = vtkImageSlice.newInstance();
+  private readonly annMapper = vtkImageMapper.newInstance();
+  private readonly annActor = vtkImageSlice.newInstance();
+  private readonly predMapper = vtkImageMapper.newInstance();
+  private readonly predActor = vtkImageSlice.newInstance();
+  private readonly crossPoly = vtkPolyData.newInstance();
+  private readonly crossActor = vtkActor.newInstance();
+  private readonly widgetManager = vtkWidgetManager.newInstance();
+  private readonly paintWidget = vtkPaintWidget.newInstance();
+  private paintHandle: ReturnType<ReturnType<typeof vtkWidgetManager.newInstance>['addWidget']> | null = null;
+  private readonly disposers: (() => void)[] = [];
+  private renderQueued = false;
+  private lastAnn: LabelImage | null = null;
+  private lastPred: LabelImage | null = null;
+
+  constructor(
+    readonly plane: Plane,
+    readonly container: HTMLElement,
+    private readonly deps: SliceViewDeps,
+  ) {
+    this.grw = vtkGenericRenderWindow.newInstance({ background: [0, 0, 0], listenWindowResize: false });
+    this.grw.setContainer(container);
+    this.renderer = this.grw.getRenderer();
+    this.renderWindow = this.grw.getRenderWindow();
+    const style = vtkInteractorStyleManipulator.newInstance();
+    style.removeAllMouseManipulators();
+    style.removeAllKeyboardManipulators();
+    this.grw.getInteractor().setInteractorStyle(style);
+
+    this.imageActor.setMapper(this.imageMapper);
+    this.imageMapper.setInputData(this.planeImage);
+    this.imageMapper.setSlicingMode(SLICING[plane]);
+    this.imageMapper.setSlice(0);
+    const ip = this.imageActor.getProperty();
+    ip.setColorWindow(255);
+    ip.setColorLevel(127.5);
+    ip.setInterpolationTypeToNearest();
+    this.imageActor.setVisibility(false); // until a volume gives it pixels
+
+    for (const [mapper, actor] of [
+      [this.predMapper, this.predActor],
+      [this.annMapper, this.annActor],
+    ] as const) {
+      actor.setMapper(mapper);
+      mapper.setSlicingMode(SLICING[plane]);
+      const p = actor.getProperty();
+      p.setRGBTransferFunction(0, deps.luts.color);
+      p.setPiecewiseFunction(0, deps.luts.sliceOpacity);
+      p.setUseLookupTableScalarRange(true);
+      p.setInterpolationTypeToNearest();
+      actor.setVisibility(false);
+    }
+
+    const cm = vtkMapper.newInstance();
+    cm.setInputData(this.crossPoly);
+    this.crossActor.setMapper(cm);
+    this.crossActor.getProperty().setColor(1, 0.9, 0.2);
+    this.crossActor.getProperty().setOpacity(0.7);
+    this.crossActor.getProperty().setLineWidth(1);
+
+    this.renderer.addViewProp(this.imageActor);
+    this.renderer.addViewProp(this.predActor);
+    this.renderer.addViewProp(this.annActor);
+    this.renderer.addActor(this.crossActor);
+    const cam = this.renderer.getActiveCamera();
+    cam.setParallelProjection(true);
+
+    // Painting: the vtk.js PaintWidget draws the brush and its trail; strokes go to the shared PaintFilter.
+    this.widgetManager.setRenderer(this.renderer);
+    this.widgetManager.disablePicking();
+    this.paintHandle = this.widgetManager.addWidget(this.paintWidget, ViewTypes.SLICE);
+    const h = this.paintHandle;
+    if (h) {
+      h.setVisibility(false);
+      const trueOrigin = () => this.paintWidget.getWidgetState().getTrueOrigin() as Vec3;
+      h.onStartInteractionEvent(() => deps.stroke.start(plane, this.sliceIndex(), trueOrigin()));
+      h.onInteractionEvent(() => {
+        deps.stroke.move(trueOrigin());
+        this.requestRender();
+      });
+      h.onEndInteractionEvent(() => deps.stroke.end());
+    }
+
+    const ro = new ResizeObserver(() => this.resize());
+    ro.observe(container);
+    this.disposers.push(() => ro.disconnect());
+  }
+
+  get store(): Store {
+    return this.deps.store;
+  }
+
+  sliceIndex(): number {
+    return this.store.cursor[PLANE_AXIS[this.plane]];
+  }
+
+  depth(): number {
+    const v = this.store.volume;
+    return v ? planeDepth(this.plane, v.dims) : 0;
+  }
+
+  private spacing(): Vec3 {
+    const s = this.store.volume?.spacing;
+    return s ? [s.x, s.y, s.z] : [1, 1, 1];
+  }
+
+  /** Set up data objects and camera for a newly loaded volume. */
+  setVolume(): void {
+    const v = this.store.volume;
+    if (!v) return;
+    const [w, h] = planeSize(this.plane, v.dims);
+    this.planeRGB = new Uint8Array(w * h * 3);
+    const dims: Vec3 = this.plane === 'xy' ? [w, h, 1] : this.plane === 'xz' ? [w, 1, h] : [1, w, h];
+    this.planeImage.setDimensions(...dims);
+    this.planeImage.setSpacing(this.spacing());
+    this.planeImage
+      .getPointData()
+      .setScalars(vtkDataArray.newInstance({ name: 'rgb', numberOfComponents: 3, values: this.planeRGB }));
+    this.imageActor.setVisibility(true);
+    this.attachLabels();
+    this.resetCamera();
+    this.updatePlane();
+  }
+
+  /** (Re)attach the annotation / prediction images when the app replaces them. */
+  attachLabels(): void {
+    const ann = this.deps.annotation();
+    const pred = this.deps.prediction();
+    if (ann !== this.lastAnn) {
+      if (ann) this.annMapper.setInputData(ann);
+      this.lastAnn = ann;
+    }
+    if (pred !== this.lastPred) {
+      if (pred) this.predMapper.setInputData(pred);
+      this.lastPred = pred;
+    }
+    this.updateOverlayProps();
+  }
+
+  updateOverlayProps(): void {
+    const st = this.store;
+    const ann = this.lastAnn;
+    const pred = this.lastPred;
+    this.annActor.setVisibility(!!ann && st.showAnnotation);
+    this.predActor.setVisibility(!!pred && st.showPrediction);
+    // annotation drawn a little stronger than the prediction so corrections stand out
+    this.annActor.getProperty().setOpacity(Math.min(1, st.labelOpacity + 0.25));
+    this.predActor.getProperty().setOpacity(st.labelOpacity);
+    for (const a of [this.annActor, this.predActor]) {
+      const p = a.getProperty();
+      p.setUseLabelOutline(st.outline);
+      p.setLabelOutlineThickness([2]);
+      p.setLabelOutlineOpacity(1);
+    }
+  }
+
+  resetCamera(): void {
+    const v = this.store.volume;
+    if (!v) return;
+    const s = this.spacing();
+    const ext: Vec3 = [v.dims.x * s[0], v.dims.y * s[1], v.dims.z * s[2]];
+    const centre: Vec3 = [(ext[0] - s[0]) / 2, (ext[1] - s[1]) / 2, (ext[2] - s[2]) / 2];
+    const { dop, up } = CAMERA[this.plane];
+    const dist = Math.max(...ext) * 4 + 10;
+    const cam = this.renderer.getActiveCamera();
+    cam.setFocalPoint(...centre);
+    cam.setPosition(centre[0] - dop[0] * dist, centre[1] - dop[1] * dist, centre[2] - dop[2] * dist);
+    cam.setViewUp(...up);
+    cam.setClippingRange(1e-3, dist * 3);
+    // fit the plane into the viewport, whichever side is limiting
+    const [wAxis, hAxis] = this.plane === 'xy' ? [0, 1] : this.plane === 'xz' ? [0, 2] : [2, 1];
+    const rect = this.container.getBoundingClientRect();
+    const aspect = rect.width > 0 && rect.height > 0 ? rect.width / rect.height : 1;
+    cam.setParallelScale(Math.max(ext[hAxis] / 2, ext[wAxis] / 2 / aspect) * 1.04);
+  }
+
+  /** Recompute the composite for the current slice and move planes, overlays, crosshair and brush plane. */
+  updatePlane(): void {
+    const v = this.store.volume;
+    if (!v) return;
+    const idx = this.sliceIndex();
+    const s = this.spacing();
+    const axis = PLANE_AXIS[this.plane];
+    compositePlane(this.planeRGB, this.deps.channels(), v.dims, this.plane, idx);
+    const origin: Vec3 = [0, 0, 0];
+    origin[axis] = idx * s[axis];
+    this.planeImage.setOrigin(origin);
+    this.planeImage.getPointData().getScalars().modified();
+    this.planeImage.modified();
+    this.annMapper.setSlice(idx);
+    this.predMapper.setSlice(idx);
+    // overlays sit a fraction of a voxel towards the camera so they never z-fight the image
+    const { dop } = CAMERA[this.plane];
+    const off = (k: number): Vec3 => [-dop[0] * s[0] * k, -dop[1] * s[1] * k, -dop[2] * s[2] * k];
+    this.predActor.setPosition(...off(0.1));
+    this.annActor.setPosition(...off(0.2));
+    this.crossActor.setPosition(...off(0.3));
+    this.updateCrosshair();
+    const manip = this.paintWidget.getManipulator();
+    manip.setUserOrigin(origin);
+    manip.setUserNormal([-dop[0], -dop[1], -dop[2]]);
+  }
+
+  private updateCrosshair(): void {
+    const v = this.store.volume;
+    if (!v) return;
+    const s = this.spacing();
+    const c = this.store.cursor;
+    const axis = PLANE_AXIS[this.plane];
+    const others = [0, 1, 2].filter((a) => a !== axis);
+    const n = [v.dims.x, v.dims.y, v.dims.z];
+    const pts: number[] = [];
+    // for each in-plane axis, a line along it through the cursor
+    for (const along of others) {
+      for (const end of [-0.5, n[along] - 0.5]) {
+        const p = [c[0] * s[0], c[1] * s[1], c[2] * s[2]];
+        p[along] = end * s[along];
+        pts.push(...p);
+      }
+    }
+    this.crossPoly.getPoints().setData(Float32Array.from(pts), 3);
+    this.crossPoly.getLines().setData(Uint32Array.from([2, 0, 1, 2, 2, 3]));
+    this.crossPoly.modified();
+  }
+
+  setCrosshairVisible(on: boolean): void {
+    this.crossActor.setVisibility(on);
+  }
+
+  /** Tool changed: give the paint widget focus (brush/eraser) or take it away (navigate). */
+  setPainting(on: boolean, radiusWorld: number): void {
+    const h = this.paintHandle;
+    if (!h) return;
+    this.paintWidget.setRadius(radiusWorld);
+    if (on) {
+      this.widgetManager.grabFocus(this.paintWidget);
+      // The widget asks the interactor to animate (re-render every frame) while focused. On software
+      // WebGL that burns the CPU the other views need, so we render on demand instead.
+      this.grw.getInteractor().cancelAnimation(h, true);
+      h.setVisibility(true);
+    } else {
+      this.widgetManager.releaseFocus();
+      h.setVisibility(false);
+    }
+    this.requestRender();
+  }
+
+  setBrushRadius(radiusWorld: number): void {
+    this.paintWidget.setRadius(radiusWorld);
+  }
+
+  /** Display pixel (CSS px relative to the view) -> fractional voxel coordinates on the current plane. */
+  displayToVoxel(cssX: number, cssY: number): Vec3 {
+    const rect = this.container.getBoundingClientRect();
+    const view = (this.grw.getApiSpecificRenderWindow() as vtkOpenGLRenderWindow);
+    const [W, H] = view.getSize();
+    const x = (cssX / rect.width) * W;
+    const y = H - (cssY / rect.height) * H;
+    const world = view.displayToWorld(x, y, 0, this.renderer) as Vec3;
+    const s = this.spacing();
+    const vox: Vec3 = [world[0] / s[0], world[1] / s[1], world[2] / s[2]];
+    vox[PLANE_AXIS[this.plane]] = this.sliceIndex();
+    return vox;
+  }
+
+  /** Zoom by `factor` (> 1 zooms in) keeping the world point under (cssX, cssY) fixed. */
+  zoom(factor: number, cssX?: number, cssY?: number): void {
+    const cam = this.renderer.getActiveCamera();
+    const before = cssX !== undefined && cssY !== undefined ? this.cssToWorld(cssX, cssY) : null;
+    cam.setParallelScale(cam.getParallelScale() / factor);
+    if (before && cssX !== undefined && cssY !== undefined) {
+      const after = this.cssToWorld(cssX, cssY);
+      this.panWorld([before[0] - after[0], before[1] - after[1], before[2] - after[2]]);
+    }
+  }
+
+  /** Pan by a CSS-pixel delta. */
+  panCss(dx: number, dy: number): void {
+    const a = this.cssToWorld(0, 0);
+    const b = this.cssToWorld(dx, dy);
+    this.panWorld([a[0] - b[0], a[1] - b[1], a[2] - b[2]]);
+  }
+
+  private panWorld(d: Vec3): void {
+    const cam = this.renderer.getActiveCamera();
+    const f = cam.getFocalPoint();
+    const p = cam.getPosition();
+    cam.setFocalPoint(f[0] + d[0], f[1] + d[1], f[2] + d[2]);
+    cam.setPosition(p[0] + d[0], p[1] + d[1], p[2] + d[2]);
+  }
+
+  private cssToWorld(cssX: number, cssY: number): Vec3 {
+    const rect = this.container.getBoundingClientRect();
+    const view = (this.grw.getApiSpecificRenderWindow() as vtkOpenGLRenderWindow);
+    const [W, H] = view.getSize();
+    return view.displayToWorld((cssX / rect.width) * W, H - (cssY / rect.height) * H, 0, this.renderer) as Vec3;
+  }
+
+  resize(): void {
+    const rect = this.container.getBoundingClientRect();
+    if (rect.width < 2 || rect.height < 2) return;
+    this.grw.resize();
+    this.requestRender();
+  }
+
+  /** Render now (synchronously) and report the time. */
+  render(): void {
+    const t0 = performance.now();
+    this.renderWindow.render();
+    this.deps.onRendered?.(this.plane, performance.now() - t0);
+  }
+
+  /** Coalesce renders into the next animation frame. */
+  requestRender(): void {
+    if (this.renderQueued) return;
+    this.renderQueued = true;
+    requestAnimationFrame(() => {
+      this.renderQueued = false;
+      this.render();
+    });
+  }
+
+  /** PNG of this view as a data: URL. */
+  async snapshot(): Promise<string> {
+    const [url] = await Promise.all(this.renderWindow.captureImages('image/png'));
+    return url as string;
+  }
+
+  /** Force the GPU to finish (for honest frame timing): read back one pixel. */
+  finish(): void {
+    const view = (this.grw.getApiSpecificRenderWindow() as vtkOpenGLRenderWindow);
+    view.getPixelData(0, 0, 0, 0);
+  }
+
+  dispose(): void {
+    for (const d of this.disposers) d();
+    this.widgetManager.releaseFocus();
+    this.widgetManager.delete();
+    this.paintWidget.delete();
+    for (const o of [this.imageActor, this.imageMapper, this.annActor, this.annMapper, this.predActor, this.predMapper]) o.delete();
+    this.crossActor.delete();
+    this.crossPoly.delete();
+    this.planeImage.delete();
+    this.grw.delete();
+  }
+}

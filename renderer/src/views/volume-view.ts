@@ -1,0 +1,236 @@
+/**
+ * The 3D view: GPU ray-cast volume rendering of up to four channels (vtk.js VolumeMapper with independent
+ * components, one colour and opacity transfer function per channel), the label volume as a second vtkVolume
+ * (label colours, per-class opacity, hidden classes fully transparent), and optionally the three slice planes.
+ */
+import vtkGenericRenderWindow from '@kitware/vtk.js/Rendering/Misc/GenericRenderWindow';
+import vtkImageData from '@kitware/vtk.js/Common/DataModel/ImageData';
+import vtkDataArray from '@kitware/vtk.js/Common/Core/DataArray';
+import vtkVolume from '@kitware/vtk.js/Rendering/Core/Volume';
+import vtkVolumeMapper from '@kitware/vtk.js/Rendering/Core/VolumeMapper';
+import vtkColorTransferFunction from '@kitware/vtk.js/Rendering/Core/ColorTransferFunction';
+import vtkPiecewiseFunction from '@kitware/vtk.js/Common/DataModel/PiecewiseFunction';
+import vtkImageMapper from '@kitware/vtk.js/Rendering/Core/ImageMapper';
+import vtkImageSlice from '@kitware/vtk.js/Rendering/Core/ImageSlice';
+import { SlicingMode } from '@kitware/vtk.js/Rendering/Core/ImageMapper/Constants';
+
+import type { ChannelDisplay, Plane } from '../render/composite.js';
+import type { LabelImage, LabelLuts } from '../render/labels.js';
+import type { Store } from '../state.js';
+
+const MAX_COMPONENTS = 4;
+const SLICING: Record<Plane, number> = { xy: SlicingMode.K, xz: SlicingMode.J, yz: SlicingMode.I };
+
+export class VolumeView {
+  readonly grw: ReturnType<typeof vtkGenericRenderWindow.newInstance>;
+  readonly renderer;
+  readonly renderWindow;
+  private readonly image = vtkImageData.newInstance();
+  private readonly mapper = vtkVolumeMapper.newInstance();
+  private readonly volume = vtkVolume.newInstance();
+  private readonly labelMapper = vtkVolumeMapper.newInstance();
+  private readonly labelVolume = vtkVolume.newInstance();
+  private readonly ctfs: ReturnType<typeof vtkColorTransferFunction.newInstance>[] = [];
+  private readonly ofs: ReturnType<typeof vtkPiecewiseFunction.newInstance>[] = [];
+  private readonly planeActors: Array<{ actor: ReturnType<typeof vtkImageSlice.newInstance>; mapper: ReturnType<typeof vtkImageMapper.newInstance> }> = [];
+  /** which store channel feeds each component */
+  private componentChannel: number[] = [];
+  private labelSource: LabelImage | null = null;
+  private renderTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly ro: ResizeObserver;
+  lastRenderMs = 0;
+
+  constructor(
+    readonly container: HTMLElement,
+    private readonly store: Store,
+    luts: LabelLuts,
+  ) {
+    this.grw = vtkGenericRenderWindow.newInstance({ background: [0.05, 0.05, 0.08], listenWindowResize: false });
+    this.grw.setContainer(container);
+    this.renderer = this.grw.getRenderer();
+    this.renderWindow = this.grw.getRenderWindow();
+    this.volume.setMapper(this.mapper);
+    this.mapper.setInputData(this.image);
+    this.mapper.setSampleDistance(1);
+    this.labelVolume.setMapper(this.labelMapper);
+    const lp = this.labelVolume.getProperty();
+    lp.setRGBTransferFunction(0, luts.color);
+    lp.setScalarOpacity(0, luts.volumeOpacity);
+    lp.setInterpolationTypeToNearest();
+    lp.setShade(true);
+    lp.setAmbient(0.3);
+    lp.setDiffuse(0.8);
+    for (let i = 0; i < MAX_COMPONENTS; i++) {
+      this.ctfs.push(vtkColorTransferFunction.newInstance());
+      this.ofs.push(vtkPiecewiseFunction.newInstance());
+    }
+    this.volume.setVisibility(false);
+    this.labelVolume.setVisibility(false);
+    this.renderer.addVolume(this.volume);
+    this.renderer.addVolume(this.labelVolume);
+    this.ro = new ResizeObserver(() => this.resize());
+    this.ro.observe(container);
+  }
+
+  /** Build the multi-component image from the loaded channels (first four). */
+  setVolume(): void {
+    const v = this.store.volume;
+    if (!v) return;
+    const n = v.dims.x * v.dims.y * v.dims.z;
+    const comps = Math.min(MAX_COMPONENTS, v.channels.length);
+    this.componentChannel = Array.from({ length: comps }, (_, i) => i);
+    const first = v.channels[0];
+    const Ctor = first.constructor as { new (n: number): typeof first };
+    const inter = new Ctor(n * comps);
+    for (let c = 0; c < comps; c++) {
+      const src = v.channels[c];
+      for (let i = 0, j = c; i < n; i++, j += comps) inter[j] = src[i];
+    }
+    this.image.setDimensions(v.dims.x, v.dims.y, v.dims.z);
+    this.image.setSpacing([v.spacing.x, v.spacing.y, v.spacing.z]);
+    this.image.setOrigin([0, 0, 0]);
+    this.image.getPointData().setScalars(vtkDataArray.newInstance({ name: 'channels', numberOfComponents: comps, values: inter }));
+    this.image.modified();
+    const prop = this.volume.getProperty();
+    prop.setIndependentComponents(true);
+    prop.setInterpolationTypeToLinear();
+    prop.setShade(false);
+    for (let c = 0; c < comps; c++) {
+      prop.setRGBTransferFunction(c, this.ctfs[c]);
+      prop.setScalarOpacity(c, this.ofs[c]);
+      prop.setScalarOpacityUnitDistance(c, Math.max(v.spacing.x, v.spacing.y, v.spacing.z) * 2);
+    }
+    const s = Math.min(v.spacing.x, v.spacing.y, v.spacing.z);
+    this.mapper.setSampleDistance(s * 1.0);
+    this.labelMapper.setSampleDistance(s * 1.0);
+    this.updateVisibility();
+    this.updateChannels(this.store.channels);
+    this.resetCamera();
+  }
+
+  /** Transfer functions from the channel display settings: black->colour ramp over the window. */
+  updateChannels(channels: ChannelDisplay[]): void {
+    const prop = this.volume.getProperty();
+    this.componentChannel.forEach((ch, c) => {
+      const d = channels[ch];
+      if (!d) return;
+      const ctf = this.ctfs[c];
+      const of = this.ofs[c];
+      ctf.removeAllPoints();
+      ctf.addRGBPoint(d.min, 0, 0, 0);
+      ctf.addRGBPoint(d.max, ...d.color);
+      of.removeAllPoints();
+      of.addPoint(d.rangeMin, 0);
+      of.addPoint(d.min, 0);
+      of.addPoint(d.max, d.visible ? 0.6 : 0);
+      of.addPoint(Math.max(d.max, d.rangeMax), d.visible ? 0.6 : 0);
+      prop.setComponentWeight(c, d.visible ? 1 : 0);
+    });
+    this.requestRender();
+  }
+
+  /** Show this label image (prediction when present, else annotation) in 3D. */
+  setLabels(img: LabelImage | null): void {
+    if (img !== this.labelSource) {
+      this.labelSource = img;
+      if (img) this.labelMapper.setInputData(img);
+    }
+    this.labelVolume.setVisibility(!!img && this.store.show3DLabels);
+    this.requestRender();
+  }
+
+  /** Slice planes in 3D share the 2D composite images of the slice views. */
+  setPlaneImages(images: Record<Plane, ReturnType<typeof vtkImageData.newInstance>>): void {
+    for (const p of this.planeActors) this.renderer.removeViewProp(p.actor);
+    this.planeActors.length = 0;
+    for (const plane of ['xy', 'xz', 'yz'] as Plane[]) {
+      const mapper = vtkImageMapper.newInstance();
+      mapper.setInputData(images[plane]);
+      mapper.setSlicingMode(SLICING[plane]);
+      mapper.setSlice(0);
+      const actor = vtkImageSlice.newInstance();
+      actor.setMapper(mapper);
+      actor.getProperty().setColorWindow(255);
+      actor.getProperty().setColorLevel(127.5);
+      actor.getProperty().setOpacity(0.85);
+      this.renderer.addViewProp(actor);
+      this.planeActors.push({ actor, mapper });
+    }
+    this.updateVisibility();
+  }
+
+  updateVisibility(): void {
+    for (const p of this.planeActors) p.actor.setVisibility(!!this.store.volume && this.store.showPlanesIn3D);
+    this.volume.setVisibility(!!this.store.volume && this.store.show3DVolume);
+    this.labelVolume.setVisibility(!!this.labelSource && this.store.show3DLabels);
+    this.requestRender();
+  }
+
+  resetCamera(): void {
+    const cam = this.renderer.getActiveCamera();
+    cam.setParallelProjection(false);
+    const v = this.store.volume;
+    if (!v) return;
+    const c = [(v.dims.x * v.spacing.x) / 2, (v.dims.y * v.spacing.y) / 2, (v.dims.z * v.spacing.z) / 2];
+    const r = Math.hypot(c[0], c[1], c[2]);
+    cam.setFocalPoint(c[0], c[1], c[2]);
+    // oblique view from above-front: z (depth) is visibly thinner when the stack is anisotropic
+    cam.setPosition(c[0] + r * 1.6, c[1] - r * 2.2, c[2] - r * 1.8);
+    cam.setViewUp(0, 0, -1);
+    this.renderer.resetCamera();
+    cam.zoom(1.3);
+    this.renderer.resetCameraClippingRange();
+  }
+
+  resize(): void {
+    const rect = this.container.getBoundingClientRect();
+    if (rect.width < 2 || rect.height < 2) return;
+    this.grw.resize();
+    this.requestRender();
+  }
+
+  render(): void {
+    const t0 = performance.now();
+    this.renderer.resetCameraClippingRange();
+    this.renderWindow.render();
+    this.lastRenderMs = performance.now() - t0;
+  }
+
+  /**
+   * Ray casting on software WebGL costs far more than a slice, so the 3D view renders after input settles
+   * (debounced) and never inside a slice step or stroke.
+   */
+  requestRender(delayMs = 120): void {
+    if (this.renderTimer) clearTimeout(this.renderTimer);
+    this.renderTimer = setTimeout(() => {
+      this.renderTimer = null;
+      requestAnimationFrame(() => this.render());
+    }, delayMs);
+  }
+
+  get renderPending(): boolean {
+    return this.renderTimer !== null;
+  }
+
+  async snapshot(): Promise<string> {
+    this.renderer.resetCameraClippingRange();
+    const [url] = await Promise.all(this.renderWindow.captureImages('image/png'));
+    return url as string;
+  }
+
+  dispose(): void {
+    if (this.renderTimer) clearTimeout(this.renderTimer);
+    this.ro.disconnect();
+    for (const p of this.planeActors) {
+      p.actor.delete();
+      p.mapper.delete();
+    }
+    for (const o of [...this.ctfs, ...this.ofs]) o.delete();
+    this.volume.delete();
+    this.mapper.delete();
+    this.labelVolume.delete();
+    this.labelMapper.delete();
+    this.image.delete();
+    this.grw.delete();
+  }
+}
