@@ -1,3 +1,4 @@
+/* eslint-disable no-restricted-imports -- the build config runs in Node, not in the renderer */
 import { defineConfig } from 'vite';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';

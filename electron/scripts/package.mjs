@@ -11,10 +11,11 @@
  * Exit codes: 0 ok, 1 build failure, 2 missing input (says what is needed).
  */
 import { existsSync, readFileSync, statSync, readdirSync } from 'node:fs';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import process from 'node:process';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
@@ -199,4 +200,4 @@ try {
 } catch (e) {
   fail(1, `electron-builder failed: ${e?.message ?? e}`);
 }
-void spawnSync;
+

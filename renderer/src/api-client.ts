@@ -43,6 +43,7 @@ export function createWebSocketApi(wsUrl: string, token: string): WebSocketApi {
     readyResolve = res;
     readyReject = rej;
   });
+  ready.catch(() => {}); // observed by whoever awaits it; no unhandled rejection otherwise
   let opened = false;
   let retryMs = 250;
   let queue: Uint8Array[] = [];
@@ -93,9 +94,13 @@ export function createWebSocketApi(wsUrl: string, token: string): WebSocketApi {
       );
       for (const p of pending.values()) p.reject(err);
       pending.clear();
-      if (!opened && ev.code === 4401) {
+      if (!opened) {
+        // the server refuses the upgrade with HTTP 401 (seen here as 1006): retrying cannot help
         closed = true;
-        readyReject(err);
+        queue = [];
+        readyReject(
+          new ApiError('unauthorized', 'could not connect to the Sliceform server: the session token is missing or wrong, or the server stopped. Open the URL printed by `sliceform serve`.'),
+        );
         return;
       }
       if (!closed) {
