@@ -26,6 +26,13 @@ export const FOLDER_USAGE = `Folder mode: sliceform segment --model MODEL --inpu
   Exit codes: 0 every file segmented (or already done), 3 some files failed (see the report), 2 nothing could
   run (bad model, bad arguments, no stacks in FOLDER), 130 cancelled.`;
 
+/** Options only the folder mode has (segment.ts adds them to its own spec). */
+export const FOLDER_OPTIONS: OptionSpec = {
+  recursive: { type: 'boolean' },
+  shard: { type: 'string' },
+  'json-progress': { type: 'boolean' },
+};
+
 export async function isFolder(p: string): Promise<boolean> {
   try {
     return (await stat(p)).isDirectory();

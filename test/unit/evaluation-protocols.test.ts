@@ -54,8 +54,13 @@ function thresholdLearner(seen: TrainEntry[][], bias = 0): Learner {
       for (const { volume, labels } of train)
         for (let i = 0; i < labels.length; i++) {
           const v = (volume.image.data as Float32Array)[i]!;
-          if (labels[i] === 1) (s1 += v), n1++;
-          else if (labels[i] === 2) (s2 += v), n2++;
+          if (labels[i] === 1) {
+            s1 += v;
+            n1++;
+          } else if (labels[i] === 2) {
+            s2 += v;
+            n2++;
+          }
         }
       const thr = (s1 / n1 + s2 / n2) / 2 + bias;
       return {
