@@ -197,7 +197,10 @@ async function train(payload: unknown, ctx: JobContext): Promise<unknown> {
   const { saveModelDir } = await import('../inference/model-dir.js');
   const engine = await engineFor(p.settings.engine);
   const net = p.net as unknown as NetConfig;
-  const optim: OptimConfig = { optimizer: 'adam', lr: p.settings.learningRate ?? 1e-3 };
+  const { TRAINING_DEFAULTS, isPreset } = await import('../training/presets.js');
+  if (!isPreset(p.settings.preset)) throw new ApiError('bad-request', `unknown preset ${p.settings.preset}`);
+  const defaults = TRAINING_DEFAULTS[p.settings.preset];
+  const optim: OptimConfig = { ...defaults.optim, lr: p.settings.learningRate ?? defaults.optim.lr };
   const modelOptions: ModelOptions = { device: p.settings.device, seed: p.settings.seed };
   // graceful stop and cancel both end the loop; only cancel discards the model
   const either = AbortSignal.any([ctx.signal, ctx.stopSignal]);
@@ -214,6 +217,8 @@ async function train(payload: unknown, ctx: JobContext): Promise<unknown> {
       iterations: p.settings.iterations,
       minutes: p.settings.minutes,
       seed: p.settings.seed,
+      planeOut: defaults.planeOut,
+      cubeOut: defaults.cubeOut,
       holdout: p.settings.heldOutFraction === 0 ? 'none' : 'auto',
       signal: either,
       onProgress: (pr) => ctx.onProgress({ ...pr, details: { ...pr.details, elapsedSeconds: (Date.now() - t0) / 1000, totalIterations: p.settings.iterations } }),
@@ -242,22 +247,22 @@ async function train(payload: unknown, ctx: JobContext): Promise<unknown> {
 async function densify(payload: unknown, ctx: JobContext): Promise<unknown> {
   const p = DensifyPayload.parse(payload);
   const { loadModelDir } = await import('../inference/model-dir.js');
-  const { predictRegion, sourceFromVolume } = await import('../inference/predict.js');
+  const { segmentVolume } = await import('../inference/segment.js');
   const engine = await engineFor(p.engine);
   const { model, manifest } = await loadModelDir(p.modelDir, engine, { device: p.device });
   const t0 = Date.now();
   const v = p.volume;
-  const { x: X, y: Y, z: Z } = v.shape;
-  const out = new Uint8Array(X * Y * Z);
+  let out: Uint8Array;
   try {
-    await predictRegion(
-      model,
-      sourceFromVolume(asVolume(v), manifest.normalisation),
-      [0, 0, 0],
-      [Z, Y, X],
-      { numClasses: manifest.net.numClasses, levels: manifest.net.levels, padding: manifest.net.padding, signal: ctx.signal, onProgress: (pr) => ctx.onProgress({ ...pr, stage: 'densify' }) },
-      (slab) => out.set(slab.labels, slab.z0 * Y * X),
-    );
+    const res = await segmentVolume(model, asVolume(v), {
+      normalisation: manifest.normalisation,
+      downsample: manifest.downsample,
+      collect: true,
+      signal: ctx.signal,
+      onProgress: (pr) => ctx.onProgress({ ...pr, stage: 'densify' }),
+    });
+    if (!res.labels) throw new ApiError('internal', 'densify produced no labels');
+    out = res.labels;
   } finally {
     model.dispose();
   }
@@ -265,12 +270,50 @@ async function densify(payload: unknown, ctx: JobContext): Promise<unknown> {
   return { labels: out, seconds: (Date.now() - t0) / 1000 };
 }
 
-async function needModule(spec: string, what: string, exportName: string): Promise<(...a: unknown[]) => Promise<unknown>> {
-  const m = await tryImport(spec);
-  if (!m) throw new ApiError('not-available', `${what} is not available yet in this build (main/${spec.slice(3).replace('.js', '.ts')} is missing)`);
-  const fn = m[exportName];
-  if (typeof fn !== 'function') throw new ApiError('not-available', `${what}: main/${spec.slice(3)} does not export ${exportName} yet`);
-  return fn as (...a: unknown[]) => Promise<unknown>;
+const BatchPayload = z.object({
+  modelDir: z.string(),
+  modelId: z.string(),
+  inputDir: z.string(),
+  outputDir: z.string(),
+  format: z.enum(['tiff', 'ome-tiff']),
+  device: z.enum(['cpu', 'cuda']).optional(),
+});
+
+/** Folder segmentation with main/batch (resumable runner + the model's segmenter); per-file progress. */
+async function batch(payload: unknown, ctx: JobContext): Promise<unknown> {
+  const p = BatchPayload.parse(payload);
+  if (p.format !== 'tiff') throw new ApiError('not-available', 'batch segmentation writes ImageJ TIFF labels; OME-TIFF output is not supported by the batch runner yet');
+  const { createSegmenter } = await import('../batch/segmenter.js');
+  const { runBatch } = await import('../batch/runner.js');
+  const seg = await createSegmenter(p.modelDir, { device: p.device });
+  const files: Array<{ input: string; output?: string; ok: boolean; error?: string; seconds: number }> = [];
+  try {
+    const res = await runBatch(
+      {
+        inputDir: p.inputDir,
+        outDir: p.outputDir,
+        signal: ctx.signal,
+        version: seg.manifest.sliceformVersion,
+        onEvent: (e) => {
+          if (e.event === 'progress')
+            ctx.onProgress({
+              fraction: e.fraction,
+              etaSeconds: e.etaSeconds ?? undefined,
+              stage: 'batch',
+              message: e.file,
+              details: { file: e.file, filesDone: e.filesDone, filesTotal: e.filesTotal, voxelsPerSecond: Math.round(e.voxelsPerSecond) },
+            });
+          else if (e.event === 'file-done')
+            files.push({ input: e.file, output: e.output || undefined, ok: e.status !== 'failed', error: e.error || undefined, seconds: e.seconds });
+        },
+      },
+      seg.deps,
+    );
+    if (ctx.signal.aborted) throw new CancelledError('batch cancelled');
+    return { files, report: res.reportPath };
+  } finally {
+    seg.dispose();
+  }
 }
 
 export async function runComputeJob(kind: ComputeJobKind, payload: unknown, ctx: JobContext): Promise<unknown> {
@@ -283,9 +326,7 @@ export async function runComputeJob(kind: ComputeJobKind, payload: unknown, ctx:
       return train(payload, ctx);
     case 'densify':
       return densify(payload, ctx);
-    case 'batch': {
-      const fn = await needModule('../batch/app.js', 'batch segmentation from the app', 'batchForApp');
-      return fn(payload, ctx);
-    }
+    case 'batch':
+      return batch(payload, ctx);
   }
 }

@@ -172,6 +172,40 @@ describe.skipIf(missing)('API flow in Chromium via the web shell', () => {
     // unpainted voxels carry the prediction (1 or 2), never 0
     expect(back.every((v) => v === 1 || v === 2)).toBe(true);
   });
+
+  it('runs a batch folder job with the trained model, with per-file progress', async () => {
+    const { copyFileSync, mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const inDir = mkdtempSync(join(tmpdir(), 'sliceform-batch-in-'));
+    const outDir = mkdtempSync(join(tmpdir(), 'sliceform-batch-out-'));
+    try {
+      copyFileSync(dataFile('plantseg_nuclei_mini', '1136_mini.h5'), join(inDir, '1136_mini.h5'));
+      const r = await app.page.evaluate(
+        async ({ inDir, outDir }) => {
+          const api = window.sliceform;
+          const models = (await api.listModels!()) as Array<{ id: string }>;
+          const before = window.__events.job!.length;
+          const b = (await api.startBatch!({ modelId: models[0]!.id, inputDir: inDir, outputDir: outDir })) as { jobId: string };
+          const j = (await api.waitJob!({ jobId: b.jobId })) as { state: string; error?: unknown; result?: { files: Array<{ input: string; output?: string; ok: boolean }>; report: string } };
+          const progress = (window.__events.job as Array<{ id: string; progress: { details?: Record<string, unknown> } }>).slice(before).filter((e) => e.id === b.jobId && e.progress.details?.file);
+          return { j, withFile: progress.length };
+        },
+        { inDir, outDir },
+      );
+      expect(r.j.state, JSON.stringify(r.j)).toBe('done');
+      expect(r.j.result!.files).toHaveLength(1);
+      expect(r.j.result!.files[0]).toMatchObject({ input: '1136_mini.h5', ok: true });
+      expect(existsSync(r.j.result!.report)).toBe(true);
+      expect(r.withFile).toBeGreaterThan(0);
+      const out = join(outDir, r.j.result!.files[0]!.output!);
+      const py = spawnSync(DEBIAN_PYTHON, ['-c', 'import sys,tifffile; a=tifffile.imread(sys.argv[1]); print(a.shape, a.dtype, int(a.min()), int(a.max()))', out], { encoding: 'utf8' });
+      expect(py.status, py.stderr).toBe(0);
+      expect(py.stdout.trim()).toMatch(/^\(100, 100, 100\) uint8 1 2$/);
+    } finally {
+      rmSync(inDir, { recursive: true, force: true });
+      rmSync(outDir, { recursive: true, force: true });
+    }
+  });
 });
 
 if (missing) it('API flow (skipped)', () => console.warn(`skipped: ${missing}`));
