@@ -11,18 +11,19 @@ import { parseShard } from './files.js';
 import { runBatch, type BatchEvent } from './runner.js';
 import { createSegmenter } from './segmenter.js';
 
-export const FOLDER_USAGE = `Folder mode: sliceform segment --model MODEL --input FOLDER --out DIR [--probabilities] [--device cpu|cuda]
-                                [--recursive] [--shard I/N] [--json-progress] [--dataset D]
+export const FOLDER_USAGE = `Folder mode: sliceform segment --model MODEL --input FOLDER --out DIR [--probabilities PDIR] [--device cpu|cuda]
+                                [--recursive] [--shard I/N] [--json-progress] [--dataset D] [--no-flips]
   Every stack in FOLDER (.tif .tiff .ome.tif .lsm .h5) gets a calibrated label TIFF DIR/<name>.tif, and DIR gets
   report.json + report.csv (file, shape, spacing, seconds, voxels and µm³ per class, status, error).
   Rerunning skips outputs that are complete and valid (same model, shape checked) and redoes the rest; outputs
   appear under their final name only when complete.
-  --probabilities    also write DIR/<name>_probabilities.tif (float32, one channel per class)
-  --recursive        include sub-folders (outputs keep the sub-folder)
-  --shard I/N        process shard I of N (1-based; a stable hash of each file's path decides its shard), with
-                     its own report.shard-I-of-N.json; merge them with 'sliceform report --merge'
-  --json-progress    progress as JSON lines on stderr instead of a progress bar
-  --dataset D        HDF5 dataset of the inputs
+  --probabilities PDIR  also write PDIR/<name>_probabilities.tif (float32, one channel per class); PDIR may be DIR
+  --recursive          include sub-folders (outputs keep the sub-folder)
+  --shard I/N          process shard I of N (1-based; a stable hash of each file's path decides its shard), with
+                       its own report.shard-I-of-N.json; merge them with 'sliceform report --merge'
+  --json-progress      progress as JSON lines on stderr instead of a progress bar
+  --dataset D          HDF5 dataset of the inputs
+  --no-flips           no test-time flip averaging (4x faster prediction)
   Exit codes: 0 every file segmented (or already done), 3 some files failed (see the report), 2 nothing could
   run (bad model, bad arguments, no stacks in FOLDER), 130 cancelled.`;
 
@@ -123,6 +124,7 @@ export async function segmentFolder(values: Record<string, unknown>, io: CliIO, 
       device,
       threads,
       dataset: strOpt(values, 'dataset'),
+      testTimeFlips: !values['no-flips'],
       onWarning: (w) => io.err(`sliceform segment: warning: ${w}`),
     });
   } catch (e) {
@@ -137,7 +139,7 @@ export async function segmentFolder(values: Record<string, unknown>, io: CliIO, 
         outDir,
         recursive: Boolean(values.recursive),
         shard,
-        probabilities: Boolean(values.probabilities),
+        probabilitiesDir: strOpt(values, 'probabilities'),
         signal,
         onEvent: progressPrinter(io, Boolean(values['json-progress'])),
         version: seg.manifest.sliceformVersion,

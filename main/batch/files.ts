@@ -3,7 +3,7 @@
  * the sharding and naming functions are pure so they can be tested without files.
  */
 import { readdir, stat } from 'node:fs/promises';
-import { join, relative, sep } from 'node:path';
+import { join, relative, resolve, sep } from 'node:path';
 import { SliceformError } from '../common/errors.js';
 
 /** Extensions of stacks the batch runner picks up (compared case-insensitively). `.ome.tif` ends in `.tif`. */
@@ -27,9 +27,10 @@ export interface InputFile {
 /**
  * Lists the stacks in `dir` (and below it with `recursive`), sorted by relative path so every process sees
  * the same order. Hidden files, our own temp files and names without a stack extension are ignored.
- * `exclude` is a directory (e.g. the output folder) that is never descended into.
+ * `exclude` are directories (e.g. the output folder) that are never descended into.
  */
-export async function listStacks(dir: string, opts: { recursive?: boolean; exclude?: string } = {}): Promise<InputFile[]> {
+export async function listStacks(dir: string, opts: { recursive?: boolean; exclude?: string | string[] } = {}): Promise<InputFile[]> {
+  const excluded = (Array.isArray(opts.exclude) ? opts.exclude : opts.exclude ? [opts.exclude] : []).map((e) => resolve(e));
   let st;
   try {
     st = await stat(dir);
@@ -44,7 +45,7 @@ export async function listStacks(dir: string, opts: { recursive?: boolean; exclu
       if (e.name.startsWith('.')) continue;
       const p = join(d, e.name);
       if (e.isDirectory()) {
-        if (opts.recursive && (!opts.exclude || relative(opts.exclude, p) !== '')) await walk(p);
+        if (opts.recursive && !excluded.includes(resolve(p))) await walk(p);
         continue;
       }
       if (!e.isFile() && !e.isSymbolicLink()) continue;

@@ -6,7 +6,7 @@
  * without an engine and the CLI wires in the real reader, model and writer (see ./segmenter.ts).
  */
 import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { CancelledError, SliceformError } from '../common/errors.js';
 import { listStacks, outputNames, selectShard, type InputFile, type Shard } from './files.js';
 import {
@@ -67,7 +67,8 @@ export interface BatchOptions {
   outDir: string;
   recursive?: boolean;
   shard?: Shard;
-  probabilities?: boolean;
+  /** also write per-class probabilities, as <name>_probabilities.tif in this folder (may be outDir) */
+  probabilitiesDir?: string;
   signal?: AbortSignal;
   onEvent?: (e: BatchEvent) => void;
   /** version string stored in the report */
@@ -175,7 +176,10 @@ export async function runBatch(opts: BatchOptions, deps: BatchDeps): Promise<Bat
   const emit = opts.onEvent ?? (() => {});
   const started = Date.now();
   const { model } = deps;
-  const all = await listStacks(opts.inputDir, { recursive: opts.recursive, exclude: opts.outDir });
+  const all = await listStacks(opts.inputDir, {
+    recursive: opts.recursive,
+    exclude: [opts.outDir, ...(opts.probabilitiesDir ? [opts.probabilitiesDir] : [])],
+  });
   if (all.length === 0)
     throw new SliceformError('bad-input', 'no stacks (.tif .tiff .ome.tif .lsm .h5) found' + (opts.recursive ? '' : ' (use --recursive for sub-folders)'), {
       file: opts.inputDir,
@@ -242,7 +246,7 @@ export async function runBatch(opts: BatchOptions, deps: BatchDeps): Promise<Bat
     const finalPath = join(opts.outDir, output);
     if (before && before.output === output && (await exists(finalPath))) {
       const chk = await deps.checkOutput(finalPath, h).catch((e) => ({ ok: false as const, reason: errMessage(e) }));
-      const probsOk = !opts.probabilities || (before.probabilities !== undefined && (await exists(join(opts.outDir, before.probabilities))));
+      const probsOk = !opts.probabilitiesDir || (before.probabilities !== undefined && (await exists(resolve(opts.outDir, before.probabilities))));
       if (chk.ok && probsOk) {
         rows.set(f.rel, {
           ...before,
@@ -281,8 +285,10 @@ export async function runBatch(opts: BatchOptions, deps: BatchDeps): Promise<Bat
     const vox = h.x * h.y * h.z;
     emit({ event: 'file-start', file: p.file.rel, index: i + 1, of: toRun.length, voxels: vox });
     const finalPath = join(opts.outDir, p.output);
-    const probsRel = opts.probabilities ? p.output.replace(/\.tif$/, '') + '_probabilities.tif' : undefined;
-    const probsFinal = probsRel ? join(opts.outDir, probsRel) : undefined;
+    // probabilities: <name>_probabilities.tif in their folder; the report keeps the path relative to outDir
+    const probsFinal = opts.probabilitiesDir ? join(opts.probabilitiesDir, p.output.replace(/\.tif$/, '') + '_probabilities.tif') : undefined;
+    const probsRel = probsFinal ? relative(opts.outDir, probsFinal).split(sep).join('/') : undefined;
+    if (probsFinal) await mkdir(dirname(probsFinal), { recursive: true });
     await mkdir(dirname(finalPath), { recursive: true });
     await removeStaleTemps(finalPath);
     if (probsFinal) await removeStaleTemps(probsFinal);

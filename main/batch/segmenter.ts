@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import type { Device, Model } from '../common/engine.js';
 import { SliceformError } from '../common/errors.js';
 import { loadEngine } from '../engine/index.js';
@@ -37,7 +38,7 @@ export interface SegmenterOptions {
   threads?: number;
   /** HDF5 dataset of the inputs (default: the reader's choice) */
   dataset?: string;
-  /** test-time mirroring */
+  /** test-time flip averaging (as single-file segment: on unless --no-flips) */
   testTimeFlips?: boolean;
   onWarning?: (message: string) => void;
 }
@@ -55,10 +56,8 @@ export interface LoadedSegmenter {
 export async function createSegmenter(modelDir: string, opts: SegmenterOptions = {}): Promise<LoadedSegmenter> {
   const manifest = await readModelManifest(modelDir);
   if (manifest.net.dims !== 3) throw new SliceformError('unsupported', `batch segmentation needs a 3D model, ${modelDir} is ${manifest.net.dims}D`, { file: modelDir });
-  if (manifest.downsample.some((f) => f !== 1))
-    throw new SliceformError('unsupported', `models trained on downsampled stacks (${manifest.downsample.join('x')}) are not supported by batch segmentation yet`, { file: modelDir });
   const engine = await loadEngine();
-  const { model } = await loadModelDir(modelDir, engine, { device: opts.device, threads: opts.threads });
+  const { model } = await loadModelDir(modelDir, engine, { device: opts.device, threads: opts.threads ?? availableParallelism() });
   const fingerprint = await modelFingerprint(modelDir, manifest);
   const K = manifest.net.numClasses;
   const classNames = Array.from({ length: K }, (_, i) => manifest.classNames[i] ?? `class${i + 1}`);
@@ -79,6 +78,7 @@ export async function createSegmenter(modelDir: string, opts: SegmenterOptions =
       // labels (and probabilities) stream to disk slab by slab: output memory stays bounded
       const res = await segmentToFiles(model as Model, vol, {
         normalisation: manifest.normalisation,
+        downsample: manifest.downsample,
         out: out.labelsPath,
         probabilitiesOut: out.probabilitiesPath,
         testTimeFlips: opts.testTimeFlips,

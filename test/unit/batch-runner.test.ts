@@ -115,7 +115,7 @@ describe('runBatch', () => {
       expect((await readdir(outDir)).sort()).toEqual(['b.tif', 'report.csv', 'report.json']);
 
       const ok = fakeDeps();
-      const r2 = await runBatch({ inputDir: inDir, outDir, probabilities: true }, ok.deps);
+      const r2 = await runBatch({ inputDir: inDir, outDir, probabilitiesDir: outDir }, ok.deps);
       expect(r2.exitCode).toBe(0);
       // b.tif had no probabilities yet, so it is redone with them
       expect(ok.calls).toHaveLength(2);

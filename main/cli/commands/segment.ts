@@ -7,6 +7,7 @@ import { loadEngine } from '../../engine/index.js';
 import { loadModelDir } from '../../inference/model-dir.js';
 import { segmentToFiles } from '../../inference/files.js';
 import { cliProgress, parseDevice } from './densify.js';
+import { FOLDER_OPTIONS, FOLDER_USAGE, isFolder, segmentFolder } from '../../batch/cli.js';
 
 const usage = `Usage: sliceform segment --model DIR --input IMG --out SEG.tif [options]
 
@@ -22,7 +23,9 @@ Options:
   --no-flips             no test-time flip averaging (4x faster)
   --device D             cpu | cuda
   --threads T            CPU threads
-  -h, --help             show this help`;
+  -h, --help             show this help
+
+${FOLDER_USAGE}`;
 
 const segment: Command = {
   name: 'segment',
@@ -37,9 +40,12 @@ const segment: Command = {
     'no-flips': { type: 'boolean' },
     device: { type: 'string' },
     threads: { type: 'string' },
+    ...FOLDER_OPTIONS,
   },
   async run(args, io, signal) {
     const v = args.values;
+    // --input FOLDER: batch mode (main/batch)
+    if (await isFolder(strOpt(v, 'input', true))) return segmentFolder(v, io, signal);
     const dir = strOpt(v, 'model', true);
     const input = strOpt(v, 'input', true);
     const out = strOpt(v, 'out', true);
