@@ -132,6 +132,28 @@ describe.skipIf(missing)('web shell security', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toContain('--allow-remote');
   });
+
+  it('binds another host with --allow-remote and prints a warning', async () => {
+    const { spawn } = await import('node:child_process');
+    const p = spawn(process.execPath, [join(REPO, 'bin', 'sliceform.js'), 'serve', '--host', '0.0.0.0', '--allow-remote', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '',
+      err = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
+    try {
+      const t0 = Date.now();
+      while (!out.includes('\n') && p.exitCode === null && Date.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 100));
+      expect(err).toContain('WARNING');
+      expect(err).toMatch(/reachable from other machines/);
+      const info = JSON.parse(out.split('\n')[0]!);
+      expect(info.host).toBe('0.0.0.0');
+      // still token-protected
+      expect((await get(`http://127.0.0.1:${info.port}/`)).status).toBe(401);
+    } finally {
+      p.kill('SIGTERM');
+      await new Promise((r) => p.once('exit', r));
+    }
+  });
 });
 
 if (missing) it('web shell security (skipped)', () => console.warn(`skipped: ${missing}`));
