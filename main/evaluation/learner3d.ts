@@ -8,6 +8,7 @@ import type { Volume } from '../common/volume.js';
 import { SliceformError } from '../common/errors.js';
 import { trainModel, type StepInfo } from '../training/trainer.js';
 import { segmentVolume } from '../inference/segment.js';
+import { autoDownsample, downsampleLabelVolume, downsampleVolume, isIdentity, type Factors } from '../inference/resample.js';
 import type { EvalVolume, Learner, Predictor, RunContext, TrainEntry } from './protocols.js';
 
 export interface Learner3DOptions {
@@ -21,6 +22,12 @@ export interface Learner3DOptions {
   /** in-plane output size of thin training tiles and cube tile size (the preset's, see training/presets.ts) */
   planeOut?: number;
   cubeOut?: number;
+  /**
+   * Work at reduced resolution as densify does: 'auto' (xy by round(z/xy spacing), at most 2, when z is
+   * coarser), or explicit [z, y, x] factors. Labels are downsampled after the held-out slices were removed;
+   * predictions are interpolated back to full resolution and scored there.
+   */
+  downsample?: Factors | 'auto';
   /** test-time mirroring in prediction (4x the prediction time) */
   testTimeFlips?: boolean;
   onStep?: (label: string, s: StepInfo) => void;
@@ -47,9 +54,11 @@ export function create3DLearner(opts: Learner3DOptions): Learner {
     async fit(train: TrainEntry[], ctx: RunContext): Promise<Predictor> {
       if (train.length === 0) throw new SliceformError('bad-input', `${ctx.label}: no annotated slices to train on`);
       const t0 = Date.now();
+      const f: Factors = opts.downsample === 'auto' || opts.downsample === undefined ? autoDownsample(train[0]!.volume.image.spacing) : opts.downsample;
+      if (!isIdentity(f)) ctx.log?.(`${ctx.label}: training and predicting at reduced resolution (downsampled ${f.join('x')}, z,y,x)`);
       const res = await trainModel(
         opts.engine,
-        train.map((e) => ({ image: e.volume.image, labels: labelVolumeFor(e.volume, e.labels) })),
+        train.map((e) => ({ image: downsampleVolume(e.volume.image, f), labels: downsampleLabelVolume(labelVolumeFor(e.volume, e.labels), f) })),
         {
           net: opts.net,
           optim: opts.optim,
@@ -79,7 +88,7 @@ export function create3DLearner(opts: Learner3DOptions): Learner {
           // pay the network's context around a one-voxel-thick output.
           let out = cache.get(v);
           if (out) return out;
-          const res = await segmentVolume(model, v.image, { normalisation, testTimeFlips: opts.testTimeFlips, collect: true, signal: pctx.signal });
+          const res = await segmentVolume(model, v.image, { normalisation, downsample: f, testTimeFlips: opts.testTimeFlips, collect: true, signal: pctx.signal });
           const result = res.labels!;
           out = result;
           cache.set(v, out);

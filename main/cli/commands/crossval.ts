@@ -3,6 +3,7 @@ import { numOpt, strOpt } from '../command.js';
 import { SliceformError } from '../../common/errors.js';
 import { PRESETS, type NetConfig, type OptimConfig, type PresetName } from '../../common/engine.js';
 import { TRAINING_DEFAULTS } from '../../training/presets.js';
+import { autoDownsample, parseFactors } from '../../inference/resample.js';
 import { readVolume } from '../../io/index.js';
 import { loadEngine } from '../../engine/index.js';
 import { writeFileAtomic } from '../../batch/report.js';
@@ -53,6 +54,8 @@ Options:
   --counts 1,2,4           slice counts per axis for --slice-curve (default 1, 2, 4)
   --seed S                 seed (default 1)
   --lr LR                  learning rate (default: the preset's, as densify/train use; desktop: Adam 0.002)
+  --downsample F           3d mode: auto (default, as densify: xy by round(z/xy spacing), at most 2, when z is
+                           coarser) | none | F (xy) | Z,Y,X; scoring is always at full resolution
   --flips                  test-time mirroring when predicting (4x the prediction time)
   --device cpu|cuda        where the network runs (default cpu)
   --class-names a,b        class names (default background,nucleus with --labels-from-truth)
@@ -177,6 +180,7 @@ const crossval: Command = {
     seed: { type: 'string' },
     lr: { type: 'string' },
     flips: { type: 'boolean' },
+    downsample: { type: 'string' },
     device: { type: 'string' },
     'class-names': { type: 'string' },
     'slice-min-fraction': { type: 'string' },
@@ -221,6 +225,8 @@ const crossval: Command = {
     if (doLovo && images.length < 2) throw new SliceformError('bad-input', '--leave-one-volume-out needs at least two --image/--labels pairs');
     const seed = numOpt(v, 'seed', 1)!;
     const defaults = TRAINING_DEFAULTS[presetName];
+    const ds = parseFactors(strOpt(v, 'downsample') ?? (presetName === 'paper' ? 'none' : 'auto'));
+    if (ds === null) throw new SliceformError('bad-input', `--downsample must be auto, none, F or Z,Y,X (integers 1..8)`);
     const lr = numOpt(v, 'lr', defaults.optim.lr)!;
     const minFraction = numOpt(v, 'slice-min-fraction', 0.2)!;
 
@@ -237,6 +243,7 @@ const crossval: Command = {
       },
       io,
     );
+    const factors = ds === 'auto' ? autoDownsample(vols[0]!.image.spacing) : ds;
     const channels = vols[0]!.image.shape.c;
     for (const e of vols)
       if (e.image.shape.c !== channels) throw new SliceformError('bad-input', `all images need the same channel count (${e.name} has ${e.image.shape.c}, ${vols[0]!.name} ${channels})`);
@@ -284,6 +291,7 @@ const crossval: Command = {
             planeOut: defaults.planeOut,
             cubeOut: defaults.cubeOut,
             testTimeFlips: Boolean(v.flips),
+            downsample: factors,
             modelOptions: { device: device as 'cpu' | 'cuda' },
             onStep: (label, s) => {
               if (Date.now() - lastStep < 15_000) return;
@@ -308,6 +316,7 @@ const crossval: Command = {
       command: 'crossval',
       mode,
       preset: presetName,
+      downsample: mode === '3d' ? factors : null,
       net,
       optim,
       minutesPerRun: minutes ?? null,
@@ -332,7 +341,8 @@ const crossval: Command = {
       const bn = net.batchNorm ? `BN, BN at test: ${net.bnAtTest}` : 'no BN';
       const budget = minutes !== undefined ? `${minutes} min/run` : `${iterations} iterations/run`;
       for (const r of results) {
-        io.out(`\n${title[r.protocol]} — ${mode.toUpperCase()} ${presetName}, ${bn}, ${budget}, ${(r.seconds / 60).toFixed(1)} min\n`);
+        const res = mode === '3d' ? `, downsampled ${factors.join('x')} (z,y,x)${ds === 'auto' ? ' (auto)' : ''}` : ', full resolution';
+        io.out(`\n${title[r.protocol]} — ${mode.toUpperCase()} ${presetName}, ${bn}${res}, ${budget}, ${(r.seconds / 60).toFixed(1)} min\n`);
         io.out(protocolTable(r, classNames));
       }
       io.out(`\ntotal ${(seconds / 60).toFixed(1)} min, engine ${engine.info.name} (${engine.info.version}), ${vols.length} volume(s)`);
