@@ -10,6 +10,7 @@ registerCommand('model-info', 'print a network configuration\'s parameter count 
 registerCommand('report', 'merge batch segmentation reports of several shards into one report.json/csv', async () => (await import('./commands/report.js')).default);
 registerCommand('segment', 'segment a stack with a trained model folder', async () => (await import('./commands/segment.js')).default);
 registerCommand('serve', 'run the web shell (UI + API over HTTP/WebSocket, loopback, token)', async () => (await import('./commands/serve.js')).default);
+registerCommand('system', 'show which network engine (native libtorch or TF.js) loads here, its backend, devices and threads', async () => (await import('./commands/system.js')).default);
 registerCommand('train', 'train a model on sparsely labelled stacks and save it as a model folder', async () => (await import('./commands/train.js')).default);
 export {};
 void registerCommand;

@@ -48,9 +48,12 @@ export async function createTfjsEngine(opts: TfjsEngineOptions = {}): Promise<En
   return new TfjsEngine(loaded);
 }
 
-class TfjsEngine implements Engine {
+export class TfjsEngine implements Engine {
   readonly info: EngineInfo;
+  /** why @tensorflow/tfjs-node(-gpu) is not in use, when it is not (for `sliceform system`) */
+  readonly notes: string[];
   constructor(private readonly t: LoadedTf) {
+    this.notes = [...t.notes];
     this.info = {
       name: 'tfjs',
       version: `${t.pkg}@${t.version}`,

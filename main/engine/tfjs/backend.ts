@@ -31,8 +31,9 @@ async function tryImport(name: string): Promise<{ mod: Tf | null; error?: string
     const mod = (await import(name)) as Tf & { default?: Tf };
     return { mod: (mod.default && typeof mod.default.tensor === 'function' ? mod.default : mod) as Tf };
   } catch (e) {
-    const msg = (e as Error).message.split('\n')[0];
-    return { mod: null, error: `${name}: ${msg}` };
+    const msg = (e as Error).message.split('\n')[0] ?? '';
+    const notInstalled = /Cannot find (package|module)|Could not resolve|ERR_MODULE_NOT_FOUND/.test(msg) && msg.includes(name);
+    return { mod: null, error: `${name}: ${notInstalled ? 'not installed' : msg}` };
   }
 }
 
