@@ -4,7 +4,7 @@
  * a pure function of its SampleSpec, so results are identical and deterministic for a seed.
  */
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { renderSample, type Sample, type SampleSpec, type TrainVolumeData } from './augment.js';
 import { Rng } from './rng.js';
@@ -25,16 +25,23 @@ function shared<T extends Float32Array | Uint8Array | Uint16Array>(a: T): T {
 }
 
 export function createSampleSource(volumes: TrainVolumeData[], mode: 'auto' | 'worker' | 'inline' = 'auto'): SampleSource {
-  const workerFile = fileURLToPath(new URL('./augment.worker.js', import.meta.url));
-  const useWorker = mode === 'worker' || (mode === 'auto' && existsSync(workerFile));
-  if (!useWorker) {
+  const jsFile = fileURLToPath(new URL('./augment.worker.js', import.meta.url));
+  const tsFile = fileURLToPath(new URL('./augment.worker.ts', import.meta.url));
+  // compiled: the .js beside this module; from sources (tests, tsx) the .ts through tsx's loader
+  const workerFile = existsSync(jsFile) ? jsFile : mode === 'worker' && existsSync(tsFile) ? tsFile : null;
+  const useWorker = workerFile !== null && mode !== 'inline';
+  if (mode === 'worker' && !workerFile) throw new Error(`augmentation worker not found (${jsFile})`);
+  if (!useWorker || !workerFile) {
     return {
       kind: 'inline',
       render: async (spec) => renderSample(volumes[spec.volume]!, spec, (seed) => new Rng(seed)),
       dispose: async () => {},
     };
   }
-  const w = new Worker(workerFile);
+  // from TypeScript sources (tests) the worker registers tsx's loader first, then imports the .ts module
+  const w = workerFile.endsWith('.ts')
+    ? new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(pathToFileURL(workerFile).href)}); });`, { eval: true })
+    : new Worker(workerFile);
   w.unref();
   const vols = volumes.map((v) => ({ ...v, image: shared(v.image), labels: shared(v.labels) }));
   w.postMessage({ type: 'init', volumes: vols });

@@ -300,7 +300,9 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
         classWeights: weights,
       });
       // prepare the next sample while the engine computes this step
-      const more = it + 1 < maxIt && elapsed() < budgetSeconds;
+      // stop when the next step would end past the time budget (steps take seconds on a CPU)
+      const avgStep = stepTimes.length ? stepTimes.reduce((a, b) => a + b, 0) / stepTimes.length : 0;
+      const more = it + 1 < maxIt && elapsed() + (Date.now() - t0) / 1000 + avgStep * 0.5 < budgetSeconds;
       pending = more ? source.render(specFor(it + 1)) : null;
       let res;
       try {

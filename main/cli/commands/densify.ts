@@ -33,6 +33,9 @@ Options:
   --threads T            CPU threads for the engine (default: all cores)
   --seed S               seed for weights, sampling and augmentation (default 1)
   --lr LR                learning rate (default per preset)
+  --levels L             override the preset's resolution levels
+  --base-filters F       override the preset's first-level filters
+  --plane-tile N         in-plane output size of training tiles (default per preset)
   --downsample F         auto (default: xy by round(z/xy spacing), at most 2, when z is coarser) | none |
                          F (xy) | Z,Y,X — train and predict at reduced resolution, labels at full resolution
   --no-flips             predict without test-time flip averaging (4x faster prediction)
@@ -73,6 +76,9 @@ const densify: Command = {
     threads: { type: 'string' },
     seed: { type: 'string' },
     lr: { type: 'string' },
+    levels: { type: 'string' },
+    'base-filters': { type: 'string' },
+    'plane-tile': { type: 'string' },
     'no-flips': { type: 'boolean' },
     downsample: { type: 'string' },
     probabilities: { type: 'string' },
@@ -113,7 +119,18 @@ const densify: Command = {
     const factors = ds === 'auto' ? autoDownsample(image.spacing) : ds;
     const trainImage = downsampleVolume(image, factors);
     const trainLabels = downsampleLabelVolume(labels, factors);
-    const net = resolveNet(preset, image.shape.c, K);
+    const net = { ...resolveNet(preset, image.shape.c, K) };
+    const lv = numOpt(v, 'levels');
+    const bf = numOpt(v, 'base-filters');
+    if (lv !== undefined) {
+      if (!(Number.isInteger(lv) && lv >= 1 && lv <= 6)) throw new SliceformError('bad-input', `--levels must be an integer 1..6, got ${lv}`);
+      net.levels = lv;
+    }
+    if (bf !== undefined) {
+      if (!(Number.isInteger(bf) && bf >= 1 && bf <= 256)) throw new SliceformError('bad-input', `--base-filters must be an integer 1..256, got ${bf}`);
+      net.baseFilters = bf;
+    }
+    const planeTile = numOpt(v, 'plane-tile');
     const defaults = TRAINING_DEFAULTS[preset];
     const lr = numOpt(v, 'lr') ?? defaults.optim.lr;
     const engine = await loadEngine();
@@ -127,7 +144,7 @@ const densify: Command = {
       iterations,
       minutes,
       seed,
-      planeOut: defaults.planeOut,
+      planeOut: planeTile ?? defaults.planeOut,
       cubeOut: defaults.cubeOut,
       signal,
       onProgress: bar.update,
