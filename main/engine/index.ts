@@ -19,9 +19,12 @@ async function loadTfjs(): Promise<Engine> {
   try {
     mod = (await import('./tfjs.js')) as typeof mod;
   } catch (e) {
-    throw new SliceformError('engine', `TF.js engine is not available: ${(e as Error).message}`, { cause: e });
+    throw new SliceformError('engine', `TF.js engine is not available: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
-  if (typeof mod.createTfjsEngine !== 'function') throw new SliceformError('engine', 'TF.js engine module has no createTfjsEngine()');
+  if (typeof mod.createTfjsEngine !== 'function')
+    throw new SliceformError('engine', 'TF.js engine module has no createTfjsEngine()');
   return mod.createTfjsEngine();
 }
 

@@ -45,7 +45,8 @@ async function loadLib(): Promise<Lib> {
 export function toSliceformError(e: unknown, context?: string): SliceformError {
   if (e instanceof SliceformError) return e;
   const err = e as Error & { kind?: string };
-  const kind: ErrorKind = err?.kind === 'bad-input' ? 'bad-input' : err?.kind === 'oom' ? 'too-large' : 'engine';
+  const kind: ErrorKind =
+    err?.kind === 'bad-input' ? 'bad-input' : err?.kind === 'oom' ? 'too-large' : 'engine';
   const msg = err?.message ?? String(e);
   return new SliceformError(kind, context ? `${context}: ${msg}` : msg, { cause: e });
 }
@@ -89,12 +90,18 @@ export class NativeModel implements Model {
   }
 
   trainStep(batch: TrainBatch): Promise<TrainStepResult> {
-    return wrap(() => this.h().trainStep(batch.input, batch.inputShape, batch.labels, batch.classWeights), 'trainStep');
+    return wrap(
+      () => this.h().trainStep(batch.input, batch.inputShape, batch.labels, batch.classWeights),
+      'trainStep',
+    );
   }
 
   /** Loss and per-parameter gradients without an optimizer step (tests, debugging). */
   lossAndGrad(batch: TrainBatch): Promise<TrainStepResult & { grads: NamedTensor[] }> {
-    return wrap(() => this.h().lossAndGrad(batch.input, batch.inputShape, batch.labels, batch.classWeights), 'lossAndGrad');
+    return wrap(
+      () => this.h().lossAndGrad(batch.input, batch.inputShape, batch.labels, batch.classWeights),
+      'lossAndGrad',
+    );
   }
 
   async predict(input: Float32Array, inputShape: number[]): Promise<Float32Array> {
@@ -102,7 +109,10 @@ export class NativeModel implements Model {
   }
 
   /** predict() plus the output shape [N, K, ...spatial]. */
-  predictWithShape(input: Float32Array, inputShape: number[]): Promise<{ data: Float32Array; shape: number[] }> {
+  predictWithShape(
+    input: Float32Array,
+    inputShape: number[],
+  ): Promise<{ data: Float32Array; shape: number[] }> {
     return wrap(() => this.h().predict(input, inputShape), 'predict');
   }
 
@@ -160,7 +170,7 @@ export class NativeEngine implements Engine {
     options: ModelOptions & { dtype?: 'float32' | 'float64' } = {},
   ): Promise<NativeModel> {
     const opts = { threads: availableParallelism(), ...options };
-    const handle = await wrap(() => this.lib.createModel(config, optim, opts), 'createModel');
+    const handle = await wrap(() => this.lib.createModelAsync(config, optim, opts), 'createModel');
     return new NativeModel(handle, config);
   }
 }

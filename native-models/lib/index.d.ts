@@ -75,7 +75,16 @@ export interface NativeModel {
 }
 
 export interface NativeBinding {
-  Model: new (config: NativeNetConfig, optim?: NativeOptimConfig, options?: NativeModelOptions) => NativeModel;
+  Model: new (
+    config: NativeNetConfig,
+    optim?: NativeOptimConfig,
+    options?: NativeModelOptions,
+  ) => NativeModel;
+  createModel(
+    config: NativeNetConfig,
+    optim?: NativeOptimConfig,
+    options?: NativeModelOptions,
+  ): Promise<NativeModel>;
   torchVersion(): string;
   cudaAvailable(): boolean;
   getThreads(): number;
@@ -85,7 +94,16 @@ export interface NativeBinding {
 export function addonCandidates(): string[];
 export function binding(): NativeBinding;
 export function isAvailable(): boolean;
-export function createModel(config: NativeNetConfig, optim?: NativeOptimConfig, options?: NativeModelOptions): NativeModel;
+export function createModel(
+  config: NativeNetConfig,
+  optim?: NativeOptimConfig,
+  options?: NativeModelOptions,
+): NativeModel;
+export function createModelAsync(
+  config: NativeNetConfig,
+  optim?: NativeOptimConfig,
+  options?: NativeModelOptions,
+): Promise<NativeModel>;
 export function torchVersion(): string;
 export function cudaAvailable(): boolean;
 export function getThreads(): number;

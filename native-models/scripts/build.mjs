@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+/* global process, console */
 // Builds native-models (the libtorch N-API addon) with node-gyp.
 //   npm run build:addon                 Debian libtorch-dev (/usr/include/torch, /usr/lib/<triplet>)
 //   LIBTORCH=/path/to/libtorch npm run build:addon   any libtorch root with include/ lib/ share/cmake/Torch
@@ -31,18 +32,35 @@ function findTorch() {
     const inc = join(r, 'include');
     const lib = join(r, 'lib');
     if (!existsSync(join(inc, 'torch', 'csrc', 'api', 'include', 'torch', 'torch.h')))
-      fail(`LIBTORCH=${env} has no include/torch/csrc/api/include/torch/torch.h; point it at a libtorch root (include/, lib/, share/cmake/Torch)`);
+      fail(
+        `LIBTORCH=${env} has no include/torch/csrc/api/include/torch/torch.h; point it at a libtorch root (include/, lib/, share/cmake/Torch)`,
+      );
     if (!existsSync(lib)) fail(`LIBTORCH=${env} has no lib/ folder`);
-    return { root: r, includes: [inc, join(inc, 'torch', 'csrc', 'api', 'include')], libdir: lib, cmake: join(r, 'share', 'cmake', 'Torch', 'TorchConfig.cmake') };
+    return {
+      root: r,
+      includes: [inc, join(inc, 'torch', 'csrc', 'api', 'include')],
+      libdir: lib,
+      cmake: join(r, 'share', 'cmake', 'Torch', 'TorchConfig.cmake'),
+    };
   }
   const triplets = ['x86_64-linux-gnu', 'aarch64-linux-gnu'];
   for (const t of triplets) {
     const libdir = `/usr/lib/${t}`;
-    if (existsSync('/usr/include/torch/csrc/api/include/torch/torch.h') && existsSync(join(libdir, 'libtorch.so')))
-      return { root: '/usr', includes: ['/usr/include', '/usr/include/torch/csrc/api/include'], libdir, cmake: join(libdir, 'cmake', 'Torch', 'TorchConfig.cmake') };
+    if (
+      existsSync('/usr/include/torch/csrc/api/include/torch/torch.h') &&
+      existsSync(join(libdir, 'libtorch.so'))
+    )
+      return {
+        root: '/usr',
+        includes: ['/usr/include', '/usr/include/torch/csrc/api/include'],
+        libdir,
+        cmake: join(libdir, 'cmake', 'Torch', 'TorchConfig.cmake'),
+      };
   }
-  fail('libtorch not found. Install Debian/Ubuntu `libtorch-dev` (apt-get install libtorch-dev), or set LIBTORCH to a libtorch root\n' +
-    '  (e.g. LIBTORCH=$(python3 -c "import torch,os;print(os.path.dirname(torch.__file__))") npm run build:addon)');
+  fail(
+    'libtorch not found. Install Debian/Ubuntu `libtorch-dev` (apt-get install libtorch-dev), or set LIBTORCH to a libtorch root\n' +
+      '  (e.g. LIBTORCH=$(python3 -c "import torch,os;print(os.path.dirname(torch.__file__))") npm run build:addon)',
+  );
 }
 
 function cxx11Abi(t) {
@@ -57,7 +75,11 @@ const t = findTorch();
 const libs = ['-ltorch', '-ltorch_cpu', '-lc10'];
 const have = new Set(readdirSync(t.libdir));
 let cuda = false;
-for (const l of ['torch_cuda', 'c10_cuda']) if (have.has(`lib${l}.so`)) { libs.push(`-l${l}`); cuda = true; }
+for (const l of ['torch_cuda', 'c10_cuda'])
+  if (have.has(`lib${l}.so`)) {
+    libs.push(`-l${l}`);
+    cuda = true;
+  }
 const env = {
   ...process.env,
   SF_TORCH_INCLUDES: t.includes.join(' '),
@@ -74,19 +96,26 @@ try {
 }
 // Use local Node headers when they exist (no download): <prefix>/include/node next to the running node
 const nodedirs = [resolve(dirname(process.execPath), '..'), '/usr'];
-const nodedir = process.env.npm_config_nodedir || nodedirs.find((d) => existsSync(join(d, 'include', 'node', 'node_api.h')));
+const nodedir =
+  process.env.npm_config_nodedir ||
+  nodedirs.find((d) => existsSync(join(d, 'include', 'node', 'node_api.h')));
 const gypArgs = nodedir ? [`--nodedir=${nodedir}`] : [];
 
 const stampFile = join(root, 'build', 'sliceform-config.json');
 const stamp = JSON.stringify({ ...t, libs, abi: env.SF_TORCH_CXX11_ABI, nodedir });
-const configured = existsSync(join(root, 'build', 'Makefile')) && existsSync(stampFile) && readFileSync(stampFile, 'utf8') === stamp;
+const configured =
+  existsSync(join(root, 'build', 'Makefile')) &&
+  existsSync(stampFile) &&
+  readFileSync(stampFile, 'utf8') === stamp;
 
 function run(cmdArgs) {
   const r = spawnSync(process.execPath, [gyp, ...cmdArgs, ...gypArgs], { cwd: root, env, stdio: 'inherit' });
   if (r.status !== 0) fail(`node-gyp ${cmdArgs[0]} failed (exit ${r.status}); see the compiler output above`);
 }
 
-console.error(`build:addon: libtorch ${t.root} (lib ${t.libdir}, CXX11 ABI ${env.SF_TORCH_CXX11_ABI}${cuda ? ', CUDA' : ''})`);
+console.error(
+  `build:addon: libtorch ${t.root} (lib ${t.libdir}, CXX11 ABI ${env.SF_TORCH_CXX11_ABI}${cuda ? ', CUDA' : ''})`,
+);
 if (force || !configured) {
   run(['configure']);
   mkdirSync(join(root, 'build'), { recursive: true });

@@ -175,13 +175,22 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                        });
   }
 
-  // new Model(config, optim, options)
-  explicit ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
+  struct Args {
+    sf::NetConfig cfg;
+    sf::OptimConfig oc;
+    sf::Options op;
+  };
+
+  // (config, optim?, options?) -> plain structs; throws JS errors with clear messages
+  static Args ParseArgs(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    Args a;
+    sf::NetConfig& cfg = a.cfg;
+    sf::OptimConfig& oc = a.oc;
+    sf::Options& op = a.op;
     if (info.Length() < 1 || !info[0].IsObject()) throwBad(env, "Model(config, optim?, options?): config must be an object");
     Napi::Object c = info[0].As<Napi::Object>();
     const std::string w = "network config";
-    sf::NetConfig cfg;
     cfg.dims = getInt(env, c, "dims", w, 3, false);
     cfg.inChannels = getInt(env, c, "inChannels", w, 1, true);
     cfg.numClasses = getInt(env, c, "numClasses", w, 2, true);
@@ -195,7 +204,6 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     if (bn != "running" && bn != "batch") throwBad(env, "invalid network config: bnAtTest must be 'running' or 'batch', got '" + bn + "'");
     cfg.bnBatchAtTest = bn == "batch";
 
-    sf::OptimConfig oc;
     if (info.Length() > 1 && info[1].IsObject()) {
       Napi::Object o = info[1].As<Napi::Object>();
       const std::string wo = "optimizer config";
@@ -206,7 +214,6 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       oc.momentum = getNumber(env, o, "momentum", wo, oc.adam ? 0.0 : 0.99, false);
       oc.weightDecay = getNumber(env, o, "weightDecay", wo, 0.0, false);
     }
-    sf::Options op;
     if (info.Length() > 2 && info[2].IsObject()) {
       Napi::Object o = info[2].As<Napi::Object>();
       const std::string wo = "model options";
@@ -226,6 +233,22 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       if (dtype != "float32" && dtype != "float64") throwBad(env, "dtype must be 'float32' or 'float64'");
       op.float64 = dtype == "float64";
     }
+    return a;
+  }
+
+  // new Model(config, optim, options) builds synchronously; createModel() (module function) builds on the
+  // thread pool and passes the finished model in as an External.
+  explicit ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() == 1 && info[0].IsExternal()) {
+      auto* holder = info[0].As<Napi::External<std::shared_ptr<sf::Model>>>().Data();
+      model_ = *holder;
+      return;
+    }
+    Args a = ParseArgs(info);
+    const sf::NetConfig& cfg = a.cfg;
+    const sf::OptimConfig& oc = a.oc;
+    const sf::Options& op = a.op;
     try {
       model_ = std::shared_ptr<sf::Model>(sf::Model::create(cfg, oc, op));
     } catch (const sf::Error& e) {
@@ -453,8 +476,34 @@ Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+struct InstanceData {
+  Napi::FunctionReference modelCtor;
+};
+
+// createModel(config, optim?, options?) -> Promise<Model>: weight initialisation (0.4 s for the paper net) off
+// the JS thread
+Napi::Value CreateModel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto args = std::make_shared<ModelWrap::Args>(ModelWrap::ParseArgs(info));
+  auto model = std::make_shared<std::shared_ptr<sf::Model>>();
+  auto* w = new Worker(env, [args, model] { *model = std::shared_ptr<sf::Model>(sf::Model::create(args->cfg, args->oc, args->op)); },
+                       [model](Napi::Env env) -> Napi::Value {
+                         auto* data = env.GetInstanceData<InstanceData>();
+                         auto ext = Napi::External<std::shared_ptr<sf::Model>>::New(env, model.get());
+                         Napi::Value obj = data->modelCtor.New({ext});
+                         return obj;
+                       });
+  w->Queue();
+  return w->Promise();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("Model", ModelWrap::Init(env));
+  Napi::Function ctor = ModelWrap::Init(env);
+  auto* data = new InstanceData();
+  data->modelCtor = Napi::Persistent(ctor);
+  env.SetInstanceData<InstanceData>(data);
+  exports.Set("Model", ctor);
+  exports.Set("createModel", Napi::Function::New(env, CreateModel));
   exports.Set("torchVersion", Napi::Function::New(env, TorchVersion));
   exports.Set("cudaAvailable", Napi::Function::New(env, CudaAvailable));
   exports.Set("getThreads", Napi::Function::New(env, GetThreads));

@@ -9,17 +9,34 @@ const optim = { optimizer: 'sgd' as const, lr: 0.01, momentum: 0.9 };
 describe('native engine: gradients', () => {
   it('match central finite differences (float64 weights, BN in training mode, weighted loss)', async () => {
     const e = await nativeEngine();
-    const m = await e.createNativeModel(net({ levels: 2, baseFilters: 2, numClasses: 3 }), optim, { seed: 4, dtype: 'float64' });
+    const m = await e.createNativeModel(net({ levels: 2, baseFilters: 2, numClasses: 3 }), optim, {
+      seed: 4,
+      dtype: 'float64',
+    });
     const sp = [20, 20, 20];
     const out = m.outputShape(sp); // 4x4x4
     const r = rng(9);
     const labels = new Uint8Array(prod(out)).map(() => Math.floor(r() * 4)); // 0..3, some ignored
-    const batch = { input: randomInput(prod(sp), 5), inputShape: [1, 1, ...sp], labels, classWeights: [1, 2.5, 0.5] };
+    const batch = {
+      input: randomInput(prod(sp), 5),
+      inputShape: [1, 1, ...sp],
+      labels,
+      classWeights: [1, 2.5, 0.5],
+    };
     const base = await m.lossAndGrad(batch);
     expect(base.annotatedVoxels).toBe(labels.filter((l) => l > 0).length);
     const params = await m.exportParams();
     const grads = new Map(base.grads.map((g) => [g.name, g]));
-    const pick = ['enc0.conv1.weight', 'enc0.bn1.weight', 'enc1.conv2.bias', 'dec0.upconv.weight', 'dec0.conv1.weight', 'dec0.bn2.bias', 'out.weight', 'out.bias'];
+    const pick = [
+      'enc0.conv1.weight',
+      'enc0.bn1.weight',
+      'enc1.conv2.bias',
+      'dec0.upconv.weight',
+      'dec0.conv1.weight',
+      'dec0.bn2.bias',
+      'out.weight',
+      'out.bias',
+    ];
     let checked = 0;
     for (const name of pick) {
       const p = params.find((t) => t.name === name)!;
@@ -52,7 +69,10 @@ describe('native engine: gradients', () => {
     // Without BN: batch statistics would couple every voxel to every other, so the property holds only for
     // batchNorm: false (with BN every input voxel legitimately influences the normalisation).
     const e = await nativeEngine();
-    const m = await e.createNativeModel(net({ levels: 2, baseFilters: 3, batchNorm: false }), optim, { seed: 2, dtype: 'float64' });
+    const m = await e.createNativeModel(net({ levels: 2, baseFilters: 3, batchNorm: false }), optim, {
+      seed: 2,
+      dtype: 'float64',
+    });
     const sp = [28, 28, 28];
     const out = m.outputShape(sp); // 12^3
     // Receptive field of one output voxel along an axis at 2 levels (valid): 2 convs (+4), pool (x2),
@@ -91,7 +111,10 @@ describe('native engine: loss', () => {
   it('is sum w[label]*CE / #annotated, exactly as TrainBatch documents', async () => {
     // no BN: predict() then runs the same forward as training, so CE can be recomputed from the probabilities
     const e = await nativeEngine();
-    const m = await e.createNativeModel(net({ numClasses: 3, batchNorm: false }), optim, { seed: 6, dtype: 'float64' });
+    const m = await e.createNativeModel(net({ numClasses: 3, batchNorm: false }), optim, {
+      seed: 6,
+      dtype: 'float64',
+    });
     const sp = [20, 20, 20];
     const out = m.outputShape(sp);
     const v = prod(out);
@@ -115,7 +138,12 @@ describe('native engine: loss', () => {
     // scaling every weight by s scales the loss (and the gradient) by s
     const unit = await m.lossAndGrad({ input: x, inputShape: [1, 1, ...sp], labels });
     const s = 3.5;
-    const scaled = await m.lossAndGrad({ input: x, inputShape: [1, 1, ...sp], labels, classWeights: [s, s, s] });
+    const scaled = await m.lossAndGrad({
+      input: x,
+      inputShape: [1, 1, ...sp],
+      labels,
+      classWeights: [s, s, s],
+    });
     expect(scaled.loss).toBeCloseTo(s * unit.loss, 6);
     const g1 = unit.grads.find((g) => g.name === 'out.bias')!.data;
     const gs = scaled.grads.find((g) => g.name === 'out.bias')!.data;
@@ -127,7 +155,12 @@ describe('native engine: loss', () => {
     expect(none.annotatedVoxels).toBe(0);
     expect(none.grads.every((g) => g.data.every((d) => d === 0))).toBe(true);
     // Uint16 labels work the same as Uint8
-    const u16 = await m.lossAndGrad({ input: x, inputShape: [1, 1, ...sp], labels: Uint16Array.from(labels), classWeights: w });
+    const u16 = await m.lossAndGrad({
+      input: x,
+      inputShape: [1, 1, ...sp],
+      labels: Uint16Array.from(labels),
+      classWeights: w,
+    });
     expect(u16.loss).toBe(res.loss);
     m.dispose();
   });
@@ -136,7 +169,11 @@ describe('native engine: loss', () => {
 describe('native engine: training', () => {
   it('a tiny net overfits one labelled tile (loss < 0.05 within 60 Adam steps)', async () => {
     const e = await nativeEngine();
-    const m = await e.createModel(net({ levels: 2, baseFilters: 4 }), { optimizer: 'adam', lr: 0.01 }, { seed: 1 });
+    const m = await e.createModel(
+      net({ levels: 2, baseFilters: 4 }),
+      { optimizer: 'adam', lr: 0.01 },
+      { seed: 1 },
+    );
     const sp = [28, 28, 28];
     const out = m.outputShape(sp); // 12^3
     const x = randomInput(prod(sp), 21);

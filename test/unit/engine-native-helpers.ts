@@ -24,7 +24,17 @@ export function randomInput(n: number, seed: number): Float32Array {
 export const prod = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
 export function net(over: Partial<NetConfig> = {}): NetConfig {
-  return { dims: 3, inChannels: 1, numClasses: 2, levels: 2, baseFilters: 4, padding: 'valid', batchNorm: true, bnAtTest: 'running', ...over };
+  return {
+    dims: 3,
+    inChannels: 1,
+    numClasses: 2,
+    levels: 2,
+    baseFilters: 4,
+    padding: 'valid',
+    batchNorm: true,
+    bnAtTest: 'running',
+    ...over,
+  };
 }
 
 let engine: Promise<NativeEngine> | undefined;

@@ -1,7 +1,13 @@
 import type { Command } from '../command.js';
 import { numOpt, strOpt } from '../command.js';
 import { SliceformError } from '../../common/errors.js';
-import { PRESETS, unetOutputSize, validInputSize, type NetConfig, type PresetName } from '../../common/engine.js';
+import {
+  PRESETS,
+  unetOutputSize,
+  validInputSize,
+  type NetConfig,
+  type PresetName,
+} from '../../common/engine.js';
 import { loadEngine } from '../../engine/index.js';
 
 const usage = `Usage: sliceform model-info [--preset paper|desktop|tiny] [overrides] [--input X,Y,Z]
@@ -36,7 +42,7 @@ const intOpt = (values: Record<string, unknown>, name: string, min: number): num
 
 const modelInfo: Command = {
   name: 'model-info',
-  summary: 'print a network configuration\'s parameter count and tile shapes as JSON',
+  summary: "print a network configuration's parameter count and tile shapes as JSON",
   usage,
   options: {
     preset: { type: 'string' },
@@ -54,7 +60,10 @@ const modelInfo: Command = {
     const v = args.values;
     const preset = (strOpt(v, 'preset') ?? 'paper') as PresetName;
     if (!(preset in PRESETS)) {
-      throw new SliceformError('bad-input', `--preset must be one of ${Object.keys(PRESETS).join(', ')}, got "${preset}"`);
+      throw new SliceformError(
+        'bad-input',
+        `--preset must be one of ${Object.keys(PRESETS).join(', ')}, got "${preset}"`,
+      );
     }
     const config: NetConfig = { ...PRESETS[preset] };
     config.levels = intOpt(v, 'levels', 1) ?? config.levels;
@@ -77,7 +86,10 @@ const modelInfo: Command = {
     if (inputStr !== undefined) {
       xyz = inputStr.split(',').map((s) => Number(s.trim()));
       if (xyz.length !== dims || xyz.some((n) => !Number.isInteger(n) || n < 1)) {
-        throw new SliceformError('bad-input', `--input must be ${dims} positive integers ${dims === 3 ? 'X,Y,Z' : 'X,Y'}, got "${inputStr}"`);
+        throw new SliceformError(
+          'bad-input',
+          `--input must be ${dims} positive integers ${dims === 3 ? 'X,Y,Z' : 'X,Y'}, got "${inputStr}"`,
+        );
       }
       const bad = xyz.some((n) => unetOutputSize(n, config.levels, config.padding) === null);
       if (bad) {
@@ -95,7 +107,11 @@ const modelInfo: Command = {
       throw new SliceformError('bad-input', `--engine must be native or tfjs, got "${engineName}"`);
     }
     const engine = await loadEngine({ engine: engineName as 'native' | 'tfjs' | undefined });
-    const model = await engine.createModel(config, { optimizer: 'sgd', lr: 1e-4, momentum: 0.99 }, { threads: 1 });
+    const model = await engine.createModel(
+      config,
+      { optimizer: 'sgd', lr: 1e-4, momentum: 0.99 },
+      { threads: 1 },
+    );
     try {
       const outZyx = model.outputShape([...xyz].reverse());
       io.out(
