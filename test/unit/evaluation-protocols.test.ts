@@ -1,7 +1,7 @@
 /**
  * The protocols' bookkeeping with a fake learner (a learned intensity threshold) on small synthetic volumes:
  * what is trained on, what is scored, and how results are combined. The real networks are exercised by
- * test/integration/evaluation-crossval.test.ts.
+ * test/integration/batch-crossval.test.ts.
  */
 import { describe, expect, it } from 'vitest';
 import type { Volume } from '../../main/common/volume.js';

@@ -16,7 +16,7 @@ import {
   type ProtocolResult,
   type RunResult,
 } from '../../evaluation/protocols.js';
-import { classesFromTruth, detectAnnotatedSlices, powersOfTwoUpTo, slicesFromTruth } from '../../evaluation/slices.js';
+import { classesFromTruth, detectAnnotatedSlices, labelledFraction, powersOfTwoUpTo, slicesFromTruth } from '../../evaluation/slices.js';
 import { create2DLearner } from '../../evaluation/mode2d.js';
 import { create3DLearner } from '../../evaluation/learner3d.js';
 
@@ -139,15 +139,23 @@ async function loadVolumes(
         throw new SliceformError('bad-input', '--truth-classes: the ground truth has unlabelled (0) voxels; it must be dense', { file: labels[i] });
       vols.push({ name, image, dims, labels: cls, slices: slicesFromTruth(dims, o.fromTruth, i), dense: true });
     } else {
+      const hint = 'a ground truth or instance labelling needs --labels-from-truth K';
+      const frac = labelledFraction(lab.data);
+      if (frac > 0.5)
+        throw new SliceformError('bad-input', `${(frac * 100).toFixed(0)} % of the voxels are labelled: these are not sparse slice annotations (${hint})`, { file: labels[i] });
       let cls: Uint8Array;
       try {
         cls = classesFromTruth(lab.data, 'classes');
       } catch (e) {
-        throw new SliceformError('bad-input', `${(e as Error).message}; instance labels need --labels-from-truth K`, { file: labels[i] });
+        throw new SliceformError('bad-input', `${(e as Error).message} (${hint})`, { file: labels[i] });
       }
       const slices = detectAnnotatedSlices(cls, dims, i, o.minFraction);
       if (slices.length === 0)
-        throw new SliceformError('bad-input', `no annotated slices found (no plane with ${o.minFraction * 100}% of its voxels labelled)`, { file: labels[i] });
+        throw new SliceformError(
+          'bad-input',
+          `no annotated slices found (no plane with ${o.minFraction * 100} % of its voxels labelled that stands out from the others; ${hint})`,
+          { file: labels[i] },
+        );
       vols.push({ name, image, dims, labels: cls, slices });
     }
     io.err(`${name}: ${a.x}x${a.y}x${a.z}x${a.c}, ${vols.at(-1)!.slices.length} annotated slices`);
