@@ -46,6 +46,7 @@ const segment: Command = {
     const v = args.values;
     // --input FOLDER: batch mode (main/batch)
     if (await isFolder(strOpt(v, 'input', true))) return segmentFolder(v, io, signal);
+    for (const k of Object.keys(FOLDER_OPTIONS)) if (v[k] !== undefined) throw new SliceformError('bad-input', `--${k} needs --input FOLDER (a folder of stacks)`);
     const dir = strOpt(v, 'model', true);
     const input = strOpt(v, 'input', true);
     const out = strOpt(v, 'out', true);
