@@ -19,6 +19,7 @@ function send(m: FromCompute): void {
 }
 
 const running = new Map<string, { cancel: AbortController; stop: AbortController }>();
+const early = new Map<string, 'cancel' | 'stop'>();
 
 async function onMessage(raw: unknown): Promise<void> {
   const parsed = ToCompute.safeParse(raw);
@@ -34,9 +35,18 @@ async function onMessage(raw: unknown): Promise<void> {
   if (m.type === 'cancel' || m.type === 'stop') {
     const r = running.get(m.jobId);
     if (r) (m.type === 'cancel' ? r.cancel : r.stop).abort();
+    // the request can overtake the job's start message: remember it for a moment
+    else {
+      early.set(m.jobId, m.type === 'cancel' || early.get(m.jobId) === 'cancel' ? 'cancel' : 'stop');
+      setTimeout(() => early.delete(m.jobId), 60_000).unref();
+    }
     return;
   }
   const ctl = { cancel: new AbortController(), stop: new AbortController() };
+  const pre = early.get(m.jobId);
+  early.delete(m.jobId);
+  if (pre === 'cancel') ctl.cancel.abort();
+  if (pre === 'stop') ctl.stop.abort();
   running.set(m.jobId, ctl);
   let lastSent = 0;
   const ctx: JobContext = {

@@ -72,6 +72,8 @@ async function selftest(payload: unknown, ctx: JobContext): Promise<unknown> {
   if (p.mode === 'echo') return p.data;
   if (p.mode === 'hang') {
     // ignores cancellation on purpose (a stuck native call): the manager must restart the process
+    ctx.onProgress({ fraction: 0.01, stage: 'hanging' });
+    await sleep(200); // let the progress message leave before the event loop blocks
     const end = Date.now() + 600_000;
     while (Date.now() < end) {
       /* busy */

@@ -54,11 +54,24 @@ describe('JobManager + compute process', () => {
   it('stops training gracefully (keeps the result)', async () => {
     const { m } = make();
     const a = m.submit('train', 'selftest', { mode: 'sleep', ms: 20_000, steps: 200 });
-    await new Promise((r) => setTimeout(r, 1500));
+    // stop once it has made progress (a stop that overtakes the start is also honoured, see below)
+    for (let t = 0; m.get(a.id).progress.fraction === 0 && t < 300; t++) await new Promise((r) => setTimeout(r, 100));
     m.stop(a.id);
     const r = await m.wait(a.id, 10_000);
     expect(r.state).toBe('done');
     expect((r.result as { stopped: boolean }).stopped).toBe(true);
+  });
+
+  it('honours a stop or cancel sent before the compute process started the job', async () => {
+    const { m } = make();
+    const a = m.submit('train', 'selftest', { mode: 'sleep', ms: 20_000, steps: 200 });
+    m.stop(a.id); // the compute process is still starting
+    const r = await m.wait(a.id, 30_000);
+    expect(r).toMatchObject({ state: 'done', result: { steps: 0, stopped: true } });
+    const b = m.submit('densify', 'selftest', { mode: 'sleep', ms: 20_000, steps: 200 });
+    await new Promise((r) => setImmediate(r));
+    m.cancel(b.id);
+    expect((await m.wait(b.id, 30_000)).state).toBe('cancelled');
   });
 
   it('reports a crashed compute process, restarts it, and runs the next job', async () => {
@@ -79,7 +92,8 @@ describe('JobManager + compute process', () => {
   it('restarts a compute process stuck in a job that ignores cancel', async () => {
     const { m } = make(1000);
     const h = m.submit('train', 'selftest', { mode: 'hang' });
-    await new Promise((r) => setTimeout(r, 1500));
+    for (let t = 0; m.get(h.id).progress.stage !== 'hanging' && t < 300; t++) await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 300));
     const pid = m.computePid;
     m.cancel(h.id);
     const r = await m.wait(h.id, 10_000);
