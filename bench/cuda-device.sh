@@ -60,8 +60,8 @@ run() {
   if "$NODE" -e "process.exit(require('./native-models/build/Release/sliceform_native.node').cudaAvailable()?0:1)"; then DEV=cuda; fi
   export SF_BENCH_PYTHON="$PY"
   if [ "$DEV" = cuda ]; then
-    "$NODE" bench/engine.bench.mjs --device cuda --precision fp32 --only paper --threads 8
-    "$NODE" bench/engine.bench.mjs --device cuda --precision bf16 --channels-last --only paper --threads 8
+    "$NODE" bench/engine.bench.mjs --device cuda --precision fp32 --no-channels-last --only paper --threads 8
+    "$NODE" bench/engine.bench.mjs --device cuda --precision bf16 --only paper --threads 8
   else
     echo "cuda-device: no CUDA device visible; CPU smoke run of the small case only"
     "$NODE" bench/engine.bench.mjs --quick --no-paper --only infer

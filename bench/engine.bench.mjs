@@ -3,7 +3,7 @@
 // Engine benchmark: Sliceform's native engine vs the same network in Debian's python3-torch, same thread count.
 // Prints output-voxels/s for training and inference and the ratio Sliceform / PyTorch; writes bench/out/engine-<device>-<precision>.json.
 //   node bench/engine.bench.mjs [--quick] [--no-paper] [--threads N] [--only SUBSTR]
-//                               [--device cpu|cuda] [--precision fp32|tf32|bf16] [--channels-last]
+//                               [--device cpu|cuda] [--precision fp32|tf32|bf16] [--no-channels-last]
 // Cases (issue 3): (a) base 8, 3 levels, 1 channel, 2 classes: train 60^3 -> 20^3, infer 104^3 -> 64^3;
 //                  (b) the paper preset (3 ch, 3 classes, 4 levels, base 32): one training step 132x132x116 -> 44x44x28.
 // Timing: one warm-up call, then `repeats` calls, median; the two engines alternate (A B B A) so slow drifts in a
@@ -29,7 +29,8 @@ const opt = (name, dflt) => {
 };
 const device = opt('--device', 'cpu');
 const precision = opt('--precision', 'fp32');
-const channelsLast = args.includes('--channels-last');
+// channels_last_3d on both sides by default (the engine's default, see main/engine/native.ts)
+const channelsLast = !args.includes('--no-channels-last');
 const only = opt('--only', '');
 
 function ensureTorch() {
