@@ -6,12 +6,13 @@
  * Tiles are crops of the real confocal nuclei stack plantseg_nuclei_mini/1135_mini.h5 (raw, label > 0 = nucleus),
  * sparsely annotated (every other output z-plane).
  *
- * fp32 tolerances (both engines accumulate conv sums in different orders; measured differences are ~10x smaller):
+ * fp32 tolerances (the engines accumulate conv sums in different orders). Measured on 2026-11-26 (SF_ORACLE_REPORT=1
+ * prints them): probabilities <= 1.2e-6, loss <= 1.2e-7, gradients <= 4.9e-6, training steps <= 7.2e-7.
  *   probabilities: max |p_tfjs - p_native| <= 2e-5
  *   loss: relative difference <= 1e-5
- *   gradients: per tensor ||g_tfjs - g_native|| / ||g_native|| <= 1e-3 (conv biases followed by BN have an exact
+ *   gradients: per tensor ||g_tfjs - g_native|| / ||g_native|| <= 1e-4 (conv biases followed by BN have an exact
  *     gradient of 0; there both engines must return less than 1e-4 of the global gradient norm)
- *   training: per step relative loss difference <= 1e-3 over 6 steps (SGD momentum 0.9) and 4 steps (Adam);
+ *   training: per step relative loss difference <= 1e-4 over 6 steps (SGD momentum 0.9) and 4 steps (Adam);
  *     predictions after the SGD run: max abs difference <= 1e-3
  */
 import { existsSync } from 'node:fs';
@@ -24,7 +25,7 @@ import { dataFile } from '../helpers/paths.js';
 type WithGrad = Model & { lossAndGrad(b: TrainBatch): Promise<TrainStepResult & { grads: NamedTensor[] }> };
 
 const H5 = dataFile('plantseg_nuclei_mini', '1135_mini.h5');
-const TOL = { prob: 2e-5, lossRel: 1e-5, gradRel: 1e-3, trainRel: 1e-3, probTrained: 1e-3 };
+const TOL = { prob: 2e-5, lossRel: 1e-5, gradRel: 1e-4, trainRel: 1e-4, probTrained: 1e-3 };
 
 let nativeEngine: Engine | null = null;
 let nativeError = '';
@@ -177,6 +178,11 @@ describe.skipIf(!nativeEngine)(`oracle: TF.js vs native engine${nativeEngine ? '
         }
         expect(cancelled).toBe(c.cfg.levels * 2 + (c.cfg.levels - 1) * 2);
         expect(worst.rel, `worst gradient ${worst.name}`).toBeLessThanOrEqual(TOL.gradRel);
+        if (process.env.SF_ORACLE_REPORT) {
+          console.error(
+            `oracle ${c.name}: prob max|d| ${maxAbsDiff(pt, pn).toExponential(2)}, loss rel ${(Math.abs(gt.loss - gn.loss) / gn.loss).toExponential(2)}, worst grad rel ${worst.rel.toExponential(2)} (${worst.name})`,
+          );
+        }
         nat.dispose();
         tf.dispose();
       });
@@ -200,6 +206,10 @@ describe.skipIf(!nativeEngine)(`oracle: TF.js vs native engine${nativeEngine ? '
           }
           for (let i = 0; i < steps; i++) {
             expect(Math.abs(lt[i]! - ln[i]!) / ln[i]!, `${optim.optimizer} step ${i}: tfjs ${lt[i]} native ${ln[i]}`).toBeLessThanOrEqual(TOL.trainRel);
+          }
+          if (process.env.SF_ORACLE_REPORT) {
+            const worstStep = Math.max(...lt.map((l, i) => Math.abs(l - ln[i]!) / ln[i]!));
+            console.error(`oracle ${c.name} ${optim.optimizer}: losses ${ln.map((l) => l.toFixed(4)).join(' ')}; worst step rel ${worstStep.toExponential(2)}`);
           }
           // and training actually moved the weights (the runs are not trivially equal)
           expect(ln[steps - 1]).not.toBe(ln[steps - 3]);
