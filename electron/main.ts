@@ -226,7 +226,13 @@ async function main(): Promise<void> {
   session.defaultSession.setPermissionCheckHandler(() => false);
   registerAppProtocol();
 
-  const api = new ApiService({ shell: 'electron', launcher: utilityLauncher, showDialog, workDir: join(app.getPath('userData'), 'scratch') });
+  const api = new ApiService({
+    shell: 'electron',
+    launcher: utilityLauncher,
+    showDialog,
+    workDir: join(app.getPath('userData'), 'scratch'),
+    recoveryDir: join(app.getPath('userData'), 'recovery.sliceform'),
+  });
   ipcMain.handle(CALL_CHANNEL, createIpcHandler(api, () => trusted));
   Menu.setApplicationMenu(buildMenu(api));
   await createWindow(api);

@@ -468,6 +468,11 @@ export interface ProjectInfo {
   models: ModelInfo[];
   settings: ProjectSettings;
   metrics: ProjectMetric[];
+  /**
+   * (getProject) a never-saved project autosaved by an earlier session that ended without saving:
+   * offer to restore it with openProject({ path: recoveryPath }).
+   */
+  recoveryPath?: string;
 }
 
 export interface RelocateVolumeRequest {

@@ -83,6 +83,11 @@ export interface ApiServiceOptions {
   showDialog?: (req: DialogRequest) => Promise<string | null>;
   /** autosave check period in ms (default 30 s); the interval itself is the project's autosaveMinutes */
   autosaveTickMs?: number;
+  /**
+   * where a never-saved project is autosaved (a project folder, e.g. <userData>/recovery.sliceform); without it
+   * only projects that have a folder are autosaved. Removed after an explicit save.
+   */
+  recoveryDir?: string;
 }
 
 interface OpenVolume {
@@ -133,6 +138,8 @@ export class ApiService implements SliceformApi {
   private metaDirty = false;
   private lastSavedAt?: string;
   private lastSaveMs = Date.now();
+  private recoveryStamp = '';
+  private recoveryFound: Promise<boolean>;
 
   constructor(private readonly opts: ApiServiceOptions) {
     this.jobs = new JobManager(opts.launcher ?? nodeForkLauncher(), {
@@ -142,6 +149,7 @@ export class ApiService implements SliceformApi {
     this.workDirP = opts.workDir ? mkdir(opts.workDir, { recursive: true }).then(() => opts.workDir!) : mkdtemp(join(tmpdir(), 'sliceform-'));
     this.autosaveTimer = setInterval(() => void this.autosaveTick(), opts.autosaveTickMs ?? 30_000);
     this.autosaveTimer.unref();
+    this.recoveryFound = opts.recoveryDir ? isFile(join(opts.recoveryDir, 'project.json')) : Promise.resolve(false);
   }
 
   async dispose(): Promise<void> {
@@ -581,7 +589,9 @@ export class ApiService implements SliceformApi {
   }
 
   async getProject(): Promise<ProjectInfo> {
-    return this.projectInfo();
+    const info = this.projectInfo();
+    if (this.opts.recoveryDir && this.projectPath !== resolve(this.opts.recoveryDir) && (await this.recoveryFound)) info.recoveryPath = resolve(this.opts.recoveryDir);
+    return info;
   }
 
   async newProject(req?: { name?: string }): Promise<ProjectInfo> {
@@ -603,6 +613,11 @@ export class ApiService implements SliceformApi {
     const target = req?.path ? resolve(req.path) : this.projectPath;
     if (!target) throw new ApiError('bad-request', 'this project has never been saved: give a folder path');
     await this.doSave(target, 'saved');
+    const rec = this.opts.recoveryDir;
+    if (rec && resolve(rec) !== target) {
+      await rm(rec, { recursive: true, force: true }).catch(() => {});
+      this.recoveryFound = Promise.resolve(false);
+    }
     return this.projectInfo();
   }
 
@@ -661,15 +676,44 @@ export class ApiService implements SliceformApi {
 
   private async autosaveTick(): Promise<void> {
     const mins = this.settings.autosaveMinutes;
-    if (!this.projectPath || mins <= 0 || !this.dirty()) return;
+    if (mins <= 0 || !this.dirty()) return;
     if (Date.now() - this.lastSaveMs < mins * 60_000) return;
     await this.autosaveNow();
   }
 
-  /** Saves now if the project has a folder and something changed (after training, on the timer). */
+  /**
+   * Saves now if something changed (after training, on the timer): into the project folder, or for a project
+   * that was never saved into the recovery folder (when one is configured).
+   */
   async autosaveNow(): Promise<boolean> {
-    if (!this.projectPath || !this.dirty()) return false;
-    await this.doSave(this.projectPath, 'autosaved').catch(() => {});
+    if (!this.dirty()) return false;
+    if (this.projectPath) {
+      await this.doSave(this.projectPath, 'autosaved').catch(() => {});
+      return true;
+    }
+    return this.recoverySave();
+  }
+
+  private changeStamp(): string {
+    const revs = [...this.volumes.values()].map((v) => `${v.editor.revision}:${v.prediction ? v.prediction.length : 0}`).join(',');
+    return `${revs}|${this.refs.length}|${this.models.length}|${this.metrics.length}|${JSON.stringify(this.settings)}`;
+  }
+
+  private async recoverySave(): Promise<boolean> {
+    const dir = this.opts.recoveryDir;
+    if (!dir || this.volumes.size === 0) return false;
+    const stamp = this.changeStamp();
+    if (stamp === this.recoveryStamp) return false;
+    const run = async () => {
+      const layers: VolumeLayers[] = [...this.volumes].map(([id, v]) => ({ id, annotation: v.editor.labels.slice(), prediction: v.prediction }));
+      await writeProject(dir, { name: this.projectName, volumes: this.refs, models: this.models, settings: this.settings, metrics: this.metrics }, layers);
+      this.recoveryStamp = stamp;
+      this.lastSaveMs = Date.now();
+      this.emitProject('autosaved', { message: `unsaved project kept in ${dir}; save it to a folder of your choice` });
+    };
+    const p = this.saving.then(run, run);
+    this.saving = p.catch((e) => this.emitProject('save-failed', { message: (e as Error).message }));
+    await p.catch(() => {});
     return true;
   }
 

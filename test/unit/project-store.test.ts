@@ -132,6 +132,45 @@ describe('project folders', () => {
     expect((await a.getProject()).dirty).toBe(false);
   });
 
+  it('kill -9 of a never-saved project: the recovery autosave brings the painted slices back', async () => {
+    const rec = join(dir, 'recovery.sliceform');
+    const script = join(dir, 'victim2.mts');
+    const svcUrl = pathToFileURL(join(REPO, 'main', 'services', 'api-service.ts')).href;
+    await writeFile(
+      script,
+      `import { ApiService } from ${JSON.stringify(svcUrl)};
+setInterval(() => {}, 1000); // the autosave timer is unref'd: keep this process alive
+const a = new ApiService({ shell: 'web', workDir: ${JSON.stringify(join(dir, 'w3'))}, recoveryDir: ${JSON.stringify(rec)}, autosaveTickMs: 50 });
+await a.updateSettings({ settings: { autosaveMinutes: 0.001 } });
+const v = await a.openVolume({ path: ${JSON.stringify(join(dir, 'nuclei.h5'))} });
+const saved = new Promise((r) => a.onProject((e) => e.kind === 'autosaved' && r(e)));
+await a.paintStroke({ volumeId: v.id, plane: 'xz', index: 40, classId: 2, radius: 1, points: [[40, 40]] });
+await saved;
+process.stdout.write('ready\\n');
+`,
+    );
+    const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: REPO, stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((res, rej) => {
+      child.stdout!.on('data', (d) => String(d).includes('ready') && res());
+      child.once('exit', (c) => rej(new Error(`victim exited early (${c})`)));
+    });
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    const b = svc({ recoveryDir: rec });
+    const p = await b.getProject();
+    expect(p.path).toBeNull();
+    expect(p.recoveryPath).toBe(rec);
+    await b.openProject({ path: p.recoveryPath! });
+    const id = (await b.listVolumes())[0]!.id;
+    const s = await b.getAnnotationSummary({ volumeId: id });
+    expect(s.paintedSlices.xz).toEqual([40]);
+    expect(s.classVoxels[2]).toBe(5);
+    // an explicit save elsewhere removes the recovery copy
+    await b.saveProject({ path: join(dir, 'kept.sliceform') });
+    expect((await b.getProject()).recoveryPath).toBeUndefined();
+    expect(await readdir(dir)).not.toContain('recovery.sliceform');
+  });
+
   it('kill -9 loses only what was not saved yet', async () => {
     const pdir = join(dir, 'k.sliceform');
     const script = join(dir, 'victim.mts');

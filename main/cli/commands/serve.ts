@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
+import { homedir } from 'node:os';
 import type { Command } from '../command.js';
 import { numOpt, strOpt } from '../command.js';
 import { SliceformError } from '../../common/errors.js';
@@ -28,7 +29,9 @@ const serve: Command = {
     '  --project DIR   open this project folder at start',
     '  --renderer DIR  built renderer folder (default dist/renderer)',
     '  --token T       use this token instead of a random one (tests; keep it secret)',
-    '  --work-dir DIR  scratch folder for dropped files and unsaved models (default: a temp folder)',
+    '  --work-dir DIR  scratch folder for dropped files and unsaved models (default: a temp folder);',
+    '                  a never-saved project is autosaved to DIR/recovery.sliceform',
+    '                  (default ~/.local/state/sliceform/recovery.sliceform)',
   ].join('\n'),
   options: {
     port: { type: 'string' },
@@ -55,7 +58,11 @@ const serve: Command = {
       io.err(`WARNING: serving on ${host}, reachable from other machines. Anyone with the URL's token can read and write files as this user. Use it only on a trusted network, ideally through an SSH tunnel.`);
     }
     if (!existsSync(resolve(rendererDir, 'index.html'))) io.err(`warning: ${rendererDir}/index.html is missing (run npm run build): the API works, the UI will not load`);
-    const api = new ApiService({ shell: 'web', workDir: strOpt(values, 'work-dir') });
+    const workDir = strOpt(values, 'work-dir');
+    // a never-saved project is autosaved here (and offered back by getProject().recoveryPath)
+    const stateHome = process.env.XDG_STATE_HOME || join(homedir(), '.local', 'state');
+    const recoveryDir = workDir ? join(resolve(workDir), 'recovery.sliceform') : join(stateHome, 'sliceform', 'recovery.sliceform');
+    const api = new ApiService({ shell: 'web', workDir, recoveryDir });
     let server;
     try {
       server = await startWebServer({ api, host, port, rendererDir, token, allowRemote });
