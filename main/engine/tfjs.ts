@@ -136,7 +136,9 @@ export class TfjsModel implements Model {
     for (const s of this.specs) {
       // i.i.d. init: fill the tfjs layout directly (no transpose of the paper net's 19M weights)
       const shape = s.kind === 'conv' || s.kind === 'upconv' ? toTfPerm(s.shape.length).map((i) => s.shape[i]!) : s.shape;
-      const v = this.tf.variable(this.tf.tensor(initValue(s, rnd), shape, 'float32'), s.trainable, `sfm${id}/${s.name}`);
+      const init = initValue(s, rnd);
+      // tidy disposes the initial tensor (the variable keeps its own reference to the data)
+      const v = this.tf.tidy(() => this.tf.variable(this.tf.tensor(init, shape, 'float32'), s.trainable, `sfm${id}/${s.name}`));
       this.vars.set(s.name, v);
       if (s.trainable) this.trainable.set(s.name, v);
     }

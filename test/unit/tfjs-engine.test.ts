@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PRESETS, unetOutputSize, type Engine, type NetConfig, type TrainBatch } from '../../main/common/engine.js';
 import { createTfjsEngine, type TfjsModel } from '../../main/engine/tfjs.js';
 import { normalSampler, paramSpecs } from '../../main/engine/tfjs/unet.js';
+import { loadTf } from '../../main/engine/tfjs/backend.js';
 
 let engine: Engine;
 const dir = mkdtempSync(join(tmpdir(), 'sf-tfjs-'));
@@ -257,5 +258,31 @@ describe('TF.js engine: BN modes, checkpoints, weight exchange', () => {
     await expect(c.importParams([...params, { name: 'bogus', shape: [1], data: new Float32Array(1) }])).rejects.toThrow(/unknown parameter.*bogus/);
     a.dispose();
     c.dispose();
+  });
+});
+
+describe('TF.js engine: resources', () => {
+  it('leaks no tensors: train, lossAndGrad, predict, save/load, export/import, errors, then dispose', async () => {
+    const { tf } = await loadTf('cpu');
+    const before = tf.memory().numTensors;
+    for (const optim of [sgd, { optimizer: 'adam' as const, lr: 0.01 }]) {
+      const m = (await engine.createModel(tinyCfg(), optim)) as TfjsModel;
+      const b = tile(tinyCfg(), 20);
+      const afterCreate = tf.memory().numTensors;
+      await m.trainStep(b);
+      await m.trainStep({ ...b, labels: new Uint8Array(64) });
+      await m.lossAndGrad(b);
+      await m.predict(b.input, b.inputShape);
+      await expect(m.trainStep({ ...b, labels: new Uint8Array(64).fill(9) })).rejects.toThrow(/exceeds/);
+      await expect(m.predict(new Float32Array(21 ** 3), [1, 1, 21, 21, 21])).rejects.toThrow(/not valid/);
+      const path = join(dir, `leak-${optim.optimizer}.sfm`);
+      await m.save(path);
+      await m.load(path);
+      await m.importParams(await m.exportParams());
+      expect(tf.memory().numTensors).toBe(afterCreate);
+      m.dispose();
+      await expect(m.predict(b.input, b.inputShape)).rejects.toThrow(/after dispose/);
+    }
+    expect(tf.memory().numTensors).toBe(before);
   });
 });

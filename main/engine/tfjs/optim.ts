@@ -32,7 +32,7 @@ export class Optimizer {
     for (const [name, p] of params) {
       this.state.set(
         name,
-        stateSlots(cfg).map((s) => tf.variable(tf.zerosLike(p), false, `${p.name}/${s}`)),
+        stateSlots(cfg).map((s) => tf.tidy(() => tf.variable(tf.zerosLike(p), false, `${p.name}/${s}`))),
       );
     }
   }
