@@ -4,8 +4,9 @@
  * for its sender and validated. Training/densify/batch run in a utilityProcess (compute-entry.js).
  * No domain logic here: it wires main/services to Electron.
  */
-import { app, BrowserWindow, dialog, ipcMain, Menu, net, protocol, screen, session, shell, utilityProcess, type MenuItemConstructorOptions } from 'electron';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { app, BrowserWindow, dialog, ipcMain, Menu, protocol, screen, session, shell, utilityProcess, type MenuItemConstructorOptions } from 'electron';
+import { fileURLToPath } from 'node:url';
+import { readFile } from 'node:fs/promises';
 import { dirname, join, normalize, sep, extname } from 'node:path';
 import { existsSync } from 'node:fs';
 import { ApiService } from '../main/services/api-service.js';
@@ -14,6 +15,17 @@ import type { DialogRequest, MenuCommand } from '../main/common/api.js';
 import { CSP } from '../main/services/web-server.js';
 import { APP_ORIGIN, CALL_CHANNEL, EVENT_CHANNEL, createIpcHandler } from './ipc.js';
 import { loadWindowState, saveWindowState, type WindowState } from './window-state.js';
+
+const MIME: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.wasm': 'application/wasm',
+  '.woff2': 'font/woff2',
+};
 
 const here = dirname(fileURLToPath(import.meta.url)); // dist/electron
 const RENDERER_DIR = join(here, '..', 'renderer');
@@ -147,12 +159,14 @@ function registerAppProtocol(): void {
     if (rel === '/' || rel === '') rel = '/index.html';
     const file = normalize(join(RENDERER_DIR, rel));
     if (!file.startsWith(RENDERER_DIR + sep) || !existsSync(file)) return new Response('not found', { status: 404 });
-    const res = await net.fetch(pathToFileURL(file).href);
-    const headers = new Headers(res.headers);
-    headers.set('Content-Security-Policy', CSP);
-    headers.set('X-Content-Type-Options', 'nosniff');
-    if (extname(file) === '.js') headers.set('Content-Type', 'text/javascript');
-    return new Response(res.body, { status: res.status, headers });
+    // read directly (not net.fetch(file://), which the no-remote-content request filter below would cancel)
+    const body = await readFile(file);
+    const headers = new Headers({
+      'Content-Type': MIME[extname(file)] ?? 'application/octet-stream',
+      'Content-Security-Policy': CSP,
+      'X-Content-Type-Options': 'nosniff',
+    });
+    return new Response(body, { status: 200, headers });
   });
 }
 
