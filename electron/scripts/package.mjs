@@ -192,6 +192,11 @@ try {
       section: 'science',
       depends: ['libgtk-3-0', 'libnss3', 'libxss1', 'libasound2', 'libgbm1'],
       description: pkg.description,
+      productDescription: 'Paint a few slices of a confocal stack, train a 3D U-Net on them, and get the whole stack segmented.',
+      maintainer: 'Sliceform developers <sliceform@users.noreply.github.com>',
+      version: pkg.version,
+      revision: '1',
+      license: pkg.license,
     });
     artifacts.push(join(out, `sliceform_${pkg.version}_${arch}.deb`));
   }
