@@ -198,7 +198,7 @@ try {
       revision: '1',
       license: pkg.license,
     });
-    artifacts.push(join(out, `sliceform_${pkg.version}_${arch}.deb`));
+    artifacts.push(join(out, `sliceform_${pkg.version}-1_${arch}.deb`));
   }
   const listing = existsSync(unpacked) ? readdirSync(unpacked) : [];
   process.stdout.write(JSON.stringify({ ok: true, seconds: (Date.now() - t0) / 1000, out, unpacked: existsSync(unpacked) ? unpacked : null, files: listing, artifacts }, null, 2) + '\n');
