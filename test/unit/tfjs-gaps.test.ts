@@ -139,3 +139,13 @@ describe('tfjs gap: the wasm backend computes wrong 3D conv gradients', () => {
     await expect(createTfjsEngine({ backend: 'wasm' })).rejects.toThrow(/wasm' backend is not available.*tfjs-backend-wasm/);
   });
 });
+
+describe('optional tensorflow backend', () => {
+  it('asking for it when neither tfjs-node package is installed says how to get it', async () => {
+    await expect(loadTf('tensorflow')).rejects.toThrow(
+      /'tensorflow' backend is not available \(@tensorflow\/tfjs-node-gpu: not installed; @tensorflow\/tfjs-node: not installed\).*docs\/tfjs\.md/,
+    );
+    // and the cpu engine loaded earlier in this process keeps working
+    expect((await loadTf('auto')).backend).toBe('cpu');
+  });
+});

@@ -37,6 +37,7 @@ async function tryImport(name: string): Promise<{ mod: Tf | null; error?: string
   }
 }
 
+const NODE_PKGS = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'];
 let cached: Promise<LoadedTf> | null = null;
 let cachedPref: BackendPreference | null = null;
 
@@ -51,6 +52,21 @@ export async function loadTf(pref: BackendPreference = 'auto'): Promise<LoadedTf
       throw new SliceformError(
         'unsupported',
         `the TF.js 'wasm' backend is not available (${error}); install @tensorflow/tfjs-backend-wasm (inference only)`,
+      );
+    }
+  }
+  if (pref === 'tensorflow' && !(cached && (await cached).backend === 'tensorflow')) {
+    const errors: string[] = [];
+    for (const pkg of NODE_PKGS) {
+      const { mod, error } = await tryImport(pkg);
+      if (mod) break;
+      if (error) errors.push(error);
+    }
+    if (errors.length === NODE_PKGS.length) {
+      throw new SliceformError(
+        'unsupported',
+        `the TF.js 'tensorflow' backend is not available (${errors.join('; ')}). ` +
+          'Install @tensorflow/tfjs-node or @tensorflow/tfjs-node-gpu (see docs/tfjs.md), or use the cpu backend.',
       );
     }
   }
@@ -77,7 +93,7 @@ export async function loadTf(pref: BackendPreference = 'auto'): Promise<LoadedTf
 async function doLoad(pref: BackendPreference): Promise<LoadedTf> {
   const notes: string[] = [];
   if (pref === 'auto' || pref === 'tensorflow') {
-    for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    for (const pkg of NODE_PKGS) {
       const { mod, error } = await tryImport(pkg);
       if (mod) {
         await mod.ready();
