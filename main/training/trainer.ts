@@ -339,7 +339,9 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
         await saveCheckpoint();
       }
       const fraction = progressFraction();
-      const remaining = opts.minutes ? Math.max(0, budgetSeconds - el) : ((maxIt - state.iteration) * el) / Math.max(1, state.iteration);
+      const byTime = opts.minutes ? Math.max(0, budgetSeconds - el) : Infinity;
+      const byIt = Number.isFinite(maxIt) ? ((maxIt - state.iteration) * el) / Math.max(1, state.iteration) : Infinity;
+      const remaining = Math.min(byTime, byIt);
       const info: StepInfo = { iteration: state.iteration, loss: lossEma, annotatedShare: annotated / Math.max(1, outVoxels), voxelsPerSecond: vps, elapsed: el, lr, heldOutIoU };
       opts.onStep?.(info);
       opts.onProgress?.({

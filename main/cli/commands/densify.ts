@@ -3,7 +3,7 @@ import type { Command, CliIO } from '../command.js';
 import { numOpt, strOpt } from '../command.js';
 import { CancelledError, SliceformError } from '../../common/errors.js';
 import type { Device } from '../../common/engine.js';
-import { readVolume } from '../../io/index.js';
+import { readVolume, writeSnapshot } from '../../io/index.js';
 import { loadEngine } from '../../engine/index.js';
 import { readLabels, segmentToFiles, truthToClasses } from '../../inference/files.js';
 import { saveModelDir } from '../../inference/model-dir.js';
@@ -35,11 +35,13 @@ Options:
   --lr LR                learning rate (default per preset)
   --levels L             override the preset's resolution levels
   --base-filters F       override the preset's first-level filters
+  --balance B            class-weight balancing exponent: 0 = equal weights, 1 = inverse frequency (default 1)
   --plane-tile N         in-plane output size of training tiles (default per preset)
   --downsample F         auto (default: xy by round(z/xy spacing), at most 2, when z is coarser) | none |
                          F (xy) | Z,Y,X — train and predict at reduced resolution, labels at full resolution
   --no-flips             predict without test-time flip averaging (4x faster prediction)
   --probabilities P.tif  also write per-class probabilities (float32, one channel per class)
+  --snapshot PNG         also write a PNG of the middle xy slice with the segmentation overlaid
   --model DIR            also save the trained model folder (for 'sliceform segment')
   --truth GT             dense ground truth: prints the IoU over the voxels SPARSE leaves unannotated
   --truth-dataset D      HDF5 dataset of the ground truth (e.g. label)
@@ -79,10 +81,12 @@ const densify: Command = {
     levels: { type: 'string' },
     'base-filters': { type: 'string' },
     'plane-tile': { type: 'string' },
+    balance: { type: 'string' },
     'no-flips': { type: 'boolean' },
     downsample: { type: 'string' },
     probabilities: { type: 'string' },
     model: { type: 'string' },
+    snapshot: { type: 'string' },
     truth: { type: 'string' },
     'truth-dataset': { type: 'string' },
     'truth-mode': { type: 'string' },
@@ -144,6 +148,7 @@ const densify: Command = {
       iterations,
       minutes,
       seed,
+      classWeightPower: numOpt(v, 'balance') ?? 1,
       planeOut: planeTile ?? defaults.planeOut,
       cubeOut: defaults.cubeOut,
       signal,
@@ -175,7 +180,7 @@ const densify: Command = {
         out,
         probabilitiesOut: strOpt(v, 'probabilities'),
         testTimeFlips: !v['no-flips'],
-        collect: Boolean(truth),
+        collect: Boolean(truth) || Boolean(strOpt(v, 'snapshot')),
         signal,
         onProgress: bar.update,
       });
@@ -211,6 +216,13 @@ const densify: Command = {
         };
         const fg = sc.perClass[K - 1];
         io.err(`IoU over ${sc.voxels} unannotated voxels: class ${K} (${classNames[K - 1]}) ${fg?.iou?.toFixed(4)}, mean ${sc.meanIoU?.toFixed(4)}`);
+      }
+      const snap = strOpt(v, 'snapshot');
+      if (snap && seg.labels) {
+        // class 1 (background) stays transparent; the other classes are tinted
+        const overlay = Uint8Array.from(seg.labels, (l) => (l === 1 ? 0 : l));
+        await writeSnapshot(image, { plane: 'xy', out: snap, labels: { data: overlay, shape: { ...image.shape, c: 1 } }, alpha: 0.4, labelColors: { 2: [255, 60, 60] } });
+        result.snapshot = snap;
       }
       io.out(JSON.stringify(result, null, 2));
       return 0;
