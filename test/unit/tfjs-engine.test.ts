@@ -3,7 +3,7 @@
  * definition, optimisers, checkpoints, BN modes, weight export/import. Tiny nets, synthetic tiles (these are
  * numeric checks of the network maths; real-data training is covered by the trainer's tests).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -229,6 +229,14 @@ describe('TF.js engine: BN modes, checkpoints, weight exchange', () => {
     writeFileSync(junk, 'hello');
     await expect(a.load(junk)).rejects.toThrow(/junk\.sfm: not a Sliceform TF\.js checkpoint/);
     await expect(a.load(join(dir, 'missing.sfm'))).rejects.toThrow(/missing\.sfm: cannot read checkpoint/);
+    const full = readFileSync(path);
+    const cut = join(dir, 'cut.sfm');
+    writeFileSync(cut, full.subarray(0, full.length - 100));
+    await expect(a.load(cut)).rejects.toThrow(/cut\.sfm: truncated checkpoint: tensor .* runs past the end/);
+    // bnAtTest is an inference choice: a checkpoint loads into a model with the other mode
+    const other = await engine.createModel(tinyCfg({ bnAtTest: 'batch' }), sgd);
+    await expect(other.load(path)).resolves.toBeUndefined();
+    other.dispose();
     a.dispose();
     b.dispose();
   });
