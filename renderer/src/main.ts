@@ -113,12 +113,13 @@ function installTestHook(app: App): void {
       return app.store.paintedSlices(plane).size;
     },
     /** draw the views now and wait for the GPU (so a following screenshot shows the current state) */
-    flush() {
-      for (const p of PLANES) {
-        app.views[p].render();
-        app.views[p].finish();
-      }
-      app.view3d.render();
+    flush(which: Array<Plane | '3d'> = ['xy', 'xz', 'yz', '3d']) {
+      for (const p of PLANES)
+        if (which.includes(p)) {
+          app.views[p].render();
+          app.views[p].finish();
+        }
+      if (which.includes('3d')) app.view3d.render();
     },
     strokeTimings() {
       return app.annotator.timings.slice();

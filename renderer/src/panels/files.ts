@@ -145,6 +145,11 @@ export function filesPanel(app: App): HTMLElement {
       await app.annotator.idle();
       await f();
     } catch (e) {
+      const err = e as { code?: string; details?: { name?: string; volumeRef?: string; expectedPath?: string } };
+      if (err.code === 'volume-moved' && err.details?.volumeRef) {
+        await relocate(err.details.name ?? 'image', err.details.volumeRef, err.details.expectedPath ?? '');
+        return;
+      }
       app.error(e, what);
     }
   };
@@ -199,6 +204,17 @@ export function filesPanel(app: App): HTMLElement {
     });
   });
 
+  // a file from this computer (the web shell's browser may run on another machine than the server)
+  const fileInput = el('input', { type: 'file', testid: 'open-file-input', hidden: true, accept: '.tif,.tiff,.btf,.lsm,.h5,.hdf5' });
+  fileInput.addEventListener('change', () => {
+    const f = fileInput.files?.[0];
+    if (f)
+      void app.openFile(f).then((info) => {
+        if (info) suggestExportPath();
+      });
+    fileInput.value = '';
+  });
+
   renderRecent();
   return el(
     'details',
@@ -208,7 +224,7 @@ export function filesPanel(app: App): HTMLElement {
       'div',
       { class: 'panel-body' },
       el('div', { class: 'row' }, path),
-      el('div', { class: 'row' }, button('Open', 'open-button', () => void open(path.value)), button('Browse…', 'browse-button', () => void browse())),
+      el('div', { class: 'row' }, button('Open', 'open-button', () => void open(path.value)), button('Browse…', 'browse-button', () => void browse()), button('Upload…', 'upload-button', () => fileInput.click(), 'open a file from this computer'), fileInput),
       browser,
       el('div', { class: 'subhead' }, 'Recent'),
       recent,

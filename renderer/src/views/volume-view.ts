@@ -57,9 +57,8 @@ export class VolumeView {
     lp.setRGBTransferFunction(0, luts.color);
     lp.setScalarOpacity(0, luts.volumeOpacity);
     lp.setInterpolationTypeToNearest();
-    lp.setShade(true);
-    lp.setAmbient(0.3);
-    lp.setDiffuse(0.8);
+    // no gradient shading: on software WebGL it multiplies the ray-casting cost several times
+    lp.setShade(false);
     for (let i = 0; i < MAX_COMPONENTS; i++) {
       this.ctfs.push(vtkColorTransferFunction.newInstance());
       this.ofs.push(vtkPiecewiseFunction.newInstance());
@@ -100,9 +99,10 @@ export class VolumeView {
       prop.setScalarOpacity(c, this.ofs[c]);
       prop.setScalarOpacityUnitDistance(c, Math.max(v.spacing.x, v.spacing.y, v.spacing.z) * 2);
     }
+    // two samples per voxel pitch is plenty for a preview and halves the ray-casting cost
     const s = Math.min(v.spacing.x, v.spacing.y, v.spacing.z);
-    this.mapper.setSampleDistance(s * 1.0);
-    this.labelMapper.setSampleDistance(s * 1.0);
+    this.mapper.setSampleDistance(s * 2);
+    this.labelMapper.setSampleDistance(s * 2);
     this.updateVisibility();
     this.updateChannels(this.store.channels);
     this.resetCamera();
@@ -135,9 +135,22 @@ export class VolumeView {
       this.labelSource = img;
       if (img) this.labelMapper.setInputData(img);
     }
-    this.labelVolume.setVisibility(!!img && this.store.show3DLabels);
-    this.requestRender();
+    this.updateVisibility();
   }
+
+  /** an all-zero label volume is not ray-cast at all */
+  private labelsEmpty(): boolean {
+    const d = this.labelSource?.getPointData().getScalars()?.getData() as Uint8Array | undefined;
+    if (!d) return true;
+    const t = this.labelSource!.getMTime();
+    if (t !== this.emptyCheckedAt) {
+      this.emptyCheckedAt = t;
+      this.emptyCache = !d.some((v) => v !== 0);
+    }
+    return this.emptyCache;
+  }
+  private emptyCheckedAt = -1;
+  private emptyCache = true;
 
   /** Slice planes in 3D share the 2D composite images of the slice views. */
   setPlaneImages(images: Record<Plane, ReturnType<typeof vtkImageData.newInstance>>): void {
@@ -162,7 +175,7 @@ export class VolumeView {
   updateVisibility(): void {
     for (const p of this.planeActors) p.actor.setVisibility(!!this.store.volume && this.store.showPlanesIn3D);
     this.volume.setVisibility(!!this.store.volume && this.store.show3DVolume);
-    this.labelVolume.setVisibility(!!this.labelSource && this.store.show3DLabels);
+    this.labelVolume.setVisibility(!!this.labelSource && this.store.show3DLabels && !this.labelsEmpty());
     this.requestRender();
   }
 
@@ -191,6 +204,7 @@ export class VolumeView {
 
   render(): void {
     const t0 = performance.now();
+    this.labelVolume.setVisibility(!!this.labelSource && this.store.show3DLabels && !this.labelsEmpty());
     this.renderer.resetCameraClippingRange();
     this.renderWindow.render();
     this.lastRenderMs = performance.now() - t0;

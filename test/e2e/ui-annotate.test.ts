@@ -1,0 +1,165 @@
+/**
+ * Annotation through the UI, in Chromium via the web shell, on the real NEUBIAS 2-channel hyperstack:
+ * brush strokes with the mouse on the xy and yz planes (vtk.js PaintWidget + PaintFilter), undo/redo across
+ * planes with Ctrl+Z / Ctrl+Shift+Z, the eraser, painted-slice counts, the overlay colour in the view, and an
+ * export read back with tifffile. The label volume returned by the API must match what the UI shows.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { e2eMissing, startApp, type App } from './harness.js';
+import { ARTIFACTS, DEBIAN_PYTHON, dataFile } from '../helpers/paths.js';
+import { apiLabels, count, dragVoxels, flush, localAnnotation, openByPath, shot, waitForUi, type UiWindow } from './ui-helpers.js';
+
+const HYPERSTACK = dataFile('formats', 'imagej_hyperstack', 'xyzc_16bit__dna_conf_wf.tif');
+const missing = e2eMissing() ?? (existsSync(HYPERSTACK) ? null : `${HYPERSTACK} missing`);
+const X = 133;
+const Y = 130;
+const Z = 45;
+const at = (x: number, y: number, z: number) => (z * Y + y) * X + x;
+
+/** voxels per class and the set of z / x coordinates that carry a class */
+function summarise(data: number[], cls: number) {
+  let n = 0;
+  const zs = new Set<number>();
+  const xs = new Set<number>();
+  for (let i = 0; i < data.length; i++)
+    if (data[i] === cls) {
+      n++;
+      zs.add(Math.floor(i / (X * Y)));
+      xs.add(i % X);
+    }
+  return { n, zs: [...zs], xs: [...xs] };
+}
+
+describe.skipIf(missing)('UI annotation on a real hyperstack', () => {
+  let app: App;
+  let cursor: number[] = [];
+  let afterXy: number[] = [];
+
+  beforeAll(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    app = await startApp();
+    await waitForUi(app.page);
+    await openByPath(app.page, HYPERSTACK);
+    cursor = await app.page.evaluate(() => (window as unknown as UiWindow).__sliceformUi.cursor);
+  });
+  afterAll(async () => {
+    await app?.cleanup();
+  });
+
+  it('paints a class-2 stroke on xy: only that z slice changes, server and overlay agree', async () => {
+    const { page } = app;
+    await page.click('[data-testid=tool-brush]');
+    await page.keyboard.press('2');
+    await expect.poll(() => page.textContent('[data-testid=active-class]')).toContain('class 2');
+    const z = cursor[2]!;
+    await dragVoxels(page, 'xy', [[40, 60, z], [60, 62, z], [85, 64, z]]);
+    await page.evaluate(() => (window as unknown as UiWindow).__sliceformUi.idle());
+    const server = await apiLabels(page, 'annotation');
+    expect(server.size).toEqual([X, Y, Z]);
+    const s2 = summarise(server.data, 2);
+    expect(s2.n).toBeGreaterThan(150); // a 4-px radius brush over ~45 px
+    expect(s2.zs).toEqual([z]);
+    expect(server.data[at(60, 62, z)]).toBe(2);
+    expect(server.data[at(60, 62, z + 1)]).toBe(0);
+    expect(server.data[at(10, 10, z)]).toBe(0);
+    expect(await localAnnotation(page)).toEqual(server.data);
+    afterXy = server.data;
+    await expect.poll(() => page.getAttribute('[data-testid=painted-count-xy]', 'data-count')).toBe('1');
+    expect(await page.locator('[data-testid=slice-ticks-xy] .tick').count()).toBe(1);
+
+    // the overlay colour (class 2 = orange) is in the xy view
+    await page.click('[data-testid=tool-navigate]');
+    await flush(page);
+    const px = await shot(page, 'view-xy', 'ui-annotate-xy-stroke');
+    const orange = (r: number, g: number, b: number) => r > 150 && r > g + 50 && r > b + 90;
+    expect(count(px, orange)).toBeGreaterThan(100);
+    await page.uncheck('[data-testid=show-annotation]');
+    await flush(page);
+    expect(count(await shot(page, 'view-xy'), orange)).toBeLessThan(count(px, orange) / 5);
+    await page.check('[data-testid=show-annotation]');
+  });
+
+  it('paints class 1 on yz, undoes it with Ctrl+Z (xy stroke kept), redoes and undoes again', async () => {
+    const { page } = app;
+    await page.click('[data-testid=tool-brush]');
+    await page.keyboard.press('1');
+    const x = cursor[0]!;
+    await dragVoxels(page, 'yz', [[x, 30, 8], [x, 34, 20], [x, 36, 36]]);
+    await page.evaluate(() => (window as unknown as UiWindow).__sliceformUi.idle());
+    let server = await apiLabels(page, 'annotation');
+    const s1 = summarise(server.data, 1);
+    expect(s1.n).toBeGreaterThan(100);
+    expect(s1.xs).toEqual([x]);
+    expect(summarise(server.data, 2).n).toBe(summarise(afterXy, 2).n);
+    await expect.poll(() => page.getAttribute('[data-testid=painted-count-yz]', 'data-count')).toBe('1');
+    await flush(page);
+    await app.screenshot('ui-annotate-two-planes');
+
+    // undo the yz stroke only
+    await page.keyboard.press('Control+z');
+    await expect.poll(async () => summarise((await apiLabels(page, 'annotation')).data, 1).n).toBe(0);
+    server = await apiLabels(page, 'annotation');
+    expect(server.data).toEqual(afterXy);
+    await expect.poll(async () => (await localAnnotation(page)).join(',') === server.data.join(',')).toBe(true);
+    await expect.poll(() => page.getAttribute('[data-testid=painted-count-yz]', 'data-count')).toBe('0');
+    expect(await page.getAttribute('[data-testid=painted-count-xy]', 'data-count')).toBe('1');
+
+    // redo brings it back; undo again leaves only the xy stroke
+    await page.keyboard.press('Control+Shift+Z');
+    await expect.poll(async () => summarise((await apiLabels(page, 'annotation')).data, 1).n).toBe(s1.n);
+    await page.click('[data-testid=undo]');
+    await expect.poll(async () => summarise((await apiLabels(page, 'annotation')).data, 1).n).toBe(0);
+    expect((await apiLabels(page, 'annotation')).data).toEqual(afterXy);
+  });
+
+  it('erases part of the xy stroke back to 0 (unannotated)', async () => {
+    const { page } = app;
+    await page.click('[data-testid=tool-eraser]');
+    const z = cursor[2]!;
+    await dragVoxels(page, 'xy', [[60, 55, z], [60, 70, z]]);
+    await page.evaluate(() => (window as unknown as UiWindow).__sliceformUi.idle());
+    const server = await apiLabels(page, 'annotation');
+    expect(server.data[at(60, 62, z)]).toBe(0);
+    expect(server.data[at(42, 60, z)]).toBe(2); // the start of the stroke is untouched
+    const before = summarise(afterXy, 2).n;
+    const after = summarise(server.data, 2).n;
+    expect(after).toBeLessThan(before);
+    expect(after).toBeGreaterThan(50);
+    expect(await localAnnotation(page)).toEqual(server.data);
+  });
+
+  it('exports the annotation as a TIFF that tifffile reads back with the same voxels', async () => {
+    const { page } = app;
+    const out = join(ARTIFACTS, 'ui-export-annotation.tif');
+    rmSync(out, { force: true });
+    await page.selectOption('[data-testid=export-layer]', 'annotation');
+    await page.selectOption('[data-testid=export-format]', 'tiff');
+    await page.fill('[data-testid=export-path]', out);
+    await page.click('[data-testid=export-button]');
+    await expect.poll(() => page.getAttribute('[data-testid=export-result]', 'data-path'), { timeout: 30_000 }).toBe(out);
+    const server = await apiLabels(page, 'annotation');
+    const py = spawnSync(
+      DEBIAN_PYTHON,
+      ['-c', 'import sys,tifffile,numpy as np; a=tifffile.imread(sys.argv[1]); print(a.shape, a.dtype); sys.stdout.flush(); sys.stdout.buffer.write(np.ascontiguousarray(a).astype(np.uint8).tobytes())', out],
+      { encoding: 'buffer', maxBuffer: 64 << 20 },
+    );
+    expect(py.status, py.stderr.toString()).toBe(0);
+    const nl = py.stdout.indexOf(10);
+    const header = py.stdout.subarray(0, nl).toString();
+    expect(header).toContain(`(${Z}, ${Y}, ${X})`);
+    const vox = py.stdout.subarray(nl + 1);
+    expect(vox.length).toBe(X * Y * Z);
+    let mismatches = 0;
+    let painted = 0;
+    for (let i = 0; i < vox.length; i++) {
+      if (vox[i] !== server.data[i]) mismatches++;
+      if (vox[i]) painted++;
+    }
+    expect(mismatches).toBe(0);
+    expect(painted).toBeGreaterThan(50);
+    expect(app.pageErrors.filter((e) => !e.includes('frame-ancestors') && !/Failed to load resource.*404/.test(e))).toEqual([]);
+  });
+});

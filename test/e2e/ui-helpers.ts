@@ -1,0 +1,127 @@
+/**
+ * Helpers for the UI's E2E tests (test/e2e/ui-*.test.ts): drive the workstation through its controls and read
+ * pixels back from element screenshots.
+ */
+import type { Page } from 'playwright-core';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ARTIFACTS } from '../helpers/paths.js';
+
+export type Plane = 'xy' | 'xz' | 'yz';
+
+/** what the page exposes for tests (renderer/src/main.ts installTestHook) */
+export interface UiHook {
+  volumeId: string | null;
+  cursor: number[];
+  loading: boolean;
+  paintedCount(plane: Plane): number;
+  flush(which?: Array<Plane | '3d'>): void;
+  idle(): Promise<void>;
+  voxelToPage(plane: Plane, x: number, y: number, z: number): { x: number; y: number };
+  strokeTimings(): Array<{ applyMs: number; serverMs: number }>;
+  renderLog(): Array<{ plane: Plane; ms: number; at: number }>;
+  view3dRenderMs(): number;
+  app: {
+    store: { annotation: Uint8Array | null; prediction: Uint8Array | null; volume: { dims: { x: number; y: number; z: number } } | null };
+  };
+}
+export type UiWindow = { __sliceformUi: UiHook; sliceform: Record<string, (p?: unknown) => Promise<unknown>> };
+
+export async function waitForUi(page: Page): Promise<void> {
+  await page.waitForSelector('#app[data-ready="1"]', { timeout: 60_000 });
+}
+
+/** Type a path into the Files panel and press Open; waits until the views show it. */
+export async function openByPath(page: Page, path: string): Promise<void> {
+  await page.fill('[data-testid=open-path]', path);
+  await page.click('[data-testid=open-button]');
+  await page.waitForFunction(
+    () => {
+      const h = (window as unknown as UiWindow).__sliceformUi;
+      return !!h?.volumeId && !h.loading;
+    },
+    null,
+    { timeout: 90_000 },
+  );
+  await flush(page);
+}
+
+/** Render now; by default only the slice views (the 3D ray caster is slow on software WebGL). */
+export async function flush(page: Page, which: Array<Plane | '3d'> = ['xy', 'xz', 'yz']): Promise<void> {
+  await page.evaluate((w) => (window as unknown as UiWindow).__sliceformUi.flush(w), which);
+}
+
+export interface Pixels {
+  width: number;
+  height: number;
+  data: Buffer;
+}
+
+/** Screenshot of one element as raw RGB; also saved under test-artifacts/ when `name` is given. */
+export async function shot(page: Page, testid: string, name?: string): Promise<Pixels> {
+  const png = await page.locator(`[data-testid="${testid}"]`).screenshot();
+  if (name) {
+    await mkdir(ARTIFACTS, { recursive: true });
+    await writeFile(join(ARTIFACTS, name.endsWith('.png') ? name : `${name}.png`), png);
+  }
+  return decode(png);
+}
+
+export async function decode(png: Buffer): Promise<Pixels> {
+  const sharp = (await import('sharp')).default;
+  const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  return { width: info.width, height: info.height, data };
+}
+
+/** number of pixels for which `pred(r, g, b)` holds */
+export function count(p: Pixels, pred: (r: number, g: number, b: number) => boolean): number {
+  let n = 0;
+  for (let i = 0; i < p.data.length; i += 3) if (pred(p.data[i]!, p.data[i + 1]!, p.data[i + 2]!)) n++;
+  return n;
+}
+
+/** pixels that differ by more than `tol` in any component between two same-size images */
+export function diffCount(a: Pixels, b: Pixels, tol = 24): number {
+  if (a.width !== b.width || a.height !== b.height) throw new Error(`image sizes differ: ${a.width}x${a.height} vs ${b.width}x${b.height}`);
+  let n = 0;
+  for (let i = 0; i < a.data.length; i += 3) {
+    if (Math.abs(a.data[i]! - b.data[i]!) > tol || Math.abs(a.data[i + 1]! - b.data[i + 1]!) > tol || Math.abs(a.data[i + 2]! - b.data[i + 2]!) > tol) n++;
+  }
+  return n;
+}
+
+/** Drag the mouse over voxel positions of one plane (page coordinates from the view's camera). */
+export async function dragVoxels(page: Page, plane: Plane, voxels: Array<[number, number, number]>, steps = 6): Promise<void> {
+  const pts = await page.evaluate(
+    ({ plane, voxels }) => voxels.map((v) => (window as unknown as UiWindow).__sliceformUi.voxelToPage(plane as Plane, v[0]!, v[1]!, v[2]!)),
+    { plane, voxels },
+  );
+  await page.mouse.move(pts[0]!.x, pts[0]!.y);
+  await page.mouse.down();
+  for (const p of pts.slice(1)) await page.mouse.move(p.x, p.y, { steps });
+  await page.mouse.up();
+}
+
+/** The API's label volume of the open volume (read in the page through window.sliceform). */
+export async function apiLabels(page: Page, layer: 'annotation' | 'prediction'): Promise<{ size: number[]; data: number[] }> {
+  return page.evaluate(async (layer) => {
+    const w = window as unknown as UiWindow;
+    const r = (await w.sliceform.getLabelVolume!({ volumeId: w.__sliceformUi.volumeId, layer })) as { size: number[]; data: Uint8Array };
+    return { size: r.size, data: Array.from(r.data) };
+  }, layer);
+}
+
+/** The renderer's local copy of the annotation (what the overlay shows). */
+export async function localAnnotation(page: Page): Promise<number[]> {
+  return page.evaluate(() => Array.from((window as unknown as UiWindow).__sliceformUi.app.store.annotation ?? []));
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.floor((s.length - 1) / 2)]! : NaN;
+}
+
+export function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]! : NaN;
+}
