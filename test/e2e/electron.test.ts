@@ -74,7 +74,7 @@ describe('npm run package', () => {
       rmSync(fake, { recursive: true, force: true });
       rmSync(out, { recursive: true, force: true });
     }
-  });
+  }, 300_000);
 });
 
 const bin = electronBinary();
