@@ -26,6 +26,7 @@ const EVENTS: Record<string, string> = {
   onProject: 'project',
   onCompute: 'compute',
   onMenu: 'menu',
+  onVolumeProgress: 'volumeProgress',
 };
 
 const listeners = new Map<string, Set<(p: unknown) => void>>();

@@ -528,6 +528,13 @@ export interface ComputeStatusEvent {
   lostJobs?: string[];
 }
 
+/** Reading progress of a volume being opened (openVolume / openVolumeBytes / project open). */
+export interface VolumeProgressEvent {
+  /** the path or dropped file name being read */
+  source: string;
+  progress: Progress;
+}
+
 export interface ProjectEvent {
   kind: 'opened' | 'saved' | 'autosaved' | 'changed' | 'volume-moved' | 'save-failed';
   project: ProjectInfo;
@@ -616,6 +623,7 @@ export interface SliceformApi {
   onProject(cb: (e: ProjectEvent) => void): Unsubscribe;
   onCompute(cb: (e: ComputeStatusEvent) => void): Unsubscribe;
   onMenu(cb: (cmd: MenuCommand) => void): Unsubscribe;
+  onVolumeProgress(cb: (e: VolumeProgressEvent) => void): Unsubscribe;
 
   /**
    * Electron only, synchronous and local to the preload: the filesystem path of a dropped DOM File
@@ -675,6 +683,7 @@ export const API_EVENTS = {
   onProject: 'project',
   onCompute: 'compute',
   onMenu: 'menu',
+  onVolumeProgress: 'volumeProgress',
 } as const;
 
 export type ApiEventMethod = keyof typeof API_EVENTS;
@@ -688,6 +697,7 @@ export interface ApiEventPayloads {
   project: ProjectEvent;
   compute: ComputeStatusEvent;
   menu: MenuCommand;
+  volumeProgress: VolumeProgressEvent;
 }
 
 /** Request payload type of a method (undefined for no-argument methods). */

@@ -54,6 +54,7 @@ import {
 } from '../common/api.js';
 import { PRESETS } from '../common/engine.js';
 import type { Volume } from '../common/volume.js';
+import type { Progress } from '../common/progress.js';
 import { Emitter } from './events.js';
 import { LabelEditor, labelSlice } from './annotation.js';
 import { channelStats, volumeBrick, volumeSlice } from './volume-data.js';
@@ -166,6 +167,7 @@ export class ApiService implements SliceformApi {
   onProject = (cb: (e: ProjectEvent) => void) => this.emitter.on('project', cb);
   onCompute = (cb: (e: EventMap['compute']) => void) => this.emitter.on('compute', cb);
   onMenu = (cb: (e: EventMap['menu']) => void) => this.emitter.on('menu', cb);
+  onVolumeProgress = (cb: (e: EventMap['volumeProgress']) => void) => this.emitter.on('volumeProgress', cb);
 
   /** Subscribe to every event channel at once (transports forward them). */
   subscribeAll(cb: <K extends keyof EventMap>(name: K, payload: EventMap[K]) => void): () => void {
@@ -206,7 +208,15 @@ export class ApiService implements SliceformApi {
 
   private async readAndRegister(path: string, opts: { timepoint?: number; dataset?: string; name?: string; id?: string; sha256?: string }): Promise<OpenVolume> {
     const io = await loadIo();
-    const [volume, sha256] = await Promise.all([io.readVolume(path, { timepoint: opts.timepoint, dataset: opts.dataset }), opts.sha256 ? Promise.resolve(opts.sha256) : sha256File(path)]);
+    const source = opts.name ?? path;
+    let last = 0;
+    const onProgress = (p: Progress) => {
+      const t = Date.now();
+      if (t - last < 100 && p.fraction < 1) return;
+      last = t;
+      this.emitter.emit('volumeProgress', { source, progress: p });
+    };
+    const [volume, sha256] = await Promise.all([io.readVolume(path, { timepoint: opts.timepoint, dataset: opts.dataset, onProgress }), opts.sha256 ? Promise.resolve(opts.sha256) : sha256File(path)]);
     const id = opts.id ?? `vol-${randomBytes(4).toString('hex')}`;
     const info: VolumeInfo = {
       id,

@@ -44,8 +44,11 @@ async function rejection(p: Promise<unknown>): Promise<ApiError> {
 describe('project folders', () => {
   it('saves atomically and reopens with annotations, classes and checksums', async () => {
     const a = svc();
+    const progress: number[] = [];
+    a.onVolumeProgress((e) => e.source === join(dir, 'nuclei.h5') && progress.push(e.progress.fraction));
     const v = await a.openVolume({ path: join(dir, 'nuclei.h5') });
     expect(v.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(progress.at(-1)).toBe(1);
     await a.setClasses({ classes: [{ id: 1, name: 'bg', color: '#000000' }, { id: 2, name: 'nucleus', color: '#ff8800' }, { id: 3, name: 'wall', color: '#00ff00' }] });
     await a.paintStroke({ volumeId: v.id, plane: 'xy', index: 40, classId: 2, radius: 4, points: [[30, 30], [60, 30]] });
     await a.paintStroke({ volumeId: v.id, plane: 'yz', index: 12, classId: 3, radius: 2, points: [[10, 10]] });
