@@ -74,8 +74,9 @@ export function downsampleVolume(v: Volume, f: Factors): Volume {
 }
 
 /**
- * Downsamples sparse labels: a block takes its most frequent annotated class (ties: the lower class), 0 when
- * nothing in it is annotated, so painted slices survive at any position.
+ * Downsamples sparse labels: a block takes its most frequent annotated class (ties broken by a position hash,
+ * so neither class grows on average), 0 when nothing in it is annotated, so painted slices survive at any
+ * position.
  */
 export function downsampleLabelVolume(v: Volume, f: Factors): Volume {
   if (isIdentity(f)) return v;
@@ -101,11 +102,18 @@ export function downsampleLabelVolume(v: Volume, f: Factors): Volume {
               if (hist[l] === 0) seen.push(l);
               hist[l]!++;
             }
+        // ties (a class boundary through the block centre) are broken by a position hash, not towards one
+        // class: always picking the lower class would shrink every foreground object by half a voxel
+        let ties = 0;
         for (const l of seen) {
           const n = hist[l]!;
-          if (n > bestN || (n === bestN && l < best)) {
+          if (n > bestN) {
             best = l;
             bestN = n;
+            ties = 1;
+          } else if (n === bestN) {
+            ties++;
+            if (hash3(z, y, x) % ties === 0) best = l;
           }
           hist[l] = 0;
         }
@@ -118,6 +126,12 @@ export function downsampleLabelVolume(v: Volume, f: Factors): Volume {
     shape: { ...v.shape, x: ox, y: oy, z: oz },
     spacing: { ...v.spacing, x: v.spacing.x * fx, y: v.spacing.y * fy, z: v.spacing.z * fz },
   };
+}
+
+function hash3(z: number, y: number, x: number): number {
+  let h = Math.imul(z, 0x9e3779b1) ^ Math.imul(y, 0x85ebca77) ^ Math.imul(x, 0xc2b2ae3d);
+  h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d);
+  return (h ^ (h >>> 12)) >>> 0;
 }
 
 /** Source coordinate and weights for linear interpolation from a grid downsampled by f (pixel centres). */
