@@ -351,7 +351,10 @@ export interface DensifyRequest {
   volumeId: string;
   /** default: the most recent model */
   modelId?: string;
-  /** keep the user's annotation where it exists (default true) */
+  /**
+   * write the user's annotation over the network output in the stored prediction layer (default false: the layer
+   * holds the network output, so `evaluate` measures the network; 'merged' exports combine both anyway)
+   */
   keepAnnotation?: boolean;
 }
 

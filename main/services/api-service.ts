@@ -465,7 +465,7 @@ export class ApiService implements SliceformApi {
     const model = this.model(req.modelId);
     if (model.inChannels !== ov.volume.shape.c)
       throw new ApiError('bad-request', `model ${model.name} expects ${model.inChannels} channel(s), volume ${ov.info.name} has ${ov.volume.shape.c}`);
-    const payload = { modelDir: model.path, modelId: model.id, keepAnnotation: req.keepAnnotation ?? true, volume: this.computeVolume(ov) };
+    const payload = { modelDir: model.path, modelId: model.id, keepAnnotation: req.keepAnnotation ?? false, volume: this.computeVolume(ov) };
     const info = this.jobs.submit('densify', 'densify', payload, {
       volumeId: req.volumeId,
       finish: (raw) => {
