@@ -47,6 +47,8 @@ export class App {
   serverPainted: Record<Plane, number[]> = { xy: [], xz: [], yz: [] };
   private refreshInFlight = new Map<string, Promise<void>>();
   loading = false;
+  /** measurement mode: slice renders wait for the GPU (see SliceViewDeps.syncTiming) */
+  syncTiming = false;
   /** listeners for "a model was trained" (batch panel refreshes its model list) */
   readonly onModelsChanged: Array<() => void> = [];
   /** set by the panels: show the voxel under the pointer */
@@ -56,7 +58,11 @@ export class App {
     this.annotator = new Annotator(
       this.store,
       api,
-      () => this.renderSlices(),
+      () => {
+        this.renderSlices();
+        // the annotation is what 3D shows until there is a densify result
+        if (!this.predictionImg) this.view3d.setLabels(this.labels3D());
+      },
       (e) => this.error(e, 'Saving the stroke'),
     );
     this.luts.update(this.store.classes);
@@ -74,6 +80,7 @@ export class App {
         this.perf.renders.push({ plane: p, ms, at: performance.now() });
         if (this.perf.renders.length > 2000) this.perf.renders.splice(0, 1000);
       },
+      syncTiming: () => this.syncTiming,
       stroke: {
         start: (p: Plane, index: number, w: [number, number, number]) => {
           this.activePlane = p;

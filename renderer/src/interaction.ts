@@ -90,7 +90,11 @@ export function wireInteraction(app: App): void {
   });
   window.addEventListener('keydown', (ev) => {
     const t = ev.target as HTMLElement | null;
-    if (t && (t.tagName === 'INPUT' || t.tagName === 'SELECT' || t.tagName === 'TEXTAREA') && (t as HTMLInputElement).type !== 'range') return;
+    // typing in a text field or a list keeps its keys; checkboxes, buttons and sliders do not need them
+    const typing =
+      t && (t.tagName === 'SELECT' || t.tagName === 'TEXTAREA' || (t.tagName === 'INPUT' && ['text', 'number', 'search', 'color', 'file'].includes((t as HTMLInputElement).type)));
+    if (typing) return;
+    if (t && t.tagName === 'INPUT' && (t as HTMLInputElement).type === 'range' && ev.key.startsWith('Arrow')) return;
     const mod = ev.ctrlKey || ev.metaKey;
     const key = ev.key;
     if (mod && (key === 'z' || key === 'Z')) {

@@ -137,6 +137,10 @@ function installTestHook(app: App): void {
       const r = v.container.getBoundingClientRect();
       return { x: r.left + (d[0] / W) * r.width, y: r.top + (1 - d[1] / H) * r.height };
     },
+    /** frame timing mode for measurements: every slice render waits for the GPU before it is logged */
+    setSyncTiming(on: boolean) {
+      app.syncTiming = on;
+    },
     renderLog() {
       return app.perf.renders.slice();
     },

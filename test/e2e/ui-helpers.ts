@@ -21,6 +21,7 @@ export interface UiHook {
   strokeTimings(): Array<{ applyMs: number; serverMs: number }>;
   renderLog(): Array<{ plane: Plane; ms: number; at: number }>;
   view3dRenderMs(): number;
+  setSyncTiming(on: boolean): void;
   app: {
     store: { annotation: Uint8Array | null; prediction: Uint8Array | null; volume: { dims: { x: number; y: number; z: number } } | null };
   };
@@ -109,6 +110,58 @@ export async function apiLabels(page: Page, layer: 'annotation' | 'prediction'):
     const r = (await w.sliceform.getLabelVolume!({ volumeId: w.__sliceformUi.volumeId, layer })) as { size: number[]; data: Uint8Array };
     return { size: r.size, data: Array.from(r.data) };
   }, layer);
+}
+
+export interface LabelReport {
+  size: number[];
+  /** voxels per class id (index = class) */
+  counts: number[];
+  /** z and x coordinates carrying each class (class -> sorted list) */
+  zs: Record<number, number[]>;
+  xs: Record<number, number[]>;
+  /** values at the probed [x, y, z] voxels */
+  probes: number[];
+  /** the renderer's local annotation (what the overlay shows) equals the API's annotation */
+  localMatches: boolean;
+  /** a cheap fingerprint of the whole volume */
+  hash: number;
+}
+
+/** Summary of the API's label volume computed in the page (no multi-megabyte transfer to the test). */
+export async function labelReport(page: Page, layer: 'annotation' | 'prediction', probes: Array<[number, number, number]> = []): Promise<LabelReport> {
+  return page.evaluate(
+    async ({ layer, probes }) => {
+      const w = window as unknown as UiWindow;
+      const r = (await w.sliceform.getLabelVolume!({ volumeId: w.__sliceformUi.volumeId, layer })) as { size: number[]; data: Uint8Array };
+      const [X, Y] = r.size as [number, number, number];
+      const counts: number[] = [];
+      const zs: Record<number, Set<number>> = {};
+      const xs: Record<number, Set<number>> = {};
+      let hash = 0;
+      for (let i = 0; i < r.data.length; i++) {
+        const v = r.data[i]!;
+        hash = (Math.imul(hash, 31) + v) | 0;
+        if (!v) continue;
+        counts[v] = (counts[v] ?? 0) + 1;
+        (zs[v] ??= new Set()).add(Math.floor(i / (X * Y)));
+        (xs[v] ??= new Set()).add(i % X);
+      }
+      for (let k = 0; k < counts.length; k++) counts[k] ??= 0;
+      const local = w.__sliceformUi.app.store.annotation;
+      const localMatches = layer === 'annotation' && !!local && local.length === r.data.length && local.every((v, i) => v === r.data[i]);
+      const sorted = (m: Record<number, Set<number>>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, [...v].sort((a, b) => a - b)]));
+      return {
+        size: r.size,
+        counts,
+        zs: sorted(zs),
+        xs: sorted(xs),
+        probes: probes.map(([x, y, z]) => r.data[(z * Y + y) * X + x]!),
+        localMatches,
+        hash,
+      };
+    },
+    { layer, probes },
+  );
 }
 
 /** The renderer's local copy of the annotation (what the overlay shows). */

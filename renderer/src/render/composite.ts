@@ -237,6 +237,38 @@ export function planeToVoxel(plane: Plane, u: number, v: number, index: number):
   return [index, u, v];
 }
 
+/** Crop a full-volume stroke mask to the bounding box of its nonzero pixels on one plane. */
+export function cropPlaneMask(
+  mask: Uint8Array,
+  dims: { x: number; y: number; z: number },
+  plane: Plane,
+  index: number,
+): { origin: [number, number]; width: number; height: number; mask: Uint8Array } | null {
+  const [w, h] = planeSize(plane, dims);
+  let u0 = w;
+  let v0 = h;
+  let u1 = -1;
+  let v1 = -1;
+  const at = (u: number, v: number) => {
+    const [x, y, z] = planeToVoxel(plane, u, v, index);
+    return mask[(z * dims.y + y) * dims.x + x];
+  };
+  for (let v = 0; v < h; v++)
+    for (let u = 0; u < w; u++)
+      if (at(u, v)) {
+        if (u < u0) u0 = u;
+        if (u > u1) u1 = u;
+        if (v < v0) v0 = v;
+        if (v > v1) v1 = v;
+      }
+  if (u1 < 0) return null;
+  const cw = u1 - u0 + 1;
+  const ch = v1 - v0 + 1;
+  const out = new Uint8Array(cw * ch);
+  for (let v = 0; v < ch; v++) for (let u = 0; u < cw; u++) out[v * cw + u] = at(u0 + u, v0 + v) ? 1 : 0;
+  return { origin: [u0, v0], width: cw, height: ch, mask: out };
+}
+
 /** Slices of a plane that hold at least one nonzero voxel of `vol`. */
 export function nonEmptySlices(vol: ArrayLike<number>, d: Dims, plane: Plane): number[] {
   const out: number[] = [];

@@ -44,6 +44,8 @@ export interface SliceViewDeps {
   prediction: () => LabelImage | null;
   /** called after each render of this view with the time it took (ms) */
   onRendered?: (plane: Plane, ms: number) => void;
+  /** when true, each render waits for the GPU so the reported time is the real frame time (measurements) */
+  syncTiming?: () => boolean;
   /** a brush stroke started / moved / ended on this view (world coordinates) */
   stroke: {
     start: (plane: Plane, index: number, world: Vec3) => void;
@@ -369,6 +371,7 @@ export class SliceView {
   render(): void {
     const t0 = performance.now();
     this.renderWindow.render();
+    if (this.deps.syncTiming?.()) this.finish();
     this.deps.onRendered?.(this.plane, performance.now() - t0);
   }
 
