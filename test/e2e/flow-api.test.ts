@@ -80,7 +80,7 @@ describe.skipIf(missing)('API flow in Chromium via the web shell', () => {
 
   it('trains the tiny preset, densifies, shows the overlay and exports the labels', async () => {
     const r = await app.page.evaluate(
-      async ({ volumeId, exported }) => {
+      async ({ volumeId, exported, path }) => {
         const api = window.sliceform;
         const t = (await api.startTraining!({ volumeIds: [volumeId], preset: 'tiny', iterations: 15, minutes: 2, seed: 1 })) as { jobId: string };
         const tj = (await api.waitJob!({ jobId: t.jobId })) as { state: string; error?: unknown; result?: { iterations: number; model: { id: string } } };
@@ -107,12 +107,14 @@ describe.skipIf(missing)('API flow in Chromium via the web shell', () => {
         }
         g.putImageData(id, 0, 0);
         document.body.appendChild(cv);
+        const ev = (await api.evaluate!({ volumeId, truthPath: path, truthDataset: 'label', binarizeTruth: true })) as { jobId: string };
+        const evj = (await api.waitJob!({ jobId: ev.jobId })) as { state: string; result?: { iou: number[]; meanIoU: number; voxels: number } };
         const ex = (await api.exportLabels!({ volumeId, layer: 'merged', path: exported, format: 'tiff' })) as { path: string; bytes: number };
         const progress = window.__events.trainProgress as Array<{ iteration: number; loss: number; voxelsPerSecond: number }>;
         const models = (await api.listModels!()) as unknown[];
-        return { stage: 'ok', train: tj.result, densify: dj.result, fg, ex, progress: progress.slice(-1)[0], nProgress: progress.length, models: models.length, jobEvents: window.__events.job!.length };
+        return { stage: 'ok', train: tj.result, densify: dj.result, evaluate: evj, fg, ex, progress: progress.slice(-1)[0], nProgress: progress.length, models: models.length, jobEvents: window.__events.job!.length };
       },
-      { volumeId, exported },
+      { volumeId, exported, path: VOLUME },
     );
     expect(r.stage, `${JSON.stringify(r)}\nserver log:\n${app.serve.log().slice(-3000)}`).toBe('ok');
     expect(r.train!.iterations).toBe(15);
@@ -125,6 +127,11 @@ describe.skipIf(missing)('API flow in Chromium via the web shell', () => {
     expect(counts[1]! + counts[2]!).toBe(1_000_000);
     expect(counts[2]).toBeGreaterThan(0);
     expect(r.fg).toBeGreaterThan(0);
+    // evaluation against the file's dense ground truth (label > 0 = nucleus): a real, if rough, score
+    expect(r.evaluate!.state).toBe('done');
+    expect(r.evaluate!.result!.voxels).toBe(1_000_000);
+    expect(r.evaluate!.result!.meanIoU).toBeGreaterThan(0.2);
+    expect(r.evaluate!.result!.meanIoU).toBeLessThanOrEqual(1);
 
     // the overlay canvas is on screen with label-coloured pixels
     const shot = await app.page.locator('#flow-overlay').screenshot();
