@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import vm from 'node:vm';
 import { createIpcHandler, isTrustedSender, type SenderInfo } from '../../electron/ipc.js';
 import { clampState } from '../../electron/window-state.js';
 import { API_EVENTS, API_METHODS } from '../../main/common/api.js';
@@ -73,6 +74,65 @@ describe('preload', () => {
     expect(js).not.toMatch(/^\s*(import|export) /m);
     // only 'electron' is required: a sandboxed preload cannot load the app's modules
     expect([...js.matchAll(/require\("([^"]+)"\)/g)].map((m) => m[1])).toEqual(['electron']);
+  });
+});
+
+describe('preload behaviour (compiled preload.cjs in a vm with a stand-in electron module)', () => {
+  const api = new ApiService({ shell: 'electron' });
+  afterAll(() => api.dispose());
+  const handle = createIpcHandler(api, () => new Set([1]));
+
+  it('builds window.sliceform: values, ApiError rejections with codes, events with unsubscribe', async () => {
+    const out = join(REPO, 'dist', 'electron', 'preload.cjs');
+    if (!existsSync(out)) spawnSync(process.execPath, [join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(REPO, 'tsconfig.json')]);
+    const listeners = new Map<string, (e: unknown, ...a: unknown[]) => void>();
+    const required: string[] = [];
+    const electron = {
+      contextBridge: {
+        exposeInMainWorld: () => {
+          throw new Error('the preload must not expose anything but the API');
+        },
+        // like Electron: the function is serialised to source and re-created in the page world (no closures)
+        executeInMainWorld: ({ func, args }: { func: (...a: unknown[]) => unknown; args: unknown[] }) =>
+          (vm.runInContext(`(${func.toString()})`, ctx) as (...a: unknown[]) => unknown)(...args),
+      },
+      ipcRenderer: {
+        invoke: (channel: string, method: unknown, payload: unknown) => {
+          expect(channel).toBe('sliceform:call');
+          return handle(ev(1, 'app://sliceform/index.html'), method, payload);
+        },
+        on: (channel: string, cb: (e: unknown, ...a: unknown[]) => void) => listeners.set(channel, cb),
+      },
+      webUtils: { getPathForFile: (f: { name: string }) => `/dropped/${f.name}` },
+    };
+    const ctx: Record<string, unknown> = {
+      require: (m: string) => {
+        required.push(m);
+        if (m !== 'electron') throw new Error(`a sandboxed preload cannot require ${m}`);
+        return electron;
+      },
+      exports: {},
+      module: { exports: {} },
+    };
+    vm.createContext(ctx);
+    vm.runInContext(readFileSync(out, 'utf8'), ctx);
+    expect(required).toEqual(['electron']);
+    const w = ctx.sliceform as Record<string, (p?: unknown) => Promise<unknown>> & Record<string, (cb: (p: unknown) => void) => () => void>;
+    expect(Object.isFrozen(w)).toBe(true);
+    expect(Object.keys(w).sort()).toEqual([...API_METHODS, ...Object.keys(API_EVENTS), 'getPathForFile'].sort());
+    expect(await w.getProject!()).toMatchObject({ name: 'Untitled' });
+    const err = (await w.getSlice!({ volumeId: 1 }).catch((e: unknown) => e)) as { name: string; code: string; message: string };
+    expect(err).toMatchObject({ name: 'ApiError', code: 'bad-request' });
+    expect(err.message).toContain('volumeId');
+    const got: unknown[] = [];
+    const off = w.onJob!((j) => got.push(j));
+    const send = listeners.get('sliceform:event')!;
+    send({}, 'job', { id: 'j1' });
+    send({}, 'trainProgress', { id: 'other channel' });
+    off();
+    send({}, 'job', { id: 'j2' });
+    expect(got).toEqual([{ id: 'j1' }]);
+    expect((w.getPathForFile as unknown as (f: unknown) => string)({ name: 'stack.tif' })).toBe('/dropped/stack.tif');
   });
 });
 
