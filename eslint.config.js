@@ -1,10 +1,13 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import globals from 'globals';
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'native-models/build/**', 'test-artifacts/**', 'bench/out/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
+  // Plain JS entry points and scripts (bin/, bench/, build scripts) run under Node.
+  { files: ['**/*.js', '**/*.mjs', '**/*.cjs'], languageOptions: { globals: globals.node } },
   {
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
