@@ -51,7 +51,8 @@ export function computeNormalisation(volumes: Volume[], p: [number, number] = [1
   for (let c = 0; c < C; c++) {
     const parts = volumes.map((v) => channelView(v, c));
     const all = concatSampled(parts);
-    let [lo, hi] = percentiles(all, p) as [number, number];
+    const [lo, p99] = percentiles(all, p) as [number, number];
+    let hi = p99;
     // a constant channel: any positive range keeps the mapping finite
     if (!(hi > lo)) hi = lo + 1;
     let sum = 0;
@@ -113,55 +114,4 @@ export function normaliseRange(v: Volume, norm: Normalisation, start: number, co
 
 export function normaliseVolume(v: Volume, norm: Normalisation): Float32Array {
   return normaliseRange(v, norm, 0, v.shape.x * v.shape.y * v.shape.z);
-}
-
-/** Box-average downsampling of a float image (C channels) by integer factors [fz, fy, fx]. */
-export function downsampleImage(data: Float32Array, C: number, shape: [number, number, number], f: [number, number, number]): { data: Float32Array; shape: [number, number, number] } {
-  const [Z, Y, X] = shape;
-  const [fz, fy, fx] = f;
-  const oz = Math.ceil(Z / fz);
-  const oy = Math.ceil(Y / fy);
-  const ox = Math.ceil(X / fx);
-  const out = new Float32Array(C * oz * oy * ox);
-  for (let c = 0; c < C; c++)
-    for (let z = 0; z < oz; z++)
-      for (let y = 0; y < oy; y++)
-        for (let x = 0; x < ox; x++) {
-          let s = 0;
-          let k = 0;
-          for (let dz = 0; dz < fz && z * fz + dz < Z; dz++)
-            for (let dy = 0; dy < fy && y * fy + dy < Y; dy++)
-              for (let dx = 0; dx < fx && x * fx + dx < X; dx++) {
-                s += data[((c * Z + z * fz + dz) * Y + y * fy + dy) * X + x * fx + dx]!;
-                k++;
-              }
-          out[((c * oz + z) * oy + y) * ox + x] = s / k;
-        }
-  return { data: out, shape: [oz, oy, ox] };
-}
-
-/**
- * Downsamples sparse labels: each block takes the most frequent annotated class in it (0 when nothing in the
- * block is annotated), so a painted slice survives at any position.
- */
-export function downsampleLabels(labels: Uint8Array | Uint16Array, shape: [number, number, number], f: [number, number, number], numClasses: number): { data: Uint8Array; shape: [number, number, number] } {
-  const [Z, Y, X] = shape;
-  const [fz, fy, fx] = f;
-  const oz = Math.ceil(Z / fz);
-  const oy = Math.ceil(Y / fy);
-  const ox = Math.ceil(X / fx);
-  const out = new Uint8Array(oz * oy * ox);
-  const hist = new Int32Array(numClasses + 1);
-  for (let z = 0; z < oz; z++)
-    for (let y = 0; y < oy; y++)
-      for (let x = 0; x < ox; x++) {
-        hist.fill(0);
-        for (let dz = 0; dz < fz && z * fz + dz < Z; dz++)
-          for (let dy = 0; dy < fy && y * fy + dy < Y; dy++)
-            for (let dx = 0; dx < fx && x * fx + dx < X; dx++) hist[labels[((z * fz + dz) * Y + y * fy + dy) * X + x * fx + dx]!]!++;
-        let best = 0;
-        for (let k = 1; k <= numClasses; k++) if (hist[k]! > (best === 0 ? 0 : hist[best]!)) best = k;
-        out[(z * oy + y) * ox + x] = best;
-      }
-  return { data: out, shape: [oz, oy, ox] };
 }

@@ -44,7 +44,7 @@ export interface TrainOptions {
   planeOut?: number;
   /** output size of cube tiles for scattered annotations (default 32) */
   cubeOut?: number;
-  /** class-weight balancing exponent (0 = all 1, 1 = fully balanced; default 0.5) */
+  /** class-weight balancing exponent (0 = all 1, 1 = inverse frequency; default 1) */
   classWeightPower?: number;
   /** 'auto': hold out one plane per axis with >= 4 annotated planes; 'none' */
   holdout?: 'auto' | 'none';
@@ -174,7 +174,7 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
   }
   const classCounts = new Array<number>(K + 1).fill(0);
   for (const s of summaries) s.classCounts.forEach((c, k) => (classCounts[k]! += c));
-  const weights = classWeights(classCounts, opts.classWeightPower ?? 0.5);
+  const weights = classWeights(classCounts, opts.classWeightPower ?? 1);
 
   const minDims = [0, 1, 2].map((a) => Math.min(...volumes.map((v) => v.shape[a]!))) as Vec3;
   const shapes = planTileShapes(geometry, opts.planeOut ?? 64, opts.cubeOut ?? 32, minDims);

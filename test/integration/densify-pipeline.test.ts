@@ -79,7 +79,11 @@ describe('densify on a crop of a real volume', () => {
     // trivial floor: everything nucleus -> IoU = nucleus fraction
     let fg = 0;
     let n = 0;
-    for (let i = 0; i < truth.length; i++) if (mask[i]) (n++, truth[i] === 2 && fg++);
+    for (let i = 0; i < truth.length; i++) {
+      if (!mask[i]) continue;
+      n++;
+      if (truth[i] === 2) fg++;
+    }
     const trivial = fg / n;
     expect(trivial).toBeLessThan(0.4);
     expect(iou).toBeGreaterThan(trivial + 0.2);
