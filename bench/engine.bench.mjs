@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-/* global process, console, performance */
 // Engine benchmark: Sliceform's native engine vs the same network in Debian's python3-torch, same thread count.
 // Prints output-voxels/s for training and inference and the ratio Sliceform / PyTorch; writes bench/out/engine-<device>-<precision>.json.
 //   node bench/engine.bench.mjs [--quick] [--no-paper] [--threads N] [--only SUBSTR]

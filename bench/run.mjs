@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-/* global process, console */
 // `npm run bench`: runs every bench/*.bench.mjs in name order, each in its own Node process, passing arguments
 // through (e.g. `npm run bench -- --quick`). Exit code 1 when any bench fails. Add a bench by adding a file.
 import { spawnSync } from 'node:child_process';

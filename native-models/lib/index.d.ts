@@ -89,6 +89,8 @@ export interface NativeBinding {
   cudaAvailable(): boolean;
   getThreads(): number;
   setThreads(n: number): void;
+  /** bytes of freed CPU activations kept for reuse (0 once every model is disposed) */
+  cpuCacheBytes(): number;
 }
 
 export function addonCandidates(): string[];

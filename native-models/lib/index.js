@@ -1,4 +1,3 @@
-/* global process */
 // Typed entry of the Sliceform native engine (libtorch U-Net). Loads the compiled addon lazily so that a
 // missing build is a clear error at first use, not at import time. Only main/engine imports this file.
 import { existsSync } from 'node:fs';

@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-/* global process, console */
 // Builds native-models (the libtorch N-API addon) with node-gyp.
 //   npm run build:addon                 Debian libtorch-dev (/usr/include/torch, /usr/lib/<triplet>)
 //   LIBTORCH=/path/to/libtorch npm run build:addon   any libtorch root with include/ lib/ share/cmake/Torch

@@ -467,6 +467,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
 Napi::Value TorchVersion(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), sf::torchVersion()); }
 Napi::Value CudaAvailable(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), sf::cudaAvailable()); }
 Napi::Value GetThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), sf::getThreads()); }
+Napi::Value CpuCacheBytes(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), (double)sf::cpuCacheBytes());
+}
 Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsNumber()) throwBad(env, "setThreads(n): n must be a positive integer");
@@ -508,6 +511,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaAvailable", Napi::Function::New(env, CudaAvailable));
   exports.Set("getThreads", Napi::Function::New(env, GetThreads));
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
+  exports.Set("cpuCacheBytes", Napi::Function::New(env, CpuCacheBytes));
   return exports;
 }
 

@@ -80,6 +80,8 @@ std::string configString(const NetConfig& c);
 std::string torchVersion();
 bool cudaAvailable();
 void setThreads(int n);
+// bytes held by the CPU block cache (freed activations kept for reuse; 0 once every model is disposed)
+size_t cpuCacheBytes();
 int getThreads();
 
 class Model {

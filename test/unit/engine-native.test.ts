@@ -302,6 +302,26 @@ describe('native engine: lifecycle and async', () => {
     expect(() => m.outputShape(sp)).toThrow(/model is disposed/);
   });
 
+  it('keeps freed CPU activations for reuse while a model lives and releases them when the last is disposed', async () => {
+    const { binding } = await import('../../native-models/lib/index.js');
+    const e = await nativeEngine();
+    const m = await e.createModel(net({ levels: 2, baseFilters: 8 }), optim);
+    const sp = [44, 44, 44];
+    const out = m.outputShape(sp);
+    const batch = {
+      input: randomInput(prod(sp), 4),
+      inputShape: [1, 1, ...sp],
+      labels: new Uint8Array(prod(out)).fill(1),
+    };
+    await m.trainStep(batch);
+    const cached = binding().cpuCacheBytes();
+    expect(cached).toBeGreaterThan(1 << 20); // 8 x 40^3 floats per activation: blocks of >= 1 MiB were kept
+    await m.trainStep(batch);
+    expect(binding().cpuCacheBytes()).toBeLessThanOrEqual(cached * 1.25); // the second step reused them
+    m.dispose();
+    expect(binding().cpuCacheBytes()).toBe(0);
+  });
+
   it('keeps the event loop responsive while a training step runs', async () => {
     const e = await nativeEngine();
     const m = await e.createModel(net({ levels: 3, baseFilters: 8 }), optim);
