@@ -310,7 +310,11 @@ export class App {
     });
   }
 
+  /** set while setSlice emits 'cursor': it has already updated and rendered the views */
+  private cursorHandled = false;
+
   private onCursor(): void {
+    if (this.cursorHandled) return;
     for (const v of Object.values(this.views)) v.updatePlane();
     this.renderSlices();
     if (this.store.showPlanesIn3D) this.view3d.requestRender(250);
@@ -336,8 +340,13 @@ export class App {
       this.views[p].updatePlane();
       this.views[p].requestRender();
     }
-    if (this.store.showPlanesIn3D) this.view3d.requestRender(250);
-    this.store.emit('cursor', this.store.cursor);
+    if (this.store.showPlanesIn3D) this.view3d.requestRender(400);
+    this.cursorHandled = true;
+    try {
+      this.store.emit('cursor', this.store.cursor);
+    } finally {
+      this.cursorHandled = false;
+    }
   }
 
   private clampCursor(c: [number, number, number]): [number, number, number] {

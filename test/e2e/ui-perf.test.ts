@@ -133,11 +133,12 @@ describe.skipIf(missing)('UI performance on a synthetic 256×256×64 × 3-channe
         const box = (await page.locator(`[data-testid=view-${plane}]`).boundingBox())!;
         await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
         await page.evaluate(() => {
-          const w = window as unknown as UiWindow & { __keys: number[] };
+          const w = window as unknown as UiWindow & { __keys: number[]; __keysHooked?: boolean };
           w.__keys = [];
-          window.addEventListener('keydown', () => w.__keys.push(performance.now()), { capture: true });
+          if (!w.__keysHooked) window.addEventListener('keydown', () => w.__keys.push(performance.now()), { capture: true });
+          w.__keysHooked = true;
         });
-        for (let i = 0; i < 25; i++) await page.keyboard.press(i % 2 ? 'ArrowDown' : 'ArrowUp');
+        for (let i = 0; i < 16; i++) await page.keyboard.press(i % 2 ? 'ArrowDown' : 'ArrowUp');
         const r = await page.evaluate((plane) => {
           const w = window as unknown as UiWindow & { __keys: number[] };
           const log = w.__sliceformUi.renderLog().filter((x) => x.plane === plane);
@@ -152,7 +153,7 @@ describe.skipIf(missing)('UI performance on a synthetic 256×256×64 × 3-channe
           }
           return { lat, frame };
         }, plane);
-        expect(r.lat.length).toBeGreaterThanOrEqual(20);
+        expect(r.lat.length).toBe(16);
         out[`${cfg}: ${plane}`] = { latencyMs: stats(r.lat), renderMs: stats(r.frame) };
         // catches order-of-magnitude regressions; the goal (median < 50 ms) is reported, not asserted
         expect(median(r.lat)).toBeLessThan(1000);
