@@ -83,6 +83,7 @@ export function create3DLearner(opts: Learner3DOptions): Learner {
       const { model, normalisation } = res;
       const cache = new Map<EvalVolume, Uint8Array>();
       return {
+        iterations: res.summary.iterations,
         async predict(v: EvalVolume, _planes, pctx: RunContext): Promise<Uint8Array> {
           // Whole volume: for more than a couple of slices this is cheaper than per-slice regions, whose tiles
           // pay the network's context around a one-voxel-thick output.

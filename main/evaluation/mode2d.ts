@@ -115,13 +115,13 @@ export function create2DLearner(opts: Learner2DOptions): Learner {
         threads: opts.threads,
         seed: opts.seed ?? 1,
       });
+      let it = 0;
       try {
         const t0 = Date.now();
         const deadline = opts.minutes !== undefined ? t0 + opts.minutes * 60_000 : Infinity;
         const maxIt = opts.iterations ?? (opts.minutes !== undefined ? Infinity : 200);
         const input = new Float32Array(B * C * inp * inp);
         const labels = new Uint8Array(B * out * out);
-        let it = 0;
         let loss = NaN;
         while (it < maxIt && Date.now() < deadline) {
           if (ctx.signal?.aborted) throw new CancelledError();
@@ -173,7 +173,7 @@ export function create2DLearner(opts: Learner2DOptions): Learner {
         model.dispose();
         throw e;
       }
-      return make2DPredictor(model, { C, K, inp, out, before }, normOf);
+      return { ...make2DPredictor(model, { C, K, inp, out, before }, normOf), iterations: it };
     },
   };
 }

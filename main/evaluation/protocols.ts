@@ -47,6 +47,8 @@ export interface Predictor {
    */
   predict(v: EvalVolume, planes: PlaneRef[] | 'all', ctx: RunContext): Promise<Uint8Array>;
   dispose(): void;
+  /** training iterations that produced it (reported beside the scores) */
+  iterations?: number;
 }
 
 export interface Learner {
@@ -80,6 +82,8 @@ export interface RunResult {
   wholeVolume?: Score;
   trainSeconds: number;
   predictSeconds: number;
+  /** training iterations, when the learner reports them */
+  iterations?: number;
 }
 
 export interface ProtocolResult {
@@ -167,6 +171,7 @@ async function trainAndScore(
     score: confusion.score(classNames),
     trainSeconds,
     predictSeconds: (Date.now() - t1) / 1000,
+    ...(predictor.iterations !== undefined ? { iterations: predictor.iterations } : {}),
   };
   if (extra.wholeVolume && vols.some((v) => v.dense)) result.wholeVolume = whole.score(classNames);
   return { result, confusion };

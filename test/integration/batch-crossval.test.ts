@@ -43,7 +43,7 @@ describe('sliceform crossval', () => {
     expect(r.code).toBe(0);
     expect(r.err).toContain('1136_mini.h5: 100x100x100x1, 6 annotated slices');
     expect(r.out).toMatch(/3-fold cross-validation over annotated slices — 3D tiny, BN, BN at test: running, downsampled 1x2x2 \(z,y,x\) \(auto\), 2 iterations\/run/);
-    expect(r.out).toMatch(/\| fold 1\/3 \| 4 \| 2 \| \d\.\d{3} \| \d\.\d{3} \|/);
+    expect(r.out).toMatch(/\| fold 1\/3 \| 4 \| 2 \| \d\.\d{3} \| \d\.\d{3} \| \d\.\d{3} \| 2 \|/);
     expect(r.out).toMatch(/\| pooled voxels \|/);
     const res = JSON.parse(await readFile(json, 'utf8'));
     expect(res.volumes).toEqual([{ name: '1136_mini.h5', shape: dims, annotatedSlices: 6 }]);
@@ -80,6 +80,7 @@ describe('sliceform crossval', () => {
     // left-out volume: its 3 middle slices scored (3 planes crossing in 3 lines and one voxel), and the whole volume
     expect(lovo.runs[0].score.voxels).toBe(3 * 10_000 - 3 * 100 + 1);
     expect(lovo.runs[0].wholeVolume.voxels).toBe(1_000_000);
+    expect(lovo.runs[0].iterations).toBe(5);
   });
 
   it('refuses bad input with exit code 2', async () => {

@@ -72,6 +72,7 @@ function thresholdLearner(seen: TrainEntry[][], bias = 0): Learner {
           return out;
         },
         dispose() {},
+        iterations: 7,
       };
     },
   };
@@ -100,6 +101,7 @@ describe('evaluation protocols', () => {
     const rows: string[] = [];
     const r = await crossValidate(vols, 3, thresholdLearner(seen), { onRun: (x) => rows.push(x.label) });
     expect(rows).toEqual(['fold 1/3', 'fold 2/3', 'fold 3/3']);
+    expect(r.runs.map((x) => x.iterations)).toEqual([7, 7, 7]);
     expect(r.runs.map((x) => [x.trainSlices, x.testSlices])).toEqual([
       [12, 6],
       [12, 6],

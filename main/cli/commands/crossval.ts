@@ -81,9 +81,9 @@ function fmt(x: number | null | undefined, d = 3): string {
 export function protocolTable(r: ProtocolResult, classNames: string[]): string {
   const k = r.runs[0]?.score.classes.length ?? classNames.length;
   const names = Array.from({ length: k }, (_, i) => classNames[i] ?? `class ${i + 1}`);
-  const head = ['run', 'train slices', 'test slices', ...names.map((n) => `IoU ${n}`), 'mean IoU', 'train s', 'predict s'];
+  const head = ['run', 'train slices', 'test slices', ...names.map((n) => `IoU ${n}`), 'mean IoU', 'iterations', 'train s', 'predict s'];
   const hasWhole = r.runs.some((x) => x.wholeVolume);
-  if (hasWhole) head.splice(head.length - 2, 0, 'whole-volume fg IoU');
+  if (hasWhole) head.splice(head.length - 3, 0, 'whole-volume fg IoU');
   const row = (x: RunResult) => {
     const cells = [
       x.label,
@@ -91,10 +91,11 @@ export function protocolTable(r: ProtocolResult, classNames: string[]): string {
       String(x.testSlices),
       ...x.score.classes.map((c) => fmt(c.iou)),
       fmt(x.score.meanIoU),
+      x.iterations !== undefined ? String(x.iterations) : '–',
       x.trainSeconds.toFixed(0),
       x.predictSeconds.toFixed(0),
     ];
-    if (hasWhole) cells.splice(cells.length - 2, 0, fmt(x.wholeVolume?.foregroundIoU));
+    if (hasWhole) cells.splice(cells.length - 3, 0, fmt(x.wholeVolume?.foregroundIoU));
     return cells;
   };
   const rows = r.runs.map(row);
@@ -103,14 +104,14 @@ export function protocolTable(r: ProtocolResult, classNames: string[]): string {
     return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
   };
   if (r.protocol !== 'slice-curve') {
-    const m = ['mean of runs', '', '', ...names.map((_, i) => fmt(meanCls(i))), fmt(r.meanIoU), '', ''];
+    const m = ['mean of runs', '', '', ...names.map((_, i) => fmt(meanCls(i))), fmt(r.meanIoU), '', '', ''];
     if (hasWhole) {
       const w = r.runs.map((x) => x.wholeVolume?.foregroundIoU).filter((x): x is number => typeof x === 'number');
-      m.splice(m.length - 2, 0, fmt(w.length ? w.reduce((a, b) => a + b, 0) / w.length : null));
+      m.splice(m.length - 3, 0, fmt(w.length ? w.reduce((a, b) => a + b, 0) / w.length : null));
     }
     rows.push(m);
   }
-  if (r.pooled) rows.push(['pooled voxels', '', '', ...r.pooled.classes.map((c) => fmt(c.iou)), fmt(r.pooled.meanIoU), '', '']);
+  if (r.pooled) rows.push(['pooled voxels', '', '', ...r.pooled.classes.map((c) => fmt(c.iou)), fmt(r.pooled.meanIoU), '', '', '']);
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((c) => `| ${c.join(' | ')} |`)];
   return lines.join('\n');
 }
