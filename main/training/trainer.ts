@@ -54,6 +54,11 @@ export interface TrainOptions {
   checkpointDir?: string;
   checkpointMinutes?: number;
   resume?: boolean;
+  /**
+   * average the weights (and BN statistics) over the last `averageFrom` fraction of the budget (stochastic
+   * weight averaging, 0 = off; default 0): sampled at every 2 % of progress
+   */
+  averageFrom?: number;
   /** learning-rate schedule: constant, or cosine decay to 5 % over the budget (default) */
   schedule?: 'constant' | 'cosine';
   worker?: 'auto' | 'worker' | 'inline';
@@ -221,6 +226,20 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
   let bestParams: NamedTensor[] | null = null;
   let cancelled = false;
   const stepTimes: number[] = [];
+  let avg: NamedTensor[] | null = null;
+  let avgCount = 0;
+  let nextAvgAt = 1 - (opts.averageFrom ?? 0);
+  const averageIn = async () => {
+    const p = await model.exportParams();
+    avgCount++;
+    if (!avg) avg = p.map((t) => ({ ...t, data: Float32Array.from(t.data) }));
+    else
+      for (let i = 0; i < p.length; i++) {
+        const a = avg[i]!.data;
+        const b = p[i]!.data;
+        for (let j = 0; j < a.length; j++) a[j]! += (b[j]! - a[j]!) / avgCount;
+      }
+  };
 
   const saveCheckpoint = async () => {
     if (!ckdir) return;
@@ -318,6 +337,10 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
       if (!Number.isFinite(res.loss)) throw new SliceformError('engine', `training diverged at iteration ${state.iteration} (loss ${res.loss})`);
       const el = elapsed();
       const vps = outVoxels / Math.max(1e-3, stepTimes.reduce((a, b) => a + b, 0));
+      if ((opts.averageFrom ?? 0) > 0 && (progressFraction() >= nextAvgAt || !pending)) {
+        nextAvgAt = progressFraction() + 0.02;
+        await averageIn();
+      }
       if (heldOut.length && (Date.now() - lastEval >= evalEvery || !pending)) {
         lastEval = Date.now();
         const iou = await evaluate();
@@ -354,6 +377,11 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
     if (pending) await (pending as Promise<Sample>).catch(() => undefined);
   } finally {
     await source.dispose();
+  }
+  if (avg && avgCount > 1) {
+    // averaged weights replace the last ones (scored on the held-out planes when there are any)
+    await model.importParams(avg);
+    if (heldOut.length) heldOutIoU = await evaluate();
   }
   await saveCheckpoint();
   // the best held-out model wins over the last one

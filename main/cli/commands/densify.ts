@@ -36,6 +36,7 @@ Options:
   --levels L             override the preset's resolution levels
   --base-filters F       override the preset's first-level filters
   --balance B            class-weight balancing exponent: 0 = equal weights, 1 = inverse frequency (default 1)
+  --average F            average the weights over the last fraction F of training (0 = off)
   --plane-tile N         in-plane output size of training tiles (default per preset)
   --downsample F         auto (default: xy by round(z/xy spacing), at most 2, when z is coarser) | none |
                          F (xy) | Z,Y,X — train and predict at reduced resolution, labels at full resolution
@@ -82,6 +83,7 @@ const densify: Command = {
     'base-filters': { type: 'string' },
     'plane-tile': { type: 'string' },
     balance: { type: 'string' },
+    average: { type: 'string' },
     'no-flips': { type: 'boolean' },
     downsample: { type: 'string' },
     probabilities: { type: 'string' },
@@ -149,6 +151,7 @@ const densify: Command = {
       minutes,
       seed,
       classWeightPower: numOpt(v, 'balance') ?? 1,
+      averageFrom: numOpt(v, 'average') ?? 0,
       planeOut: planeTile ?? defaults.planeOut,
       cubeOut: defaults.cubeOut,
       signal,
