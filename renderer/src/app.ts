@@ -29,6 +29,8 @@ import { VolumeView } from './views/volume-view.js';
 export interface PerfLog {
   /** plane render times (ms) */
   renders: Array<{ plane: Plane; ms: number; at: number }>;
+  /** where the last load spent its time (ms): reading the dropped file, the open call, fetching voxels and labels, first render */
+  lastLoad?: { readFileMs: number; openMs: number; fetchMs: number; renderMs: number };
 }
 
 export class App {
@@ -137,17 +139,24 @@ export class App {
   async openFile(file: File): Promise<VolumeInfo | null> {
     const p = this.api.getPathForFile?.(file);
     if (p) return this.openPath(p);
-    return this.guardLoad(`Opening ${file.name}`, async () =>
-      this.api.openVolumeBytes({ name: file.name, bytes: new Uint8Array(await file.arrayBuffer()) }),
-    );
+    return this.guardLoad(`Opening ${file.name}`, async () => {
+      const t0 = performance.now();
+      const bytes = new Uint8Array(await file.arrayBuffer());
+      this.readFileMs = performance.now() - t0;
+      return this.api.openVolumeBytes({ name: file.name, bytes });
+    });
   }
 
   private async guardLoad(what: string, open: () => Promise<VolumeInfo>): Promise<VolumeInfo | null> {
     this.loading = true;
     this.store.status(`${what}…`);
     try {
+      this.readFileMs = 0;
+      const t0 = performance.now();
       const info = await open();
+      const t1 = performance.now();
       await this.showVolume(info);
+      this.perf.lastLoad = { readFileMs: this.readFileMs, openMs: t1 - t0 - this.readFileMs, fetchMs: this.fetchMs, renderMs: performance.now() - t1 - this.fetchMs };
       this.store.status(`${info.name}: ${info.shape.x}×${info.shape.y}×${info.shape.z}, ${info.shape.c} channel(s), ${info.dtype}`);
       return info;
     } catch (e) {
@@ -159,7 +168,11 @@ export class App {
   }
 
   /** Fetch everything the views need for an open volume and show it. */
+  private readFileMs = 0;
+  private fetchMs = 0;
+
   async showVolume(info: VolumeInfo): Promise<void> {
+    const tFetch = performance.now();
     const [brick, classes, ann, pred, summary] = await Promise.all([
       this.api.getBrick({ volumeId: info.id }),
       this.api.getClasses().catch(() => null),
@@ -167,6 +180,7 @@ export class App {
       this.api.getLabelVolume({ volumeId: info.id, layer: 'prediction' }).catch(() => null),
       this.api.getAnnotationSummary({ volumeId: info.id }).catch(() => null),
     ]);
+    this.fetchMs = performance.now() - tFetch;
     const n = info.shape.x * info.shape.y * info.shape.z;
     const channels: TypedArray[] = [];
     for (let c = 0; c < brick.channels; c++) channels.push(brick.data.subarray(c * n, (c + 1) * n) as TypedArray);

@@ -143,4 +143,24 @@ describe.skipIf(missing)('UI annotation on a real hyperstack', () => {
     expect(painted).toBeGreaterThan(50);
     expect(app.pageErrors.filter((e) => !e.includes('frame-ancestors') && !/Failed to load resource.*404/.test(e))).toEqual([]);
   });
+
+  it('saves the project to a folder and opens it again with the annotation intact', async () => {
+    const { page } = app;
+    const { mkdtemp, readdir, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const dir = join(await mkdtemp(join(tmpdir(), 'sliceform-ui-project-')), 'my project');
+    try {
+      const before = await labelReport(page, 'annotation');
+      await page.fill('[data-testid=project-path]', dir);
+      await page.click('[data-testid=project-save]');
+      await expect.poll(() => page.textContent('[data-testid=project-status]'), { timeout: 30_000 }).toContain(`Saved ${dir}`);
+      expect((await readdir(dir)).length).toBeGreaterThan(0);
+      await page.click('[data-testid=project-open]');
+      await expect.poll(() => page.textContent('[data-testid=project-status]'), { timeout: 30_000 }).toContain('Opened');
+      await expect.poll(async () => (await labelReport(page, 'annotation')).hash, { timeout: 30_000 }).toBe(before.hash);
+      await expect.poll(async () => (await labelReport(page, 'annotation')).localMatches).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -91,6 +91,13 @@ export function diffCount(a: Pixels, b: Pixels, tol = 24): number {
   return n;
 }
 
+/** the top-left w x h region of an image */
+export function crop(p: Pixels, w: number, h: number): Pixels {
+  const data = Buffer.alloc(w * h * 3);
+  for (let y = 0; y < h; y++) p.data.copy(data, y * w * 3, y * p.width * 3, y * p.width * 3 + w * 3);
+  return { width: w, height: h, data };
+}
+
 /** Drag the mouse over voxel positions of one plane (page coordinates from the view's camera). */
 export async function dragVoxels(page: Page, plane: Plane, voxels: Array<[number, number, number]>, steps = 6): Promise<void> {
   const pts = await page.evaluate(

@@ -152,4 +152,29 @@ describe.skipIf(missing)('UI training, densify and export on a real hyperstack',
     expect(bad).toBe(0);
     expect(app.pageErrors.filter((e) => !e.includes('frame-ancestors') && !/Failed to load resource.*404/.test(e))).toEqual([]);
   });
+
+  it('runs the trained model on a folder from the Batch panel with per-file results and a report', async (ctx) => {
+    if (noEngine) ctx.skip(noEngine);
+    const { page } = app;
+    const { mkdtemp, readdir, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const outDir = await mkdtemp(join(tmpdir(), 'sliceform-ui-batch-'));
+    try {
+      await page.click('[data-testid=batch-panel] > summary');
+      await expect.poll(() => page.locator('[data-testid=batch-model] option').first().getAttribute('value')).toMatch(/^model-/);
+      await page.fill('[data-testid=batch-input]', dataFile('formats', 'imagej_hyperstack'));
+      await page.fill('[data-testid=batch-output]', outDir);
+      await page.click('[data-testid=batch-run]');
+      await expect.poll(() => page.textContent('[data-testid=batch-report]'), { timeout: 150_000, intervals: [1000] }).toMatch(/1 of 1 files segmented/);
+      expect(await page.locator('[data-testid=batch-files] li.ok').count()).toBe(1);
+      const files = await readdir(outDir);
+      const tif = files.find((f) => /\.tiff?$/i.test(f));
+      expect(tif, files.join(', ')).toBeDefined();
+      const py = spawnSync(DEBIAN_PYTHON, ['-c', 'import sys,tifffile; a=tifffile.imread(sys.argv[1]); print(a.shape)', join(outDir, tif!)], { encoding: 'utf8' });
+      expect(py.status, py.stderr).toBe(0);
+      expect(py.stdout).toContain(`${Z}, ${Y}, ${X})`);
+    } finally {
+      await rm(outDir, { recursive: true, force: true });
+    }
+  });
 });

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { e2eMissing, startApp, type App } from './harness.js';
 import { dataFile } from '../helpers/paths.js';
-import { count, diffCount, flush, openByPath, shot, waitForUi, type Plane, type UiWindow } from './ui-helpers.js';
+import { count, crop, diffCount, flush, openByPath, shot, waitForUi, type Plane, type UiWindow } from './ui-helpers.js';
 
 const HYPERSTACK = dataFile('formats', 'imagej_hyperstack', 'xyzc_16bit__dna_conf_wf.tif');
 const missing = e2eMissing() ?? (existsSync(HYPERSTACK) ? null : `${HYPERSTACK} missing`);
@@ -134,5 +134,50 @@ describe.skipIf(missing)('UI views on a real 2-channel hyperstack', () => {
     await page.check('[data-testid=show-3d-planes]');
     expect(app.pageErrors.filter((e) => !e.includes('frame-ancestors') && !/Failed to load resource.*404/.test(e))).toEqual([]);
     expect(notFound.filter((u) => !u.endsWith('/favicon.ico'))).toEqual([]);
+  });
+
+  it('saves a PNG snapshot of a view (browser download in the web shell)', async () => {
+    const { page } = app;
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('[data-testid=snapshot-yz]')]);
+    expect(download.suggestedFilename()).toBe('xyzc_16bit__dna_conf_wf.tif_yz.png');
+    const path = await download.path();
+    const { decode, count: countPx } = await import('./ui-helpers.js');
+    const { readFile } = await import('node:fs/promises');
+    const png = await readFile(path!);
+    expect(png.subarray(1, 4).toString()).toBe('PNG');
+    const { writeFile } = await import('node:fs/promises');
+    const { join } = await import('node:path');
+    const { ARTIFACTS } = await import('../helpers/paths.js');
+    await writeFile(join(ARTIFACTS, 'ui-views-snapshot-yz.png'), png);
+    const px = await decode(png);
+    expect(px.width).toBeGreaterThan(100);
+    expect(countPx(px, (r, g, b) => r + g + b > 30)).toBeGreaterThan(500); // the data, not a blank canvas
+    // and it is the view as shown on screen
+    await flush(page, ['yz']);
+    const onScreen = await shot(page, 'view-yz');
+    // same size up to the rounding of the canvas to whole device pixels
+    expect(Math.abs(px.width - onScreen.width)).toBeLessThanOrEqual(1);
+    expect(Math.abs(px.height - onScreen.height)).toBeLessThanOrEqual(1);
+    const w = Math.min(px.width, onScreen.width);
+    const h = Math.min(px.height, onScreen.height);
+    expect(diffCount(crop(px, w, h), crop(onScreen, w, h))).toBeLessThan(w * h * 0.02);
+  });
+
+  it('explains a bad path and a wrong dropped file in words a biologist understands', async () => {
+    const { page } = app;
+    await page.fill('[data-testid=open-path]', '/no/such/folder/stack.tif');
+    await page.click('[data-testid=open-button]');
+    await expect.poll(() => page.getAttribute('[data-testid=status]', 'data-level')).toBe('error');
+    const msg = (await page.textContent('[data-testid=status]'))!;
+    expect(msg).toContain('/no/such/folder/stack.tif');
+    expect(msg).toMatch(/Opening .* failed/);
+    // the open stack is still shown
+    expect(await page.evaluate(() => (window as unknown as UiWindow).__sliceformUi.volumeId)).not.toBeNull();
+    await page.evaluate(() => {
+      const dt = new DataTransfer();
+      dt.items.add(new File(['hello'], 'notes.txt', { type: 'text/plain' }));
+      window.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    });
+    await expect.poll(() => page.textContent('[data-testid=status]')).toContain('notes.txt: not a stack Sliceform can open');
   });
 });
