@@ -38,7 +38,10 @@ beforeAll(async () => {
   await writeImageJTiff(join(OUT, 'raw.tif'), crop(raw, 24, 48, 48));
   const gt = crop(lab, 24, 48, 48);
   await writeImageJTiff(join(OUT, 'gt.tif'), { ...gt, data: Uint8Array.from(gt.data, (v) => (v > 0 ? 2 : 1)) });
+  sparseRun = await run(['make-sparse', '--truth', join(OUT, 'gt.tif'), '--mode', 'classes', '--slices', '1', '--out', join(OUT, 'sparse.tif')]);
 });
+
+let sparseRun: { code: number; out: string; err: string };
 
 describe('sliceform make-sparse / densify / segment', () => {
   it('make-sparse keeps the truth on the middle slice of each axis only', async () => {
@@ -57,7 +60,7 @@ describe('sliceform make-sparse / densify / segment', () => {
   });
 
   it('densify writes labels, probabilities, a model and scores the unannotated voxels; segment reproduces it', async () => {
-    const r0 = await run(['make-sparse', '--truth', join(OUT, 'gt.tif'), '--mode', 'classes', '--slices', '1', '--out', join(OUT, 'sparse.tif')]);
+    const r0 = sparseRun;
     expect(r0.code).toBe(0);
     const args = ['densify', '--image', join(OUT, 'raw.tif'), '--labels', join(OUT, 'sparse.tif'), '--out', join(OUT, 'seg.tif'), '--preset', 'tiny', '--iterations', '25', '--seed', '2', '--threads', '2'];
     const r = await run([...args, '--probabilities', join(OUT, 'p.tif'), '--model', join(OUT, 'model'), '--truth', join(OUT, 'gt.tif'), '--snapshot', join(OUT, 'seg.png')]);
@@ -85,6 +88,27 @@ describe('sliceform make-sparse / densify / segment', () => {
     let same = 0;
     for (let i = 0; i < n; i++) if (seg2.data[i] === seg.data[i]) same++;
     expect(same / n).toBeGreaterThan(0.999);
+  });
+
+  it('train saves a model folder with checkpoints and --resume continues it', async () => {
+    const dir = join(OUT, 'trained');
+    const base = ['train', '--image', join(OUT, 'raw.tif'), '--labels', join(OUT, 'sparse.tif'), '--model', dir, '--preset', 'tiny', '--classes', 'background,nucleus', '--threads', '2'];
+    const a = await run([...base, '--iterations', '3']);
+    expect(a.code).toBe(0);
+    expect(JSON.parse(a.out).training.iterations).toBe(3);
+    expect(existsSync(join(dir, 'checkpoint', 'checkpoint.pt'))).toBe(true);
+    const b = await run([...base, '--iterations', '5', '--resume']);
+    expect(b.code).toBe(0);
+    const j = JSON.parse(b.out);
+    expect(j.training.iterations).toBe(5);
+    expect(j.classes).toEqual(['background', 'nucleus']);
+    expect(j.downsample).toEqual([1, 2, 2]);
+    const s = await run(['segment', '--model', dir, '--input', join(OUT, 'raw.tif'), '--out', join(OUT, 'seg3.tif'), '--no-flips']);
+    expect(s.code).toBe(0);
+    expect(Object.keys(JSON.parse(s.out).classCounts)).toEqual(['background', 'nucleus']);
+    const bad = await run([...base.slice(0, 3), '--iterations', '2']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/give one --labels per --image/);
   });
 
   it('bad input: exit 2 with a message naming the file', async () => {
