@@ -340,6 +340,7 @@ class UNet final : public Model {
                              std::vector<int64_t>* outShape) override {
     std::lock_guard<std::mutex> lock(mu_);
     auto outSp = checkInput(len, shape, false);
+    checkFinite(input, len);
     return guarded("predict", [&] {
       ThreadGuard tg(opt_);
       c10::InferenceMode im;
@@ -808,6 +809,13 @@ class UNet final : public Model {
     }
   }
 
+  static void checkFinite(const float* p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+      if (!std::isfinite(p[i]))
+        throw Error("bad-input", "input contains a non-finite value (" + std::to_string(p[i]) + ") at index " +
+                                     std::to_string(i) + "; normalise the image and replace NaN/Inf first");
+  }
+
   Tensor toDevice(const float* p, const std::vector<int64_t>& shape) const {
     Tensor x = at::from_blob(const_cast<float*>(p), shape, at::TensorOptions().dtype(at::kFloat));
     x = x.to(device_, dtype_, /*non_blocking=*/false, /*copy=*/true);
@@ -859,6 +867,7 @@ class UNet final : public Model {
   StepResult run(const Batch& b, bool step, std::vector<NamedArray>* grads) {
     std::lock_guard<std::mutex> lock(mu_);
     auto outSp = checkInput(b.inputLen, b.inputShape, true);
+    checkFinite(b.input, b.inputLen);
     if (!b.classWeights.empty() && (int)b.classWeights.size() != cfg_.numClasses)
       throw Error("bad-input", "classWeights has " + std::to_string(b.classWeights.size()) +
                                    " entries but the network has " + std::to_string(cfg_.numClasses) + " classes");
@@ -877,17 +886,27 @@ class UNet final : public Model {
         return res;
       }
       Tensor loss;
+      // BN running statistics are updated by the forward pass: keep a copy to undo a step that is rejected
+      std::vector<Tensor> stats;
+      if (step)
+        for (auto& bf : buffers_) stats.push_back(bf.t.clone());
+      auto undoStats = [&] {
+        c10::AutoGradMode ng(false);
+        for (size_t i = 0; i < stats.size(); i++) buffers_[i].t.copy_(stats[i]);
+      };
       {
         AutocastGuard ag(opt_);
         Tensor x = toDevice(b.input, b.inputShape);
         Tensor logits = forward(x, /*train=*/true, /*updateStats=*/step);
         loss = lossOf(logits, labels, b.classWeights, res.annotated);
       }
-      loss.backward();
       res.loss = loss.item<double>();
-      if (!std::isfinite(res.loss))
+      if (!std::isfinite(res.loss)) {
+        undoStats();
         throw Error("engine", "loss is not finite (" + std::to_string(res.loss) +
                                   "); lower the learning rate or check the input normalisation");
+      }
+      loss.backward();
       if (grads)
         for (auto& p : params_) grads->push_back(toArray(p.name, p.t.grad()));
       if (step) optimizerStep();

@@ -266,6 +266,20 @@ describe('native engine: errors', () => {
       /input must be a Float32Array/,
     );
     expect(() => m.setLearningRate(0)).toThrow(/learning rate must be > 0/);
+    // a NaN in the input is refused up front; a step whose loss overflows is rejected and changes nothing
+    const x3 = randomInput(8000, 3);
+    const before = await m.predict(x3, [1, 1, 20, 20, 20]);
+    const nan = x3.slice();
+    nan[100] = NaN;
+    await expect(m.trainStep({ input: nan, inputShape: [1, 1, 20, 20, 20], labels: ok })).rejects.toThrow(
+      /input contains a non-finite value \(nan\) at index 100/,
+    );
+    await expect(m.predict(nan, [1, 1, 20, 20, 20])).rejects.toThrow(/non-finite value/);
+    const huge = x3.map((v) => v * 3e38);
+    await expect(m.trainStep({ input: huge, inputShape: [1, 1, 20, 20, 20], labels: ok })).rejects.toThrow(
+      /loss is not finite/,
+    );
+    expect(maxAbsDiff(before, await m.predict(x3, [1, 1, 20, 20, 20]))).toBe(0);
     m.dispose();
   });
 
