@@ -111,11 +111,7 @@ export class App {
       this.renderSlices();
       this.view3d.updateChannels(this.store.channels);
     });
-    this.store.on('classes', () => {
-      this.luts.update(this.store.classes);
-      this.renderSlices();
-      this.view3d.requestRender();
-    });
+    this.store.on('classes', () => this.restyleLabels());
     this.store.on('overlay', () => {
       for (const v of Object.values(this.views)) v.updateOverlayProps();
       this.view3d.setLabels(this.labels3D());
@@ -261,6 +257,14 @@ export class App {
     } catch (e) {
       this.error(e, 'Saving the class list');
     }
+  }
+
+  /** Class colours / visibility / opacity changed: new lookup tables everywhere. */
+  restyleLabels(): void {
+    this.luts.update(this.store.classes);
+    for (const v of Object.values(this.views)) v.updateOverlayProps();
+    this.renderSlices();
+    this.view3d.requestRender();
   }
 
   /** Re-read one label layer from the server (after undo/redo, densify, project load). Coalesced. */

@@ -65,6 +65,13 @@ describe.skipIf(missing)('UI annotation on a real hyperstack', () => {
     await flush(page);
     expect(count(await shot(page, 'view-xy'), orange)).toBeLessThan(count(px, orange) / 5);
     await page.check('[data-testid=show-annotation]');
+    // outline mode: only the border of the stroke keeps the class colour
+    await page.check('[data-testid=label-outline]');
+    await flush(page);
+    const outlined = count(await shot(page, 'view-xy', 'ui-annotate-xy-outline'), orange);
+    expect(outlined).toBeGreaterThan(20);
+    expect(outlined).toBeLessThan(count(px, orange) * 0.8);
+    await page.uncheck('[data-testid=label-outline]');
   });
 
   it('paints class 1 on yz, undoes it with Ctrl+Z (xy stroke kept), redoes and undoes again', async () => {

@@ -143,11 +143,7 @@ function classRow(app: App, c: ClassDef): HTMLElement {
   });
   const push = () => void app.pushClasses(st.classes.map((k) => (k.id === c.id ? { ...c } : k)));
   // colour / visibility / opacity: restyle without rebuilding this row (keeps the control under the pointer)
-  const restyle = () => {
-    app.luts.update(st.classes);
-    app.renderSlices();
-    app.view3d.requestRender();
-  };
+  const restyle = () => app.restyleLabels();
   color.addEventListener('input', () => {
     c.color = hexToRgb(color.value);
     restyle();

@@ -36,6 +36,10 @@ export class LabelLuts {
   readonly sliceOpacity = vtkPiecewiseFunction.newInstance();
   /** 3D: per-class opacity */
   readonly volumeOpacity = vtkPiecewiseFunction.newInstance();
+  /** outline mode: no fill at all, only the border (vtk.js label outline) */
+  readonly noFill = vtkPiecewiseFunction.newInstance();
+  /** per label value - 1: border opacity in outline mode (0 for hidden classes) */
+  outlineOpacity: number[] = [1];
   maxId = 1;
 
   update(classes: ClassDef[]): void {
@@ -55,6 +59,10 @@ export class LabelLuts {
         this.volumeOpacity.addPoint(x, id === 0 ? 0 : on * (c?.opacity ?? 0));
       }
     }
+    this.noFill.removeAllPoints();
+    this.noFill.addPoint(-0.5, 0);
+    this.noFill.addPoint(maxId + 0.5, 0);
+    this.outlineOpacity = Array.from({ length: maxId }, (_, i) => (classes.find((k) => k.id === i + 1)?.visible ? 1 : 0));
     this.color.modified();
     this.sliceOpacity.modified();
     this.volumeOpacity.modified();
@@ -64,5 +72,6 @@ export class LabelLuts {
     this.color.delete();
     this.sliceOpacity.delete();
     this.volumeOpacity.delete();
+    this.noFill.delete();
   }
 }

@@ -214,7 +214,9 @@ export class SliceView {
       const p = a.getProperty();
       p.setUseLabelOutline(st.outline);
       p.setLabelOutlineThickness([2]);
-      p.setLabelOutlineOpacity(1);
+      // outline mode: borders only (fill opacity 0), hidden classes without a border either
+      p.setPiecewiseFunction(0, st.outline ? this.deps.luts.noFill : this.deps.luts.sliceOpacity);
+      p.setLabelOutlineOpacity(st.outline ? this.deps.luts.outlineOpacity : 1);
     }
   }
 
