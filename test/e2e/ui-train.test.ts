@@ -177,4 +177,26 @@ describe.skipIf(missing)('UI training, densify and export on a real hyperstack',
       await rm(outDir, { recursive: true, force: true });
     }
   });
+
+  it('stops a running training from the panel, keeping the model trained so far', async (ctx) => {
+    if (noEngine) ctx.skip(noEngine);
+    const { page } = app;
+    await page.selectOption('[data-testid=train-preset]', 'tiny');
+    await page.fill('[data-testid=train-minutes]', '3');
+    await page.fill('[data-testid=train-iterations]', '');
+    const modelsBefore = await page.locator('[data-testid=batch-model] option').count();
+    await page.click('[data-testid=train-start]');
+    await expect.poll(() => page.isDisabled('[data-testid=train-start]')).toBe(true);
+    // wait for live progress: loss points and an ETA
+    await expect.poll(async () => Number((await page.getAttribute('[data-testid=train-loss-plot]', 'data-points')) ?? 0), { timeout: 90_000 }).toBeGreaterThan(0);
+    await expect.poll(() => page.textContent('[data-testid=train-eta]'), { timeout: 30_000 }).toMatch(/ETA \d/);
+    await page.click('[data-testid=train-stop]');
+    await expect.poll(() => page.getAttribute('[data-testid=training-panel]', 'data-state'), { timeout: 60_000 }).toMatch(/done|cancelled/);
+    expect(await page.isDisabled('[data-testid=train-start]')).toBe(false);
+    if ((await page.getAttribute('[data-testid=training-panel]', 'data-state')) === 'done') {
+      // stopped early: fewer iterations than 3 minutes would give, and the model is listed
+      expect(await page.textContent('[data-testid=train-status]')).toMatch(/Trained \d+ iterations/);
+      await expect.poll(() => page.locator('[data-testid=batch-model] option').count()).toBe(modelsBefore + 1);
+    }
+  });
 });

@@ -42,6 +42,11 @@ export function trainingPanel(app: App): HTMLElement {
     if (!vol) return app.store.status('Open a stack and paint some labels before training.', 'error');
     losses.length = 0;
     drawLoss(plot, losses);
+    plot.dataset.points = '0';
+    eta.textContent = '';
+    iou.textContent = '';
+    bar.value = 0;
+    root.dataset.state = 'starting';
     const mins = Number(minutes.value);
     const its = Number(iterations.value);
     try {
@@ -56,9 +61,11 @@ export function trainingPanel(app: App): HTMLElement {
       });
       jobId = ref.jobId;
       root.dataset.jobId = jobId;
+      root.dataset.state = 'running';
     } catch (e) {
       setRunning(false);
       statusLine.textContent = '';
+      root.dataset.state = 'failed';
       app.error(e, 'Starting training');
     }
   }
