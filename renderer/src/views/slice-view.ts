@@ -136,6 +136,9 @@ export class SliceView {
     const h = this.paintHandle;
     if (h) {
       h.setVisibility(false);
+      // brush cursor in yellow (the representation maps a 0..1 scalar through red→blue; 0.25 ≈ yellow)
+      for (const r of (h as unknown as { getRepresentations(): Array<{ setActiveColor?(c: number): void }> }).getRepresentations()) r.setActiveColor?.(0.25);
+      (this.paintWidget.getWidgetState() as unknown as { getHandle(): { setColor?(c: number): void } }).getHandle().setColor?.(0.25);
       const trueOrigin = () => this.paintWidget.getWidgetState().getTrueOrigin() as Vec3;
       h.onStartInteractionEvent(() => deps.stroke.start(plane, this.sliceIndex(), trueOrigin()));
       h.onInteractionEvent(() => {
