@@ -165,7 +165,7 @@ export class VolumeView {
       actor.setMapper(mapper);
       actor.getProperty().setColorWindow(255);
       actor.getProperty().setColorLevel(127.5);
-      actor.getProperty().setOpacity(0.85);
+      actor.getProperty().setOpacity(0.6); // the volume stays visible through the planes
       this.renderer.addViewProp(actor);
       this.planeActors.push({ actor, mapper });
     }
