@@ -4,5 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 npx tsc -p tsconfig.json --noEmit
+npx tsc -p renderer/tsconfig.json --noEmit
 npx eslint .
 npx vitest run "$@"

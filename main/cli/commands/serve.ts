@@ -10,7 +10,7 @@ import { ApiError } from '../../common/api.js';
 /** dist/renderer next to the compiled CLI (dist/main/cli/commands) or, from sources, in the repo's dist/. */
 function defaultRendererDir(): string {
   const here = (rel: string) => fileURLToPath(new URL(rel, import.meta.url));
-  for (const c of [here('../../../renderer'), here('../../../dist/renderer')]) if (existsSync(resolve(c, 'index.html'))) return c;
+  for (const c of [here('../../../dist/renderer'), here('../../../renderer')]) if (existsSync(resolve(c, 'index.html'))) return c;
   return here('../../../dist/renderer');
 }
 
