@@ -37,6 +37,9 @@ Options:
   --base-filters F       override the preset's first-level filters
   --balance B            class-weight balancing exponent: 0 = equal weights, 1 = inverse frequency (default 1)
   --average F            average the weights over the last fraction F of training (0 = off)
+  --bn-at-test M         batch (default) | running: batch-norm statistics at prediction (batch: the paper's
+                         choice; running statistics from thin training tiles under-segmented 1136 badly)
+  --no-batch-norm        a network without batch normalisation
   --plane-tile N         in-plane output size of training tiles (default per preset)
   --downsample F         auto (default: xy by round(z/xy spacing), at most 2, when z is coarser) | none |
                          F (xy) | Z,Y,X — train and predict at reduced resolution, labels at full resolution
@@ -83,6 +86,8 @@ const densify: Command = {
     'base-filters': { type: 'string' },
     'plane-tile': { type: 'string' },
     balance: { type: 'string' },
+    'bn-at-test': { type: 'string' },
+    'no-batch-norm': { type: 'boolean' },
     average: { type: 'string' },
     'no-flips': { type: 'boolean' },
     downsample: { type: 'string' },
@@ -136,6 +141,10 @@ const densify: Command = {
       if (!(Number.isInteger(bf) && bf >= 1 && bf <= 256)) throw new SliceformError('bad-input', `--base-filters must be an integer 1..256, got ${bf}`);
       net.baseFilters = bf;
     }
+    const bnt = strOpt(v, 'bn-at-test') ?? 'batch';
+    if (bnt !== 'running' && bnt !== 'batch') throw new SliceformError('bad-input', `--bn-at-test must be running or batch, got "${bnt}"`);
+    net.bnAtTest = bnt;
+    if (v['no-batch-norm']) net.batchNorm = false;
     const planeTile = numOpt(v, 'plane-tile');
     const defaults = TRAINING_DEFAULTS[preset];
     const lr = numOpt(v, 'lr') ?? defaults.optim.lr;

@@ -36,6 +36,7 @@ Options:
   --seed S               seed (default 1)
   --lr LR                learning rate
   --holdout H            auto (default) | none
+  --bn-at-test M         batch (default) | running: batch-norm statistics at prediction (see densify --help)
   --resume               continue from DIR/checkpoint
   --checkpoint-minutes M checkpoint interval (default 5)
   -h, --help             show this help`;
@@ -60,6 +61,7 @@ const train: Command = {
     seed: { type: 'string' },
     lr: { type: 'string' },
     holdout: { type: 'string' },
+    'bn-at-test': { type: 'string' },
     resume: { type: 'boolean' },
     'checkpoint-minutes': { type: 'string' },
   },
@@ -96,7 +98,9 @@ const train: Command = {
     const K = Math.max(2, ...pairs.map((p) => maxLabel(p.labels.data)));
     const classNames = strOpt(v, 'classes')?.split(',').map((s) => s.trim()) ?? (K === 2 ? ['background', 'foreground'] : Array.from({ length: K }, (_, k) => `class ${k + 1}`));
     if (classNames.length !== K) throw new SliceformError('bad-input', `--classes names ${classNames.length} classes, the labels have ${K}`);
-    const net = resolveNet(preset, C, K);
+    const bnt = strOpt(v, 'bn-at-test') ?? 'batch';
+    if (bnt !== 'running' && bnt !== 'batch') throw new SliceformError('bad-input', `--bn-at-test must be running or batch, got "${bnt}"`);
+    const net = { ...resolveNet(preset, C, K), bnAtTest: bnt as 'running' | 'batch' };
     const defaults = TRAINING_DEFAULTS[preset];
     const optim = { ...defaults.optim, lr: numOpt(v, 'lr') ?? defaults.optim.lr };
     const engine = await loadEngine();
