@@ -5,7 +5,6 @@
 //   node bench/io-memory.mjs [--planes N] [--deflate] [--keep]
 // --deflate writes Deflate-compressed strips (level 1) to measure the decode path instead of direct reads.
 // Uses dist/main/io/index.js when built (npm run build:ts), else the TypeScript sources through tsx.
-/* global console */
 import process from 'node:process';
 import { Buffer } from 'node:buffer';
 import { spawnSync } from 'node:child_process';

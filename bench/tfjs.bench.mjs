@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-/* global process, console, performance */
 // TF.js engine row of the engine benchmark (issue 7): the same case (a) as bench/engine.bench.mjs — base 8,
 // 3 levels, 1 channel, 2 classes: training 60^3 -> 20^3, inference 104^3 -> 64^3 — on the TF.js engine, with the
 // native engine timed in the same process for the ratio. Prints output voxels/s; writes bench/out/tfjs.json.
