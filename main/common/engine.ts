@@ -60,6 +60,12 @@ export interface TrainBatch {
    * voxels), so scaling every weight by s scales the loss by s.
    */
   classWeights?: number[];
+  /**
+   * Weight of a soft Dice term added to the cross-entropy (default 0 = cross-entropy only): Dice of each class
+   * 2..K (class 1, conventionally background, left out) over the annotated voxels of the whole batch; the loss
+   * becomes CE + diceWeight * (1 - mean Dice). Unannotated voxels still contribute nothing.
+   */
+  diceWeight?: number;
 }
 
 export interface TrainStepResult {

@@ -91,7 +91,7 @@ export class NativeModel implements Model {
 
   trainStep(batch: TrainBatch): Promise<TrainStepResult> {
     return wrap(
-      () => this.h().trainStep(batch.input, batch.inputShape, batch.labels, batch.classWeights),
+      () => this.h().trainStep(batch.input, batch.inputShape, batch.labels, batch.classWeights, batch.diceWeight),
       'trainStep',
     );
   }
@@ -99,7 +99,7 @@ export class NativeModel implements Model {
   /** Loss and per-parameter gradients without an optimizer step (tests, debugging). */
   lossAndGrad(batch: TrainBatch): Promise<TrainStepResult & { grads: NamedTensor[] }> {
     return wrap(
-      () => this.h().lossAndGrad(batch.input, batch.inputShape, batch.labels, batch.classWeights),
+      () => this.h().lossAndGrad(batch.input, batch.inputShape, batch.labels, batch.classWeights, batch.diceWeight),
       'lossAndGrad',
     );
   }

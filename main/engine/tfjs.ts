@@ -34,6 +34,7 @@ import {
   paramSpecs,
   toTfPerm,
   weightedCE,
+  diceLoss,
   type BnStat,
   type ParamSpec,
 } from './tfjs/unet.js';
@@ -204,7 +205,7 @@ export class TfjsModel implements Model {
   }
 
   /** Per-voxel one-hot class weights at the output shape (channels last) and the annotated count. */
-  private labelTensor(batch: TrainBatch, outSpatial: number[]): { onehotW: TF.Tensor; annotated: number } {
+  private labelTensor(batch: TrainBatch, outSpatial: number[]): { onehotW: TF.Tensor; onehot: TF.Tensor | null; annotated: number } {
     const K = this.config.numClasses;
     const N = batch.inputShape[0]!;
     const nv = N * outSpatial.reduce((a, b) => a * b, 1);
@@ -219,7 +220,10 @@ export class TfjsModel implements Model {
     if (w.length !== K || !w.every((x) => Number.isFinite(x) && x >= 0)) {
       throw new SliceformError('bad-input', `classWeights must be ${K} non-negative numbers, got [${w.join(', ')}]`);
     }
+    const dice = batch.diceWeight ?? 0;
+    if (!(Number.isFinite(dice) && dice >= 0)) throw new SliceformError('bad-input', `diceWeight must be finite and >= 0, got ${dice}`);
     const oh = new Float32Array(nv * K);
+    const oh1 = dice > 0 ? new Float32Array(nv * K) : null;
     let annotated = 0;
     for (let i = 0; i < nv; i++) {
       const l = labels[i]!;
@@ -227,8 +231,10 @@ export class TfjsModel implements Model {
       if (l > K) throw new SliceformError('bad-input', `label ${l} at voxel ${i} exceeds the ${K} classes (labels are 0 = unannotated, 1..${K})`);
       annotated++;
       oh[i * K + l - 1] = w[l - 1]!;
+      if (oh1) oh1[i * K + l - 1] = 1;
     }
-    return { onehotW: this.tf.tensor(oh, [N, ...outSpatial, K], 'float32'), annotated };
+    const shape = [N, ...outSpatial, K];
+    return { onehotW: this.tf.tensor(oh, shape, 'float32'), onehot: oh1 ? this.tf.tensor(oh1, shape, 'float32') : null, annotated };
   }
 
   /**
@@ -247,8 +253,12 @@ export class TfjsModel implements Model {
     const outputVoxels = batch.inputShape[0]! * out.reduce((a, b) => a * b, 1);
     const stats: BnStat[] = [];
     const lt = this.labelTensor(batch, out);
-    if (lt.annotated === 0) {
+    const disposeLabels = () => {
       lt.onehotW.dispose();
+      lt.onehot?.dispose();
+    };
+    if (lt.annotated === 0) {
+      disposeLabels();
       return { loss: 0, grads: null, stats, annotated: 0, outputVoxels };
     }
     const res = tf.tidy(() => {
@@ -256,10 +266,11 @@ export class TfjsModel implements Model {
       return tf.variableGrads(() => {
         stats.length = 0;
         const logits = forward(tf, this.config, this.vars, x, { batchStats: true, stats });
-        return weightedCE(tf, logits, lt.onehotW, lt.annotated);
+        const ce = weightedCE(tf, logits, lt.onehotW, lt.annotated);
+        return lt.onehot ? (tf.add(ce, tf.mul(diceLoss(tf, logits, lt.onehot), batch.diceWeight!)) as TF.Scalar) : ce;
       }, [...this.trainable.values()]);
     });
-    lt.onehotW.dispose();
+    disposeLabels();
     const loss = res.value.dataSync()[0]!;
     res.value.dispose();
     return { loss, grads: res.grads, stats, annotated: lt.annotated, outputVoxels };

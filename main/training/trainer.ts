@@ -46,6 +46,8 @@ export interface TrainOptions {
   cubeOut?: number;
   /** class-weight balancing exponent (0 = all 1, 1 = inverse frequency; default 1) */
   classWeightPower?: number;
+  /** weight of the soft Dice term added to the weighted cross-entropy (0 = cross-entropy only; default 0) */
+  dice?: number;
   /** 'auto': hold out one plane per axis with >= 4 annotated planes; 'none' */
   holdout?: 'auto' | 'none';
   /** held-out evaluation interval (minutes, default 1) */
@@ -317,6 +319,7 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
         inputShape: [1, net.inChannels, ...spec.inShape],
         labels: sample.labels,
         classWeights: weights,
+        diceWeight: opts.dice ?? 0,
       });
       // prepare the next sample while the engine computes this step
       // stop when the next step would end past the time budget (steps take seconds on a CPU)

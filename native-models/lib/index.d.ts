@@ -57,6 +57,8 @@ export interface NativeModel {
     inputShape: number[],
     labels: Uint8Array | Uint16Array,
     classWeights?: number[],
+    /** weight of the soft Dice term (0 = cross-entropy only) */
+    diceWeight?: number,
   ): Promise<NativeStepResult>;
   /** loss and gradients without an optimizer step or BN statistics update (tests) */
   lossAndGrad(
@@ -64,6 +66,7 @@ export interface NativeModel {
     inputShape: number[],
     labels: Uint8Array | Uint16Array,
     classWeights?: number[],
+    diceWeight?: number,
   ): Promise<NativeStepResult & { grads: NativeNamedTensor[] }>;
   predict(input: Float32Array, inputShape: number[]): Promise<{ data: Float32Array; shape: number[] }>;
   setLearningRate(lr: number): void;

@@ -264,11 +264,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     return model_;
   }
 
-  // (input, shape, labels, classWeights?) -> Batch, pinning the buffers on the worker
+  // (input, shape, labels, classWeights?, diceWeight?) -> Batch, pinning the buffers on the worker
   sf::Batch batchFrom(const Napi::CallbackInfo& info, Worker* w) {
     Napi::Env env = info.Env();
     sf::Batch b;
-    if (info.Length() < 3) throwBad(env, "expected (input: Float32Array, inputShape: number[], labels: Uint8Array|Uint16Array, classWeights?)");
+    if (info.Length() < 3) throwBad(env, "expected (input: Float32Array, inputShape: number[], labels: Uint8Array|Uint16Array, classWeights?, diceWeight?)");
     if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
       throwBad(env, "input must be a Float32Array");
     auto in = info[0].As<Napi::Float32Array>();
@@ -296,6 +296,10 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
         if (!v.IsNumber()) throwBad(env, "classWeights must be an array of numbers");
         b.classWeights.push_back(v.As<Napi::Number>().DoubleValue());
       }
+    }
+    if (info.Length() > 4 && !info[4].IsUndefined() && !info[4].IsNull()) {
+      if (!info[4].IsNumber()) throwBad(env, "diceWeight must be a number");
+      b.diceWeight = info[4].As<Napi::Number>().DoubleValue();
     }
     w->Pin(info[0]);
     w->Pin(info[2]);

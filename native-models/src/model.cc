@@ -864,6 +864,23 @@ class UNet final : public Model {
     return (w * nll).sum() / static_cast<double>(annotated);
   }
 
+  // Soft Dice over the annotated voxels of the whole batch ("batch Dice"), averaged over classes 2..K
+  // (class 1, conventionally background, is left out as in nnU-Net): 1 - mean_k (2 I_k + s) / (P_k + G_k + s)
+  Tensor diceLossOf(const Tensor& logits, const Tensor& labels) const {
+    const int64_t K = cfg_.numClasses;
+    Tensor prob = at::softmax(logits.to(dtype_), 1);
+    Tensor mask = labels.gt(0).unsqueeze(1).to(prob.scalar_type());
+    Tensor target = (labels - 1).clamp_min(0).unsqueeze(1);
+    Tensor onehot = at::zeros_like(prob).scatter_(1, target, 1.0) * mask;
+    Tensor p = prob * mask;
+    std::vector<int64_t> dims{0};
+    for (int64_t d = 2; d < prob.dim(); d++) dims.push_back(d);
+    Tensor inter = (p * onehot).sum(dims), denom = p.sum(dims) + onehot.sum(dims);
+    const double s = 1e-5;
+    Tensor dice = (inter * 2 + s) / (denom + s);
+    return 1 - dice.slice(0, 1, K).mean();
+  }
+
   StepResult run(const Batch& b, bool step, std::vector<NamedArray>* grads) {
     std::lock_guard<std::mutex> lock(mu_);
     auto outSp = checkInput(b.inputLen, b.inputShape, true);
@@ -873,6 +890,7 @@ class UNet final : public Model {
                                    " entries but the network has " + std::to_string(cfg_.numClasses) + " classes");
     for (double w : b.classWeights)
       if (!(w >= 0) || !std::isfinite(w)) throw Error("bad-input", "classWeights must be finite and >= 0");
+    if (!(b.diceWeight >= 0) || !std::isfinite(b.diceWeight)) throw Error("bad-input", "diceWeight must be finite and >= 0");
     StepResult res;
     Tensor labels = labelsTensor(b, outSp, &res.annotated);
     res.outputVoxels = labels.numel();
@@ -899,6 +917,7 @@ class UNet final : public Model {
         Tensor x = toDevice(b.input, b.inputShape);
         Tensor logits = forward(x, /*train=*/true, /*updateStats=*/step);
         loss = lossOf(logits, labels, b.classWeights, res.annotated);
+        if (b.diceWeight > 0) loss = loss + diceLossOf(logits, labels) * b.diceWeight;
       }
       res.loss = loss.item<double>();
       if (!std::isfinite(res.loss)) {

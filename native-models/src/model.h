@@ -68,6 +68,9 @@ struct Batch {
   size_t labelsLen = 0;
   int labelBytes = 1;  // 1 = uint8, 2 = uint16
   std::vector<double> classWeights;  // empty = all ones
+  // weight of the soft Dice term (0 = cross-entropy only): loss = CE + diceWeight * (1 - mean Dice of classes 2..K
+  // over the annotated voxels of the batch)
+  double diceWeight = 0.0;
 };
 
 // Pure shape maths (mirrors unetOutputSize/validInputSize in main/common/engine.ts).

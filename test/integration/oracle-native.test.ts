@@ -178,6 +178,16 @@ describe.skipIf(!nativeEngine)(`oracle: TF.js vs native engine${nativeEngine ? '
         }
         expect(cancelled).toBe(c.cfg.levels * 2 + (c.cfg.levels - 1) * 2);
         expect(worst.rel, `worst gradient ${worst.name}`).toBeLessThanOrEqual(TOL.gradRel);
+        // the soft Dice term: same loss and output-layer gradients in both engines
+        const dn = await nat.lossAndGrad({ ...b, diceWeight: 0.7 });
+        const dt = await tf.lossAndGrad({ ...b, diceWeight: 0.7 });
+        expect(dn.loss - gn.loss).toBeGreaterThan(0);
+        expect(Math.abs(dt.loss - dn.loss) / dn.loss).toBeLessThanOrEqual(TOL.lossRel);
+        for (const name of ['out.weight', 'out.bias']) {
+          const a = dt.grads.find((g) => g.name === name)!.data;
+          const ref = dn.grads.find((g) => g.name === name)!.data;
+          expect(relNorm(a, ref), name).toBeLessThanOrEqual(TOL.gradRel);
+        }
         if (process.env.SF_ORACLE_REPORT) {
           console.error(
             `oracle ${c.name}: prob max|d| ${maxAbsDiff(pt, pn).toExponential(2)}, loss rel ${(Math.abs(gt.loss - gn.loss) / gn.loss).toExponential(2)}, worst grad rel ${worst.rel.toExponential(2)} (${worst.name})`,

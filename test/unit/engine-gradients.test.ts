@@ -166,6 +166,57 @@ describe('native engine: loss', () => {
   });
 });
 
+describe('native engine: Dice term', () => {
+  it('adds diceWeight * (1 - mean soft Dice of classes 2..K over annotated voxels), with matching gradients', async () => {
+    const e = await nativeEngine();
+    const m = await e.createNativeModel(net({ numClasses: 3, batchNorm: false }), optim, { seed: 8, dtype: 'float64' });
+    const sp = [20, 20, 20];
+    const out = m.outputShape(sp);
+    const v = prod(out);
+    const r = rng(21);
+    const labels = new Uint8Array(v).map(() => Math.floor(r() * 4)); // 0 = unannotated
+    const x = randomInput(prod(sp), 13);
+    const probs = await m.predict(x, [1, 1, ...sp]);
+    const K = 3;
+    let meanDice = 0;
+    for (let k = 1; k < K; k++) {
+      let inter = 0;
+      let pSum = 0;
+      let gSum = 0;
+      for (let i = 0; i < v; i++) {
+        if (labels[i] === 0) continue; // unannotated voxels count for nothing, not even as predicted volume
+        const p = probs[k * v + i];
+        const g = labels[i] === k + 1 ? 1 : 0;
+        inter += p * g;
+        pSum += p;
+        gSum += g;
+      }
+      meanDice += (2 * inter + 1e-5) / (pSum + gSum + 1e-5) / (K - 1);
+    }
+    const b = { input: x, inputShape: [1, 1, ...sp], labels, classWeights: [0.5, 1, 2] };
+    const ce = await m.lossAndGrad(b);
+    const withDice = await m.lossAndGrad({ ...b, diceWeight: 0.7 });
+    expect(withDice.loss).toBeCloseTo(ce.loss + 0.7 * (1 - meanDice), 6);
+    // gradient of the Dice part by central differences on a few weights
+    const params = await m.exportParams();
+    const g = withDice.grads.find((t) => t.name === 'dec0.conv1.weight')!;
+    for (const idx of [0, 17, g.data.length - 1]) {
+      const at = async (dv: number) => {
+        const ps = params.map((t) => (t.name === 'dec0.conv1.weight' ? { ...t, data: t.data.slice() } : t));
+        const t = ps.find((q) => q.name === 'dec0.conv1.weight')!;
+        t.data[idx] += dv;
+        await m.importParams(ps);
+        return (await m.lossAndGrad({ ...b, diceWeight: 0.7 })).loss;
+      };
+      const eps = 1e-5;
+      const fd = ((await at(eps)) - (await at(-eps))) / (2 * eps);
+      expect(Math.abs(fd - g.data[idx])).toBeLessThan(1e-6 + 1e-4 * Math.abs(fd));
+    }
+    await expect(m.lossAndGrad({ ...b, diceWeight: -1 })).rejects.toThrow(/diceWeight must be finite and >= 0/);
+    m.dispose();
+  });
+});
+
 describe('native engine: training', () => {
   it('a tiny net overfits one labelled tile (loss < 0.05 within 60 Adam steps)', async () => {
     const e = await nativeEngine();

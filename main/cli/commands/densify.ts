@@ -36,6 +36,7 @@ Options:
   --levels L             override the preset's resolution levels
   --base-filters F       override the preset's first-level filters
   --balance B            class-weight balancing exponent: 0 = equal weights, 1 = inverse frequency (default 1)
+  --dice W               add W x soft Dice (classes 2..K, annotated voxels) to the cross-entropy (default 0)
   --average F            average the weights over the last fraction F of training (0 = off)
   --bn-at-test M         batch (default) | running: batch-norm statistics at prediction (batch: the paper's
                          choice; running statistics from thin training tiles under-segmented 1136 badly)
@@ -86,6 +87,7 @@ const densify: Command = {
     'base-filters': { type: 'string' },
     'plane-tile': { type: 'string' },
     balance: { type: 'string' },
+    dice: { type: 'string' },
     'bn-at-test': { type: 'string' },
     'no-batch-norm': { type: 'boolean' },
     average: { type: 'string' },
@@ -160,6 +162,7 @@ const densify: Command = {
       minutes,
       seed,
       classWeightPower: numOpt(v, 'balance') ?? 1,
+      dice: numOpt(v, 'dice') ?? 0,
       averageFrom: numOpt(v, 'average') ?? 0,
       planeOut: planeTile ?? defaults.planeOut,
       cubeOut: defaults.cubeOut,

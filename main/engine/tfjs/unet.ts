@@ -249,3 +249,21 @@ export function weightedCE(tf: Tf, logits: TF.Tensor, onehotW: TF.Tensor, annota
   const logp = tf.logSoftmax(logits, -1);
   return tf.div(tf.neg(tf.sum(tf.mul(logp, onehotW))), Math.max(annotated, 1)) as TF.Scalar;
 }
+
+/**
+ * Soft Dice term over the annotated voxels of the whole batch, as the native engine: 1 - mean over classes
+ * 2..K of (2 I_k + s) / (P_k + G_k + s). `onehot` is the unweighted one-hot label (channels last, all zero at
+ * unannotated voxels), which is also the annotation mask summed over classes.
+ */
+export function diceLoss(tf: Tf, logits: TF.Tensor, onehot: TF.Tensor): TF.Scalar {
+  const K = logits.shape[logits.rank - 1]!;
+  const axes = Array.from({ length: logits.rank - 1 }, (_, i) => i);
+  const prob = tf.softmax(logits, -1);
+  const mask = tf.sum(onehot, -1, true);
+  const p = tf.mul(prob, mask);
+  const inter = tf.sum(tf.mul(p, onehot), axes);
+  const denom = tf.add(tf.sum(p, axes), tf.sum(onehot, axes));
+  const s = 1e-5;
+  const dice = tf.div(tf.add(tf.mul(inter, 2), s), tf.add(denom, s));
+  return tf.sub(1, tf.mean(tf.slice(dice, [1], [K - 1]))) as TF.Scalar;
+}
