@@ -118,11 +118,11 @@ export const PRESETS = {
   /** Çiçek et al. 2016: 19,069,955 parameters, 132x132x116 -> 44x44x28 */
   paper: { dims: 3, inChannels: 3, numClasses: 3, levels: 4, baseFilters: 32, padding: 'valid', batchNorm: true, bnAtTest: 'running' },
   /**
-   * a CPU-friendly network for the desktop: trains in minutes on 2 cores. 2 levels (context 16 voxels): on the
-   * plant nuclei at half xy resolution it matched 3 levels per CPU second (docs/densify.md) at half the cost
-   * per step, so more steps fit in a few minutes
+   * a CPU-friendly network for the desktop: trains in minutes on 2 cores. 2 levels (context 16 voxels), 8 base
+   * filters: on the plant nuclei at half xy resolution 3 levels and 16 filters both scored lower in a 4-minute
+   * budget than this net's ~2x more steps (docs/densify.md)
    */
-  desktop: { dims: 3, inChannels: 1, numClasses: 2, levels: 2, baseFilters: 16, padding: 'valid', batchNorm: true, bnAtTest: 'running' },
+  desktop: { dims: 3, inChannels: 1, numClasses: 2, levels: 2, baseFilters: 8, padding: 'valid', batchNorm: true, bnAtTest: 'running' },
   /** seconds-scale net for tests and the E2E flow */
   tiny: { dims: 3, inChannels: 1, numClasses: 2, levels: 2, baseFilters: 4, padding: 'valid', batchNorm: true, bnAtTest: 'running' },
 } as const satisfies Record<string, NetConfig>;

@@ -17,6 +17,8 @@ export const MODEL_FORMAT_VERSION = 1;
 
 export interface TrainingSummary {
   iterations: number;
+  /** samples per iteration (engine step); absent in models trained before batching (1) */
+  samplesPerStep?: number;
   seconds: number;
   seed: number;
   finalLoss: number | null;

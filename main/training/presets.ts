@@ -18,6 +18,12 @@ export const TRAINING_DEFAULTS: Record<PresetName, TrainingDefaults> = {
   tiny: { optim: { optimizer: 'adam', lr: 3e-3 }, planeOut: 32, cubeOut: 16 },
 };
 
+/**
+ * Default class-weight balancing exponent (w_k ~ (N / (K n_k))^balance). 1 (inverse frequency) over-segmented
+ * the plant nuclei 1136 badly, 0.5 under-segmented 1135; 0.75 was calibrated on both (docs/densify.md).
+ */
+export const DEFAULT_BALANCE = 0.75;
+
 export function isPreset(s: string): s is PresetName {
   return s in PRESETS;
 }

@@ -124,7 +124,23 @@ export class TileSampler {
     return (this.planeWeights[this.planeWeights.length - 1] ?? 0) / this.total;
   }
 
-  next(rng: Rng): SampleSpec {
+  /**
+   * `n` samples for one engine step: the first drawn as `next`, the others conditioned on the same input tile
+   * shape (one batch needs one shape), i.e. from planes with the same normal axis (or cube tiles). On a CPU a
+   * batch of 2 runs 2.7-3.3x more samples per second than single samples (libtorch takes its oneDNN
+   * convolutions for batches, im2col + GEMM for a single thin tile).
+   */
+  nextBatch(rng: Rng, n: number): SampleSpec[] {
+    const first = this.next(rng);
+    const out = [first];
+    const key = first.inShape.join('x');
+    for (let i = 1; i < n; i++) out.push(this.next(rng, key));
+    return out;
+  }
+
+  /** One sample; with `shapeKey` ("DxHxW" of the input tile) only from the sources that give that shape. */
+  next(rng: Rng, shapeKey?: string): SampleSpec {
+    if (shapeKey !== undefined) return this.nextWithShape(rng, shapeKey);
     const r = rng.next() * this.total;
     let acc = 0;
     let pi = 0;
@@ -141,6 +157,32 @@ export class TileSampler {
       if (r < acc || v === this.summaries.length - 1) {
         return this.cubeSample(v, sc[rng.int(sc.length)]!, rng);
       }
+    }
+    throw new Error('unreachable');
+  }
+
+  private nextWithShape(rng: Rng, shapeKey: string): SampleSpec {
+    const thinKey = (axis: number) => this.shapes.thinIn[axis]!.join('x');
+    const cubeOk = this.shapes.cubeIn.join('x') === shapeKey;
+    let total = 0;
+    for (const s of this.summaries) {
+      for (const p of s.planes) if (thinKey(p.axis) === shapeKey) total += p.count;
+      if (cubeOk) total += s.scattered.length;
+    }
+    if (total === 0) throw new RangeError(`no annotated source gives a ${shapeKey} tile`);
+    let r = rng.next() * total;
+    for (const s of this.summaries) {
+      for (const p of s.planes) {
+        if (thinKey(p.axis) !== shapeKey) continue;
+        if (r < p.count) return this.thinSample(p.volume, p.axis, p.index, p.voxels, rng);
+        r -= p.count;
+      }
+    }
+    for (let v = 0; v < this.summaries.length; v++) {
+      const sc = this.summaries[v]!.scattered;
+      if (!sc.length) continue;
+      if (r < sc.length || v === this.summaries.length - 1) return this.cubeSample(v, sc[rng.int(sc.length)]!, rng);
+      r -= sc.length;
     }
     throw new Error('unreachable');
   }

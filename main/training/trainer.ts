@@ -17,11 +17,12 @@ import type { Engine, Model, ModelOptions, NamedTensor, NetConfig, OptimConfig }
 import type { Volume } from '../common/volume.js';
 import { CancelledError, SliceformError } from '../common/errors.js';
 import type { CancelSignal, ProgressCallback } from '../common/progress.js';
+import { DEFAULT_BALANCE } from './presets.js';
 import { computeNormalisation, normaliseVolume, type Normalisation } from './preprocess.js';
 import { analyseLabels, chooseHoldout, classWeights, withoutPlanes, type AnnotatedPlane, type LabelSummary } from './sparse.js';
 import { DEFAULT_AUGMENT, TileSampler, planTileShapes, type AugmentOptions } from './sampler.js';
 import { createSampleSource } from './samples.js';
-import type { Sample, TrainVolumeData, Vec3 } from './augment.js';
+import type { Sample, SampleSpec, TrainVolumeData, Vec3 } from './augment.js';
 import { Rng } from './rng.js';
 import { predictRegion, sourceFromNormalised } from '../inference/predict.js';
 import type { TrainingSummary } from '../inference/model-dir.js';
@@ -44,8 +45,10 @@ export interface TrainOptions {
   planeOut?: number;
   /** output size of cube tiles for scattered annotations (default 32) */
   cubeOut?: number;
-  /** class-weight balancing exponent (0 = all 1, 1 = inverse frequency; default 1) */
+  /** class-weight balancing exponent (0 = all 1, 1 = inverse frequency; default DEFAULT_BALANCE = 0.75) */
   classWeightPower?: number;
+  /** samples per engine step (default 2: on a CPU a batch of 2 trains ~3x more samples per second than 1) */
+  batch?: number;
   /** weight of the soft Dice term added to the weighted cross-entropy (0 = cross-entropy only; default 0) */
   dice?: number;
   /** 'auto': hold out one plane per axis with >= 4 annotated planes; 'none' */
@@ -152,6 +155,8 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
   const net = opts.net;
   validatePairs(pairs, net);
   if (!opts.iterations && !opts.minutes) throw new SliceformError('bad-input', 'give a training budget: iterations or minutes');
+  const batch = opts.batch ?? 2;
+  if (!(Number.isInteger(batch) && batch >= 1 && batch <= 64)) throw new SliceformError('bad-input', `batch must be an integer 1..64, got ${batch}`);
   const seed = opts.seed ?? 1;
   const K = net.numClasses;
   const aug = opts.augment ?? DEFAULT_AUGMENT;
@@ -181,7 +186,7 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
   }
   const classCounts = new Array<number>(K + 1).fill(0);
   for (const s of summaries) s.classCounts.forEach((c, k) => (classCounts[k]! += c));
-  const weights = classWeights(classCounts, opts.classWeightPower ?? 1);
+  const weights = classWeights(classCounts, opts.classWeightPower ?? DEFAULT_BALANCE);
 
   const minDims = [0, 1, 2].map((a) => Math.min(...volumes.map((v) => v.shape[a]!))) as Vec3;
   const shapes = planTileShapes(geometry, opts.planeOut ?? 64, opts.cubeOut ?? 32, minDims);
@@ -208,7 +213,23 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
 
   const source = createSampleSource(volumes, opts.worker ?? 'auto');
   // each iteration's sample comes from its own stream: deterministic whatever the timing, and on resume
-  const specFor = (it: number) => sampler.next(new Rng((seed * 1_000_003 + it * 7919) >>> 0));
+  const specsFor = (it: number) => sampler.nextBatch(new Rng((seed * 1_000_003 + it * 7919) >>> 0), batch);
+  // renders one step's samples (in order, in the worker) and joins them into one batch
+  const renderBatch = async (specs: SampleSpec[]): Promise<Sample> => {
+    const parts = await Promise.all(specs.map((sp) => source.render(sp)));
+    if (parts.length === 1) return parts[0]!;
+    const input = new Float32Array(parts.reduce((a, p) => a + p.input.length, 0));
+    const labels = new Uint8Array(parts.reduce((a, p) => a + p.labels.length, 0));
+    let oi = 0;
+    let ol = 0;
+    for (const p of parts) {
+      input.set(p.input, oi);
+      labels.set(p.labels, ol);
+      oi += p.input.length;
+      ol += p.labels.length;
+    }
+    return { input, labels };
+  };
   const budgetSeconds = opts.minutes ? opts.minutes * 60 : Infinity;
   const maxIt = opts.iterations ?? Infinity;
   const startWall = Date.now();
@@ -302,7 +323,7 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
   };
 
   try {
-    let pending: Promise<Sample> | null = state.iteration < maxIt ? source.render(specFor(state.iteration)) : null;
+    let pending: Promise<Sample> | null = state.iteration < maxIt ? renderBatch(specsFor(state.iteration)) : null;
     while (pending) {
       if (opts.signal?.aborted) {
         cancelled = true;
@@ -310,13 +331,13 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
       }
       const sample = await pending;
       const it = state.iteration;
-      const spec = specFor(it); // shapes only (cheap to recompute)
+      const spec = specsFor(it)[0]!; // shapes only (cheap to recompute)
       const lr = lrAt(progressFraction());
       model.setLearningRate(lr);
       const t0 = Date.now();
       const step = model.trainStep({
         input: sample.input,
-        inputShape: [1, net.inChannels, ...spec.inShape],
+        inputShape: [batch, net.inChannels, ...spec.inShape],
         labels: sample.labels,
         classWeights: weights,
         diceWeight: opts.dice ?? 0,
@@ -325,7 +346,7 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
       // stop when the next step would end past the time budget (steps take seconds on a CPU)
       const avgStep = stepTimes.length ? stepTimes.reduce((a, b) => a + b, 0) / stepTimes.length : 0;
       const more = it + 1 < maxIt && elapsed() + (Date.now() - t0) / 1000 + avgStep * 0.5 < budgetSeconds;
-      pending = more ? source.render(specFor(it + 1)) : null;
+      pending = more ? renderBatch(specsFor(it + 1)) : null;
       let res;
       try {
         res = await step;
@@ -401,6 +422,7 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
   }
   const summary: TrainingSummary = {
     iterations: state.iteration,
+    samplesPerStep: batch,
     seconds: elapsed(),
     seed,
     finalLoss: lossEma,

@@ -72,6 +72,7 @@ describe('densify on a crop of a real volume', () => {
   it('learns from three sparse slices: nucleus IoU on unannotated voxels clearly beats the trivial floor', async () => {
     const r = await trainModel(engine, [{ image, labels: sparse }], tinyOpts({ iterations: 60 }));
     expect(r.summary.iterations).toBe(60);
+    expect(r.summary.samplesPerStep).toBe(2); // the default: 2 samples of one tile shape per step
     expect(r.summary.annotatedShare).toBeGreaterThan(0.45); // thin tiles: 1 of 2 output rows is the plane
     const seg = await segmentVolume(r.model, image, { normalisation: r.normalisation });
     const mask = Uint8Array.from(sparse.data, (v) => (v === 0 ? 1 : 0));
@@ -175,6 +176,7 @@ describe('densify on a crop of a real volume', () => {
     await expect(trainModel(engine, [{ image, labels: empty }], tinyOpts({ iterations: 1 }))).rejects.toThrow(/no annotated voxels/);
     const three = { ...sparse, data: Uint8Array.from(sparse.data, (v) => (v === 2 ? 3 : v)) };
     await expect(trainModel(engine, [{ image, labels: three }], tinyOpts({ iterations: 1 }))).rejects.toThrow(/labels go up to 3 but the network has 2 classes/);
+    await expect(trainModel(engine, [{ image, labels: sparse }], tinyOpts({ iterations: 1, batch: 0 }))).rejects.toThrow(/batch must be an integer 1\.\.64, got 0/);
     expect(existsSync(OUT)).toBe(true);
   });
 });

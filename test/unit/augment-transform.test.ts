@@ -142,6 +142,34 @@ describe('TileSampler', () => {
       }
     }
   });
+  it('draws a batch whose samples share one tile shape, planes of every axis across batches', () => {
+    // annotated planes on all three axes: z = 10, y = 30, x = 12 (tile shapes differ per normal axis)
+    const shape: Vec3 = [24, 48, 40];
+    const labels = new Uint8Array(24 * 48 * 40);
+    for (let z = 0; z < 24; z++)
+      for (let y = 0; y < 48; y++)
+        for (let x = 0; x < 40; x++) if (z === 10 || y === 30 || x === 12) labels[(z * 48 + y) * 40 + x] = 1 + ((x + y + z) % 3 === 0 ? 1 : 0);
+    const summary = analyseLabels(labels, shape, 2);
+    expect(summary.planes.map((p) => p.axis).sort()).toEqual([0, 1, 2]);
+    const shapes = planTileShapes({ levels: 2, padding: 'valid' }, 32, 16, shape);
+    const keys = new Set(shapes.thinIn.map((s) => s.join('x')));
+    expect(keys.size).toBe(3);
+    const sampler = new TileSampler([{ shape, spacing: [1, 1, 1], channels: 1 }], [summary], shapes, DEFAULT_AUGMENT);
+    const seen = new Map<string, number>();
+    for (let t = 0; t < 60; t++) {
+      const b = sampler.nextBatch(new Rng(100 + t), 3);
+      expect(b).toHaveLength(3);
+      const k = b[0]!.inShape.join('x');
+      for (const s of b) expect(s.inShape.join('x')).toBe(k);
+      seen.set(k, (seen.get(k) ?? 0) + 1);
+    }
+    expect([...seen.keys()].sort()).toEqual([...keys].sort());
+    // deterministic for a seed, and a batch is not one sample repeated
+    const a = sampler.nextBatch(new Rng(5), 2);
+    expect(JSON.stringify(a)).toBe(JSON.stringify(sampler.nextBatch(new Rng(5), 2)));
+    expect(JSON.stringify(a[0])).not.toBe(JSON.stringify(a[1]));
+    expect(() => sampler.next(new Rng(1), '1x2x3')).toThrow(/no annotated source gives a 1x2x3 tile/);
+  });
   it('is deterministic for a seed', () => {
     const shape: Vec3 = [10, 10, 10];
     const labels = new Uint8Array(1000);
