@@ -221,6 +221,7 @@ async function train(payload: unknown, ctx: JobContext): Promise<unknown> {
       seed: p.settings.seed,
       planeOut: defaults.planeOut,
       cubeOut: defaults.cubeOut,
+      batch: defaults.batch,
       holdout: p.settings.heldOutFraction === 0 ? 'none' : 'auto',
       signal: either,
       onProgress: (pr) => ctx.onProgress({ ...pr, details: { ...pr.details, elapsedSeconds: (Date.now() - t0) / 1000, totalIterations: p.settings.iterations } }),

@@ -118,6 +118,7 @@ const train: Command = {
         seed,
         planeOut: defaults.planeOut,
         cubeOut: defaults.cubeOut,
+        batch: defaults.batch,
         holdout,
         checkpointDir: join(dir, 'checkpoint'),
         checkpointMinutes: numOpt(v, 'checkpoint-minutes') ?? 5,
