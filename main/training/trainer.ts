@@ -22,7 +22,7 @@ import { computeNormalisation, normaliseVolume, type Normalisation } from './pre
 import { analyseLabels, chooseHoldout, classWeights, withoutPlanes, type AnnotatedPlane, type LabelSummary } from './sparse.js';
 import { DEFAULT_AUGMENT, TileSampler, planTileShapes, type AugmentOptions } from './sampler.js';
 import { createSampleSource } from './samples.js';
-import type { Sample, SampleSpec, TrainVolumeData, Vec3 } from './augment.js';
+import type { Sample, TrainVolumeData, Vec3 } from './augment.js';
 import { Rng } from './rng.js';
 import { predictRegion, sourceFromNormalised } from '../inference/predict.js';
 import type { TrainingSummary } from '../inference/model-dir.js';
@@ -214,10 +214,12 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
   const source = createSampleSource(volumes, opts.worker ?? 'auto');
   // each iteration's sample comes from its own stream: deterministic whatever the timing, and on resume
   const specsFor = (it: number) => sampler.nextBatch(new Rng((seed * 1_000_003 + it * 7919) >>> 0), batch);
-  // renders one step's samples (in order, in the worker) and joins them into one batch
-  const renderBatch = async (specs: SampleSpec[]): Promise<Sample> => {
+  // renders iteration `it`'s samples (in order, in the worker), joined into one batch, with their tile shape
+  const renderStep = async (it: number): Promise<Sample & { inShape: Vec3 }> => {
+    const specs = specsFor(it);
+    const inShape = specs[0]!.inShape;
     const parts = await Promise.all(specs.map((sp) => source.render(sp)));
-    if (parts.length === 1) return parts[0]!;
+    if (parts.length === 1) return { ...parts[0]!, inShape };
     const input = new Float32Array(parts.reduce((a, p) => a + p.input.length, 0));
     const labels = new Uint8Array(parts.reduce((a, p) => a + p.labels.length, 0));
     let oi = 0;
@@ -228,7 +230,7 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
       oi += p.input.length;
       ol += p.labels.length;
     }
-    return { input, labels };
+    return { input, labels, inShape };
   };
   const budgetSeconds = opts.minutes ? opts.minutes * 60 : Infinity;
   const maxIt = opts.iterations ?? Infinity;
@@ -323,7 +325,7 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
   };
 
   try {
-    let pending: Promise<Sample> | null = state.iteration < maxIt ? renderBatch(specsFor(state.iteration)) : null;
+    let pending: Promise<Sample & { inShape: Vec3 }> | null = state.iteration < maxIt ? renderStep(state.iteration) : null;
     while (pending) {
       if (opts.signal?.aborted) {
         cancelled = true;
@@ -331,13 +333,12 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
       }
       const sample = await pending;
       const it = state.iteration;
-      const spec = specsFor(it)[0]!; // shapes only (cheap to recompute)
       const lr = lrAt(progressFraction());
       model.setLearningRate(lr);
       const t0 = Date.now();
       const step = model.trainStep({
         input: sample.input,
-        inputShape: [batch, net.inChannels, ...spec.inShape],
+        inputShape: [batch, net.inChannels, ...sample.inShape],
         labels: sample.labels,
         classWeights: weights,
         diceWeight: opts.dice ?? 0,
@@ -346,7 +347,7 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
       // stop when the next step would end past the time budget (steps take seconds on a CPU)
       const avgStep = stepTimes.length ? stepTimes.reduce((a, b) => a + b, 0) / stepTimes.length : 0;
       const more = it + 1 < maxIt && elapsed() + (Date.now() - t0) / 1000 + avgStep * 0.5 < budgetSeconds;
-      pending = more ? renderBatch(specsFor(it + 1)) : null;
+      pending = more ? renderStep(it + 1) : null;
       let res;
       try {
         res = await step;
@@ -398,7 +399,7 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
         details: { iteration: state.iteration, loss: lossEma, voxelsPerSecond: Math.round(vps), heldOutIoU: heldOutIoU ?? undefined, annotatedShare: info.annotatedShare },
       });
     }
-    if (pending) await (pending as Promise<Sample>).catch(() => undefined);
+    if (pending) await (pending as Promise<unknown>).catch(() => undefined);
   } finally {
     await source.dispose();
   }
