@@ -264,6 +264,18 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     return model_;
   }
 
+  // fills the worker's batch from the call's arguments (the worker is deleted if they are bad), then queues it
+  Napi::Value queueWithBatch(const Napi::CallbackInfo& info, Worker* w, sf::Batch& batch) {
+    try {
+      batch = batchFrom(info, w);
+    } catch (...) {
+      delete w;
+      throw;
+    }
+    w->Queue();
+    return w->Promise();
+  }
+
   // (input, shape, labels, classWeights?, diceWeight?) -> Batch, pinning the buffers on the worker
   sf::Batch batchFrom(const Napi::CallbackInfo& info, Worker* w) {
     Napi::Env env = info.Env();
@@ -320,14 +332,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
     auto batch = std::make_shared<sf::Batch>();
     auto* w = new Worker(info.Env(), [m, res, batch] { *res = m->trainStep(*batch); },
                          [res](Napi::Env env) -> Napi::Value { return stepToJs(env, *res); });
-    try {
-      *batch = batchFrom(info, w);
-    } catch (...) {
-      delete w;
-      throw;
-    }
-    w->Queue();
-    return w->Promise();
+    return queueWithBatch(info, w, *batch);
   }
 
   Napi::Value LossAndGrad(const Napi::CallbackInfo& info) {
@@ -341,14 +346,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
                            o.Set("grads", namedToJs(env, *grads));
                            return o;
                          });
-    try {
-      *batch = batchFrom(info, w);
-    } catch (...) {
-      delete w;
-      throw;
-    }
-    w->Queue();
-    return w->Promise();
+    return queueWithBatch(info, w, *batch);
   }
 
   // predict(input, shape) -> {data: Float32Array, shape: number[]}
