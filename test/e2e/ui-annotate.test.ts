@@ -5,12 +5,11 @@
  * export read back with tifffile. The label volume returned by the API must match what the UI shows.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { e2eMissing, startApp, type App } from './harness.js';
-import { ARTIFACTS, DEBIAN_PYTHON, dataFile } from '../helpers/paths.js';
-import { apiLabels, count, dragVoxels, flush, labelReport, openByPath, shot, waitForUi, type LabelReport, type UiWindow } from './ui-helpers.js';
+import { ARTIFACTS, dataFile } from '../helpers/paths.js';
+import { apiLabels, count, dragVoxels, exportFromUi, flush, labelReport, openByPath, readWithTifffile, shot, waitForUi, type LabelReport, type UiWindow } from './ui-helpers.js';
 
 const HYPERSTACK = dataFile('formats', 'imagej_hyperstack', 'xyzc_16bit__dna_conf_wf.tif');
 const missing = e2eMissing() ?? (existsSync(HYPERSTACK) ? null : `${HYPERSTACK} missing`);
@@ -122,23 +121,12 @@ describe.skipIf(missing)('UI annotation on a real hyperstack', () => {
   it('exports the annotation as a TIFF that tifffile reads back with the same voxels', async () => {
     const { page } = app;
     const out = join(ARTIFACTS, 'ui-export-annotation.tif');
-    rmSync(out, { force: true });
-    await page.selectOption('[data-testid=export-layer]', 'annotation');
-    await page.selectOption('[data-testid=export-format]', 'tiff');
-    await page.fill('[data-testid=export-path]', out);
-    await page.click('[data-testid=export-button]');
-    await expect.poll(() => page.getAttribute('[data-testid=export-result]', 'data-path'), { timeout: 30_000 }).toBe(out);
+    await exportFromUi(page, 'annotation', 'tiff', out);
     const server = await apiLabels(page, 'annotation');
-    const py = spawnSync(
-      DEBIAN_PYTHON,
-      ['-c', 'import sys,tifffile,numpy as np; a=tifffile.imread(sys.argv[1]); print(a.shape, a.dtype); sys.stdout.flush(); sys.stdout.buffer.write(np.ascontiguousarray(a).astype(np.uint8).tobytes())', out],
-      { encoding: 'buffer', maxBuffer: 64 << 20 },
-    );
-    expect(py.status, py.stderr.toString()).toBe(0);
-    const nl = py.stdout.indexOf(10);
-    const header = py.stdout.subarray(0, nl).toString();
-    expect(header).toContain(`(${Z}, ${Y}, ${X})`);
-    const vox = py.stdout.subarray(nl + 1);
+    const tif = readWithTifffile(out);
+    expect(tif.status, tif.stderr).toBe(0);
+    expect(tif.header).toContain(`(${Z}, ${Y}, ${X})`);
+    const vox = tif.voxels;
     expect(vox.length).toBe(X * Y * Z);
     let mismatches = 0;
     let painted = 0;

@@ -3,9 +3,12 @@
  * pixels back from element screenshots.
  */
 import type { Page } from 'playwright-core';
+import { expect } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ARTIFACTS } from '../helpers/paths.js';
+import { ARTIFACTS, DEBIAN_PYTHON } from '../helpers/paths.js';
 
 export type Plane = 'xy' | 'xz' | 'yz';
 
@@ -184,4 +187,30 @@ export function median(xs: number[]): number {
 export function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]! : NaN;
+}
+
+/** Exports a layer through the Export panel (replacing `out`) and waits until the UI reports the written file. */
+export async function exportFromUi(page: Page, layer: string, format: string, out: string): Promise<void> {
+  rmSync(out, { force: true });
+  await page.selectOption('[data-testid=export-layer]', layer);
+  await page.selectOption('[data-testid=export-format]', format);
+  await page.fill('[data-testid=export-path]', out);
+  await page.click('[data-testid=export-button]');
+  await expect.poll(() => page.getAttribute('[data-testid=export-result]', 'data-path'), { timeout: 30_000 }).toBe(out);
+}
+
+/** Reads a TIFF with tifffile (an independent reader): the "(shape) dtype" line it prints and the voxels as uint8. */
+export function readWithTifffile(path: string): { status: number | null; stderr: string; header: string; voxels: Buffer } {
+  const py = spawnSync(
+    DEBIAN_PYTHON,
+    ['-c', 'import sys,tifffile,numpy as np; a=tifffile.imread(sys.argv[1]); print(a.shape, a.dtype); sys.stdout.flush(); sys.stdout.buffer.write(np.ascontiguousarray(a).astype(np.uint8).tobytes())', path],
+    { encoding: 'buffer', maxBuffer: 64 << 20 },
+  );
+  const nl = py.stdout.indexOf(10);
+  return {
+    status: py.status,
+    stderr: py.stderr.toString(),
+    header: (nl < 0 ? py.stdout : py.stdout.subarray(0, nl)).toString(),
+    voxels: nl < 0 ? Buffer.alloc(0) : py.stdout.subarray(nl + 1),
+  };
 }

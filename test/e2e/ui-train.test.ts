@@ -6,12 +6,12 @@
  * Skips (saying why) when the compute process reports no training engine.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { e2eMissing, startApp, type App } from './harness.js';
 import { ARTIFACTS, DEBIAN_PYTHON, dataFile } from '../helpers/paths.js';
-import { apiLabels, count, diffCount, dragVoxels, flush, labelReport, openByPath, shot, waitForUi, type UiWindow } from './ui-helpers.js';
+import { apiLabels, count, diffCount, dragVoxels, exportFromUi, flush, labelReport, openByPath, readWithTifffile, shot, waitForUi, type UiWindow } from './ui-helpers.js';
 
 const HYPERSTACK = dataFile('formats', 'imagej_hyperstack', 'xyzc_16bit__dna_conf_wf.tif');
 const missing = e2eMissing() ?? (existsSync(HYPERSTACK) ? null : `${HYPERSTACK} missing`);
@@ -126,23 +126,13 @@ describe.skipIf(missing)('UI training, densify and export on a real hyperstack',
     await expect.poll(() => page.getAttribute('[data-testid=painted-count-xy]', 'data-count')).toBe('2');
 
     const out = join(ARTIFACTS, 'ui-export-merged.ome.tif');
-    rmSync(out, { force: true });
-    await page.selectOption('[data-testid=export-layer]', 'merged');
-    await page.selectOption('[data-testid=export-format]', 'ome-tiff');
-    await page.fill('[data-testid=export-path]', out);
-    await page.click('[data-testid=export-button]');
-    await expect.poll(() => page.getAttribute('[data-testid=export-result]', 'data-path'), { timeout: 30_000 }).toBe(out);
+    await exportFromUi(page, 'merged', 'ome-tiff', out);
     const annotation = await apiLabels(page, 'annotation');
     const prediction = await apiLabels(page, 'prediction');
-    const py = spawnSync(
-      DEBIAN_PYTHON,
-      ['-c', 'import sys,tifffile,numpy as np; a=tifffile.imread(sys.argv[1]); print(a.shape, a.dtype); sys.stdout.flush(); sys.stdout.buffer.write(np.ascontiguousarray(a).astype(np.uint8).tobytes())', out],
-      { encoding: 'buffer', maxBuffer: 64 << 20 },
-    );
-    expect(py.status, py.stderr.toString()).toBe(0);
-    const nl = py.stdout.indexOf(10);
-    expect(py.stdout.subarray(0, nl).toString()).toContain(`${Z}, ${Y}, ${X})`);
-    const vox = py.stdout.subarray(nl + 1);
+    const tif = readWithTifffile(out);
+    expect(tif.status, tif.stderr).toBe(0);
+    expect(tif.header).toContain(`${Z}, ${Y}, ${X})`);
+    const vox = tif.voxels;
     expect(vox.length).toBe(X * Y * Z);
     let bad = 0;
     for (let i = 0; i < vox.length; i++) {
