@@ -7,7 +7,7 @@ import type { Engine, Model, NetConfig, OptimConfig, Device } from '../common/en
 import { CancelledError, SliceformError } from '../common/errors.js';
 import { computeNormalisation, normaliseVolume, type Normalisation } from '../training/preprocess.js';
 import { classWeights } from '../training/sparse.js';
-import { inputForOutput, validOutputAtMost } from '../training/geometry.js';
+import { inputForOutput, validOutputAtMost } from '../volume/geometry.js';
 import { mirrorIndex } from '../training/augment.js';
 import { Rng } from '../training/rng.js';
 import type { EvalVolume, Learner, PlaneRef, Predictor, RunContext, TrainEntry } from './protocols.js';

@@ -9,8 +9,8 @@
  * normal component frozen, the pivot on the plane (so scaling and flips keep it in place).
  * Scattered annotations (not on a plane) get cube tiles centred on a random annotated voxel.
  */
-import type { NetGeometry } from './geometry.js';
-import { inputForOutput, minValidOutput, validOutputAtMost } from './geometry.js';
+import type { NetGeometry } from '../volume/geometry.js';
+import { inputForOutput, minValidOutput, validOutputAtMost } from '../volume/geometry.js';
 import { IDENTITY3, matMul, planeRotation, toVoxelSpace, type Mat3, type SampleSpec, type Vec3 } from './augment.js';
 import type { LabelSummary } from './sparse.js';
 import type { Rng } from './rng.js';
