@@ -5,7 +5,7 @@
  */
 import type { Engine, Model, NetConfig, OptimConfig, Device } from '../common/engine.js';
 import { CancelledError, SliceformError } from '../common/errors.js';
-import { computeNormalisation, normaliseVolume, type Normalisation } from '../training/preprocess.js';
+import { computeNormalisation, normaliseVolume, type Normalisation } from '../volume/preprocess.js';
 import { classWeights } from '../training/sparse.js';
 import { inputForOutput, validOutputAtMost } from '../volume/geometry.js';
 import { mirrorIndex } from '../training/augment.js';

@@ -7,7 +7,7 @@ import type { Volume } from '../common/volume.js';
 import { SliceformError } from '../common/errors.js';
 import type { CancelSignal, ProgressCallback } from '../common/progress.js';
 import type { Model } from '../common/engine.js';
-import type { Normalisation } from '../training/preprocess.js';
+import type { Normalisation } from '../volume/preprocess.js';
 import { SlabTiffWriter } from './slab-writer.js';
 import { segmentVolume, type SegmentResult } from './segment.js';
 

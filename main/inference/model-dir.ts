@@ -10,7 +10,7 @@ import { mkdir, readFile, rename, writeFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Engine, Model, ModelOptions, NetConfig, OptimConfig } from '../common/engine.js';
 import { SliceformError } from '../common/errors.js';
-import type { Normalisation } from '../training/preprocess.js';
+import type { Normalisation } from '../volume/preprocess.js';
 
 export const MODEL_FORMAT = 'sliceform-model';
 export const MODEL_FORMAT_VERSION = 1;

@@ -6,7 +6,7 @@ import type { Model } from '../common/engine.js';
 import type { Volume } from '../common/volume.js';
 import { CancelledError, SliceformError } from '../common/errors.js';
 import { EtaEstimator, type CancelSignal, type ProgressCallback } from '../common/progress.js';
-import type { Normalisation } from '../training/preprocess.js';
+import type { Normalisation } from '../volume/preprocess.js';
 import { mirrorIndex } from '../training/augment.js';
 import { planTiles, type TilePlan, type Vec3 } from './tiling.js';
 

@@ -7,7 +7,7 @@ import type { Model } from '../common/engine.js';
 import type { Volume } from '../common/volume.js';
 import { SliceformError } from '../common/errors.js';
 import type { CancelSignal, ProgressCallback } from '../common/progress.js';
-import type { Normalisation } from '../training/preprocess.js';
+import type { Normalisation } from '../volume/preprocess.js';
 import { predictRegion, sourceFromVolume, type PredictResult, type Slab } from './predict.js';
 import { downsampleVolume, isIdentity, upsampleSlab, type Factors } from './resample.js';
 

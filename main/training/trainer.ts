@@ -18,7 +18,7 @@ import type { Volume } from '../common/volume.js';
 import { CancelledError, SliceformError } from '../common/errors.js';
 import type { CancelSignal, ProgressCallback } from '../common/progress.js';
 import { DEFAULT_BALANCE } from './presets.js';
-import { computeNormalisation, normaliseVolume, type Normalisation } from './preprocess.js';
+import { computeNormalisation, normaliseVolume, type Normalisation } from '../volume/preprocess.js';
 import { analyseLabels, chooseHoldout, classWeights, withoutPlanes, type AnnotatedPlane, type LabelSummary } from './sparse.js';
 import { DEFAULT_AUGMENT, TileSampler, planTileShapes, type AugmentOptions } from './sampler.js';
 import { createSampleSource } from './samples.js';

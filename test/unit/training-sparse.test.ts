@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { analyseLabels, chooseHoldout, classWeights, withoutPlanes } from '../../main/training/sparse.js';
-import { computeNormalisation, normaliseVolume, percentiles } from '../../main/training/preprocess.js';
+import { computeNormalisation, normaliseVolume, percentiles } from '../../main/volume/preprocess.js';
 import { Rng } from '../../main/training/rng.js';
 import { progressLine } from '../../main/training/progress-line.js';
 import type { Volume } from '../../main/common/volume.js';
