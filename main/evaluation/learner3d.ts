@@ -8,7 +8,7 @@ import type { Volume } from '../common/volume.js';
 import { SliceformError } from '../common/errors.js';
 import { trainModel, type StepInfo } from '../training/trainer.js';
 import { segmentVolume } from '../inference/segment.js';
-import { autoDownsample, downsampleLabelVolume, downsampleVolume, isIdentity, type Factors } from '../inference/resample.js';
+import { autoDownsample, downsampleLabelVolume, downsampleVolume, isIdentity, type Factors } from '../volume/resample.js';
 import type { EvalVolume, Learner, Predictor, RunContext, TrainEntry } from './protocols.js';
 
 export interface Learner3DOptions {

@@ -9,7 +9,7 @@ import { SliceformError } from '../common/errors.js';
 import type { CancelSignal, ProgressCallback } from '../common/progress.js';
 import type { Normalisation } from '../volume/preprocess.js';
 import { predictRegion, sourceFromVolume, type PredictResult, type Slab } from './predict.js';
-import { downsampleVolume, isIdentity, upsampleSlab, type Factors } from './resample.js';
+import { downsampleVolume, isIdentity, upsampleSlab, type Factors } from '../volume/resample.js';
 
 export interface SegmentOptions {
   normalisation: Normalisation;

@@ -3,7 +3,7 @@ import { numOpt, strOpt } from '../command.js';
 import { SliceformError } from '../../common/errors.js';
 import { PRESETS, type NetConfig, type OptimConfig, type PresetName } from '../../common/engine.js';
 import { TRAINING_DEFAULTS } from '../../training/presets.js';
-import { autoDownsample, parseFactors } from '../../inference/resample.js';
+import { autoDownsample, parseFactors } from '../../volume/resample.js';
 import { readVolume } from '../../io/index.js';
 import { loadEngine } from '../../engine/index.js';
 import { writeFileAtomic } from '../../batch/report.js';

@@ -7,7 +7,7 @@ import { readVolume, writeSnapshot } from '../../io/index.js';
 import { loadEngine } from '../../engine/index.js';
 import { readLabels, segmentToFiles, truthToClasses } from '../../inference/files.js';
 import { saveModelDir } from '../../inference/model-dir.js';
-import { autoDownsample, downsampleLabelVolume, downsampleVolume, isIdentity, parseFactors } from '../../inference/resample.js';
+import { autoDownsample, downsampleLabelVolume, downsampleVolume, isIdentity, parseFactors } from '../../volume/resample.js';
 import { trainModel } from '../../training/trainer.js';
 import { maxLabel } from '../../training/trainer.js';
 import { resolveNet, TRAINING_DEFAULTS, isPreset, DEFAULT_BALANCE } from '../../training/presets.js';

@@ -8,7 +8,7 @@ import { readVolume } from '../../io/index.js';
 import { loadEngine } from '../../engine/index.js';
 import { readLabels } from '../../inference/files.js';
 import { saveModelDir } from '../../inference/model-dir.js';
-import { autoDownsample, downsampleLabelVolume, downsampleVolume, isIdentity, parseFactors } from '../../inference/resample.js';
+import { autoDownsample, downsampleLabelVolume, downsampleVolume, isIdentity, parseFactors } from '../../volume/resample.js';
 import { maxLabel, trainModel } from '../../training/trainer.js';
 import { isPreset, resolveNet, TRAINING_DEFAULTS } from '../../training/presets.js';
 import { cliProgress, parseDevice } from './densify.js';
