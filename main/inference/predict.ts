@@ -8,7 +8,7 @@ import { CancelledError, SliceformError } from '../common/errors.js';
 import { EtaEstimator, type CancelSignal, type ProgressCallback } from '../common/progress.js';
 import type { Normalisation } from '../volume/preprocess.js';
 import { mirrorIndex } from '../training/augment.js';
-import { planTiles, type TilePlan, type Vec3 } from './tiling.js';
+import { planTiles, type TilePlan, type Vec3 } from '../volume/tiling.js';
 
 /** Image data and the affine map to the network's input: v = data * scale[c] + offset[c]. */
 export interface ImageSource {
