@@ -8,7 +8,7 @@ import type { Volume } from '../common/volume.js';
 import { SliceformError } from '../common/errors.js';
 import type { CancelSignal, ProgressCallback } from '../common/progress.js';
 import type { Normalisation } from '../volume/preprocess.js';
-import { predictRegion, sourceFromVolume, type PredictResult, type Slab } from './predict.js';
+import { predictRegion, sourceFromVolume, type PredictResult, type Slab } from '../volume/predict.js';
 import { downsampleVolume, isIdentity, upsampleSlab, type Factors } from '../volume/resample.js';
 
 export interface SegmentOptions {

@@ -24,7 +24,7 @@ import { DEFAULT_AUGMENT, TileSampler, planTileShapes, type AugmentOptions } fro
 import { createSampleSource } from './samples.js';
 import type { Sample, TrainVolumeData, Vec3 } from './augment.js';
 import { Rng } from './rng.js';
-import { predictRegion, sourceFromNormalised } from '../inference/predict.js';
+import { predictRegion, sourceFromNormalised } from '../volume/predict.js';
 import type { TrainingSummary } from '../inference/model-dir.js';
 
 export interface TrainPair {

@@ -16,7 +16,7 @@ import type { Volume } from '../../main/common/volume.js';
 import { trainModel, type TrainOptions } from '../../main/training/trainer.js';
 import { resolveNet } from '../../main/training/presets.js';
 import { segmentVolume } from '../../main/inference/segment.js';
-import { predictRegion, sourceFromNormalised, type Slab } from '../../main/inference/predict.js';
+import { predictRegion, sourceFromNormalised, type Slab } from '../../main/volume/predict.js';
 import { loadModelDir, saveModelDir } from '../../main/inference/model-dir.js';
 import { createSampleSource } from '../../main/training/samples.js';
 import { renderSample } from '../../main/training/augment.js';

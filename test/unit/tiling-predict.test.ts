@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { unetOutputSize, type Model, type NetConfig } from '../../main/common/engine.js';
 import { planTiles, validOutputs } from '../../main/volume/tiling.js';
-import { extractTile, predictRegion, sourceFromNormalised, type Slab } from '../../main/inference/predict.js';
+import { extractTile, predictRegion, sourceFromNormalised, type Slab } from '../../main/volume/predict.js';
 import { upsampleSlab, downsampleLabelVolume, autoDownsample, parseFactors } from '../../main/volume/resample.js';
 import type { Volume } from '../../main/common/volume.js';
 

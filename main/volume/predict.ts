@@ -1,0 +1,186 @@
+/**
+ * Overlap-tile prediction of whole volumes (or sub-regions), streamed in z-slabs so that memory for the output
+ * stays bounded by one slab of tiles: the caller's `onSlab` writes each slab to disk.
+ */
+import type { Model } from '../common/engine.js';
+import type { Volume } from '../common/volume.js';
+import { CancelledError, SliceformError } from '../common/errors.js';
+import { EtaEstimator, type CancelSignal, type ProgressCallback } from '../common/progress.js';
+import type { Normalisation } from '../volume/preprocess.js';
+import { mirrorIndex } from '../training/augment.js';
+import { planTiles, type TilePlan, type Vec3 } from './tiling.js';
+
+/** Image data and the affine map to the network's input: v = data * scale[c] + offset[c]. */
+export interface ImageSource {
+  shape: Vec3;
+  channels: number;
+  data: ArrayLike<number>;
+  scale: number[];
+  offset: number[];
+}
+
+export function sourceFromVolume(v: Volume, norm: Normalisation): ImageSource {
+  if (norm.channels.length !== v.shape.c) {
+    throw new SliceformError('bad-input', `the model expects ${norm.channels.length} channel(s), but the stack has ${v.shape.c}`, { file: v.source });
+  }
+  return {
+    shape: [v.shape.z, v.shape.y, v.shape.x],
+    channels: v.shape.c,
+    data: v.data,
+    scale: norm.channels.map((c) => 1 / ((c.hi - c.lo) * c.std)),
+    offset: norm.channels.map((c) => -(c.lo / (c.hi - c.lo) + c.mean) / c.std),
+  };
+}
+
+export function sourceFromNormalised(data: Float32Array, shape: Vec3, channels: number): ImageSource {
+  return { shape, channels, data, scale: new Array(channels).fill(1), offset: new Array(channels).fill(0) };
+}
+
+/** Mirror-padded, normalised input tile starting at `origin` (input coordinates, may be negative). */
+export function extractTile(src: ImageSource, origin: Vec3, shape: Vec3, flip?: [boolean, boolean, boolean]): Float32Array {
+  const [Z, Y, X] = src.shape;
+  const [D, H, W] = shape;
+  const n = D * H * W;
+  const out = new Float32Array(src.channels * n);
+  const xi = new Int32Array(W);
+  for (let x = 0; x < W; x++) xi[x] = mirrorIndex(origin[2] + (flip?.[2] ? W - 1 - x : x), X);
+  const plane = Z * Y * X;
+  for (let c = 0; c < src.channels; c++) {
+    const a = src.scale[c]!;
+    const b = src.offset[c]!;
+    for (let z = 0; z < D; z++) {
+      const sz = mirrorIndex(origin[0] + (flip?.[0] ? D - 1 - z : z), Z);
+      for (let y = 0; y < H; y++) {
+        const sy = mirrorIndex(origin[1] + (flip?.[1] ? H - 1 - y : y), Y);
+        const base = c * plane + (sz * Y + sy) * X;
+        const ob = c * n + (z * H + y) * W;
+        for (let x = 0; x < W; x++) out[ob + x] = src.data[base + xi[x]!]! * a + b;
+      }
+    }
+  }
+  return out;
+}
+
+export interface Slab {
+  /** first z of the slab (region coordinates) */
+  z0: number;
+  depth: number;
+  /** argmax labels 1..K, depth*Y*X of the region */
+  labels: Uint8Array;
+  /** per-class probabilities K*depth*Y*X, when requested */
+  probabilities?: Float32Array;
+}
+
+export interface PredictOptions {
+  numClasses: number;
+  levels: number;
+  padding: 'valid' | 'same';
+  /** budget for one input tile in voxels (default 3 M; memory ~ 1 KB per input voxel for the desktop net) */
+  maxTileInputVoxels?: number;
+  /** cap on the output tile per axis */
+  maxTileOutput?: Vec3;
+  /** average the probabilities over mirrored copies (x, y, xy flips): 4x the time, usually a bit better */
+  testTimeFlips?: boolean;
+  probabilities?: boolean;
+  signal?: CancelSignal;
+  onProgress?: ProgressCallback;
+}
+
+export interface PredictResult {
+  plan: TilePlan;
+  /** voxels per class, index k = class k (0 unused) */
+  classCounts: number[];
+  seconds: number;
+  tilesPredicted: number;
+}
+
+const FLIPS: [boolean, boolean, boolean][] = [
+  [false, false, false],
+  [false, false, true],
+  [false, true, false],
+  [false, true, true],
+];
+
+/**
+ * Predicts the region [origin, origin+shape) of a source tile by tile, in z-rows, calling `onSlab` for each
+ * finished z-row (in order). Labels are argmax + 1 (1..K).
+ */
+export async function predictRegion(
+  model: Model,
+  src: ImageSource,
+  origin: Vec3,
+  shape: Vec3,
+  opts: PredictOptions,
+  onSlab: (slab: Slab) => void | Promise<void>,
+): Promise<PredictResult> {
+  const K = opts.numClasses;
+  const C = src.channels;
+  const plan = planTiles(shape, { levels: opts.levels, padding: opts.padding }, opts.maxTileInputVoxels ?? 3_000_000, opts.maxTileOutput);
+  const [, RY, RX] = shape;
+  const [oD, oH, oW] = plan.out;
+  const flips = opts.testTimeFlips ? FLIPS : FLIPS.slice(0, 1);
+  const eta = new EtaEstimator();
+  const counts = new Array<number>(K + 1).fill(0);
+  let done = 0;
+  const total = plan.count * flips.length;
+  for (const z0 of plan.starts[0]) {
+    const depth = Math.min(oD, shape[0] - z0);
+    const slabN = depth * RY * RX;
+    const probs = new Float32Array(K * slabN);
+    for (const y0 of plan.starts[1]) {
+      for (const x0 of plan.starts[2]) {
+        const tileOrigin: Vec3 = [origin[0] + z0 - plan.before[0], origin[1] + y0 - plan.before[1], origin[2] + x0 - plan.before[2]];
+        for (const flip of flips) {
+          if (opts.signal?.aborted) throw new CancelledError('prediction cancelled');
+          const input = extractTile(src, tileOrigin, plan.in, flip);
+          let out: Float32Array;
+          try {
+            out = await model.predict(input, [1, C, ...plan.in]);
+          } catch (e) {
+            throw new SliceformError('engine', `prediction of tile at z=${z0}, y=${y0}, x=${x0} (input ${plan.in.join('x')}) failed: ${(e as Error).message}`, { cause: e });
+          }
+          const on = oD * oH * oW;
+          if (out.length !== K * on) throw new SliceformError('engine', `model returned ${out.length} values for a ${plan.out.join('x')} output with ${K} classes`);
+          // accumulate the valid part (flipped back)
+          const h = Math.min(oH, shape[1] - y0);
+          const w = Math.min(oW, shape[2] - x0);
+          for (let k = 0; k < K; k++) {
+            for (let z = 0; z < depth; z++) {
+              const tz = flip[0] ? oD - 1 - z : z;
+              for (let y = 0; y < h; y++) {
+                const ty = flip[1] ? oH - 1 - y : y;
+                const ib = ((k * oD + tz) * oH + ty) * oW;
+                const ob = k * slabN + (z * RY + y0 + y) * RX + x0;
+                if (flip[2]) for (let x = 0; x < w; x++) probs[ob + x]! += out[ib + oW - 1 - x]!;
+                else for (let x = 0; x < w; x++) probs[ob + x]! += out[ib + x]!;
+              }
+            }
+          }
+          done++;
+          const fraction = done / total;
+          opts.onProgress?.({ fraction, etaSeconds: eta.eta(fraction), stage: 'predicting', details: { tile: done, tiles: total } });
+        }
+      }
+    }
+    if (flips.length > 1) {
+      const s = 1 / flips.length;
+      for (let i = 0; i < probs.length; i++) probs[i]! *= s;
+    }
+    const labels = new Uint8Array(slabN);
+    for (let i = 0; i < slabN; i++) {
+      let best = 0;
+      let bv = probs[i]!;
+      for (let k = 1; k < K; k++) {
+        const v = probs[k * slabN + i]!;
+        if (v > bv) {
+          bv = v;
+          best = k;
+        }
+      }
+      labels[i] = best + 1;
+      counts[best + 1]!++;
+    }
+    await onSlab({ z0, depth, labels, ...(opts.probabilities ? { probabilities: probs } : {}) });
+  }
+  return { plan, classCounts: counts, seconds: eta.elapsedSeconds(), tilesPredicted: done };
+}
