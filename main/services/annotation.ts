@@ -83,14 +83,19 @@ export class LabelEditor {
         }
       }
     };
+    // Segments are clipped to the slice grown by the brush radius before they are walked in half-voxel steps:
+    // a point at 1e9 would otherwise cost 2e9 stamps (the probe froze the server for 29 s).
+    const box = { u0: -r - 1, v0: -r - 1, u1: width + r + 1, v1: height + r + 1 };
     const pts = s.points;
-    stamp(pts[0]![0], pts[0]![1]);
+    const [pu, pv] = pts[0]!;
+    if (pu >= box.u0 && pu <= box.u1 && pv >= box.v0 && pv <= box.v1) stamp(pu, pv);
     for (let i = 1; i < pts.length; i++) {
-      const [u0, v0] = pts[i - 1]!;
-      const [u1, v1] = pts[i]!;
+      const seg = clipSegment(pts[i - 1]!, pts[i]!, box);
+      if (!seg) continue;
+      const [u0, v0, u1, v1] = seg;
       const len = Math.hypot(u1 - u0, v1 - v0);
       const steps = Math.max(1, Math.ceil(len / 0.5));
-      for (let k = 1; k <= steps; k++) stamp(u0 + ((u1 - u0) * k) / steps, v0 + ((v1 - v0) * k) / steps);
+      for (let k = seg[4] ? 0 : 1; k <= steps; k++) stamp(u0 + ((u1 - u0) * k) / steps, v0 + ((v1 - v0) * k) / steps);
     }
     return Uint32Array.from(out).sort();
   }
@@ -246,4 +251,40 @@ export function labelSlice(labels: Uint8Array, dims: Dims, plane: Plane, index: 
   else if (plane === 'xz') for (let z = 0; z < height; z++) out.set(labels.subarray(z * XY + index * X, z * XY + index * X + X), z * width);
   else for (let z = 0; z < height; z++) for (let y = 0; y < width; y++) out[z * width + y] = labels[z * XY + y * X + index]!;
   return { width, height, data: out };
+}
+
+/**
+ * Liang–Barsky clip of the segment a→b to a box: [u0, v0, u1, v1, startMoved] or null when it misses the box.
+ * startMoved = the start was clipped (so the walk stamps it; an unclipped start was stamped as the previous end).
+ */
+export function clipSegment(
+  a: readonly [number, number],
+  b: readonly [number, number],
+  box: { u0: number; v0: number; u1: number; v1: number },
+): [number, number, number, number, boolean] | null {
+  const du = b[0] - a[0];
+  const dv = b[1] - a[1];
+  let t0 = 0;
+  let t1 = 1;
+  const edges: Array<[number, number]> = [
+    [-du, a[0] - box.u0],
+    [du, box.u1 - a[0]],
+    [-dv, a[1] - box.v0],
+    [dv, box.v1 - a[1]],
+  ];
+  for (const [p, q] of edges) {
+    if (p === 0) {
+      if (q < 0) return null;
+      continue;
+    }
+    const t = q / p;
+    if (p < 0) {
+      if (t > t1) return null;
+      if (t > t0) t0 = t;
+    } else {
+      if (t < t0) return null;
+      if (t < t1) t1 = t;
+    }
+  }
+  return [a[0] + t0 * du, a[1] + t0 * dv, a[0] + t1 * du, a[1] + t1 * dv, t0 > 0];
 }
