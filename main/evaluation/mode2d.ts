@@ -8,7 +8,7 @@ import { CancelledError, SliceformError } from '../common/errors.js';
 import { computeNormalisation, normaliseVolume, type Normalisation } from '../volume/preprocess.js';
 import { classWeights } from '../training/sparse.js';
 import { inputForOutput, validOutputAtMost } from '../volume/geometry.js';
-import { mirrorIndex } from '../training/augment.js';
+import { mirrorIndex } from '../volume/mirror.js';
 import { Rng } from '../training/rng.js';
 import type { EvalVolume, Learner, PlaneRef, Predictor, RunContext, TrainEntry } from './protocols.js';
 import type { Axis, Dims } from './slices.js';

@@ -9,6 +9,10 @@
  * elastic displacement. Sources outside the volume are mirrored (the same mirror padding as inference).
  */
 import type { Rng } from './rng.js';
+import { mirrorIndex } from '../volume/mirror.js';
+
+// Re-exported for callers of the old path; goes at 11:45 UTC (import it from main/volume/mirror.ts).
+export { mirrorIndex };
 
 export type Vec3 = [number, number, number];
 /** row-major 3x3, acting on [z, y, x] column vectors */
@@ -62,15 +66,6 @@ export interface Sample {
   input: Float32Array;
   /** D'*H'*W' labels at the output shape */
   labels: Uint8Array;
-}
-
-/** Mirror index without repeating the edge voxel (…2 1 0 1 2 … n-1 n-2 …), periodic for any offset. */
-export function mirrorIndex(i: number, n: number): number {
-  if (n === 1) return 0;
-  const period = 2 * (n - 1);
-  let m = i % period;
-  if (m < 0) m += period;
-  return m < n ? m : period - m;
 }
 
 /**

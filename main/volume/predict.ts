@@ -6,8 +6,8 @@ import type { Model } from '../common/engine.js';
 import type { Volume } from '../common/volume.js';
 import { CancelledError, SliceformError } from '../common/errors.js';
 import { EtaEstimator, type CancelSignal, type ProgressCallback } from '../common/progress.js';
-import type { Normalisation } from '../volume/preprocess.js';
-import { mirrorIndex } from '../training/augment.js';
+import type { Normalisation } from './preprocess.js';
+import { mirrorIndex } from './mirror.js';
 import { planTiles, type TilePlan, type Vec3 } from './tiling.js';
 
 /** Image data and the affine map to the network's input: v = data * scale[c] + offset[c]. */

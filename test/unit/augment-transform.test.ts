@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { elasticField, mirrorIndex, planeRotation, renderSample, toVoxelSpace, IDENTITY3, type SampleSpec, type TrainVolumeData, type Vec3 } from '../../main/training/augment.js';
+import { elasticField, planeRotation, renderSample, toVoxelSpace, IDENTITY3, type SampleSpec, type TrainVolumeData, type Vec3 } from '../../main/training/augment.js';
+import { mirrorIndex } from '../../main/volume/mirror.js';
 import { Rng } from '../../main/training/rng.js';
 import { DEFAULT_AUGMENT, NO_AUGMENT, TileSampler, planTileShapes } from '../../main/training/sampler.js';
 import { analyseLabels } from '../../main/training/sparse.js';
