@@ -9,7 +9,7 @@
  * region (mirrored input); its extra output is dropped.
  */
 import { unetOutputSize } from '../common/engine.js';
-import { contextSize, inputForOutput, minValidOutput, type NetGeometry } from '../volume/geometry.js';
+import { contextSize, inputForOutput, minValidOutput, type NetGeometry } from './geometry.js';
 
 export type Vec3 = [number, number, number];
 
