@@ -1,0 +1,192 @@
+/**
+ * Jobs of the API service: training, densify, evaluate and batch, run by the JobManager in the compute
+ * process. Reads volumes and layers from the VolumeStore, models and settings from the ProjectStore, and turns
+ * each compute result into the public one (a model in the project, a prediction layer, a metric).
+ */
+import { randomBytes } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import {
+  ApiError,
+  type ApiEventPayloads,
+  type BatchRequest,
+  type ComputeStatusEvent,
+  type DensifyRequest,
+  type DensifyResult,
+  type EvaluateRequest,
+  type JobInfo,
+  type JobRef,
+  type ModelInfo,
+  type TrainSettings,
+} from '../common/api.js';
+import { PRESETS } from '../common/engine.js';
+import { JobManager, type ComputeLauncher } from './jobs.js';
+import type { ComputeVolume } from './compute-protocol.js';
+import type { OpenVolume, VolumeStore } from './volume-store.js';
+import type { ProjectStore } from './project-store.js';
+
+export interface JobFacadeHost {
+  emitJob(j: JobInfo): void;
+  emitTrainProgress(p: ApiEventPayloads['trainProgress']): void;
+  emitCompute(e: ComputeStatusEvent): void;
+}
+
+export class JobFacade {
+  readonly manager: JobManager;
+
+  constructor(
+    launcher: ComputeLauncher,
+    private readonly volumes: VolumeStore,
+    private readonly project: ProjectStore,
+    private readonly host: JobFacadeHost,
+  ) {
+    this.manager = new JobManager(launcher, {
+      job: (j) => this.onJobEvent(j),
+      compute: (e) => host.emitCompute(e),
+    });
+  }
+
+  dispose(): void {
+    this.manager.dispose();
+  }
+
+  busy(pred: (j: JobInfo) => boolean = () => true): boolean {
+    return this.manager.isActive(pred);
+  }
+
+  private onJobEvent(j: JobInfo): void {
+    this.host.emitJob(j);
+    const d = j.progress.details;
+    if (j.kind === 'train' && j.state === 'running' && d && typeof d.iteration === 'number') {
+      const num = (k: string) => (typeof d[k] === 'number' ? (d[k] as number) : undefined);
+      this.host.emitTrainProgress({
+        jobId: j.id,
+        iteration: d.iteration,
+        totalIterations: num('totalIterations'),
+        loss: num('loss') ?? NaN,
+        voxelsPerSecond: num('voxelsPerSecond') ?? 0,
+        etaSeconds: j.progress.etaSeconds,
+        elapsedSeconds: num('elapsedSeconds') ?? 0,
+        fraction: j.progress.fraction,
+        heldOutIoU: num('heldOutIoU'),
+      });
+    }
+  }
+
+  private computeVolume(ov: OpenVolume): ComputeVolume {
+    return { id: ov.info.id, data: ov.volume.data, dtype: ov.volume.dtype, shape: ov.volume.shape, spacing: ov.volume.spacing, labels: ov.editor.labels.slice() };
+  }
+
+  async startTraining(req: TrainSettings): Promise<JobRef> {
+    const vs = this.volumes;
+    const ids = req.volumeIds ?? vs.ids().filter((id) => vs.get(id).editor.canUndo || vs.get(id).editor.labels.some((l) => l > 0));
+    if (ids.length === 0) throw new ApiError('bad-request', 'nothing to train on: open a volume and paint some labels first');
+    const vols = ids.map((id) => vs.get(id));
+    for (const v of vols)
+      if (!v.editor.labels.some((l) => l > 0)) throw new ApiError('bad-request', `volume ${v.info.name} has no annotation yet: paint at least one slice`);
+    if (this.manager.isActive((j) => j.kind === 'train')) throw new ApiError('busy', 'a training job is already running; stop it first');
+    const channels = new Set(vols.map((v) => v.volume.shape.c));
+    if (channels.size > 1) throw new ApiError('bad-request', 'all training volumes must have the same number of channels');
+    const modelId = `model-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}-${randomBytes(2).toString('hex')}`;
+    const modelDir = join(await this.project.modelsDir(), modelId);
+    const resume = req.resumeModelId ? this.project.models.find((m) => m.id === req.resumeModelId) : undefined;
+    if (req.resumeModelId && !resume) throw new ApiError('not-found', `no model with id ${req.resumeModelId}`);
+    if (req.resumeModelId) throw new ApiError('not-available', 'continuing training from a saved model is not supported yet; start a fresh training');
+    this.project.settings.training = { ...req };
+    this.project.markDirty();
+    const payload = {
+      modelId,
+      modelDir,
+      settings: req,
+      net: { ...PRESETS[req.preset], inChannels: vols[0]!.volume.shape.c, numClasses: this.project.numClasses() },
+      classNames: this.project.settings.classes.map((c) => c.name),
+      resumeModelDir: resume?.path,
+      volumes: vols.map((v) => this.computeVolume(v)),
+    };
+    const info = this.manager.submit('train', 'train', payload, {
+      volumeId: ids[0],
+      finish: async (raw) => {
+        const r = raw as { iterations: number; finalLoss: number; seconds: number; heldOutIoU?: number };
+        const model: ModelInfo = {
+          id: modelId,
+          name: `${req.preset} ${new Date().toLocaleString()}`,
+          preset: req.preset,
+          createdAt: new Date().toISOString(),
+          iterations: r.iterations,
+          numClasses: payload.net.numClasses,
+          inChannels: payload.net.inChannels,
+          heldOutIoU: r.heldOutIoU,
+          path: modelDir,
+        };
+        this.project.models.push(model);
+        this.project.metrics.push({
+          at: model.createdAt,
+          kind: 'train',
+          values: { iterations: r.iterations, finalLoss: r.finalLoss, seconds: r.seconds, ...(r.heldOutIoU !== undefined ? { heldOutIoU: r.heldOutIoU } : {}) },
+        });
+        this.project.touch();
+        void this.project.autosaveNow(); // autosave after training
+        return { model, iterations: r.iterations, finalLoss: r.finalLoss, seconds: r.seconds, heldOutIoU: r.heldOutIoU };
+      },
+    });
+    return { jobId: info.id };
+  }
+
+  stopTraining(req: JobRef): void {
+    this.manager.stop(req.jobId);
+  }
+
+  async densify(req: DensifyRequest): Promise<JobRef> {
+    const ov = this.volumes.get(req.volumeId);
+    const model = this.project.model(req.modelId);
+    if (model.inChannels !== ov.volume.shape.c)
+      throw new ApiError('bad-request', `model ${model.name} expects ${model.inChannels} channel(s), volume ${ov.info.name} has ${ov.volume.shape.c}`);
+    const payload = { modelDir: model.path, modelId: model.id, keepAnnotation: req.keepAnnotation ?? false, volume: this.computeVolume(ov) };
+    const info = this.manager.submit('densify', 'densify', payload, {
+      volumeId: req.volumeId,
+      finish: (raw) => {
+        const r = raw as { labels: Uint8Array; seconds: number };
+        if (!(r.labels instanceof Uint8Array) || r.labels.length !== ov.editor.labels.length)
+          throw new ApiError('internal', 'densify returned labels of the wrong size');
+        this.volumes.setPrediction(req.volumeId, r.labels);
+        const counts: number[] = [];
+        for (const l of r.labels) counts[l] = (counts[l] ?? 0) + 1;
+        const result: DensifyResult = { volumeId: req.volumeId, modelId: model.id, classVoxels: Array.from(counts, (c) => c ?? 0), seconds: r.seconds };
+        return result;
+      },
+    });
+    return { jobId: info.id };
+  }
+
+  async evaluate(req: EvaluateRequest): Promise<JobRef> {
+    const ov = this.volumes.get(req.volumeId);
+    const layer = req.layer ?? 'prediction';
+    if (layer === 'prediction' && !ov.prediction) throw new ApiError('bad-request', `volume ${ov.info.name} has no prediction yet: densify first`);
+    const payload = {
+      volumeId: req.volumeId,
+      dims: { x: ov.volume.shape.x, y: ov.volume.shape.y, z: ov.volume.shape.z },
+      labels: this.volumes.layerData(ov, layer).slice(),
+      annotation: ov.editor.labels.slice(),
+      truthPath: req.truthPath ? resolve(req.truthPath) : undefined,
+      truthDataset: req.truthDataset,
+      binarizeTruth: req.binarizeTruth,
+    };
+    const info = this.manager.submit('evaluate', 'evaluate', payload, {
+      volumeId: req.volumeId,
+      finish: (raw) => {
+        const r = raw as { meanIoU: number; voxels: number };
+        if (Number.isFinite(r.meanIoU)) {
+          this.project.metrics.push({ at: new Date().toISOString(), kind: 'evaluate', values: { meanIoU: r.meanIoU, voxels: r.voxels } });
+          this.project.markDirty();
+        }
+        return raw;
+      },
+    });
+    return { jobId: info.id };
+  }
+
+  async startBatch(req: BatchRequest): Promise<JobRef> {
+    const model = this.project.model(req.modelId);
+    const payload = { modelDir: model.path, modelId: model.id, inputDir: resolve(req.inputDir), outputDir: resolve(req.outputDir), format: req.format ?? 'tiff' };
+    return { jobId: this.manager.submit('batch', 'batch', payload).id };
+  }
+}
