@@ -2,6 +2,11 @@
  * The annotation layer of one volume: a uint8 label volume (0 = unannotated) with undo/redo.
  * Edits are stroke (server-side rasterised brush along a polyline) or region (a 2D mask from the UI).
  * Each edit keeps the indices it changed with their old and new values, so undo/redo are exact.
+ *
+ * "Painted slices" are the slices the user painted ON (plane + index of each stroke that is not undone and
+ * whose slice still holds labels), not every slice a stroke touches: an xy stroke crosses dozens of xz and yz
+ * slices. The editor keeps that record next to the labels (the project saves it, see project.ts); labels that
+ * come without a record (older projects) get it inferred by `inferPaintedSlices`.
  */
 import { planeDims, planeToVoxel, type Box, type Plane, type StrokeEdit, type RegionEdit, type AnnotationSummary } from '../common/api.js';
 import { ApiError } from '../common/api.js';
@@ -12,12 +17,36 @@ export interface Dims {
   z: number;
 }
 
+/** The plane and index a stroke or region was painted on. */
+export interface SliceRef {
+  plane: Plane;
+  index: number;
+}
+
+/** Painted slices per plane (sorted indices), as stored in a project. */
+export type PaintedSlices = Record<Plane, number[]>;
+
+const PLANE_LIST: Plane[] = ['xy', 'xz', 'yz'];
+/** plane -> index of its normal axis in [z, y, x] */
+const NORMAL: Record<Plane, 0 | 1 | 2> = { xy: 0, xz: 1, yz: 2 };
+
+type Record3 = Record<Plane, Map<number, number>>;
+const emptyRecord = (): Record3 => ({ xy: new Map(), xz: new Map(), yz: new Map() });
+const copyRecord = (r: Record3): Record3 => ({ xy: new Map(r.xy), xz: new Map(r.xz), yz: new Map(r.yz) });
+
 interface Edit {
   indices: Uint32Array;
   before: Uint8Array;
   after: Uint8Array;
   box: Box | null;
+  /** the slice a painting (non-eraser) edit was made on: counts towards the painted-slice record */
+  slice?: SliceRef;
+  /** whole-record replacement (clear): the record before and after */
+  record?: { before: Record3; after: Record3 };
 }
+
+/** strokeVoxels/regionVoxels remember which slice their voxels belong to, so `apply(voxels, c)` records it */
+const sliceOfVoxels = new WeakMap<Uint32Array, SliceRef>();
 
 export interface ApplyResult {
   changed: number;
@@ -33,14 +62,56 @@ export class LabelEditor {
   private redoStack: Edit[] = [];
   /** bumps on every change; the project store compares it to know what is dirty */
   revision = 0;
+  /** per plane: slice index -> painting edits on it that are not undone */
+  private painted: Record3 = emptyRecord();
+  /** labelled voxels per slice along [z, y, x] and voxels per class, kept up to date by write() */
+  private readonly perSlice: [Uint32Array, Uint32Array, Uint32Array];
+  private readonly classCounts = new Float64Array(256);
 
+  /**
+   * @param painted the saved painted-slice record of `labels`; without one (labels from an older project) it is
+   * inferred from the labels
+   */
   constructor(
     readonly dims: Dims,
     labels?: Uint8Array,
+    painted?: PaintedSlices | null,
   ) {
     const n = dims.x * dims.y * dims.z;
     if (labels && labels.length !== n) throw new ApiError('bad-input', `label volume has ${labels.length} voxels, expected ${n}`);
     this.labels = labels ?? new Uint8Array(n);
+    this.perSlice = [new Uint32Array(dims.z), new Uint32Array(dims.y), new Uint32Array(dims.x)];
+    this.classCounts[0] = n;
+    if (labels) {
+      const { x: X, y: Y, z: Z } = dims;
+      const [zs, ys, xs] = this.perSlice;
+      for (let z = 0, i = 0; z < Z; z++)
+        for (let y = 0; y < Y; y++)
+          for (let x = 0; x < X; x++, i++) {
+            const c = labels[i]!;
+            if (!c) continue;
+            this.classCounts[c]!++;
+            this.classCounts[0]!--;
+            zs[z]!++;
+            ys[y]!++;
+            xs[x]!++;
+          }
+      const rec = painted ?? inferPaintedSlices(labels, dims);
+      for (const p of PLANE_LIST) for (const i of rec[p] ?? []) if (Number.isInteger(i) && i >= 0 && i < planeDims(dims, p).depth) this.painted[p].set(i, 1);
+    }
+  }
+
+  /** The painted-slice record to save with the labels (slices painted on that still hold labels). */
+  paintedSlices(): PaintedSlices {
+    const out = {} as PaintedSlices;
+    for (const p of PLANE_LIST) {
+      const counts = this.perSlice[NORMAL[p]];
+      out[p] = [...this.painted[p].entries()]
+        .filter(([i, n]) => n > 0 && counts[i]! > 0)
+        .map(([i]) => i)
+        .sort((a, b) => a - b);
+    }
+    return out;
   }
 
   get canUndo(): boolean {
@@ -97,7 +168,9 @@ export class LabelEditor {
       const steps = Math.max(1, Math.ceil(len / 0.5));
       for (let k = seg[4] ? 0 : 1; k <= steps; k++) stamp(u0 + ((u1 - u0) * k) / steps, v0 + ((v1 - v0) * k) / steps);
     }
-    return Uint32Array.from(out).sort();
+    const voxels = Uint32Array.from(out).sort();
+    sliceOfVoxels.set(voxels, { plane: s.plane, index: s.index });
+    return voxels;
   }
 
   regionVoxels(r: Pick<RegionEdit, 'plane' | 'index' | 'origin' | 'width' | 'height' | 'mask'>): Uint32Array {
@@ -115,11 +188,16 @@ export class LabelEditor {
         out.push((z * this.dims.y + y) * this.dims.x + x);
       }
     }
-    return Uint32Array.from(out).sort();
+    const voxels = Uint32Array.from(out).sort();
+    sliceOfVoxels.set(voxels, { plane: r.plane, index: r.index });
+    return voxels;
   }
 
-  /** Sets `indices` to `classId` as one undoable edit. */
-  apply(indices: Uint32Array, classId: number): ApplyResult {
+  /**
+   * Sets `indices` to `classId` as one undoable edit. A painting edit (classId > 0) on a slice (given, or known
+   * because `indices` came from strokeVoxels/regionVoxels) marks that slice as painted until it is undone.
+   */
+  apply(indices: Uint32Array, classId: number, slice: SliceRef | undefined = sliceOfVoxels.get(indices)): ApplyResult {
     const changedIdx: number[] = [];
     const before: number[] = [];
     for (const i of indices) {
@@ -135,9 +213,11 @@ export class LabelEditor {
       before: Uint8Array.from(before),
       after: new Uint8Array(changedIdx.length).fill(classId),
       box: null,
+      slice: classId > 0 && slice ? { ...slice } : undefined,
     };
     edit.box = this.boxOf(edit.indices);
     this.write(edit.indices, edit.after);
+    this.mark(edit, +1);
     this.pushUndo(edit);
     this.redoStack = [];
     return { changed: changedIdx.length, box: edit.box };
@@ -154,8 +234,10 @@ export class LabelEditor {
       before: Uint8Array.from(idx, (i) => this.labels[i]!),
       after: Uint8Array.from(idx, (i) => next[i]!),
       box: this.boxOf(indices),
+      record: { before: copyRecord(this.painted), after: next.some((v) => v > 0) ? copyRecord(this.painted) : emptyRecord() },
     };
     this.write(indices, edit.after);
+    this.mark(edit, +1);
     this.pushUndo(edit);
     this.redoStack = [];
     return { changed: idx.length, box: edit.box };
@@ -165,6 +247,7 @@ export class LabelEditor {
     const e = this.undoStack.pop();
     if (!e) return { changed: 0, box: null };
     this.write(e.indices, e.before);
+    this.mark(e, -1);
     this.redoStack.push(e);
     return { changed: e.indices.length, box: e.box };
   }
@@ -173,42 +256,63 @@ export class LabelEditor {
     const e = this.redoStack.pop();
     if (!e) return { changed: 0, box: null };
     this.write(e.indices, e.after);
+    this.mark(e, +1);
     this.undoStack.push(e);
     return { changed: e.indices.length, box: e.box };
   }
 
-  summary(volumeId: string, numClasses = 256): AnnotationSummary {
-    const { x: X, y: Y, z: Z } = this.dims;
-    const zs = new Uint8Array(Z),
-      ys = new Uint8Array(Y),
-      xs = new Uint8Array(X);
-    const counts = new Array<number>(numClasses).fill(0);
+  /** Painted slices per plane (see the file comment) and voxels per class; O(slices + classes), no voxel scan. */
+  summary(volumeId: string): AnnotationSummary {
     let maxClass = 0;
-    const L = this.labels;
-    for (let z = 0, i = 0; z < Z; z++)
-      for (let y = 0; y < Y; y++)
-        for (let x = 0; x < X; x++, i++) {
-          const c = L[i]!;
-          counts[c]!++;
-          if (c) {
-            zs[z] = 1;
-            ys[y] = 1;
-            xs[x] = 1;
-            if (c > maxClass) maxClass = c;
-          }
-        }
-    const list = (a: Uint8Array) => [...a.keys()].filter((k) => a[k]);
+    for (let c = 255; c > 0; c--)
+      if (this.classCounts[c]! > 0) {
+        maxClass = c;
+        break;
+      }
     return {
       volumeId,
-      paintedSlices: { xy: list(zs), xz: list(ys), yz: list(xs) },
-      classVoxels: counts.slice(0, Math.max(maxClass + 1, 1)),
+      paintedSlices: this.paintedSlices(),
+      classVoxels: Array.from(this.classCounts.subarray(0, maxClass + 1)),
       canUndo: this.canUndo,
       canRedo: this.canRedo,
     };
   }
 
+  /** Applies (+1) or reverts (-1) an edit's effect on the painted-slice record. */
+  private mark(e: Edit, sign: 1 | -1): void {
+    if (e.record) this.painted = copyRecord(sign > 0 ? e.record.after : e.record.before);
+    else if (e.slice) {
+      const m = this.painted[e.slice.plane];
+      const n = (m.get(e.slice.index) ?? 0) + sign;
+      if (n > 0) m.set(e.slice.index, n);
+      else m.delete(e.slice.index);
+    }
+  }
+
   private write(indices: Uint32Array, values: Uint8Array): void {
-    for (let k = 0; k < indices.length; k++) this.labels[indices[k]!] = values[k]!;
+    const { x: X, y: Y } = this.dims;
+    const XY = X * Y;
+    const [zs, ys, xs] = this.perSlice;
+    const L = this.labels;
+    const cc = this.classCounts;
+    for (let k = 0; k < indices.length; k++) {
+      const i = indices[k]!;
+      const old = L[i]!;
+      const v = values[k]!;
+      if (old === v) continue;
+      L[i] = v;
+      cc[old]!--;
+      cc[v]!++;
+      if ((old === 0) !== (v === 0)) {
+        const d = v === 0 ? -1 : 1;
+        const z = Math.floor(i / XY);
+        const r = i - z * XY;
+        const y = Math.floor(r / X);
+        zs[z]! += d;
+        ys[y]! += d;
+        xs[r - y * X]! += d;
+      }
+    }
     this.revision++;
   }
 
@@ -238,6 +342,42 @@ export class LabelEditor {
     }
     return { min, max };
   }
+}
+
+/**
+ * Painted slices of labels that come without a record (projects saved before the record existed). A brush
+ * stroke is flat along the normal of the plane it was painted on: its voxels have no labelled neighbour on
+ * either side along that axis, while in the planes it merely crosses its voxels have labelled neighbours (the
+ * stroke's own width). So a slice counts when it holds a voxel that is flat along that plane's normal only;
+ * voxels flat along several normals (1-voxel lines, dots) count for their xy, xz or yz slice in that order,
+ * unless one of those slices already counts. Voxels flat along none (dense or sphere-brush labels) count for no
+ * slice. Exact for disc strokes of radius >= 1 that do not touch a parallel stroke on the next slice.
+ */
+export function inferPaintedSlices(labels: Uint8Array, dims: Dims): PaintedSlices {
+  const { x: X, y: Y, z: Z } = dims;
+  const XY = X * Y;
+  const hit = [new Uint8Array(Z), new Uint8Array(Y), new Uint8Array(X)];
+  const ambiguous: number[] = [];
+  for (let z = 0, i = 0; z < Z; z++)
+    for (let y = 0; y < Y; y++)
+      for (let x = 0; x < X; x++, i++) {
+        if (!labels[i]) continue;
+        const fz = (z === 0 || !labels[i - XY]) && (z === Z - 1 || !labels[i + XY]);
+        const fy = (y === 0 || !labels[i - X]) && (y === Y - 1 || !labels[i + X]);
+        const fx = (x === 0 || !labels[i - 1]) && (x === X - 1 || !labels[i + 1]);
+        const n = +fz + +fy + +fx;
+        if (n === 1) hit[fz ? 0 : fy ? 1 : 2]![fz ? z : fy ? y : x] = 1;
+        else if (n > 1) ambiguous.push(i, +fz, +fy, +fx);
+      }
+  for (let k = 0; k < ambiguous.length; k += 4) {
+    const i = ambiguous[k]!;
+    const c = [Math.floor(i / XY), Math.floor(i / X) % Y, i % X];
+    const cand = [0, 1, 2].filter((a) => ambiguous[k + 1 + a]);
+    if (cand.some((a) => hit[a]![c[a]!])) continue;
+    hit[cand[0]!]![c[cand[0]!]!] = 1;
+  }
+  const list = (a: Uint8Array) => [...a.keys()].filter((k) => a[k]);
+  return { xy: list(hit[0]!), xz: list(hit[1]!), yz: list(hit[2]!) };
 }
 
 /** Extracts a 2D slice of a single-channel uint8 label volume. */

@@ -2,6 +2,8 @@
  * Project folder (`NAME.sliceform/`):
  *   project.json                 volume refs (path + sha256), classes, settings, metrics, models
  *   annotations/<volumeId>.u8.gz the sparse annotation (uint8, x fastest, gzip)
+ *   annotations/<volumeId>.slices.json  the slices painted on per plane ({ paintedSlices: { xy, xz, yz } }); older
+ *                                projects lack it and the editor infers it from the labels
  *   predictions/<volumeId>.u8.gz the last densify result
  *   models/<modelId>/            model folders written by training
  * Every file is written atomically (temp + fsync + rename); project.json is written last, so a crash in the
@@ -65,9 +67,14 @@ export interface VolumeLayers {
   id: string;
   annotation: Uint8Array;
   prediction: Uint8Array | null;
+  /** the slices painted on (LabelEditor.paintedSlices()), saved beside the annotation */
+  paintedSlices?: PaintedSlices;
 }
 
+export type PaintedSlices = Record<'xy' | 'xz' | 'yz', number[]>;
+
 export const annotationFile = (dir: string, id: string) => join(dir, 'annotations', `${id}.u8.gz`);
+export const paintedSlicesFile = (dir: string, id: string) => join(dir, 'annotations', `${id}.slices.json`);
 export const predictionFile = (dir: string, id: string) => join(dir, 'predictions', `${id}.u8.gz`);
 
 /** Writes the layers that changed, then project.json. Returns the savedAt stamp. */
@@ -76,6 +83,7 @@ export async function writeProject(dir: string, data: ProjectData, layers: Volum
   await mkdir(dir, { recursive: true });
   for (const l of layers) {
     await writeFileAtomic(annotationFile(dir, l.id), await gz(l.annotation, { level: 1 }));
+    if (l.paintedSlices) await writeFileAtomic(paintedSlicesFile(dir, l.id), JSON.stringify({ paintedSlices: l.paintedSlices }) + '\n');
     if (l.prediction) await writeFileAtomic(predictionFile(dir, l.id), await gz(l.prediction, { level: 1 }));
   }
   const savedAt = new Date().toISOString();
@@ -135,6 +143,22 @@ export async function readLayer(path: string, voxels: number): Promise<Uint8Arra
   }
   if (raw.length !== voxels) throw new ApiError('bad-input', `${path}: label file has ${raw.length} voxels, the volume has ${voxels}`, { file: path });
   return new Uint8Array(raw.buffer, raw.byteOffset, raw.length);
+}
+
+const SlicesFile = z.object({ paintedSlices: z.object({ xy: z.array(z.number().int().min(0)), xz: z.array(z.number().int().min(0)), yz: z.array(z.number().int().min(0)) }) });
+
+/**
+ * Reads the painted-slice record saved beside an annotation; null when there is none (older projects) or it
+ * cannot be used (then the editor infers the record from the labels: a cosmetic loss, not worth refusing the
+ * project over).
+ */
+export async function readPaintedSlices(dir: string, id: string): Promise<PaintedSlices | null> {
+  try {
+    const r = SlicesFile.safeParse(JSON.parse(await readFile(paintedSlicesFile(resolve(dir), id), 'utf8')));
+    return r.success ? r.data.paintedSlices : null;
+  } catch {
+    return null;
+  }
 }
 
 export async function sha256File(path: string): Promise<string> {

@@ -71,9 +71,10 @@ describe('LabelEditor', () => {
     expect(ed.labels[at(4, 3, 4)]).toBe(2);
     ed.apply(ed.strokeVoxels({ plane: 'xy', index: 9, radius: 0, points: [[1, 1]] }), 1);
     const s = ed.summary('v');
-    expect(s.paintedSlices.xy).toEqual([3, 4, 9]);
-    expect(s.paintedSlices.xz).toEqual([1, 2, 3]);
-    expect(s.paintedSlices.yz).toEqual([1, 4]);
+    // the slices painted ON, not every slice the two edits touch (xy 3, 4; xz 1..3; yz 1)
+    expect(s.paintedSlices.xy).toEqual([9]);
+    expect(s.paintedSlices.xz).toEqual([]);
+    expect(s.paintedSlices.yz).toEqual([4]);
     expect(s.classVoxels).toEqual([dims.x * dims.y * dims.z - 4, 1, 3]);
   });
 
