@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtemp, mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { progressPrinter, segmentFolder } from '../../main/batch/cli.js';
+import { progressPrinter, segmentFolder } from '../../main/cli/commands/segment-folder.js';
 import type { CliIO } from '../../main/cli/command.js';
 
 function capture(isTTY = false) {

@@ -4,12 +4,12 @@
  */
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import type { CliIO, OptionSpec } from '../cli/command.js';
-import { numOpt, strOpt } from '../cli/command.js';
-import { SliceformError, isSliceformError } from '../common/errors.js';
-import { parseShard } from './files.js';
-import { runBatch, type BatchEvent } from './runner.js';
-import { createSegmenter } from './segmenter.js';
+import type { CliIO, OptionSpec } from '../command.js';
+import { numOpt, strOpt } from '../command.js';
+import { SliceformError, isSliceformError } from '../../common/errors.js';
+import { parseShard } from '../../batch/files.js';
+import { runBatch, type BatchEvent } from '../../batch/runner.js';
+import { createSegmenter } from '../../batch/segmenter.js';
 
 export const FOLDER_USAGE = `Folder mode: sliceform segment --model MODEL --input FOLDER --out DIR [--probabilities PDIR] [--device cpu|cuda]
                                 [--recursive] [--shard I/N] [--json-progress] [--dataset D] [--no-flips]

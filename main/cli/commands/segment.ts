@@ -7,7 +7,7 @@ import { loadEngine } from '../../engine/index.js';
 import { loadModelDir } from '../../inference/model-dir.js';
 import { segmentToFiles } from '../../inference/files.js';
 import { cliProgress, parseDevice } from './densify.js';
-import { FOLDER_OPTIONS, FOLDER_USAGE, isFolder, segmentFolder } from '../../batch/cli.js';
+import { FOLDER_OPTIONS, FOLDER_USAGE, isFolder, segmentFolder } from './segment-folder.js';
 
 const usage = `Usage: sliceform segment --model DIR --input IMG --out SEG.tif [options]
 
