@@ -24,6 +24,17 @@ const TYPE_SIZE: Record<number, number> = {
   18: 8,
 };
 
+/** TIFF field types that hold integers (BYTE, SBYTE, SHORT, SSHORT, LONG, SLONG, IFD, LONG8, SLONG8, IFD8). */
+const INTEGER_TYPES = new Set([1, 3, 4, 6, 8, 9, 13, 16, 17, 18]);
+const TYPE_NAMES: Record<number, string> = {
+  2: 'ASCII',
+  5: 'RATIONAL',
+  7: 'UNDEFINED',
+  10: 'SRATIONAL',
+  11: 'FLOAT',
+  12: 'DOUBLE',
+};
+
 export const TAG = {
   NewSubfileType: 254,
   ImageWidth: 256,
@@ -276,6 +287,27 @@ export class TiffFile {
       entries: new Map([[tag, { ...one, inline: b, valueOffset: -1 }]]),
     };
     return (await this.nums(tmp, tag))![0];
+  }
+
+  /**
+   * A structural integer tag (sizes, counts, codes, offsets): undefined when absent, an error naming the
+   * tag when it is stored as a FLOAT, RATIONAL, ASCII or UNDEFINED value (an ImageWidth stored as FLOAT
+   * would otherwise read as 1.86e-43 pixels).
+   */
+  async int(ifd: Ifd, tag: number, name: string): Promise<number | undefined> {
+    const e = ifd.entries.get(tag);
+    if (!e) return undefined;
+    this.checkIntType(ifd, e, name);
+    return this.num(ifd, tag);
+  }
+
+  /** Fails when an entry that must hold integers is stored with another TIFF type. */
+  checkIntType(ifd: Ifd, e: IfdEntry, name: string): void {
+    if (!INTEGER_TYPES.has(e.type)) {
+      this.src.fail(
+        `IFD ${ifd.index}: ${name} is stored as ${TYPE_NAMES[e.type] ?? `type ${e.type}`} (TIFF type ${e.type}); it must be an integer (SHORT or LONG)`,
+      );
+    }
   }
 
   /** ASCII value, up to the first NUL. Limited to 16 MiB. */

@@ -96,8 +96,19 @@ function posInt(s: string | undefined, fallback: number): number {
 async function resolutionSpacing(tf: TiffFile, ifd: Ifd): Promise<{ x?: number; y?: number }> {
   const xr = await tf.num(ifd, TAG.XResolution);
   const yr = await tf.num(ifd, TAG.YResolution);
-  const ok = (v: number | undefined) => (v !== undefined && Number.isFinite(v) && v > 0 ? 1 / v : undefined);
+  // 1 / a denormal resolution is Infinity: treat it like a missing one
+  const ok = (v: number | undefined) =>
+    v !== undefined && Number.isFinite(v) && v > 0 && Number.isFinite(1 / v) ? 1 / v : undefined;
   return { x: ok(xr), y: ok(yr ?? xr) };
+}
+
+/** A spacing that reached this point but is not finite and positive (overflow after unit scaling) is refused. */
+function checkSpacing(file: string, s: Spacing, what: string): void {
+  for (const k of ['x', 'y', 'z'] as const) {
+    if (!Number.isFinite(s[k]) || s[k] <= 0) {
+      throw new VolumeReadError(file, `${what}: ${k} spacing ${s[k]} ${s.unit} is not a finite positive number`);
+    }
+  }
 }
 
 function pick(file: string, sources: PlaneSource[][], t: number, nT: number): PlaneSource[] {
@@ -159,19 +170,29 @@ export async function buildLayout(tf: TiffFile): Promise<TiffLayout> {
     const ppu = await resolutionSpacing(tf, mains[0]!);
     const factor = unitToMicrons(kv.unit);
     const calibrated = factor !== undefined;
+    // spacing= given but not a number we can use (1e400 is Infinity; "abc" is NaN): say so instead of
+    // carrying Infinity (JSON null) into training, where it surfaces as "NaN pixels" much later
+    let zStep = 1;
+    if (kv.spacing !== undefined && kv.spacing !== '') {
+      zStep = Number(kv.spacing);
+      if (!Number.isFinite(zStep) || zStep <= 0) {
+        src.fail(`ImageJ description: spacing=${kv.spacing.slice(0, 40)} is not a finite positive number`);
+      }
+    }
     const spacing: Spacing = calibrated
       ? {
           x: (ppu.x ?? 1) * factor!,
           y: (ppu.y ?? 1) * factor!,
-          z: (Number(kv.spacing) > 0 ? Number(kv.spacing) : 1) * factor!,
+          z: zStep * factor!,
           unit: 'µm',
         }
       : {
           x: ppu.x ?? 1,
           y: ppu.y ?? 1,
-          z: Number(kv.spacing) > 0 ? Number(kv.spacing) : 1,
+          z: zStep,
           unit: kv.unit || 'pixel',
         };
+    checkSpacing(src.path, spacing, 'ImageJ calibration');
     let contiguous = false;
     if (mains.length < images) {
       // ImageJ writes only one IFD for stacks > 4 GiB: the planes follow the first one contiguously.
@@ -234,6 +255,7 @@ export async function buildLayout(tf: TiffFile): Promise<TiffLayout> {
     ru === 3 && res.x !== undefined
       ? { x: res.x * 1e4, y: (res.y ?? res.x) * 1e4, z: res.x * 1e4, unit: 'µm' }
       : { x: 1, y: 1, z: 1, unit: 'pixel' };
+  checkSpacing(file, spacing, 'TIFF resolution');
   await checkStoredSize(tf, first, pages);
   const list: PlaneSource[] = [];
   pages.forEach((ifd, z) => {
@@ -322,6 +344,7 @@ async function lsmLayout(
     sources.push(list);
   }
   await checkStoredSize(tf, first, mains.slice(0, nz * nt));
+  checkSpacing(src.path, { x, y, z, unit: 'µm' }, 'LSM voxel size');
   return {
     format: 'lsm',
     shape: { x: first.width, y: first.height, z: nz, c: nc, t: nt },
@@ -358,18 +381,31 @@ async function omeLayout(
   if (ome.sizeC % spp !== 0) src.fail(`OME SizeC ${ome.sizeC} is not a multiple of SamplesPerPixel ${spp}`);
   const effC = ome.sizeC / spp;
   const nPlanes = ome.sizeZ * effC * ome.sizeT;
+  const fname = basename(src.path);
+  for (const td of ome.tiffData) {
+    if (td.uuid && td.uuid !== ome.uuid && td.fileName && td.fileName !== fname) {
+      src.fail(
+        `OME-TIFF spans several files (planes in "${td.fileName}"); only single-file OME-TIFF is supported`,
+      );
+    }
+  }
+  // Never size anything from the XML alone: every plane of a single-file OME-TIFF is an IFD of this file, so
+  // SizeZ x SizeC x SizeT beyond the IFD count is a corrupt header (SizeZ=16777216 SizeT=64 would otherwise ask
+  // for a billion-entry plane table before any pixel is read).
+  if (nPlanes > tf.ifds.length) {
+    src.fail(
+      `OME-XML describes ${nPlanes} planes (SizeZ ${ome.sizeZ} x SizeC ${ome.sizeC} x SizeT ${ome.sizeT}${spp > 1 ? `, ${spp} samples per IFD` : ''}) but the file holds only ${tf.ifds.length} images`,
+    );
+  }
   // plane linear index (in DimensionOrder) -> IFD index
   const ifdOf = new Array<number>(nPlanes).fill(-1);
-  const fname = basename(src.path);
   if (ome.tiffData.length === 0) {
     for (let i = 0; i < nPlanes; i++) ifdOf[i] = i;
   } else {
+    // each TiffData fills at most the planes left after its start, and all of them together at most a few
+    // times the plane count: 300k overlapping blocks with huge PlaneCounts must not cost 300k x planes
+    let budget = 4 * nPlanes + ome.tiffData.length;
     for (const td of ome.tiffData) {
-      if (td.uuid && td.uuid !== ome.uuid && td.fileName && td.fileName !== fname) {
-        src.fail(
-          `OME-TIFF spans several files (planes in "${td.fileName}"); only single-file OME-TIFF is supported`,
-        );
-      }
       const start = omePlaneIndex(
         ome.dimensionOrder,
         ome.sizeZ,
@@ -380,7 +416,10 @@ async function omeLayout(
         td.firstT,
       );
       const count = td.planeCount ?? (ome.tiffData.length === 1 && td.ifdGiven === false ? nPlanes : 1);
-      for (let k = 0; k < count && start + k < nPlanes; k++) ifdOf[start + k] = td.ifd + k;
+      const n = Math.max(0, Math.min(count, nPlanes - start));
+      budget -= n;
+      if (budget < 0) src.fail(`OME-XML TiffData blocks overlap far beyond the ${nPlanes} planes (corrupt metadata)`);
+      for (let k = 0; k < n; k++) ifdOf[start + k] = td.ifd + k;
     }
   }
   const sources: PlaneSource[][] = [];
@@ -417,6 +456,7 @@ async function omeLayout(
   const sz = conv(ome.physZ, ome.physZUnit);
   const spacing: Spacing =
     sx !== undefined ? { x: sx, y: sy ?? sx, z: sz ?? sx, unit: 'µm' } : { x: 1, y: 1, z: 1, unit: 'pixel' };
+  checkSpacing(src.path, spacing, 'OME-XML PhysicalSize');
   const names: string[] = [];
   for (let c = 0; c < ome.sizeC; c++) names.push(ome.channelNames[Math.floor(c / spp)] || `C${c + 1}`);
   metadata.ome = {

@@ -59,7 +59,8 @@ function attrs(tag: string): Record<string, string> {
   let m: RegExpExecArray | null;
   while ((m = re.exec(tag))) {
     const name = m[1]!.includes(':') ? m[1]!.split(':').pop()! : m[1]!;
-    out[name] = unescapeXml(m[3] ?? m[4] ?? '');
+    const v = m[3] ?? m[4] ?? '';
+    out[name] = v.includes('&') ? unescapeXml(v) : v;
   }
   return out;
 }
@@ -75,6 +76,56 @@ const OME_TYPES: Record<string, DType | 'float' | 'double'> = {
   double: 'double',
 };
 
+/** Largest SizeX..SizeT we accept (2^24): real sizes are far smaller, and the file's IFDs bound them anyway. */
+export const MAX_SIZE = 1 << 24;
+/** At most this many TiffData elements (one per IFD at most in a single-file OME-TIFF). */
+export const MAX_TIFFDATA = 1_000_000;
+
+function clip(s: string): string {
+  return s.length > 40 ? `${s.slice(0, 40)}…` : s;
+}
+
+/**
+ * The TiffData blocks of one Image, in one linear pass: each start tag is matched once, and the optional
+ * <UUID> child is matched only right after it (a sticky regex), so 300k elements take milliseconds. (A
+ * lazy "anything up to </TiffData>" pattern rescans the rest of the document for every self-closing
+ * element: quadratic.)
+ */
+function parseTiffData(img: string, fail: (m: string) => never): OmeTiffData[] {
+  const out: OmeTiffData[] = [];
+  const start = /<(?:\w+:)?TiffData(?=[\s/>])([^>]*)>/g;
+  const uuid = /\s*<(?:\w+:)?UUID(?=[\s/>])([^>]*)>([^<]*)/y;
+  let m: RegExpExecArray | null;
+  while ((m = start.exec(img))) {
+    let body = m[1] ?? '';
+    const selfClosing = body.endsWith('/');
+    if (selfClosing) body = body.slice(0, -1);
+    const a = attrs(body);
+    let u: RegExpExecArray | null = null;
+    if (!selfClosing) {
+      uuid.lastIndex = start.lastIndex;
+      u = uuid.exec(img);
+      if (u) start.lastIndex = uuid.lastIndex;
+    }
+    const n = (k: string, d: number) => {
+      const v = Number(a[k]);
+      return a[k] !== undefined && Number.isInteger(v) && v >= 0 ? v : d;
+    };
+    out.push({
+      ifd: n('IFD', 0),
+      ifdGiven: a.IFD !== undefined,
+      firstZ: n('FirstZ', 0),
+      firstC: n('FirstC', 0),
+      firstT: n('FirstT', 0),
+      planeCount: a.PlaneCount !== undefined ? n('PlaneCount', 1) : undefined,
+      uuid: u ? u[2]!.trim() : undefined,
+      fileName: u ? attrs(u[1] ?? '').FileName : undefined,
+    });
+    if (out.length > MAX_TIFFDATA) fail(`more than ${MAX_TIFFDATA} TiffData elements`);
+  }
+  return out;
+}
+
 export function parseOmeXml(xml: string, file: string): OmePixels {
   const fail = (m: string): never => {
     throw new VolumeReadError(file, `OME-XML: ${m}`);
@@ -88,41 +139,31 @@ export function parseOmeXml(xml: string, file: string): OmePixels {
   const pixTag = /<(?:\w+:)?Pixels\s[^>]*>/.exec(img)?.[0];
   if (!pixTag) fail('no Pixels element');
   const pa = attrs(pixTag!);
+  // A size that is present must be valid: a SizeC of 1e9 read as "1 channel" would silently give garbage.
   const int = (k: string, required = true): number => {
+    if (pa[k] === undefined && !required) return 1;
     const v = Number(pa[k]);
-    if (!Number.isInteger(v) || v < 1 || v > 1 << 24) {
-      if (!required) return 1;
-      fail(`Pixels ${k}="${pa[k] ?? ''}" is invalid`);
+    if (!Number.isInteger(v) || v < 1 || v > MAX_SIZE) {
+      fail(
+        pa[k] === undefined
+          ? `Pixels has no ${k}`
+          : `Pixels ${k}="${clip(pa[k]!)}" is not a whole number between 1 and ${MAX_SIZE}`,
+      );
     }
     return v;
   };
   const order = pa.DimensionOrder ?? 'XYZCT';
   if (!/^XY(ZCT|ZTC|CZT|CTZ|TZC|TCZ)$/.test(order)) fail(`unknown DimensionOrder "${order}"`);
-  const num = (k: string) =>
-    pa[k] !== undefined && Number.isFinite(Number(pa[k])) ? Number(pa[k]) : undefined;
+  // PhysicalSize* must be finite and positive when given (1e400 is Infinity, which would reach the user as null)
+  const num = (k: string): number | undefined => {
+    if (pa[k] === undefined || pa[k]!.trim() === '') return undefined;
+    const v = Number(pa[k]);
+    if (!Number.isFinite(v) || v <= 0) fail(`Pixels ${k}="${clip(pa[k]!)}" is not a finite positive number`);
+    return v;
+  };
   const channelNames: string[] = [];
   for (const m of img.matchAll(/<(?:\w+:)?Channel[\s>][^>]*>/g)) channelNames.push(attrs(m[0]).Name ?? '');
-  const tiffData: OmeTiffData[] = [];
-  for (const m of img.matchAll(/<(?:\w+:)?TiffData(\s[^>]*)?(\/>|>([\s\S]*?)<\/(?:\w+:)?TiffData>)/g)) {
-    const a = attrs(m[1] ?? '');
-    const inner = m[3] ?? '';
-    const uuidTag = /<(?:\w+:)?UUID[^>]*>([^<]*)</.exec(inner);
-    const n = (k: string, d: number) => {
-      const v = Number(a[k]);
-      return a[k] !== undefined && Number.isInteger(v) && v >= 0 ? v : d;
-    };
-    tiffData.push({
-      ifd: n('IFD', 0),
-      ifdGiven: a.IFD !== undefined,
-      firstZ: n('FirstZ', 0),
-      firstC: n('FirstC', 0),
-      firstT: n('FirstT', 0),
-      planeCount: a.PlaneCount !== undefined ? n('PlaneCount', 1) : undefined,
-      uuid: uuidTag ? uuidTag[1]!.trim() : undefined,
-      fileName: uuidTag ? attrs(uuidTag[0]).FileName : undefined,
-    });
-    if (tiffData.length > 1_000_000) fail('too many TiffData elements');
-  }
+  const tiffData = parseTiffData(img, fail);
   const t = pa.Type ? OME_TYPES[pa.Type] : undefined;
   return {
     uuid: attrs(omeTag).UUID,

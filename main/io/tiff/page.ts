@@ -56,13 +56,24 @@ export function dtypeFor(bits: number, sampleFormat: number): DType | null {
 /** Reads the tags that define the pixel layout of one IFD; throws via tf.src.fail when unusable. */
 export async function readPageInfo(tf: TiffFile, ifd: Ifd): Promise<PageInfo> {
   const fail = (m: string): never => tf.src.fail(`IFD ${ifd.index}: ${m}`);
-  const width = await tf.num(ifd, TAG.ImageWidth);
-  const height = await tf.num(ifd, TAG.ImageLength);
+  const width = await tf.int(ifd, TAG.ImageWidth, 'ImageWidth');
+  const height = await tf.int(ifd, TAG.ImageLength, 'ImageLength');
   if (width === undefined || height === undefined) fail('missing ImageWidth/ImageLength');
   if (width! <= 0 || height! <= 0) fail(`zero-sized image (${width} x ${height})`);
   if (width! > 1 << 24 || height! > 1 << 24) fail(`absurd image size ${width} x ${height}`);
-  const spp = (await tf.num(ifd, TAG.SamplesPerPixel)) ?? 1;
+  const spp = (await tf.int(ifd, TAG.SamplesPerPixel, 'SamplesPerPixel')) ?? 1;
   if (spp < 1 || spp > 64) fail(`unsupported SamplesPerPixel ${spp}`);
+  for (const [tag, name] of [
+    [TAG.BitsPerSample, 'BitsPerSample'],
+    [TAG.SampleFormat, 'SampleFormat'],
+    [TAG.StripOffsets, 'StripOffsets'],
+    [TAG.StripByteCounts, 'StripByteCounts'],
+    [TAG.TileOffsets, 'TileOffsets'],
+    [TAG.TileByteCounts, 'TileByteCounts'],
+  ] as const) {
+    const e = tf.entry(ifd, tag);
+    if (e) tf.checkIntType(ifd, e, name);
+  }
   const bitsArr = (await tf.nums(ifd, TAG.BitsPerSample, 64)) ?? [1];
   const bits = bitsArr[0]!;
   if (bitsArr.some((b) => b !== bits)) fail(`mixed BitsPerSample ${bitsArr.join(',')} are not supported`);
@@ -73,14 +84,14 @@ export async function readPageInfo(tf: TiffFile, ifd: Ifd): Promise<PageInfo> {
     const kind = sampleFormat === 3 ? 'float' : sampleFormat === 2 ? 'signed integer' : 'unsigned integer';
     fail(`unsupported sample type: ${bits}-bit ${kind} (SampleFormat ${sampleFormat})`);
   }
-  const compression = (await tf.num(ifd, TAG.Compression)) ?? 1;
+  const compression = (await tf.int(ifd, TAG.Compression, 'Compression')) ?? 1;
   if (!isSupportedCompression(compression)) {
     fail(`unsupported compression ${COMPRESSION_NAMES[compression] ?? 'code ' + compression}`);
   }
-  const predictor = (await tf.num(ifd, TAG.Predictor)) ?? 1;
+  const predictor = (await tf.int(ifd, TAG.Predictor, 'Predictor')) ?? 1;
   if (predictor !== 1 && predictor !== 2 && predictor !== 3) fail(`unsupported Predictor ${predictor}`);
   if (predictor === 3 && sampleFormat !== 3) fail('floating-point predictor on integer samples');
-  const planarRaw = (await tf.num(ifd, TAG.PlanarConfiguration)) ?? 1;
+  const planarRaw = (await tf.int(ifd, TAG.PlanarConfiguration, 'PlanarConfiguration')) ?? 1;
   const planar: 1 | 2 = spp === 1 ? 1 : planarRaw === 2 ? 2 : 1;
   const photometric = (await tf.num(ifd, TAG.Photometric)) ?? 1;
   if (photometric === 6 || photometric === 32844 || photometric === 32845) {
@@ -91,8 +102,8 @@ export async function readPageInfo(tf: TiffFile, ifd: Ifd): Promise<PageInfo> {
   let chunkW: number;
   let chunkH: number;
   if (tiled) {
-    chunkW = (await tf.num(ifd, TAG.TileWidth)) ?? 0;
-    chunkH = (await tf.num(ifd, TAG.TileLength)) ?? 0;
+    chunkW = (await tf.int(ifd, TAG.TileWidth, 'TileWidth')) ?? 0;
+    chunkH = (await tf.int(ifd, TAG.TileLength, 'TileLength')) ?? 0;
     if (chunkW <= 0 || chunkH <= 0 || chunkW > 1 << 16 || chunkH > 1 << 16)
       fail(`bad tile size ${chunkW} x ${chunkH}`);
     // a tile far larger than the image would make us allocate for nothing (and is a corruption sign)
@@ -101,7 +112,7 @@ export async function readPageInfo(tf: TiffFile, ifd: Ifd): Promise<PageInfo> {
     }
   } else {
     if (!tf.has(ifd, TAG.StripOffsets)) fail('no StripOffsets or TileOffsets');
-    const rps = (await tf.num(ifd, TAG.RowsPerStrip)) ?? height!;
+    const rps = (await tf.int(ifd, TAG.RowsPerStrip, 'RowsPerStrip')) ?? height!;
     if (rps <= 0) fail(`bad RowsPerStrip ${rps}`);
     chunkW = width!;
     chunkH = Math.min(rps, height!);
