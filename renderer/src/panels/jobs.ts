@@ -5,7 +5,7 @@
  * listens to progress events, so it never blocks while training runs.
  */
 import { PRESETS } from '../../../main/common/engine.js';
-import type { BatchResult, JobInfo, ModelInfo, TrainProgress, TrainResult } from '../../../main/common/api.js';
+import type { BatchResult, JobInfo, ModelInfo, ProjectEvent, TrainProgress, TrainResult, TrainSettings } from '../../../main/common/api.js';
 import type { App } from '../app.js';
 import { button, el } from '../dom.js';
 
@@ -30,6 +30,35 @@ export function trainingPanel(app: App): HTMLElement {
   }, 'stop and keep the model trained so far');
   const densifyBtn = button('Densify', 'densify', () => void densify(), 'segment the whole stack with the latest model');
   stop.disabled = true;
+
+  // the project keeps the last training settings: show them when a project opens (or the page reloads), and
+  // keep them when they are edited, so a saved project reopens with the same preset and time budget
+  let applying = false;
+  const applyTraining = (t: TrainSettings | undefined) => {
+    if (!t) return;
+    applying = true;
+    if (t.preset && t.preset in PRESETS) preset.value = t.preset;
+    minutes.value = t.minutes !== undefined && t.minutes > 0 ? String(t.minutes) : '';
+    iterations.value = t.iterations !== undefined && t.iterations > 0 ? String(t.iterations) : '';
+    applying = false;
+  };
+  const currentTraining = (): TrainSettings => {
+    const mins = Number(minutes.value);
+    const its = Number(iterations.value);
+    return { preset: preset.value as keyof typeof PRESETS, minutes: mins > 0 ? mins : undefined, iterations: its > 0 ? Math.round(its) : undefined };
+  };
+  const keepTraining = () => {
+    if (applying) return;
+    void app.api.updateSettings({ settings: { training: currentTraining() } }).catch((e) => app.error(e, 'Saving the training settings'));
+  };
+  for (const input of [preset, minutes, iterations]) input.addEventListener('change', keepTraining);
+  app.api.onProject((e: ProjectEvent) => {
+    if (e.kind === 'opened') applyTraining(e.project.settings.training);
+  });
+  void app.api
+    .getProject()
+    .then((p) => applyTraining(p.settings.training))
+    .catch(() => {});
 
   const setRunning = (on: boolean) => {
     start.disabled = on;

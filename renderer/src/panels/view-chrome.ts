@@ -53,8 +53,8 @@ export function mountViewChrome(app: App, readoutHost: HTMLElement): void {
       s.ticks.replaceChildren();
       if (!v) continue;
       const depth = planeDepth(plane, v.dims);
-      const mine = st.paintedSlices(plane);
-      const slices = st.strokes.length > 0 ? [...mine] : app.serverPainted[plane];
+      // the server's record of the slices painted on (the same after a reload, a reopened project, undo)
+      const slices = [...app.serverPainted[plane]];
       for (const i of slices.sort((a, b) => a - b)) {
         const t = el('i', { class: 'tick', 'data-slice': i, title: `slice ${i + 1} painted` });
         t.style.left = `calc(${depth > 1 ? (i / (depth - 1)) * 100 : 0}% )`;
@@ -69,7 +69,29 @@ export function mountViewChrome(app: App, readoutHost: HTMLElement): void {
     refreshSliders();
     refreshTicks();
   });
-  st.on('painted', refreshTicks);
+  // after a stroke, undo or redo: ask the server (one request at a time, the last answer wins)
+  let asking = false;
+  let askAgain = false;
+  const fetchPainted = async () => {
+    if (asking) {
+      askAgain = true;
+      return;
+    }
+    asking = true;
+    try {
+      do {
+        askAgain = false;
+        const v = st.volume;
+        if (!v) break;
+        const s = await app.api.getAnnotationSummary({ volumeId: v.id }).catch(() => null);
+        if (s && st.volume === v) app.serverPainted = s.paintedSlices;
+      } while (askAgain);
+    } finally {
+      asking = false;
+    }
+    refreshTicks();
+  };
+  st.on('painted', () => void fetchPainted());
 
   // readout: voxel, µm and the values under the pointer (or the crosshair)
   const readout = el('div', { class: 'readout', testid: 'readout' }, 'No image open — drop a stack here or use Open.');
