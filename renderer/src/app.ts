@@ -6,7 +6,7 @@ import '@kitware/vtk.js/Rendering/Profiles/All';
 import type { LabelClass, SliceformApi, VolumeInfo } from '../../main/common/api.js';
 import type { TypedArray } from '../../main/common/volume.js';
 import { Annotator } from './annotate/annotator.js';
-import { friendlyError } from './dom.js';
+import { explainError } from './panels/errors.js';
 import { Layout } from './layout.js';
 import {
   CHANNEL_COLORS,
@@ -414,6 +414,7 @@ export class App {
 
   error(e: unknown, action: string): void {
     console.error(action, e);
-    this.store.status(friendlyError(e, action), 'error');
+    const { text, detail } = explainError(e, action);
+    this.store.status(text, 'error', detail);
   }
 }

@@ -46,8 +46,15 @@ function toolbar(app: App): HTMLElement {
 
 function statusBar(app: App): HTMLElement {
   const msg = el('div', { class: 'status', testid: 'status', role: 'status' }, '');
-  app.store.on('status', ({ level, text }) => {
-    msg.textContent = text;
+  const text = el('span', { testid: 'status-text' }, '');
+  // the technical message behind an error, on demand
+  const detail = el('details', { class: 'status-detail', testid: 'status-detail', hidden: true }, el('summary', {}, 'details'), el('code', {}, ''));
+  msg.append(text, detail);
+  app.store.on('status', ({ level, text: t, detail: d }) => {
+    text.textContent = t;
+    detail.hidden = !d;
+    detail.open = false;
+    detail.querySelector('code')!.textContent = d ?? '';
     msg.dataset.level = level;
     msg.classList.toggle('error', level === 'error');
   });

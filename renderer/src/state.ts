@@ -65,7 +65,8 @@ export interface Events {
   tool: Tool;
   overlay: void;
   painted: void;
-  status: { level: 'info' | 'error'; text: string };
+  /** detail: the technical message behind an error, shown on demand */
+  status: { level: 'info' | 'error'; text: string; detail?: string };
   layout: void;
 }
 
@@ -136,7 +137,7 @@ export class Store {
     return this.classes.find((c) => c.id === id);
   }
 
-  status(text: string, level: 'info' | 'error' = 'info'): void {
-    this.emit('status', { level, text });
+  status(text: string, level: 'info' | 'error' = 'info', detail?: string): void {
+    this.emit('status', { level, text, detail });
   }
 }
