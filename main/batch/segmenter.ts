@@ -79,6 +79,7 @@ export async function createSegmenter(modelDir: string, opts: SegmenterOptions =
       const res = await segmentToFiles(model as Model, vol, {
         normalisation: manifest.normalisation,
         downsample: manifest.downsample,
+        decisionWeights: manifest.calibration?.decisionWeights,
         out: out.labelsPath,
         probabilitiesOut: out.probabilitiesPath,
         testTimeFlips: opts.testTimeFlips,

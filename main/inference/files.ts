@@ -51,6 +51,8 @@ export interface WriteSegmentationOptions {
   probabilitiesOut?: string;
   testTimeFlips?: boolean;
   maxTileInputVoxels?: number;
+  /** calibrated decision weights (model manifest's calibration) */
+  decisionWeights?: number[];
   /** keep the labels in memory too (for scoring) */
   collect?: boolean;
   signal?: CancelSignal;
@@ -72,6 +74,7 @@ export async function segmentToFiles(model: Model, image: Volume, o: WriteSegmen
       downsample: o.downsample,
       testTimeFlips: o.testTimeFlips,
       maxTileInputVoxels: o.maxTileInputVoxels,
+      decisionWeights: o.decisionWeights,
       probabilities: Boolean(pw),
       collect: o.collect ?? false,
       signal: o.signal,

@@ -47,6 +47,11 @@ export interface ModelManifest {
   downsample: [number, number, number];
   weights: string;
   training: TrainingSummary | null;
+  /**
+   * calibrated decision (main/pipeline/calibration.ts): labels = argmax_k w_k p_k with w = decisionWeights
+   * (index k-1 = class k), fitted on the annotated voxels after training; absent = plain argmax
+   */
+  calibration?: { mode: string; decisionWeights: number[]; voxels: number; paintedFractions: number[]; predictedFractionsArgmax: number[]; predictedFractions: number[] };
 }
 
 async function atomicWrite(path: string, data: string | Uint8Array): Promise<void> {
@@ -98,6 +103,12 @@ export async function readModelManifest(dir: string): Promise<ModelManifest> {
     throw new SliceformError('bad-input', `model.json: normalisation has ${m.normalisation.channels.length} channels, the network ${m.net.inChannels}`, { file: path });
   }
   m.downsample ??= [1, 1, 1];
+  if (m.calibration !== undefined) {
+    const w = m.calibration?.decisionWeights;
+    if (!Array.isArray(w) || w.length !== m.net.numClasses || !w.every((x) => typeof x === 'number' && Number.isFinite(x) && x > 0)) {
+      throw new SliceformError('bad-input', `model.json: calibration.decisionWeights must be ${m.net.numClasses} positive numbers`, { file: path });
+    }
+  }
   return m;
 }
 

@@ -19,6 +19,11 @@ export interface SegmentOptions {
   maxTileInputVoxels?: number;
   testTimeFlips?: boolean;
   probabilities?: boolean;
+  /**
+   * calibrated decision weights (main/pipeline/calibration.ts): labels = argmax_k w_k p_k, and the probabilities
+   * handed to onSlab are the re-normalised w_k p_k, so that their argmax is the label
+   */
+  decisionWeights?: number[];
   /** receives every finished z-slab in order (write it to disk here); without a sink labels are collected */
   onSlab?: (slab: Slab) => void | Promise<void>;
   /** collect the full label volume in memory (default: true when there is no onSlab) */
@@ -55,11 +60,13 @@ export async function segmentVolume(model: Model, volume: Volume, opts: SegmentO
       maxTileInputVoxels: opts.maxTileInputVoxels,
       testTimeFlips: opts.testTimeFlips,
       probabilities: opts.probabilities,
+      decisionWeights: opts.decisionWeights,
       signal: opts.signal,
       onProgress: opts.onProgress,
     },
     async (slab) => {
       labels?.set(slab.labels, slab.z0 * Y * X);
+      if (slab.probabilities && opts.decisionWeights) reweight(slab.probabilities, net.numClasses, opts.decisionWeights);
       await opts.onSlab?.(slab);
     },
   );
@@ -106,11 +113,12 @@ async function segmentDownsampled(model: Model, volume: Volume, f: Factors, opts
     const probs = upsampleSlab(lowProbs, K, lowShape, [Z, Y, X], f, z0, depth);
     const n = depth * Y * X;
     const lab = new Uint8Array(n);
+    const w = opts.decisionWeights ?? new Array<number>(K).fill(1);
     for (let i = 0; i < n; i++) {
       let best = 0;
-      let bv = probs[i]!;
+      let bv = probs[i]! * w[0]!;
       for (let k = 1; k < K; k++) {
-        const v = probs[k * n + i]!;
+        const v = probs[k * n + i]! * w[k]!;
         if (v > bv) {
           bv = v;
           best = k;
@@ -120,7 +128,19 @@ async function segmentDownsampled(model: Model, volume: Volume, f: Factors, opts
       counts[best + 1]!++;
     }
     labels?.set(lab, z0 * Y * X);
+    if (opts.probabilities && opts.decisionWeights) reweight(probs, K, opts.decisionWeights);
     await opts.onSlab?.({ z0, depth, labels: lab, ...(opts.probabilities ? { probabilities: probs } : {}) });
   }
   return { ...res, classCounts: counts, ...(labels ? { labels } : {}) };
+}
+
+/** In place: p_k <- w_k p_k / sum_j w_j p_j (class-planar K x n). */
+export function reweight(p: Float32Array, K: number, w: number[]): void {
+  const n = p.length / K;
+  for (let i = 0; i < n; i++) {
+    let sum = 0;
+    for (let k = 0; k < K; k++) sum += p[k * n + i]! * w[k]!;
+    if (!(sum > 0)) continue;
+    for (let k = 0; k < K; k++) p[k * n + i] = (p[k * n + i]! * w[k]!) / sum;
+  }
 }

@@ -82,6 +82,11 @@ export interface PredictOptions {
   /** average the probabilities over mirrored copies (x, y, xy flips): 4x the time, usually a bit better */
   testTimeFlips?: boolean;
   probabilities?: boolean;
+  /**
+   * calibrated decision: labels are argmax_k w_k p_k (index k-1 = class k; main/pipeline/calibration.ts);
+   * the probabilities handed to onSlab stay the network's
+   */
+  decisionWeights?: number[];
   signal?: CancelSignal;
   onProgress?: ProgressCallback;
 }
@@ -167,11 +172,12 @@ export async function predictRegion(
       for (let i = 0; i < probs.length; i++) probs[i]! *= s;
     }
     const labels = new Uint8Array(slabN);
+    const w = opts.decisionWeights ?? new Array<number>(K).fill(1);
     for (let i = 0; i < slabN; i++) {
       let best = 0;
-      let bv = probs[i]!;
+      let bv = probs[i]! * w[0]!;
       for (let k = 1; k < K; k++) {
-        const v = probs[k * slabN + i]!;
+        const v = probs[k * slabN + i]! * w[k]!;
         if (v > bv) {
           bv = v;
           best = k;

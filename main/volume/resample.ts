@@ -27,7 +27,7 @@ export function parseFactors(s: string): Factors | 'auto' | null {
   if (s === 'auto') return 'auto';
   if (s === 'none' || s === '1') return [1, 1, 1];
   const parts = s.split(',').map(Number);
-  if (parts.length === 1 && Number.isInteger(parts[0]) && parts[0]! >= 1) return [1, parts[0]!, parts[0]!];
+  if (parts.length === 1 && Number.isInteger(parts[0]) && parts[0]! >= 1 && parts[0]! <= 8) return [1, parts[0]!, parts[0]!];
   if (parts.length === 3 && parts.every((p) => Number.isInteger(p) && p >= 1 && p <= 8)) return parts as Factors;
   return null;
 }

@@ -1,0 +1,258 @@
+/**
+ * The one recipe: sparse labels in, a trained, calibrated model out; then its dense segmentation. Every caller
+ * (CLI densify / train / crossval, the app's compute handlers, batch) goes through here, so one place decides
+ * the network, the working resolution, the tile shapes, the class weights, the schedule and the label decision.
+ *
+ *   planRecipe     settings + data -> network, optimiser, downsampling, tiles, batch (pure)
+ *   trainRecipe    downsample, train (main/training), fit the calibrated decision on the annotated voxels
+ *   manifestFor    what a model folder records of it (so `segment` repeats the same decision)
+ *   segmentOptionsFor  the prediction options of a trained recipe or a model manifest
+ */
+import type { Engine, Model, NetConfig, OptimConfig } from '../common/engine.js';
+import type { Volume } from '../common/volume.js';
+import { SliceformError } from '../common/errors.js';
+import type { CancelSignal, ProgressCallback } from '../common/progress.js';
+import { TRAINING_DEFAULTS, resolveNet } from '../training/presets.js';
+import { maxLabel, trainModel, type StepInfo } from '../training/trainer.js';
+import type { TrainingSummary, ModelManifest } from '../inference/model-dir.js';
+import type { Normalisation } from '../volume/preprocess.js';
+import { autoDownsample, downsampleLabelVolume, downsampleVolume, isIdentity, type Factors } from '../volume/resample.js';
+import { predictRegion, sourceFromVolume } from '../volume/predict.js';
+import type { Vec3 } from '../volume/tiling.js';
+import { fitCalibration, type Calibration } from './calibration.js';
+import type { RecipeSettings } from './settings.js';
+
+export interface RecipePlan {
+  net: NetConfig;
+  optim: OptimConfig;
+  /** [z, y, x] integer downsampling before the network */
+  downsample: Factors;
+  batch: number;
+  planeOut: number;
+  cubeOut: number;
+  classWeightPower: number;
+  dice: number;
+  averageFrom: number;
+  testTimeFlips: boolean;
+  calibration: RecipeSettings['calibration'];
+  holdout: RecipeSettings['holdout'];
+}
+
+/** Network, optimiser, working resolution and tiles for these settings and data. Pure. */
+export function planRecipe(images: Volume[], numClasses: number, s: RecipeSettings): RecipePlan {
+  if (images.length === 0) throw new SliceformError('bad-input', 'no training volumes given');
+  const C = images[0]!.shape.c;
+  for (const im of images) {
+    if (im.shape.c !== C) throw new SliceformError('bad-input', `all images need the same channel count: ${im.source} has ${im.shape.c}, the first ${C}`, { file: im.source });
+  }
+  const net: NetConfig = { ...resolveNet(s.preset, C, numClasses), bnAtTest: s.bnAtTest, batchNorm: s.batchNorm };
+  if (s.levels !== undefined) net.levels = s.levels;
+  if (s.baseFilters !== undefined) net.baseFilters = s.baseFilters;
+  const d = TRAINING_DEFAULTS[s.preset];
+  return {
+    net,
+    optim: { ...d.optim, lr: s.lr ?? d.optim.lr },
+    downsample: s.downsample === 'auto' ? autoDownsample(images[0]!.spacing) : s.downsample,
+    batch: s.batch ?? d.batch,
+    planeOut: s.planeTile ?? d.planeOut,
+    cubeOut: d.cubeOut,
+    classWeightPower: s.balance,
+    dice: s.dice,
+    averageFrom: s.average,
+    testTimeFlips: s.flips,
+    calibration: s.calibration,
+    holdout: s.holdout,
+  };
+}
+
+export interface RecipePair {
+  image: Volume;
+  /** full resolution, 0 = unannotated, 1..K */
+  labels: Volume;
+}
+
+export interface RecipeHooks {
+  signal?: CancelSignal;
+  onProgress?: ProgressCallback;
+  onStep?: (s: StepInfo) => void;
+  /** logs a line (reduced resolution, calibration) */
+  log?: (line: string) => void;
+  checkpointDir?: string;
+  checkpointMinutes?: number;
+  resume?: boolean;
+  /** number of classes when the labels do not show all of them (default: the largest label, at least 2) */
+  numClasses?: number;
+}
+
+export interface TrainedRecipe {
+  model: Model;
+  plan: RecipePlan;
+  normalisation: Normalisation;
+  summary: TrainingSummary;
+  calibration: Calibration;
+  cancelled: boolean;
+}
+
+/** Trains the recipe on full-resolution images and sparse labels. The caller disposes the model. */
+export async function trainRecipe(engine: Engine, pairs: RecipePair[], s: RecipeSettings, hooks: RecipeHooks = {}): Promise<TrainedRecipe> {
+  if (pairs.length === 0) throw new SliceformError('bad-input', 'no training volumes given');
+  const K = Math.max(2, hooks.numClasses ?? 0, ...pairs.map((p) => maxLabel(p.labels.data)));
+  const plan = planRecipe(
+    pairs.map((p) => p.image),
+    K,
+    s,
+  );
+  const f = plan.downsample;
+  if (!isIdentity(f)) hooks.log?.(`working at reduced resolution: downsampled by ${f.join('x')} (z,y,x)`);
+  const low = pairs.map((p) => ({ image: downsampleVolume(p.image, f), labels: downsampleLabelVolume(p.labels, f) }));
+  const trained = await trainModel(engine, low, {
+    net: plan.net,
+    optim: plan.optim,
+    modelOptions: { device: s.device, threads: s.threads, seed: s.seed },
+    iterations: s.iterations,
+    minutes: s.minutes,
+    seed: s.seed,
+    classWeightPower: plan.classWeightPower,
+    dice: plan.dice,
+    batch: plan.batch,
+    averageFrom: plan.averageFrom,
+    planeOut: plan.planeOut,
+    cubeOut: plan.cubeOut,
+    holdout: plan.holdout,
+    checkpointDir: hooks.checkpointDir,
+    checkpointMinutes: hooks.checkpointMinutes,
+    resume: hooks.resume,
+    signal: hooks.signal,
+    onProgress: hooks.onProgress,
+    onStep: hooks.onStep,
+  });
+  let calibration: Calibration;
+  try {
+    calibration = await calibrate(trained.model, low, trained.normalisation, plan, hooks.signal);
+  } catch (e) {
+    trained.model.dispose();
+    throw e;
+  }
+  if (calibration.mode !== 'none') {
+    const pct = (a: number[]) => a.map((v) => (v * 100).toFixed(1)).join('/');
+    hooks.log?.(
+      `calibrated decision on ${calibration.voxels} annotated voxels: class fractions painted ${pct(calibration.paintedFractions)} %, argmax ${pct(calibration.predictedFractionsArgmax)} %, calibrated ${pct(calibration.predictedFractions)} %`,
+    );
+  }
+  return { model: trained.model, plan, normalisation: trained.normalisation, summary: trained.summary, calibration, cancelled: trained.cancelled };
+}
+
+/**
+ * Probabilities of the trained model at every annotated voxel (at the working resolution, with the same
+ * test-time flips as the final prediction), then the fitted decision.
+ */
+async function calibrate(model: Model, low: RecipePair[], norm: Normalisation, plan: RecipePlan, signal?: CancelSignal): Promise<Calibration> {
+  const K = plan.net.numClasses;
+  if (plan.calibration === 'none') return fitCalibration(new Float32Array(0), [], K, 'none');
+  // sample at most ~400k annotated voxels (evenly strided) so that big paintings stay cheap
+  const chunksP: Float32Array[] = [];
+  const chunksL: Uint8Array[] = [];
+  for (const { image, labels } of low) {
+    const { x: X, y: Y, z: Z } = image.shape;
+    const lab = labels.data;
+    let n = 0;
+    const lo: Vec3 = [Z, Y, X];
+    const hi: Vec3 = [-1, -1, -1];
+    for (let z = 0, i = 0; z < Z; z++)
+      for (let y = 0; y < Y; y++)
+        for (let x = 0; x < X; x++, i++) {
+          if (!lab[i]) continue;
+          n++;
+          if (z < lo[0]) lo[0] = z;
+          if (z > hi[0]) hi[0] = z;
+          if (y < lo[1]) lo[1] = y;
+          if (y > hi[1]) hi[1] = y;
+          if (x < lo[2]) lo[2] = x;
+          if (x > hi[2]) hi[2] = x;
+        }
+    if (n === 0) continue;
+    const stride = Math.max(1, Math.floor(n / 400_000));
+    const size: Vec3 = [hi[0] - lo[0] + 1, hi[1] - lo[1] + 1, hi[2] - lo[2] + 1];
+    const pick: number[] = [];
+    const probs: number[][] = Array.from({ length: K }, () => []);
+    let seen = 0;
+    await predictRegion(
+      model,
+      sourceFromVolume(image, norm),
+      lo,
+      size,
+      { numClasses: K, levels: plan.net.levels, padding: plan.net.padding, testTimeFlips: plan.testTimeFlips, probabilities: true, signal },
+      (slab) => {
+        const sn = slab.depth * size[1] * size[2];
+        for (let z = 0; z < slab.depth; z++)
+          for (let y = 0; y < size[1]; y++)
+            for (let x = 0; x < size[2]; x++) {
+              const gi = ((lo[0] + slab.z0 + z) * Y + lo[1] + y) * X + lo[2] + x;
+              const l = lab[gi]!;
+              if (!l) continue;
+              if (seen++ % stride !== 0) continue;
+              const si = (z * size[1] + y) * size[2] + x;
+              pick.push(l);
+              for (let k = 0; k < K; k++) probs[k]!.push(slab.probabilities![k * sn + si]!);
+            }
+      },
+    );
+    const m = pick.length;
+    const p = new Float32Array(K * m);
+    for (let k = 0; k < K; k++) p.set(probs[k]!, k * m);
+    chunksP.push(p);
+    chunksL.push(Uint8Array.from(pick));
+  }
+  const n = chunksL.reduce((a, c) => a + c.length, 0);
+  const p = new Float32Array(K * n);
+  const l = new Uint8Array(n);
+  let off = 0;
+  for (let c = 0; c < chunksL.length; c++) {
+    const m = chunksL[c]!.length;
+    for (let k = 0; k < K; k++) p.set(chunksP[c]!.subarray(k * m, (k + 1) * m), k * n + off);
+    l.set(chunksL[c]!, off);
+    off += m;
+  }
+  return fitCalibration(p, l, K, plan.calibration);
+}
+
+/** The manifest fields of a trained recipe (saveModelDir adds format, version, weights, dates). */
+export function manifestFor(
+  t: TrainedRecipe,
+  o: { classNames: string[]; spacing: ModelManifest['spacing']; preset: string },
+): Omit<ModelManifest, 'format' | 'version' | 'weights' | 'created' | 'sliceformVersion'> {
+  return {
+    net: t.plan.net,
+    optim: t.plan.optim,
+    normalisation: t.normalisation,
+    classNames: o.classNames,
+    spacing: o.spacing,
+    downsample: t.plan.downsample,
+    training: { ...t.summary, preset: o.preset },
+    ...(t.calibration.mode !== 'none'
+      ? {
+          calibration: {
+            mode: t.calibration.mode,
+            decisionWeights: t.calibration.weights,
+            voxels: t.calibration.voxels,
+            paintedFractions: t.calibration.paintedFractions,
+            predictedFractionsArgmax: t.calibration.predictedFractionsArgmax,
+            predictedFractions: t.calibration.predictedFractions,
+          },
+        }
+      : {}),
+  };
+}
+
+/** Prediction options (normalisation, working resolution, decision) of a trained recipe or a model manifest. */
+export function segmentOptionsFor(m: TrainedRecipe | ModelManifest): { normalisation: Normalisation; downsample: Factors; decisionWeights?: number[] } {
+  if ('plan' in m) {
+    return { normalisation: m.normalisation, downsample: m.plan.downsample, ...(m.calibration.mode !== 'none' ? { decisionWeights: m.calibration.weights } : {}) };
+  }
+  return { normalisation: m.normalisation, downsample: m.downsample, ...(m.calibration ? { decisionWeights: m.calibration.decisionWeights } : {}) };
+}
+
+/** Default class names for K classes. */
+export function defaultClassNames(K: number): string[] {
+  return K === 2 ? ['background', 'foreground'] : Array.from({ length: K }, (_, k) => `class ${k + 1}`);
+}
