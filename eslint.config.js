@@ -1,6 +1,7 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
+import localRules from './eslint-rules/code-layering.js';
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'native-models/build/**', 'test-artifacts/**', 'bench/out/**'] },
@@ -13,20 +14,11 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
   },
-  // Dependency rules from shared/STYLE.md: main/common is pure; main/ never imports electron or renderer.
+  // Dependency rules (shared/STYLE.md) as an allow-list: each folder names what it may import, in
+  // eslint-rules/layers.js (the table is also in DEVELOPERS.md). native-models only from main/engine.
   {
-    files: ['main/common/**/*.ts'],
-    rules: {
-      'no-restricted-imports': ['error', { patterns: ['node:*', 'fs', 'path', 'electron', '../io/*', '../engine/*', '../services/*', '../../renderer/*'] }],
-    },
-  },
-  {
-    files: ['main/**/*.ts'],
-    ignores: ['main/common/**'],
-    rules: { 'no-restricted-imports': ['error', { patterns: ['electron', '**/renderer/**', '**/test/**'] }] },
-  },
-  {
-    files: ['renderer/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: ['node:*', 'electron', '**/main/io/**', '**/main/engine/**', '**/main/services/**'] }] },
+    files: ['**/*.{ts,mts,cts,js,mjs,cjs}'],
+    plugins: { local: localRules },
+    rules: { 'local/code-layering': 'error' },
   },
 );

@@ -1,4 +1,4 @@
-/* eslint-disable no-restricted-imports -- the build config runs in Node, not in the renderer */
+// The build config runs in Node, not in the renderer: its row in eslint-rules/layers.js is renderer/, not renderer/src/.
 import { defineConfig } from 'vite';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
