@@ -12,7 +12,7 @@ import {
   CHANNEL_COLORS,
   hexToRgb,
   intensityLut,
-  percentiles,
+  autoWindow,
   dataRange,
   PLANE_AXIS,
   PLANES,
@@ -21,7 +21,7 @@ import {
   type CompositeChannel,
   type Plane,
 } from './render/composite.js';
-import { LabelLuts, makeLabelImage, setLabelValues, type LabelImage } from './render/labels.js';
+import { deleteImage, LabelLuts, makeLabelImage, setLabelValues, type LabelImage } from './render/labels.js';
 import { CLASS_COLORS, Store, type ClassDef, type LoadedVolume } from './state.js';
 import { SliceView } from './views/slice-view.js';
 import { VolumeView } from './views/volume-view.js';
@@ -167,7 +167,11 @@ export class App {
   private readFileMs = 0;
   private fetchMs = 0;
 
+  /** bumped by every showVolume: a slower, older open that finishes later must not overwrite a newer one */
+  private loadGeneration = 0;
+
   async showVolume(info: VolumeInfo): Promise<void> {
+    const generation = ++this.loadGeneration;
     const tFetch = performance.now();
     const [brick, classes, ann, pred, summary] = await Promise.all([
       this.api.getBrick({ volumeId: info.id }),
@@ -176,6 +180,7 @@ export class App {
       this.api.getLabelVolume({ volumeId: info.id, layer: 'prediction' }).catch(() => null),
       this.api.getAnnotationSummary({ volumeId: info.id }).catch(() => null),
     ]);
+    if (generation !== this.loadGeneration) return;
     this.fetchMs = performance.now() - tFetch;
     const n = info.shape.x * info.shape.y * info.shape.z;
     const channels: TypedArray[] = [];
@@ -190,12 +195,9 @@ export class App {
       dtype: info.dtype,
     };
     const st = this.store;
-    st.volume = vol;
-    st.strokes = [];
-    st.strokeCursor = 0;
-    st.channels = channels.map((data, c) => {
+    const channelDisplays = channels.map((data, c) => {
       const stats = info.channelStats[c];
-      const [lo, hi] = stats && stats.p99 > stats.p1 ? [stats.p1, stats.p99] : percentiles(data, 0.5, 99.8);
+      const [lo, hi] = autoWindow(data);
       const [rmin, rmax] = stats ? [stats.min, stats.max] : dataRange(data);
       return {
         name: info.channelNames[c] || `channel ${c + 1}`,
@@ -203,17 +205,22 @@ export class App {
         visible: true,
         min: lo,
         max: hi,
-        rangeMin: rmin,
-        rangeMax: Math.max(rmax, rmin + 1),
+        rangeMin: Math.min(rmin, lo),
+        rangeMax: Math.max(rmax, rmin + 1, hi),
       } satisfies ChannelDisplay;
     });
     if (classes && classes.length) this.setClassesFromApi(classes);
     const spacing: [number, number, number] = [vol.spacing.x, vol.spacing.y, vol.spacing.z];
-    this.annotationImg?.delete();
-    this.predictionImg?.delete();
+    // Replace, then delete (VolView's habit): the new label images go to every holder (paint filter, slice
+    // mappers, 3D) before the old ones are deleted, so no view ever holds a deleted vtk object.
+    const oldImages = [this.annotationImg, this.predictionImg];
     this.annotationImg = makeLabelImage(vol.dims, spacing, ann.data.slice());
     const predData = pred?.data;
     this.predictionImg = predData && predData.some((v) => v !== 0) ? makeLabelImage(vol.dims, spacing, predData.slice()) : null;
+    st.volume = vol;
+    st.channels = channelDisplays;
+    st.strokes = [];
+    st.strokeCursor = 0;
     st.prediction = this.predictionImg ? (this.predictionImg.getPointData().getScalars().getData() as Uint8Array) : null;
     st.annotation = this.annotationImg.getPointData().getScalars().getData() as Uint8Array;
     this.annotator.setLabelMap(this.annotationImg);
@@ -222,15 +229,55 @@ export class App {
     this.serverPainted = summary?.paintedSlices ?? { xy: [], xz: [], yz: [] };
     st.cursor = [Math.floor(vol.dims.x / 2), Math.floor(vol.dims.y / 2), Math.floor(vol.dims.z / 2)];
     this.rebuildComposite();
+    this.view3d.setLabels(this.labels3D());
     for (const v of Object.values(this.views)) v.setVolume();
     this.view3d.setVolume();
-    this.view3d.setLabels(this.labels3D());
+    for (const img of oldImages) deleteImage(img);
     this.applyTool();
     st.emit('volume', vol);
     st.emit('channels', st.channels);
     st.emit('cursor', st.cursor);
     st.emit('painted', undefined);
     this.renderAll();
+  }
+
+  /**
+   * Forget the shown volume in this page (the server keeps it): the views go blank and the label images are
+   * deleted. Opening another stack does this implicitly (replace-and-delete); the leak test uses it directly.
+   */
+  closeVolume(): void {
+    this.loadGeneration++;
+    const st = this.store;
+    const oldImages = [this.annotationImg, this.predictionImg];
+    this.annotationImg = null;
+    this.predictionImg = null;
+    st.volume = null;
+    st.annotation = null;
+    st.prediction = null;
+    st.channels = [];
+    st.strokes = [];
+    st.strokeCursor = 0;
+    this.composite = [];
+    this.serverPainted = { xy: [], xz: [], yz: [] };
+    this.annotator.setLabelMap(null);
+    this.view3d.setLabels(null);
+    for (const v of Object.values(this.views)) v.clearVolume();
+    this.view3d.clearVolume();
+    for (const img of oldImages) deleteImage(img);
+    this.applyTool();
+    st.emit('volume', null);
+    st.emit('channels', st.channels);
+    st.emit('painted', undefined);
+    this.renderAll();
+  }
+
+  /** Delete every vtk object this page owns (views, label images, lookup tables, paint filter). */
+  dispose(): void {
+    this.closeVolume();
+    for (const v of Object.values(this.views)) v.dispose();
+    this.view3d.dispose();
+    this.annotator.dispose();
+    this.luts.dispose();
   }
 
   setClassesFromApi(classes: LabelClass[]): void {
@@ -282,15 +329,21 @@ export class App {
         if (layer === 'annotation') {
           if (this.annotationImg) setLabelValues(this.annotationImg, data.data);
           else this.annotationImg = makeLabelImage(vol.dims, spacing, data.data.slice());
-        } else {
+        }
+        let retired: LabelImage | null = null;
+        if (layer === 'prediction') {
           const any = data.data.some((v) => v !== 0);
-          if (!any) this.predictionImg = null;
-          else if (this.predictionImg) setLabelValues(this.predictionImg, data.data);
+          if (!any) {
+            // an empty result: detach it everywhere below, then delete it
+            retired = this.predictionImg;
+            this.predictionImg = null;
+          } else if (this.predictionImg) setLabelValues(this.predictionImg, data.data);
           else this.predictionImg = makeLabelImage(vol.dims, spacing, data.data.slice());
           this.store.prediction = this.predictionImg ? (this.predictionImg.getPointData().getScalars().getData() as Uint8Array) : null;
         }
         for (const v of Object.values(this.views)) v.attachLabels();
         this.view3d.setLabels(this.labels3D());
+        deleteImage(retired);
         this.store.emit('labels', layer);
         this.renderSlices();
       } catch (e) {

@@ -6,6 +6,7 @@
 import '../styles/app.css';
 import type { vtkOpenGLRenderWindow } from '@kitware/vtk.js/Rendering/OpenGL/RenderWindow';
 import { installApi } from './api-client.js';
+import { installVtkCounter, type VtkCounts } from './debug/vtk-count.js';
 import { App } from './app.js';
 import { button, el } from './dom.js';
 import { setTool, wireInteraction } from './interaction.js';
@@ -62,6 +63,8 @@ function statusBar(app: App): HTMLElement {
 }
 
 async function main(): Promise<void> {
+  // before the first vtk.js object: the leak test counts every one created and deleted from here on
+  const vtkCounts = installVtkCounter();
   const api = installApi();
   const app = new App(api);
   const root = document.getElementById('app')!;
@@ -89,6 +92,7 @@ async function main(): Promise<void> {
   });
 
   installTestHook(app);
+  installDebugHook(app, vtkCounts);
   try {
     const info = await api.systemInfo();
     root.dataset.ready = '1';
@@ -159,3 +163,23 @@ function installTestHook(app: App): void {
 }
 
 void main();
+
+/**
+ * Lifetimes, for the leak test (test/e2e/ui-lifetimes.test.ts) and for a developer's console:
+ * `__sliceformDebug.vtk.live()` lists the vtk.js objects alive per class. Harmless in production: it reads
+ * counters, and `closeVolume` only forgets the shown stack in this page (the server keeps it).
+ */
+function installDebugHook(app: App, vtk: VtkCounts): void {
+  const hook = {
+    vtk,
+    closeVolume: () => app.closeVolume(),
+    /** what each view draws now (sizes of the images behind it) */
+    shown: () => ({
+      xy: app.views.xy.shown(),
+      xz: app.views.xz.shown(),
+      yz: app.views.yz.shown(),
+      '3d': app.view3d.shown(),
+    }),
+  };
+  (window as unknown as { __sliceformDebug: typeof hook }).__sliceformDebug = hook;
+}

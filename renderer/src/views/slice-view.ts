@@ -21,7 +21,7 @@ import type { vtkOpenGLRenderWindow } from '@kitware/vtk.js/Rendering/OpenGL/Ren
 import { SlicingMode } from '@kitware/vtk.js/Rendering/Core/ImageMapper/Constants';
 
 import { compositePlane, PLANE_AXIS, planeDepth, planeSize, type CompositeChannel, type Plane } from '../render/composite.js';
-import type { LabelImage, LabelLuts } from '../render/labels.js';
+import { deleteImage, type LabelImage, type LabelLuts } from '../render/labels.js';
 import type { Store } from '../state.js';
 
 type Vec3 = [number, number, number];
@@ -180,25 +180,42 @@ export class SliceView {
     const dims: Vec3 = this.plane === 'xy' ? [w, h, 1] : this.plane === 'xz' ? [w, 1, h] : [1, w, h];
     this.planeImage.setDimensions(...dims);
     this.planeImage.setSpacing(this.spacing());
-    this.planeImage
-      .getPointData()
-      .setScalars(vtkDataArray.newInstance({ name: 'rgb', numberOfComponents: 3, values: this.planeRGB }));
+    // replace-and-delete: the previous volume's plane pixels go once the image holds the new ones
+    const pd = this.planeImage.getPointData();
+    const old = pd.getScalars();
+    pd.setScalars(vtkDataArray.newInstance({ name: 'rgb', numberOfComponents: 3, values: this.planeRGB }));
+    if (old && old !== pd.getScalars()) old.delete();
     this.imageActor.setVisibility(true);
     this.attachLabels();
     this.resetCamera();
     this.updatePlane();
   }
 
-  /** (Re)attach the annotation / prediction images when the app replaces them. */
+  /** What this view draws, for the leak test and the console: plane image size, label inputs' sizes. */
+  shown(): { plane: number[]; image: boolean; annotation: number[] | null; prediction: number[] | null } {
+    const dims = (img: LabelImage | null) => (img && !img.isDeleted() ? img.getDimensions() : null);
+    return { plane: this.planeImage.getDimensions(), image: this.imageActor.getVisibility(), annotation: dims(this.lastAnn), prediction: dims(this.lastPred) };
+  }
+
+  /** The app closed the volume: nothing is shown and no label image is held any more. */
+  clearVolume(): void {
+    this.imageActor.setVisibility(false);
+    this.attachLabels();
+  }
+
+  /**
+   * (Re)attach the annotation / prediction images when the app replaces them. A mapper never keeps an image
+   * the app is about to delete: without a replacement its input is cleared.
+   */
   attachLabels(): void {
     const ann = this.deps.annotation();
     const pred = this.deps.prediction();
     if (ann !== this.lastAnn) {
-      if (ann) this.annMapper.setInputData(ann);
+      this.annMapper.setInputData(ann as LabelImage);
       this.lastAnn = ann;
     }
     if (pred !== this.lastPred) {
-      if (pred) this.predMapper.setInputData(pred);
+      this.predMapper.setInputData(pred as LabelImage);
       this.lastPred = pred;
     }
     this.updateOverlayProps();
@@ -410,7 +427,7 @@ export class SliceView {
     for (const o of [this.imageActor, this.imageMapper, this.annActor, this.annMapper, this.predActor, this.predMapper]) o.delete();
     this.crossActor.delete();
     this.crossPoly.delete();
-    this.planeImage.delete();
+    deleteImage(this.planeImage);
     this.grw.delete();
   }
 }

@@ -15,7 +15,7 @@ import vtkImageSlice from '@kitware/vtk.js/Rendering/Core/ImageSlice';
 import { SlicingMode } from '@kitware/vtk.js/Rendering/Core/ImageMapper/Constants';
 
 import type { ChannelDisplay, Plane } from '../render/composite.js';
-import type { LabelImage, LabelLuts } from '../render/labels.js';
+import { deleteImage, type LabelImage, type LabelLuts } from '../render/labels.js';
 import type { Store } from '../state.js';
 
 const MAX_COMPONENTS = 4;
@@ -88,7 +88,11 @@ export class VolumeView {
     this.image.setDimensions(v.dims.x, v.dims.y, v.dims.z);
     this.image.setSpacing([v.spacing.x, v.spacing.y, v.spacing.z]);
     this.image.setOrigin([0, 0, 0]);
-    this.image.getPointData().setScalars(vtkDataArray.newInstance({ name: 'channels', numberOfComponents: comps, values: inter }));
+    // replace-and-delete: the previous volume's voxels go once the image holds the new ones
+    const pd = this.image.getPointData();
+    const old = pd.getScalars();
+    pd.setScalars(vtkDataArray.newInstance({ name: 'channels', numberOfComponents: comps, values: inter }));
+    if (old && old !== pd.getScalars()) old.delete();
     this.image.modified();
     const prop = this.volume.getProperty();
     prop.setIndependentComponents(true);
@@ -129,18 +133,42 @@ export class VolumeView {
     this.requestRender();
   }
 
-  /** Show this label image (prediction when present, else annotation) in 3D. */
+  /**
+   * Show this label image (prediction when present, else annotation) in 3D. With null the mapper lets go of
+   * the previous image, which the app deletes next.
+   */
   setLabels(img: LabelImage | null): void {
     if (img !== this.labelSource) {
       this.labelSource = img;
-      if (img) this.labelMapper.setInputData(img);
+      this.labelMapper.setInputData(img as LabelImage);
+      this.emptyCheckedAt = -1;
     }
+    this.updateVisibility();
+  }
+
+  /** What the 3D view draws, for the leak test and the console: channel image size and components, labels' size. */
+  shown(): { dims: number[]; components: number; volumeVisible: boolean; labels: number[] | null } {
+    const sc = this.image.getPointData().getScalars();
+    const l = this.labelSource && !this.labelSource.isDeleted() ? this.labelSource.getDimensions() : null;
+    return { dims: this.image.getDimensions(), components: sc ? sc.getNumberOfComponents() : 0, volumeVisible: this.volume.getVisibility(), labels: l };
+  }
+
+  /** The app closed the volume: hide everything and let go of the voxels (a one-voxel placeholder stays). */
+  clearVolume(): void {
+    this.componentChannel = [];
+    const pd = this.image.getPointData();
+    const old = pd.getScalars();
+    this.image.setDimensions(1, 1, 1);
+    pd.setScalars(vtkDataArray.newInstance({ name: 'channels', numberOfComponents: 1, values: new Uint8Array(1) }));
+    old?.delete();
+    this.image.modified();
     this.updateVisibility();
   }
 
   /** an all-zero label volume is not ray-cast at all */
   private labelsEmpty(): boolean {
-    const d = this.labelSource?.getPointData().getScalars()?.getData() as Uint8Array | undefined;
+    if (!this.labelSource || this.labelSource.isDeleted()) return true;
+    const d = this.labelSource.getPointData().getScalars()?.getData() as Uint8Array | undefined;
     if (!d) return true;
     const t = this.labelSource!.getMTime();
     if (t !== this.emptyCheckedAt) {
@@ -244,7 +272,7 @@ export class VolumeView {
     this.mapper.delete();
     this.labelVolume.delete();
     this.labelMapper.delete();
-    this.image.delete();
+    deleteImage(this.image);
     this.grw.delete();
   }
 }
