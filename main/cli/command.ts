@@ -29,10 +29,28 @@ export interface Command {
   ): Promise<number>;
 }
 
+/**
+ * `--opt -5` becomes `--opt=-5` for string options, so a negative number reaches the option's own range check
+ * ("--plane-tile must be an integer 4..512, got -5") instead of parseArgs' "argument is ambiguous".
+ */
+export function joinNegativeValues(options: OptionSpec, argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = argv[i + 1];
+    const name = a.startsWith('--') ? a.slice(2) : null;
+    if (name && options[name]?.type === 'string' && next !== undefined && /^-(\d|\.\d|Infinity|inf)/i.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
 export function parseCommandArgs(cmd: Command, argv: string[]) {
   try {
     return parseArgs({
-      args: argv,
+      args: joinNegativeValues(cmd.options, argv),
       options: { ...cmd.options, help: { type: 'boolean', short: 'h' } },
       allowPositionals: cmd.allowPositionals ?? false,
       strict: true,

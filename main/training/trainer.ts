@@ -348,6 +348,9 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
       const avgStep = stepTimes.length ? stepTimes.reduce((a, b) => a + b, 0) / stepTimes.length : 0;
       const more = it + 1 < maxIt && elapsed() + (Date.now() - t0) / 1000 + avgStep * 0.5 < budgetSeconds;
       pending = more ? renderStep(it + 1) : null;
+      // observed now: when this step fails the worker is terminated and this render rejects after we threw
+      // (an unobserved rejection printed a worker stack after "loss is not finite" and exited 1)
+      pending?.catch(() => undefined);
       let res;
       try {
         res = await step;

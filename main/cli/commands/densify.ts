@@ -1,4 +1,3 @@
-import { availableParallelism } from 'node:os';
 import type { Command, CliIO } from '../command.js';
 import { numOpt, strOpt } from '../command.js';
 import { CancelledError, SliceformError } from '../../common/errors.js';
@@ -12,6 +11,7 @@ import { trainModel } from '../../training/trainer.js';
 import { maxLabel } from '../../training/trainer.js';
 import { resolveNet, TRAINING_DEFAULTS, isPreset, DEFAULT_BALANCE } from '../../training/presets.js';
 import { progressPrinter } from '../../training/progress-line.js';
+import { assertFiniteImage, checkDownsample, checkPaths, checkRanges, threadsOpt } from '../validate.js';
 import { scoreSegmentation } from '../../evaluation/metrics.js';
 
 const usage = `Usage: sliceform densify --image IMG --labels SPARSE --out SEG.tif [options]
@@ -109,6 +109,22 @@ const densify: Command = {
     const imagePath = strOpt(v, 'image', true);
     const labelsPath = strOpt(v, 'labels', true);
     const out = strOpt(v, 'out', true);
+    // every range and path checked before any file is read (issue 14 items 12, 19)
+    checkRanges(v, ['minutes', 'iterations', 'seed', 'lr', 'plane-tile', 'balance', 'dice', 'batch', 'average', 'levels', 'base-filters']);
+    checkDownsample(v);
+    await checkPaths({
+      inputs: [
+        { label: '--image', path: imagePath },
+        { label: '--labels', path: labelsPath },
+        { label: '--truth', path: strOpt(v, 'truth') },
+      ],
+      fileOutputs: [
+        { label: '--out', path: out },
+        { label: '--probabilities', path: strOpt(v, 'probabilities') },
+        { label: '--snapshot', path: strOpt(v, 'snapshot') },
+      ],
+      dirOutputs: [{ label: '--model', path: strOpt(v, 'model') }],
+    });
     const preset = strOpt(v, 'preset') ?? 'desktop';
     if (!isPreset(preset)) throw new SliceformError('bad-input', `unknown --preset "${preset}" (desktop, paper, tiny)`);
     const iterations = numOpt(v, 'iterations');
@@ -117,13 +133,14 @@ const densify: Command = {
     if (minutes !== undefined && !(minutes > 0)) throw new SliceformError('bad-input', `--minutes must be positive, got ${minutes}`);
     if (iterations !== undefined && !(Number.isInteger(iterations) && iterations > 0)) throw new SliceformError('bad-input', `--iterations must be a positive integer, got ${iterations}`);
     const device = parseDevice(strOpt(v, 'device'));
-    const threads = numOpt(v, 'threads') ?? availableParallelism();
+    const threads = threadsOpt(v, io);
     const seed = numOpt(v, 'seed') ?? 1;
     const truthMode = (strOpt(v, 'truth-mode') ?? 'auto') as 'auto' | 'instances' | 'classes';
     if (!['auto', 'instances', 'classes'].includes(truthMode)) throw new SliceformError('bad-input', `--truth-mode must be auto, instances or classes`);
 
     const t0 = Date.now();
     const image = await readVolume(imagePath, { dataset: strOpt(v, 'dataset'), signal, onWarning: (w) => io.err(`warning: ${w}`) });
+    assertFiniteImage(image, imagePath);
     const labels = await readLabels(labelsPath, image, strOpt(v, 'labels-dataset'));
     const truthPath = strOpt(v, 'truth');
     const truth = truthPath ? await readVolume(truthPath, { dataset: strOpt(v, 'truth-dataset'), signal }) : null;

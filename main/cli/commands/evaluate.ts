@@ -1,9 +1,13 @@
 import type { Command } from '../command.js';
 import { strOpt } from '../command.js';
+import { rangeOpt } from '../validate.js';
 import { SliceformError } from '../../common/errors.js';
 import { readVolume } from '../../io/index.js';
 import { Confusion } from '../../evaluation/score.js';
 import { classesFromTruth } from '../../evaluation/slices.js';
+
+/** more classes than this only with --num-classes: a raw image passed as labels has values up to 255 */
+export const MAX_IMPLICIT_CLASSES = 32;
 
 const usage = `Usage: sliceform evaluate --pred SEG --truth LABELS [--annotated-only] [--foreground-from-instances]
                           [--truth-dataset D] [--pred-dataset D] [--class-names N1,N2,...]
@@ -22,9 +26,23 @@ Options:
   --truth-dataset D             HDF5 dataset of LABELS (e.g. "label")
   --pred-dataset D              HDF5 dataset of SEG
   --class-names N1,N2           names for classes 1, 2, ... in the output
+  --num-classes K               the labels really hold up to K classes; without it a label value above
+                                ${MAX_IMPLICIT_CLASSES} is refused (a raw image given as labels would score 255 "classes")
   -h, --help                    show this help
 
 Exit codes: 0 ok, 2 unreadable files, shapes that differ, or labels that do not fit the options.`;
+
+/** Labels are integers >= 0: a negative value (int8/int16/int32 file) is no class. */
+function refuseNegative(data: ArrayLike<number>, file: string): void {
+  let neg = 0;
+  let first = 0;
+  for (let i = 0; i < data.length; i++)
+    if (data[i]! < 0) {
+      if (!neg) first = data[i]!;
+      neg++;
+    }
+  if (neg) throw new SliceformError('bad-input', `${neg} voxels have negative values (e.g. ${first}): labels are 0 (unannotated) or classes 1..K`, { file });
+}
 
 const evaluate: Command = {
   name: 'evaluate',
@@ -38,6 +56,7 @@ const evaluate: Command = {
     'truth-dataset': { type: 'string' },
     'pred-dataset': { type: 'string' },
     'class-names': { type: 'string' },
+    'num-classes': { type: 'string' },
   },
   async run(args, io) {
     const predPath = strOpt(args.values, 'pred', true);
@@ -45,6 +64,7 @@ const evaluate: Command = {
     const annotatedOnly = Boolean(args.values['annotated-only']);
     const instances = Boolean(args.values['foreground-from-instances']);
     const classNames = strOpt(args.values, 'class-names')?.split(',').map((s) => s.trim());
+    const numClasses = rangeOpt(args.values, 'num-classes', { min: 2, max: 65535, integer: true });
     const warn = (w: string) => io.err(`sliceform evaluate: warning: ${w}`);
     const pred = await readVolume(predPath, { dataset: strOpt(args.values, 'pred-dataset'), onWarning: warn });
     const truthVol = await readVolume(truthPath, { dataset: strOpt(args.values, 'truth-dataset'), onWarning: warn });
@@ -58,6 +78,8 @@ const evaluate: Command = {
     if (/float/.test(pred.dtype)) throw new SliceformError('bad-input', `labels must be integers, found ${pred.dtype} (a probability map?)`, { file: predPath });
     if (/float/.test(truthVol.dtype)) throw new SliceformError('bad-input', `labels must be integers, found ${truthVol.dtype}`, { file: truthPath });
 
+    refuseNegative(pred.data, predPath);
+    if (!instances) refuseNegative(truthVol.data, truthPath);
     let truth: ArrayLike<number>;
     if (instances) {
       truth = classesFromTruth(truthVol.data, 'instances');
@@ -78,6 +100,23 @@ const evaluate: Command = {
     for (let i = 0; i < truth.length; i++) if (truth[i]! > k) k = truth[i]!;
     for (let i = 0; i < pred.data.length; i++) if (pred.data[i]! > k) k = pred.data[i]!;
     if (k > 65535) throw new SliceformError('bad-input', `class value ${k} is too large for a class label (instance ids? use --foreground-from-instances)`);
+    const limit = numClasses ?? MAX_IMPLICIT_CLASSES;
+    if (k > limit) {
+      let where = predPath;
+      for (let i = 0; i < truth.length; i++) {
+        if (truth[i]! > limit) {
+          where = truthPath;
+          break;
+        }
+      }
+      throw new SliceformError(
+        'bad-input',
+        numClasses !== undefined
+          ? `a label value is ${k}, above --num-classes ${numClasses}`
+          : `label values go up to ${k}: is this an image rather than labels? Give --num-classes ${k} if there really are ${k} classes, or --foreground-from-instances for instance ids`,
+        { file: where },
+      );
+    }
     const score = new Confusion(k).add(pred.data, truth).score(classNames);
     io.out(
       JSON.stringify(

@@ -1,6 +1,5 @@
-import { availableParallelism } from 'node:os';
 import type { Command } from '../command.js';
-import { numOpt, strOpt } from '../command.js';
+import { strOpt } from '../command.js';
 import { SliceformError } from '../../common/errors.js';
 import { readVolume } from '../../io/index.js';
 import { loadEngine } from '../../engine/index.js';
@@ -8,6 +7,7 @@ import { loadModelDir } from '../../inference/model-dir.js';
 import { segmentToFiles } from '../../inference/files.js';
 import { cliProgress, parseDevice } from './densify.js';
 import { FOLDER_OPTIONS, FOLDER_USAGE, isFolder, segmentFolder } from './segment-folder.js';
+import { assertFiniteImage, checkPaths, threadsOpt } from '../validate.js';
 
 const usage = `Usage: sliceform segment --model DIR --input IMG --out SEG.tif [options]
 
@@ -50,11 +50,22 @@ const segment: Command = {
     const dir = strOpt(v, 'model', true);
     const input = strOpt(v, 'input', true);
     const out = strOpt(v, 'out', true);
+    // before the model loads: outputs are not the input, --out is not a folder (issue 14 items 12, 19)
+    await checkPaths({
+      inputs: [{ label: '--input', path: input }],
+      fileOutputs: [
+        { label: '--out', path: out },
+        { label: '--probabilities', path: strOpt(v, 'probabilities') },
+      ],
+    });
+    const threads = threadsOpt(v, io);
+    const t00 = Date.now();
     const device = parseDevice(strOpt(v, 'device'));
     const engine = await loadEngine();
-    const { model, manifest } = await loadModelDir(dir, engine, { device, threads: numOpt(v, 'threads') ?? availableParallelism() });
+    const { model, manifest } = await loadModelDir(dir, engine, { device, threads });
     try {
       const image = await readVolume(input, { dataset: strOpt(v, 'dataset'), signal, onWarning: (w) => io.err(`warning: ${w}`) });
+      assertFiniteImage(image, input);
       if (image.shape.c !== manifest.net.inChannels) {
         throw new SliceformError('bad-input', `the model expects ${manifest.net.inChannels} channel(s), the stack has ${image.shape.c}`, { file: input });
       }
@@ -87,6 +98,7 @@ const segment: Command = {
             classNames: manifest.classNames,
             classCounts: Object.fromEntries(res.classCounts.slice(1).map((c, k) => [manifest.classNames[k] ?? String(k + 1), c])),
             seconds: (Date.now() - t0) / 1000,
+            totalSeconds: (Date.now() - t00) / 1000,
             tiles: res.plan.count,
           },
           null,

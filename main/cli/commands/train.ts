@@ -1,4 +1,3 @@
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from '../command.js';
 import { numOpt, strOpt } from '../command.js';
@@ -12,6 +11,7 @@ import { autoDownsample, downsampleLabelVolume, downsampleVolume, isIdentity, pa
 import { maxLabel, trainModel } from '../../training/trainer.js';
 import { isPreset, resolveNet, TRAINING_DEFAULTS } from '../../training/presets.js';
 import { cliProgress, parseDevice } from './densify.js';
+import { assertFiniteImage, checkDownsample, checkPaths, checkRanges, threadsOpt } from '../validate.js';
 
 const usage = `Usage: sliceform train --image A --labels LA [--image B --labels LB ...] --model DIR [options]
 
@@ -72,6 +72,15 @@ const train: Command = {
     if (images.length === 0) throw new SliceformError('bad-input', `missing --image\n\n${usage}`);
     if (images.length !== labelsPaths.length) throw new SliceformError('bad-input', `give one --labels per --image (got ${images.length} images, ${labelsPaths.length} label volumes)`);
     const dir = strOpt(v, 'model', true);
+    // every range and path checked before any file is read (issue 14 items 12, 19): --model must not be an
+    // existing file (it is a folder) nor one of the inputs
+    checkRanges(v, ['minutes', 'iterations', 'seed', 'lr', 'checkpoint-minutes']);
+    checkDownsample(v);
+    await checkPaths({
+      inputs: [...images.map((path) => ({ label: '--image', path })), ...labelsPaths.map((path) => ({ label: '--labels', path }))],
+      dirOutputs: [{ label: '--model', path: dir }],
+    });
+    const threads = threadsOpt(v, io);
     const preset = strOpt(v, 'preset') ?? 'desktop';
     if (!isPreset(preset)) throw new SliceformError('bad-input', `unknown --preset "${preset}" (desktop, paper, tiny)`);
     const iterations = numOpt(v, 'iterations');
@@ -89,6 +98,7 @@ const train: Command = {
     const pairs: { image: Volume; labels: Volume }[] = [];
     for (let i = 0; i < images.length; i++) {
       const image = await readVolume(images[i]!, { dataset: strOpt(v, 'dataset'), signal, onWarning: (w) => io.err(`warning: ${w}`) });
+      assertFiniteImage(image, images[i]!);
       const labels = await readLabels(labelsPaths[i]!, image, strOpt(v, 'labels-dataset'));
       pairs.push({ image, labels });
     }
@@ -112,7 +122,7 @@ const train: Command = {
       {
         net,
         optim,
-        modelOptions: { device, threads: numOpt(v, 'threads') ?? availableParallelism(), seed },
+        modelOptions: { device, threads, seed },
         iterations,
         minutes,
         seed,

@@ -1,0 +1,111 @@
+/**
+ * Argument and path checks the training/inference commands run at the top of run(), before reading a file or
+ * starting an engine (issue 14 items 12 and 19): every out-of-range value is refused with its range, --threads
+ * is capped at the cores, an output that is an input (or an existing folder) is refused, and images whose
+ * values are not finite are refused naming the file. Each check throws SliceformError 'bad-input' (exit 2).
+ */
+import { availableParallelism } from 'node:os';
+import type { CliIO } from './command.js';
+import { numOpt, strOpt } from './command.js';
+import { SliceformError } from '../common/errors.js';
+import type { Volume } from '../common/volume.js';
+import { refuseExistingKind, refuseOutputOverInput, requireRegularFile } from '../services/path-guard.js';
+
+type Values = Record<string, unknown>;
+
+export interface Range {
+  min: number;
+  max: number;
+  /** min itself is not allowed (e.g. minutes > 0) */
+  minExclusive?: boolean;
+  /** max itself is not allowed (e.g. average < 1) */
+  maxExclusive?: boolean;
+  integer?: boolean;
+}
+
+const show = (r: Range) => (r.minExclusive ? `> ${r.min} and <= ${r.max}` : r.maxExclusive ? `in [${r.min}, ${r.max})` : `${r.min}..${r.max}`);
+
+/** A numeric option inside its range, or undefined when absent. */
+export function rangeOpt(values: Values, name: string, r: Range): number | undefined {
+  const n = numOpt(values, name);
+  if (n === undefined) return undefined;
+  const ok = (r.minExclusive ? n > r.min : n >= r.min) && (r.maxExclusive ? n < r.max : n <= r.max) && (!r.integer || Number.isInteger(n));
+  if (!ok) throw new SliceformError('bad-input', `--${name} must be ${r.integer ? 'an integer' : 'a number'} ${show(r)}, got ${strOpt(values, name)}`);
+  return n;
+}
+
+/** The documented ranges (the same as the recipe's, main/pipeline/settings.ts), for densify, train, segment, crossval. */
+export const RANGES = {
+  minutes: { min: 0, max: 7 * 24 * 60, minExclusive: true },
+  iterations: { min: 1, max: 1e9, integer: true },
+  threads: { min: 1, max: 4096, integer: true },
+  seed: { min: 0, max: 0xffffffff, integer: true },
+  lr: { min: 0, max: 1e300, minExclusive: true },
+  'plane-tile': { min: 4, max: 512, integer: true },
+  balance: { min: 0, max: 2 },
+  dice: { min: 0, max: 10 },
+  batch: { min: 1, max: 64, integer: true },
+  average: { min: 0, max: 1, maxExclusive: true },
+  levels: { min: 1, max: 6, integer: true },
+  'base-filters': { min: 1, max: 256, integer: true },
+  'checkpoint-minutes': { min: 0, max: 7 * 24 * 60, minExclusive: true },
+  folds: { min: 2, max: 100, integer: true },
+  'slice-min-fraction': { min: 0, max: 1, minExclusive: true },
+} satisfies Record<string, Range>;
+
+/** Checks every option of `names` that is present against RANGES. */
+export function checkRanges(values: Values, names: Array<keyof typeof RANGES>): void {
+  for (const n of names) rangeOpt(values, n, RANGES[n]);
+}
+
+/** --threads: 1..cores; more than the cores is capped (with a note), the default is all cores. */
+export function threadsOpt(values: Values, io: Pick<CliIO, 'err'>, cores = availableParallelism()): number {
+  const t = rangeOpt(values, 'threads', RANGES.threads);
+  if (t === undefined) return cores;
+  if (t > cores) {
+    io.err(`note: --threads ${t} is more than the ${cores} cores here; using ${cores}`);
+    return cores;
+  }
+  return t;
+}
+
+/** --downsample: auto | none | F | Z,Y,X with integers 1..8 (the documented range), checked before parsing. */
+export function checkDownsample(values: Values): void {
+  const s = strOpt(values, 'downsample');
+  if (s === undefined || s === 'auto' || s === 'none') return;
+  const parts = s.split(',');
+  const ok = (parts.length === 1 || parts.length === 3) && parts.every((p) => /^\d+$/.test(p.trim()) && Number(p) >= 1 && Number(p) <= 8);
+  if (!ok) throw new SliceformError('bad-input', `--downsample must be auto, none, F or Z,Y,X with integers 1..8, got "${s}"`);
+}
+
+/**
+ * Paths of a command: outputs must not be inputs (realpath and hard links), outputs that are files must not be
+ * existing folders, model folders must not be existing files, inputs must be regular files when they exist.
+ */
+export async function checkPaths(p: {
+  inputs: Array<{ label: string; path?: string }>;
+  fileOutputs?: Array<{ label: string; path?: string }>;
+  dirOutputs?: Array<{ label: string; path?: string }>;
+}): Promise<void> {
+  for (const i of p.inputs) if (i.path) await requireRegularFile(i.path, { label: i.label });
+  for (const o of p.fileOutputs ?? []) await refuseExistingKind(o.label, o.path, 'dir');
+  for (const o of p.dirOutputs ?? []) await refuseExistingKind(o.label, o.path, 'file');
+  await refuseOutputOverInput([...(p.fileOutputs ?? []), ...(p.dirOutputs ?? [])], p.inputs);
+}
+
+/** An image whose values are NaN or infinite cannot be normalised or trained on: refuse it naming the file. */
+export function assertFiniteImage(v: Volume, file: string): void {
+  const d = v.data as ArrayLike<number>;
+  if (!(d instanceof Float32Array || d instanceof Float64Array)) return;
+  let nan = 0;
+  let inf = 0;
+  for (let i = 0; i < d.length; i++) {
+    const x = d[i]!;
+    if (x !== x) nan++;
+    else if (x === Infinity || x === -Infinity) inf++;
+  }
+  if (nan || inf) {
+    const parts = [nan ? `${nan} NaN` : '', inf ? `${inf} infinite` : ''].filter(Boolean).join(' and ');
+    throw new SliceformError('bad-input', `the image has ${parts} voxel values (of ${d.length}); replace them (e.g. with 0) before training or segmenting`, { file });
+  }
+}
