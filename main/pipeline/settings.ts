@@ -105,3 +105,22 @@ export function recipeSettings(partial: Omit<Partial<RecipeSettings>, 'preset'> 
   check(s.holdout === 'auto' || s.holdout === 'none', `holdout must be auto or none, got "${s.holdout}"`);
   return s;
 }
+
+/** The app's training request (main/common/api.ts TrainSettings) as recipe settings: the same defaults as the CLI. */
+export function recipeFromApi(
+  t: { preset: string; minutes?: number; iterations?: number; learningRate?: number; seed?: number; device?: Device; heldOutFraction?: number },
+  maxThreads = Infinity,
+): RecipeSettings {
+  return recipeSettings(
+    {
+      preset: t.preset,
+      minutes: t.minutes,
+      iterations: t.iterations,
+      lr: t.learningRate,
+      seed: t.seed,
+      device: t.device,
+      holdout: t.heldOutFraction === 0 ? 'none' : 'auto',
+    },
+    maxThreads,
+  );
+}

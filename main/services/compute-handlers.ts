@@ -11,7 +11,7 @@ import type { ProgressCallback } from '../common/progress.js';
 import type { EngineInfo } from '../common/engine.js';
 import type { ComputeInfo, ComputeJobKind } from './compute-protocol.js';
 import { ComputeVolume } from './compute-protocol.js';
-import type { ModelOptions, NetConfig, OptimConfig, Engine } from '../common/engine.js';
+import type { Engine } from '../common/engine.js';
 import type { Volume } from '../common/volume.js';
 import { loadIo } from './modules.js';
 
@@ -195,34 +195,23 @@ async function engineFor(choice: 'auto' | 'native' | 'tfjs' | undefined): Promis
 /** Sparse-label training (main/training/trainer.ts); the model folder is written with saveModelDir. */
 async function train(payload: unknown, ctx: JobContext): Promise<unknown> {
   const p = TrainPayload.parse(payload);
-  const { trainModel } = await import('../training/trainer.js');
+  const { trainRecipe, manifestFor } = await import('../pipeline/recipe.js');
+  const { recipeFromApi } = await import('../pipeline/settings.js');
   const { saveModelDir } = await import('../inference/model-dir.js');
   const engine = await engineFor(p.settings.engine);
-  const net = p.net as unknown as NetConfig;
-  const { TRAINING_DEFAULTS, isPreset } = await import('../training/presets.js');
-  if (!isPreset(p.settings.preset)) throw new ApiError('bad-request', `unknown preset ${p.settings.preset}`);
-  const defaults = TRAINING_DEFAULTS[p.settings.preset];
-  const optim: OptimConfig = { ...defaults.optim, lr: p.settings.learningRate ?? defaults.optim.lr };
-  const modelOptions: ModelOptions = { device: p.settings.device, seed: p.settings.seed };
+  // the CLI's recipe, defaults and all; the app differs only in what the request says
+  const settings = recipeFromApi(p.settings, cpus().length);
   // graceful stop and cancel both end the loop; only cancel discards the model
   const either = AbortSignal.any([ctx.signal, ctx.stopSignal]);
   const t0 = Date.now();
   if (p.resumeModelDir) throw new ApiError('not-available', 'continuing training from a saved model is not supported yet; start a fresh training');
   ctx.onProgress({ fraction: 0, stage: 'preparing', details: { iteration: 0 } });
-  const res = await trainModel(
+  const res = await trainRecipe(
     engine,
     p.volumes.map((v) => ({ image: asVolume(v), labels: labelsOf(v) })),
+    settings,
     {
-      net,
-      optim,
-      modelOptions,
-      iterations: p.settings.iterations,
-      minutes: p.settings.minutes,
-      seed: p.settings.seed,
-      planeOut: defaults.planeOut,
-      cubeOut: defaults.cubeOut,
-      batch: defaults.batch,
-      holdout: p.settings.heldOutFraction === 0 ? 'none' : 'auto',
+      numClasses: p.classNames.length,
       signal: either,
       onProgress: (pr) => ctx.onProgress({ ...pr, details: { ...pr.details, elapsedSeconds: (Date.now() - t0) / 1000, totalIterations: p.settings.iterations } }),
     },
@@ -230,15 +219,7 @@ async function train(payload: unknown, ctx: JobContext): Promise<unknown> {
   try {
     if (ctx.signal.aborted) throw new CancelledError('training cancelled');
     const v0 = p.volumes[0]!;
-    await saveModelDir(p.modelDir, res.model, {
-      net,
-      optim,
-      normalisation: res.normalisation,
-      classNames: p.classNames,
-      spacing: { z: v0.spacing.z, y: v0.spacing.y, x: v0.spacing.x, unit: v0.spacing.unit },
-      downsample: [1, 1, 1],
-      training: { ...res.summary, preset: p.settings.preset },
-    });
+    await saveModelDir(p.modelDir, res.model, manifestFor(res, { classNames: p.classNames, spacing: { z: v0.spacing.z, y: v0.spacing.y, x: v0.spacing.x, unit: v0.spacing.unit }, preset: settings.preset }));
   } finally {
     res.model.dispose();
   }
@@ -251,6 +232,7 @@ async function densify(payload: unknown, ctx: JobContext): Promise<unknown> {
   const p = DensifyPayload.parse(payload);
   const { loadModelDir } = await import('../inference/model-dir.js');
   const { segmentVolume } = await import('../inference/segment.js');
+  const { segmentOptionsFor } = await import('../pipeline/recipe.js');
   const engine = await engineFor(p.engine);
   const { model, manifest } = await loadModelDir(p.modelDir, engine, { device: p.device });
   const t0 = Date.now();
@@ -258,8 +240,7 @@ async function densify(payload: unknown, ctx: JobContext): Promise<unknown> {
   let out: Uint8Array;
   try {
     const res = await segmentVolume(model, asVolume(v), {
-      normalisation: manifest.normalisation,
-      downsample: manifest.downsample,
+      ...segmentOptionsFor(manifest),
       collect: true,
       signal: ctx.signal,
       onProgress: (pr) => ctx.onProgress({ ...pr, stage: 'densify' }),
