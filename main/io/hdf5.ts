@@ -7,6 +7,7 @@ import { VolumeReadError } from '../common/errors.js';
 import { EtaEstimator } from '../common/progress.js';
 import { DTYPE_BYTES, type DType, type Volume } from '../common/volume.js';
 import { allocVolume, throwIfCancelled } from './memory.js';
+import { assertRegularFile } from './source.js';
 import type { ReadOptions, VolumeInfo } from './types.js';
 
 type H5 = typeof import('h5wasm');
@@ -28,6 +29,9 @@ async function h5(): Promise<H5> {
 
 /** Short reason from an HDF5 error stack ("Not an HDF5 file", "Read failed", ...). */
 function reason(e: unknown): string {
+  // a JS error from our side of the binding (a huge shape, a missing field) is not an HDF5 message
+  if (e instanceof RangeError) return 'unreadable: the dataset describes sizes that cannot be right (corrupt file?)';
+  if (e instanceof TypeError) return 'unreadable: corrupt or unsupported HDF5 structure';
   const s = String((e as Error)?.message ?? e);
   const minors = [...s.matchAll(/minor: ([^\n]+)/g)].map((m) => m[1]!.trim());
   const last = minors.at(-1);
@@ -37,24 +41,76 @@ function reason(e: unknown): string {
 const LABELISH = /(^|\/)(label|labels|seg|segmentation|mask|gt|ground_?truth|pred|prediction)[^/]*$/i;
 const PREFERRED = ['raw', 'data', 'image', 'volume', 'img'];
 
+/** Limits of the group walk: objects visited, and datasets listed. */
+const MAX_OBJECTS = 100_000;
+const MAX_DEPTH = 64;
+/** Datasets whose shape the default choice reads before giving up. */
+const MAX_SHAPES = 2000;
+
+/** A stable key for an HDF5 object: its object reference (the object header address), or null. */
+function objectKey(o: { create_reference?: () => { ref_data: ArrayLike<number> } }): string | null {
+  try {
+    const r = o.create_reference?.();
+    return r ? Array.from(r.ref_data).join(',') : null;
+  } catch {
+    return null;
+  }
+}
+
+/** H5G_obj_t codes that h5wasm's get_type returns. */
+const H5G_GROUP = 0;
+const H5G_DATASET = 1;
+
+/**
+ * Every dataset reachable from the root, each group entered once: groups are keyed by their object
+ * address (an HDF5 object reference), so hard links back to an ancestor (a root that links to itself ten
+ * times) cost one visit each instead of 10^depth. Links are typed with one cheap get_type call each;
+ * shapes are read later, only for the datasets that need them. Paths are the first one found.
+ */
 function listDatasets(f: H5File, lib: H5): { path: string; ds: H5Dataset }[] {
   const out: { path: string; ds: H5Dataset }[] = [];
+  const seen = new Set<string>();
+  let visited = 0;
   const walk = (g: InstanceType<H5['Group']>, prefix: string, depth: number) => {
-    if (depth > 16 || out.length > 10000) return;
-    for (const k of g.keys()) {
-      let e: unknown;
+    if (depth > MAX_DEPTH) return;
+    let names: string[];
+    try {
+      names = g.keys();
+    } catch {
+      return;
+    }
+    for (const k of names) {
+      if (++visited > MAX_OBJECTS) return;
+      const p = `${prefix}/${k}`;
+      let type: number;
       try {
-        e = g.get(k);
+        type = g.get_type(p);
       } catch {
         continue;
       }
-      const p = `${prefix}/${k}`;
-      if (e instanceof lib.Dataset) out.push({ path: p, ds: e });
-      else if (e instanceof lib.Group) walk(e, p, depth + 1);
+      if (type === H5G_DATASET) out.push({ path: p, ds: new lib.Dataset(f.file_id, p) });
+      else if (type === H5G_GROUP) {
+        const sub = new lib.Group(f.file_id, p);
+        const key = objectKey(sub as never);
+        if (key !== null) {
+          if (seen.has(key)) continue;
+          seen.add(key);
+        } else if (depth >= 16) continue; // no address: bound the depth instead
+        walk(sub, p, depth + 1);
+      }
     }
   };
+  const rootKey = objectKey(f as never);
+  if (rootKey !== null) seen.add(rootKey);
   walk(f, '', 0);
   return out;
+}
+
+/** "a, b, c, … and 19,997 more": an error message lists a few datasets, not all 20,000. */
+function someDatasets(names: string[], n = 8): string {
+  if (names.length === 0) return 'none';
+  const head = names.slice(0, n).join(', ');
+  return names.length > n ? `${head} and ${(names.length - n).toLocaleString('en-US')} more` : head;
 }
 
 function dtypeOfDataset(file: string, path: string, ds: H5Dataset): DType {
@@ -92,10 +148,6 @@ interface Picked {
 
 function pickDataset(file: string, f: H5File, lib: H5, wanted: string | undefined): Picked {
   const all = listDatasets(f, lib);
-  const imageLike = (d: { ds: H5Dataset }) => {
-    const s = d.ds.shape;
-    return Array.isArray(s) && (s.length === 3 || s.length === 4);
-  };
   let chosen: { path: string; ds: H5Dataset } | undefined;
   if (wanted !== undefined) {
     const norm = wanted.startsWith('/') ? wanted : `/${wanted}`;
@@ -103,21 +155,50 @@ function pickDataset(file: string, f: H5File, lib: H5, wanted: string | undefine
     if (!chosen) {
       throw new VolumeReadError(
         file,
-        `no dataset "${wanted}" (datasets: ${all.map((d) => d.path.slice(1)).join(', ') || 'none'})`,
+        `no dataset "${wanted}" (datasets: ${someDatasets(all.map((d) => d.path.slice(1)))})`,
       );
     }
   } else {
-    const candidates = all.filter(imageLike);
-    chosen =
-      PREFERRED.map((n) => candidates.find((d) => d.path.split('/').pop()!.toLowerCase() === n)).find(
-        Boolean,
-      ) ??
-      candidates.find((d) => !LABELISH.test(d.path)) ??
-      candidates[0];
+    // shapes cost a metadata read each (~1 ms): look at the preferred names first, then in file order,
+    // and give up after MAX_SHAPES of them rather than spend 20 s on a file of 20,000 tiny datasets
+    let looked = 0;
+    const shapeOf = (d: { ds: H5Dataset }): unknown => {
+      looked++;
+      try {
+        return d.ds.shape;
+      } catch {
+        return null;
+      }
+    };
+    const isImage = (d: { ds: H5Dataset }) => {
+      const s = shapeOf(d);
+      return Array.isArray(s) && (s.length === 3 || s.length === 4);
+    };
+    for (const n of PREFERRED) {
+      chosen = all.find((d) => d.path.split('/').pop()!.toLowerCase() === n && isImage(d));
+      if (chosen) break;
+    }
+    let firstImage: { path: string; ds: H5Dataset } | undefined;
+    for (const d of chosen ? [] : all) {
+      if (looked >= MAX_SHAPES) break;
+      if (!isImage(d)) continue;
+      firstImage ??= d;
+      if (!LABELISH.test(d.path)) {
+        chosen = d;
+        break;
+      }
+    }
+    chosen ??= firstImage;
     if (!chosen) {
+      const listed = all.slice(0, 8).map((d) => `${d.path.slice(1)} ${JSON.stringify(shapeOf(d))}`);
+      const more = all.length > 8 ? ` and ${(all.length - 8).toLocaleString('en-US')} more` : '';
+      const scope =
+        looked >= MAX_SHAPES && all.length > MAX_SHAPES
+          ? ` among the first ${MAX_SHAPES.toLocaleString('en-US')} of ${all.length.toLocaleString('en-US')} datasets`
+          : '';
       throw new VolumeReadError(
         file,
-        `no 3D or 4D dataset (datasets: ${all.map((d) => `${d.path.slice(1)} ${JSON.stringify(d.ds.shape)}`).join(', ') || 'none'}); pick one with --dataset`,
+        `no 3D or 4D dataset${scope} (datasets: ${listed.join(', ') || 'none'}${more}); pick one with --dataset`,
       );
     }
   }
@@ -178,6 +259,8 @@ function attrsOf(ds: H5Dataset): Record<string, unknown> {
 }
 
 async function withFile<T>(path: string, fn: (f: H5File, lib: H5) => Promise<T> | T): Promise<T> {
+  // h5wasm opens the path synchronously: a FIFO there would block the whole process
+  await assertRegularFile(path);
   const lib = await h5();
   let f: H5File;
   try {

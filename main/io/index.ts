@@ -6,10 +6,9 @@
  *   const info = await probeVolume('stack.lsm'); // header only
  */
 import { extname } from 'node:path';
-import { open } from 'node:fs/promises';
 import { SliceformError, VolumeReadError } from '../common/errors.js';
 import type { Volume } from '../common/volume.js';
-import { FileSource } from './source.js';
+import { FileSource, openRegular } from './source.js';
 import { probeTiff, readTiff } from './tiff/reader.js';
 import { probeHdf5, readHdf5 } from './hdf5.js';
 import type { ReadOptions, VolumeInfo } from './types.js';
@@ -61,19 +60,11 @@ export const READERS: VolumeReader[] = [
 ];
 
 async function head(path: string): Promise<Buffer> {
-  let fh;
+  // regular files only, refused before any open that could block (FIFOs, devices, sockets)
+  const { fh, size } = await openRegular(path);
   try {
-    fh = await open(path, 'r');
-  } catch {
-    // FileSource.open produces the precise message
-    await (await FileSource.open(path)).close();
-    throw new VolumeReadError(path, 'cannot open');
-  }
-  try {
-    const st = await fh.stat();
-    if (st.isDirectory()) throw new VolumeReadError(path, 'is a directory');
-    if (st.size === 0) throw new VolumeReadError(path, 'empty file');
-    const b = Buffer.alloc(Math.min(1024, st.size));
+    if (size === 0) throw new VolumeReadError(path, 'empty file');
+    const b = Buffer.alloc(Math.min(1024, size));
     await fh.read(b, 0, b.length, 0);
     return b;
   } finally {
@@ -104,8 +95,16 @@ async function guarded<T>(path: string, fn: () => Promise<T>): Promise<T> {
     return await fn();
   } catch (e) {
     if (e instanceof SliceformError) throw e;
-    const msg = (e as Error)?.message ?? String(e);
-    throw new VolumeReadError(path, `unreadable (${msg.split('\n')[0]})`, { cause: e });
+    // JS engine internals ("Invalid array length", "Cannot read properties of undefined") mean nothing to a
+    // user: say what it means for the file, keep the original as the cause
+    const code = (e as NodeJS.ErrnoException)?.code;
+    const why =
+      typeof code === 'string' && /^E[A-Z]+$/.test(code)
+        ? `read error (${code})`
+        : e instanceof RangeError
+          ? 'unreadable: its header describes sizes that cannot be right (corrupt file?)'
+          : 'unreadable: corrupt or unsupported structure';
+    throw new VolumeReadError(path, why, { cause: e });
   }
 }
 

@@ -1,3 +1,4 @@
+import { constants as bufferConstants } from 'node:buffer';
 import { freemem, totalmem } from 'node:os';
 import { VolumeReadError, CancelledError } from '../common/errors.js';
 import { allocTyped, DTYPE_BYTES, type DType, type TypedArray } from '../common/volume.js';
@@ -12,6 +13,9 @@ export function defaultMaxBytes(): number {
   return Math.max(0, Math.min(freemem(), totalmem() * 0.9) - 256 * 2 ** 20);
 }
 
+/** Most bytes one array may hold in this runtime (Node 20: 4 GiB; later versions allow more). */
+export const MAX_TYPED_LENGTH: number = bufferConstants.MAX_LENGTH;
+
 /** Allocates the output volume after checking it fits; never returns a partial array. */
 export function allocVolume(file: string, dtype: DType, length: number, maxBytes?: number): TypedArray {
   const bytes = length * DTYPE_BYTES[dtype];
@@ -23,17 +27,22 @@ export function allocVolume(file: string, dtype: DType, length: number, maxBytes
       { kind: 'too-large' },
     );
   }
+  // V8 refuses a single array this long whatever the free memory ("Invalid typed array length: …"): say it
+  // in our words, with the figures
+  if (bytes > MAX_TYPED_LENGTH) {
+    throw new VolumeReadError(
+      file,
+      `volume needs ${gib(bytes)} in one block, more than this runtime can hold in one array (${gib(MAX_TYPED_LENGTH)}); crop or downsample it first`,
+      { kind: 'too-large' },
+    );
+  }
   try {
     return allocTyped(dtype, length);
   } catch (e) {
-    throw new VolumeReadError(
-      file,
-      `cannot allocate ${gib(bytes)} for the volume (${(e as Error).message})`,
-      {
-        kind: 'too-large',
-        cause: e,
-      },
-    );
+    throw new VolumeReadError(file, `cannot allocate ${gib(bytes)} for the volume (out of memory)`, {
+      kind: 'too-large',
+      cause: e,
+    });
   }
 }
 

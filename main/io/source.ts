@@ -2,8 +2,76 @@
  * Random access to a file with bounds checks. Every read past the end of the file becomes a
  * VolumeReadError that names the offset, so a corrupt offset never turns into garbage voxels.
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import { VolumeReadError } from '../common/errors.js';
+
+function openError(path: string, e: unknown): VolumeReadError {
+  const code = (e as NodeJS.ErrnoException).code;
+  const reason =
+    code === 'ENOENT'
+      ? 'no such file'
+      : code === 'EACCES' || code === 'EPERM'
+        ? 'permission denied'
+        : code === 'EISDIR'
+          ? 'is a directory'
+          : `cannot open (${(e as Error).message})`;
+  return new VolumeReadError(path, reason, { cause: e });
+}
+
+/** What a stat says the path is, in words, when it is not a regular file. */
+function notRegular(st: Stats): string | null {
+  if (st.isFile()) return null;
+  if (st.isDirectory()) return 'is a directory';
+  const what = st.isFIFO()
+    ? 'a named pipe (FIFO)'
+    : st.isSocket()
+      ? 'a socket'
+      : st.isCharacterDevice()
+        ? 'a character device'
+        : st.isBlockDevice()
+          ? 'a block device'
+          : 'not a regular file';
+  return `is ${what}, not a regular file; volumes are read from regular files only`;
+}
+
+/**
+ * Refuses anything but a regular file before it is opened: opening a FIFO with no writer blocks forever
+ * (and holds one of libuv's few file-I/O threads, so a handful of them freeze every later open).
+ */
+export async function assertRegularFile(path: string): Promise<number> {
+  let st: Stats;
+  try {
+    st = await stat(path);
+  } catch (e) {
+    throw openError(path, e);
+  }
+  const why = notRegular(st);
+  if (why) throw new VolumeReadError(path, why);
+  return st.size;
+}
+
+/**
+ * Opens a volume file for reading: regular files only (checked before the open, and again on the handle,
+ * which is opened non-blocking so a path swapped for a FIFO in between cannot block either).
+ */
+export async function openRegular(path: string): Promise<{ fh: FileHandle; size: number }> {
+  await assertRegularFile(path);
+  let fh: FileHandle;
+  try {
+    fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (e) {
+    throw openError(path, e);
+  }
+  const st = await fh.stat();
+  const why = notRegular(st);
+  if (why) {
+    await fh.close().catch(() => undefined);
+    throw new VolumeReadError(path, why);
+  }
+  return { fh, size: st.size };
+}
 
 export class FileSource {
   private cache: { offset: number; bytes: Buffer } | null = null;
@@ -14,27 +82,8 @@ export class FileSource {
   ) {}
 
   static async open(path: string): Promise<FileSource> {
-    let fh: FileHandle;
-    try {
-      fh = await open(path, 'r');
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      const reason =
-        code === 'ENOENT'
-          ? 'no such file'
-          : code === 'EACCES' || code === 'EPERM'
-            ? 'permission denied'
-            : code === 'EISDIR'
-              ? 'is a directory'
-              : `cannot open (${(e as Error).message})`;
-      throw new VolumeReadError(path, reason, { cause: e });
-    }
-    const st = await fh.stat();
-    if (st.isDirectory()) {
-      await fh.close();
-      throw new VolumeReadError(path, 'is a directory');
-    }
-    return new FileSource(path, fh, st.size);
+    const { fh, size } = await openRegular(path);
+    return new FileSource(path, fh, size);
   }
 
   fail(message: string): never {

@@ -222,7 +222,7 @@ function micronScale(unit: string): number | null {
 
 /**
  * ImageJ hyperstack: pages in c → z order, `ImageJ=1.11a images= channels= slices= hyperstack=
- * spacing= unit=micron` and X/YResolution in pixels per micron. uint8, uint16 or float32.
+ * spacing= unit=micron` and X/YResolution in pixels per micron. uint8, uint16, uint32 (instance labels) or float32.
  */
 export async function writeImageJTiff(
   path: string,
@@ -230,10 +230,11 @@ export async function writeImageJTiff(
   opts: TiffWriteOptions = {},
 ): Promise<void> {
   checkVolume(path, v);
-  if (v.dtype !== 'uint8' && v.dtype !== 'uint16' && v.dtype !== 'float32') {
+  // uint32: instance labels with more than 65535 objects (Fiji reads them as 32-bit; MorphoLibJ as labels)
+  if (v.dtype !== 'uint8' && v.dtype !== 'uint16' && v.dtype !== 'uint32' && v.dtype !== 'float32') {
     throw new SliceformError(
       'bad-input',
-      `cannot write ${path}: ImageJ TIFF holds uint8, uint16 or float32, not ${v.dtype}`,
+      `cannot write ${path}: ImageJ TIFF holds uint8, uint16, uint32 or float32, not ${v.dtype}`,
     );
   }
   const { x, y, z, c } = v.shape;

@@ -5,7 +5,8 @@
  * one tag's type); only the HDF5 link graphs and the 20k-dataset file are synthetic (h5py), since no real
  * file has them, and the test says so where it makes them.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { probeVolume, readVolume } from '../../main/io/index.js';
@@ -13,7 +14,8 @@ import { VolumeReadError } from '../../main/common/errors.js';
 import { FileSource } from '../../main/io/source.js';
 import { TAG, TiffFile } from '../../main/io/tiff/ifd.js';
 import { dataFile } from '../helpers/paths.js';
-import { tempDir } from './io-helpers.js';
+import { allocVolume } from '../../main/io/memory.js';
+import { PY_PRELUDE, py, tempDir } from './io-helpers.js';
 
 const tmp = tempDir('sliceform-io-hard-');
 afterAll(() => tmp.cleanup());
@@ -167,5 +169,111 @@ describe('item 18: ImageJ spacing and TIFF tag types', () => {
     const f = join(tmp.dir, 'floatwidth.tif');
     writeFileSync(f, b);
     await rejects(probeVolume(f), f, /IFD 0: ImageWidth is stored as FLOAT \(TIFF type 11\); it must be an integer/);
+  });
+});
+
+describe('item 15: non-regular files are refused before any open or read can block', () => {
+  it('a FIFO (no writer) given as a TIFF or an HDF5 volume: refused at once, naming what it is', async () => {
+    for (const name of ['pipe.tif', 'pipe.h5', 'pipe.lsm']) {
+      const f = join(tmp.dir, name);
+      execFileSync('mkfifo', [f]);
+      const t0 = performance.now();
+      // the old code opened it: open(2) on a FIFO without a writer never returns
+      await rejects(readVolume(f), f, /is a named pipe \(FIFO\), not a regular file/);
+      await rejects(probeVolume(f), f, /is a named pipe \(FIFO\), not a regular file/);
+      expect(performance.now() - t0).toBeLessThan(2000);
+    }
+  });
+
+  it('character devices (/dev/zero, /dev/null) are refused too', async () => {
+    await rejects(readVolume('/dev/zero'), '/dev/zero', /is a character device, not a regular file/);
+    await rejects(probeVolume('/dev/null'), '/dev/null', /is a character device, not a regular file/);
+  });
+
+  it('six FIFOs in parallel do not freeze later opens (the file-I/O pool stays free)', async () => {
+    const fifos = Array.from({ length: 6 }, (_, i) => join(tmp.dir, `p${i}.tif`));
+    for (const f of fifos) execFileSync('mkfifo', [f]);
+    const results = await Promise.allSettled(fifos.map((f) => readVolume(f)));
+    expect(results.every((r) => r.status === 'rejected')).toBe(true);
+    const t0 = performance.now();
+    const v = await probeVolume(OME);
+    expect(v.shape).toEqual({ x: 439, y: 167, z: 5, c: 3, t: 1 });
+    expect(performance.now() - t0).toBeLessThan(5000);
+  });
+});
+
+describe('item 15/18: HDF5 link graphs and very many datasets', () => {
+  // synthetic (h5py): no real file links a group to its ancestors or holds 20k datasets
+  let dir: string;
+  beforeAll(async () => {
+    dir = tmp.dir;
+    py(
+      PY_PRELUDE +
+        `
+import h5py, os
+d = sys.argv[1]
+with h5py.File(os.path.join(d, 'self10.h5'), 'w') as f:
+    f['raw'] = np.arange(120, dtype='uint8').reshape(4, 5, 6)
+    for i in range(10): f['loop%d' % i] = f['/']
+with h5py.File(os.path.join(d, 'cycle.h5'), 'w') as f:
+    g = f.create_group('a'); h = g.create_group('b')
+    h['data'] = np.ones((3, 4, 5), 'uint16')
+    h['up'] = f['/']; h['me'] = h; g['again'] = h
+with h5py.File(os.path.join(d, 'many.h5'), 'w') as f:
+    for i in range(20000): f['d%05d' % i] = np.zeros(2, 'uint8')
+print('[]')`,
+      [dir],
+      120_000,
+    );
+    await probeVolume(dataFile('plantseg_nuclei_mini/1135_mini.h5')); // load the wasm module outside the timings
+  }, 180_000);
+
+  it('a root that hard-links to itself 10 times: each group walked once, in well under a second', async () => {
+    const f = join(dir, 'self10.h5');
+    const t0 = performance.now();
+    const v = await readVolume(f);
+    // the old walk followed every path to depth 16 (10 links: > 20 s; 2 links: 58.7 s)
+    expect(performance.now() - t0).toBeLessThan(3000);
+    expect(v.shape).toEqual({ x: 6, y: 5, z: 4, c: 1, t: 1 });
+    expect(v.metadata.dataset).toBe('raw');
+    expect(Array.from(v.data.subarray(0, 5))).toEqual([0, 1, 2, 3, 4]);
+    // with an unknown name the error lists each dataset once, not once per path
+    await rejects(readVolume(f, { dataset: 'nope' }), f, /no dataset "nope" \(datasets: raw\)$/);
+  });
+
+  it('cycles through nested groups (up, self, a second parent): the dataset is found under the first path in name order', async () => {
+    const f = join(dir, 'cycle.h5');
+    const t0 = performance.now();
+    const v = await probeVolume(f);
+    expect(performance.now() - t0).toBeLessThan(3000);
+    // links are walked in name order, so "again" (a second link to b) comes before "b" itself
+    expect(v.metadata.dataset).toBe('a/again/data');
+    expect(v.shape).toEqual({ x: 5, y: 4, z: 3, c: 1, t: 1 });
+  });
+
+  it('20,000 datasets: a short error that lists a few and counts the rest', async () => {
+    const f = join(dir, 'many.h5');
+    const t0 = performance.now();
+    const e = await rejects(probeVolume(f), f, /no 3D or 4D dataset .*d00000 \[2\], d00001 \[2\].* and 19,992 more\); pick one with --dataset/);
+    // the old message listed all 20,000 (229 KB on one line)
+    expect(e.message.length).toBeLessThan(600);
+    const e2 = await rejects(probeVolume(f, { dataset: 'x' }), f, /no dataset "x" \(datasets: d00000, .* and 19,992 more\)/);
+    expect(e2.message.length).toBeLessThan(400);
+    expect(performance.now() - t0).toBeLessThan(30_000);
+  }, 60_000);
+});
+
+describe('item 18: JS internals never reach the user', () => {
+  it('a volume longer than one typed array can hold gets our words, not "Invalid typed array length"', () => {
+    // 4,294,976,562 uint8 voxels (the probe's figure): over the 4 GiB array limit of Node 20, under the caller's limit
+    let msg = '';
+    try {
+      allocVolume('/data/big.tif', 'uint8', 4_294_976_562, 2 ** 40);
+    } catch (e) {
+      expect(e).toBeInstanceOf(VolumeReadError);
+      msg = (e as Error).message;
+    }
+    expect(msg).toMatch(/^\/data\/big\.tif: volume needs 4\.00 GiB in one block, more than this runtime can hold in one array/);
+    expect(msg).not.toMatch(/Invalid/);
   });
 });
