@@ -23,6 +23,8 @@ export interface WebSocketApi extends SliceformApi {
   /** resolves once connected (rejects if the server refused the token) */
   readonly ready: Promise<void>;
   close(): void;
+  /** bytes of sent calls still queued in the socket (how far a large upload got) */
+  bytesQueued(): number;
 }
 
 interface Pending {
@@ -127,6 +129,7 @@ export function createWebSocketApi(wsUrl: string, token: string): WebSocketApi {
       closed = true;
       ws?.close(1000);
     },
+    bytesQueued: () => (ws?.bufferedAmount ?? 0) + queue.reduce((n, f) => n + f.length, 0),
   };
   for (const m of API_METHODS) api[m] = (payload?: unknown) => call(m, payload);
   for (const [method, name] of Object.entries(API_EVENTS) as Array<[ApiEventMethod, ApiEventName]>) {

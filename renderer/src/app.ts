@@ -7,6 +7,7 @@ import type { LabelClass, SliceformApi, VolumeInfo } from '../../main/common/api
 import type { TypedArray } from '../../main/common/volume.js';
 import { Annotator } from './annotate/annotator.js';
 import { explainError } from './panels/errors.js';
+import { openProgressText, readFileWithProgress, withOpenProgress, type OpenProgress } from './panels/open-progress.js';
 import { Layout } from './layout.js';
 import {
   CHANNEL_COLORS,
@@ -128,18 +129,31 @@ export class App {
 
   // ------------------------------------------------------------------ loading
 
+  /** the stages and fractions the last open reported (panels/open-progress.ts), for the status bar and tests */
+  openProgress: OpenProgress[] = [];
+
+  private showOpenProgress(name: string): (p: OpenProgress) => void {
+    this.openProgress = [];
+    return (p) => {
+      this.openProgress.push(p);
+      this.store.status(openProgressText(name, p));
+    };
+  }
+
   async openPath(path: string): Promise<VolumeInfo | null> {
-    return this.guardLoad(`Opening ${path}`, () => this.api.openVolume({ path }));
+    return this.guardLoad(`Opening ${path}`, () => withOpenProgress(this.api, path, null, this.showOpenProgress(path), () => this.api.openVolume({ path })));
   }
 
   async openFile(file: File): Promise<VolumeInfo | null> {
     const p = this.api.getPathForFile?.(file);
     if (p) return this.openPath(p);
     return this.guardLoad(`Opening ${file.name}`, async () => {
+      const report = this.showOpenProgress(file.name);
       const t0 = performance.now();
-      const bytes = new Uint8Array(await file.arrayBuffer());
+      const bytes = await readFileWithProgress(file, (fraction) => report({ stage: 'reading', fraction }));
       this.readFileMs = performance.now() - t0;
-      return this.api.openVolumeBytes({ name: file.name, bytes });
+      const queued = (this.api as { bytesQueued?: () => number }).bytesQueued;
+      return withOpenProgress(this.api, file.name, { bytes: bytes.length, bytesQueued: queued }, report, () => this.api.openVolumeBytes({ name: file.name, bytes }));
     });
   }
 

@@ -97,7 +97,9 @@ async function main(): Promise<void> {
     const info = await api.systemInfo();
     root.dataset.ready = '1';
     root.dataset.shell = info.shell;
-    app.store.status(`Sliceform ${info.version} — engine ${info.engine ? `${info.engine.name} ${info.engine.version}` : `unavailable (${info.engineError ?? 'not built'})`}. Drop a stack or open one.`);
+    // after a page reload the Files panel may already show the project the server holds: keep its message
+    if (!app.store.volume && !app.loading)
+      app.store.status(`Sliceform ${info.version} — engine ${info.engine ? `${info.engine.name} ${info.engine.version}` : `unavailable (${info.engineError ?? 'not built'})`}. Drop a stack or open one.`);
   } catch (e) {
     root.dataset.ready = '1';
     app.error(e, 'Connecting to Sliceform');

@@ -5,7 +5,7 @@
  * listens to progress events, so it never blocks while training runs.
  */
 import { PRESETS } from '../../../main/common/engine.js';
-import type { BatchResult, JobInfo, ModelInfo, ProjectEvent, TrainProgress, TrainResult, TrainSettings } from '../../../main/common/api.js';
+import type { BatchResult, DensifyResult, JobInfo, ModelInfo, ProjectEvent, TrainProgress, TrainResult, TrainSettings } from '../../../main/common/api.js';
 import type { App } from '../app.js';
 import { button, el } from '../dom.js';
 
@@ -99,14 +99,63 @@ export function trainingPanel(app: App): HTMLElement {
     }
   }
 
+  /** densify waits for the running training (its model, or the model so far after Stop) */
+  let densifyAfterTraining = false;
+  /** the model the running densify uses, to say so in its result */
+  let densifyModel: ModelInfo | undefined;
+  const densifyChoice = el('div', { class: 'row densify-choice', testid: 'densify-choice', hidden: true });
+
+  const runningTraining = async (): Promise<JobInfo | undefined> => {
+    const jobs = await app.api.listJobs().catch(() => [] as JobInfo[]);
+    return jobs.find((j) => j.kind === 'train' && (j.state === 'running' || j.state === 'queued'));
+  };
+
+  /**
+   * Densify pressed while a training runs: never queue it silently behind the training with an older model.
+   * Offer the model so far (stop the training, keep its model, densify with it), waiting for the training to
+   * finish, or, when there is one, the previous model now — and say which model each choice uses.
+   */
   async function densify() {
+    const vol = st.volume;
+    if (!vol) return;
+    densifyChoice.hidden = true;
+    const training = await runningTraining();
+    if (!training) return densifyNow();
+    const models = await app.api.listModels().catch(() => [] as ModelInfo[]);
+    const prev = models[models.length - 1];
+    const choice = (label: string, testid: string, title: string, f: () => void) =>
+      button(label, testid, () => {
+        densifyChoice.hidden = true;
+        f();
+      }, title);
+    densifyChoice.replaceChildren(
+      choice('Stop training, densify with the model so far', 'densify-stop-and-run', 'stops the training (its model is kept) and densifies with it', () => {
+        densifyAfterTraining = true;
+        densifyStatus.textContent = 'Stopping the training; densify starts with its model as soon as it is saved…';
+        void app.api.stopTraining({ jobId: training.id }).catch((e) => app.error(e, 'Stopping training'));
+      }),
+      choice('Densify when the training ends', 'densify-after-training', 'densify with the model this training produces', () => {
+        densifyAfterTraining = true;
+        densifyStatus.textContent = 'Densify will start when the training ends, with the model it produces.';
+      }),
+      ...(prev ? [choice(`Densify now with the previous ${modelLabel(prev)}`, 'densify-previous', 'ignores the training that is running', () => void densifyNow(prev))] : []),
+    );
+    densifyChoice.hidden = false;
+    densifyStatus.textContent = prev
+      ? `A training is running. Densify now would use the previous ${modelLabel(prev)}, not the one being trained. Choose:`
+      : 'A training is running and there is no finished model yet. Choose:';
+  }
+
+  async function densifyNow(model?: ModelInfo) {
     const vol = st.volume;
     if (!vol) return;
     try {
       await app.annotator.idle();
       densifyBtn.disabled = true;
-      densifyStatus.textContent = 'Densifying…';
-      const ref = await app.api.densify({ volumeId: vol.id });
+      const models = model ? [model] : await app.api.listModels().catch(() => [] as ModelInfo[]);
+      densifyModel = models[models.length - 1];
+      densifyStatus.textContent = densifyModel ? `Densifying with ${modelLabel(densifyModel)}…` : 'Densifying…';
+      const ref = await app.api.densify({ volumeId: vol.id, modelId: densifyModel?.id });
       densifyJob = ref.jobId;
     } catch (e) {
       densifyBtn.disabled = false;
@@ -127,6 +176,12 @@ export function trainingPanel(app: App): HTMLElement {
   });
 
   app.api.onJob((job: JobInfo) => {
+    if (job.kind === 'train' && densifyAfterTraining && job.id !== jobId && (job.state === 'done' || job.state === 'failed' || job.state === 'cancelled')) {
+      // a training started elsewhere (another window, before a reload) ended
+      densifyAfterTraining = false;
+      if (job.state === 'done') void densifyNow((job.result as TrainResult | undefined)?.model);
+      else densifyStatus.textContent = 'The training did not finish, so there is no new model: densify was not started.';
+    }
     if (job.id === jobId) {
       if (job.state === 'running' || job.state === 'queued') {
         bar.value = job.progress.fraction;
@@ -135,6 +190,10 @@ export function trainingPanel(app: App): HTMLElement {
       }
       setRunning(false);
       root.dataset.state = job.state;
+      if (job.state !== 'done' && densifyAfterTraining) {
+        densifyAfterTraining = false;
+        densifyStatus.textContent = 'The training did not finish, so there is no new model: densify was not started.';
+      }
       if (job.state === 'done') {
         const r = job.result as TrainResult | undefined;
         bar.value = 1;
@@ -144,6 +203,10 @@ export function trainingPanel(app: App): HTMLElement {
           : 'Training finished.';
         if (r?.heldOutIoU !== undefined) iou.textContent = `held-out IoU ${r.heldOutIoU.toFixed(3)}`;
         app.emitModelsChanged();
+        if (densifyAfterTraining) {
+          densifyAfterTraining = false;
+          void densifyNow(r?.model);
+        }
       } else if (job.state === 'cancelled') statusLine.textContent = 'Training stopped.';
       else {
         statusLine.textContent = '';
@@ -157,7 +220,10 @@ export function trainingPanel(app: App): HTMLElement {
       densifyBtn.disabled = false;
       densifyJob = null;
       if (job.state === 'done') {
-        densifyStatus.textContent = 'Done: the overlay shows the result. Paint over mistakes to add corrections, then train again.';
+        const r = job.result as DensifyResult | undefined;
+        const m = densifyModel && (!r || r.modelId === densifyModel.id) ? densifyModel : undefined;
+        densifyStatus.textContent = `Done${m ? ` with ${modelLabel(m)}` : r ? ` with model ${r.modelId}` : ''}: the overlay shows the result. Paint over mistakes to add corrections, then train again.`;
+        if (r) densifyStatus.dataset.modelId = r.modelId;
         st.showPrediction = true;
         void app.refreshLayer('prediction').then(() => st.emit('overlay', undefined));
       } else if (job.state === 'cancelled') densifyStatus.textContent = 'Densify stopped.';
@@ -185,9 +251,17 @@ export function trainingPanel(app: App): HTMLElement {
       statusLine,
       el('div', { class: 'row' }, densifyBtn),
       densifyStatus,
+      densifyChoice,
     ),
   );
   return root;
+}
+
+/** "model desktop 10:31:02 (540 iterations, trained 10:31)" */
+export function modelLabel(m: ModelInfo): string {
+  const at = new Date(m.createdAt);
+  const when = Number.isNaN(at.getTime()) ? m.createdAt : at.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  return `model "${m.name}" (${m.iterations} iterations, trained ${when})`;
 }
 
 function fmtSeconds(s: number): string {
