@@ -37,7 +37,7 @@ export async function computeInfo(): Promise<ComputeInfo> {
   for (const [name, spec] of [
     ['io', '../io/index.js'],
     ['training', '../training/trainer.js'],
-    ['inference', '../inference/predict.js'],
+    ['inference', '../inference/segment.js'],
     ['batch', '../batch/runner.js'],
   ] as const) {
     features[name] = (await tryImport(spec).catch(() => null)) !== null;
@@ -227,7 +227,7 @@ async function train(payload: unknown, ctx: JobContext): Promise<unknown> {
   return { iterations: s.iterations, finalLoss: s.finalLoss ?? NaN, seconds: s.seconds, heldOutIoU: s.heldOutIoU ?? undefined, stopped: res.cancelled };
 }
 
-/** Overlap-tile prediction of the whole volume with a saved model (main/inference/predict.ts). */
+/** Overlap-tile prediction of the whole volume with a saved model (main/volume/predict.ts). */
 async function densify(payload: unknown, ctx: JobContext): Promise<unknown> {
   const p = DensifyPayload.parse(payload);
   const { loadModelDir } = await import('../inference/model-dir.js');
