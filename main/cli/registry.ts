@@ -7,6 +7,7 @@ registerCommand('evaluate', 'score a segmentation against labels: per-class IoU,
 registerCommand('info', 'print a volume file\'s format, shape, dtype and spacing as JSON', async () => (await import('./commands/info.js')).default);
 registerCommand('make-sparse', 'make sparse labels (K slices per axis) from a dense ground truth', async () => (await import('./commands/make-sparse.js')).default);
 registerCommand('model-info', 'print a network configuration\'s parameter count and tile shapes as JSON', async () => (await import('./commands/model-info.js')).default);
+registerCommand('objects', 'instances (components + watershed split) and a per-object table in µm (CSV/JSON)', async () => (await import('./commands/objects.js')).default);
 registerCommand('report', 'merge batch segmentation reports of several shards into one report.json/csv', async () => (await import('./commands/report.js')).default);
 registerCommand('segment', 'segment a stack with a trained model folder', async () => (await import('./commands/segment.js')).default);
 registerCommand('serve', 'run the web shell (UI + API over HTTP/WebSocket, loopback, token)', async () => (await import('./commands/serve.js')).default);

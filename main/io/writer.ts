@@ -9,7 +9,7 @@ import { basename, dirname, join } from 'node:path';
 import { endianness } from 'node:os';
 import { SliceformError } from '../common/errors.js';
 import { EtaEstimator, type CancelSignal, type ProgressCallback } from '../common/progress.js';
-import { DTYPE_BYTES, type DType, type Volume } from '../common/volume.js';
+import { DTYPE_BYTES, dtypeOf, type DType, type Volume } from '../common/volume.js';
 import { throwIfCancelled } from './memory.js';
 
 export interface TiffWriteOptions {
@@ -67,6 +67,57 @@ function checkVolume(path: string, v: WritableVolume): void {
     );
   }
   if (endianness() !== 'LE') throw new SliceformError('internal', 'TIFF writer needs a little-endian host');
+  // the array must hold what the dtype says: uint8 "labels" in a Uint16Array (or the reverse) would be
+  // written as bytes of the wrong width, and classes above 255 squeezed into uint8 wrap (281 -> 25)
+  const actual = v.data instanceof Float64Array || dtypeOf(v.data) !== 'float64' ? dtypeOf(v.data) : null;
+  if (actual !== v.dtype) {
+    throw new SliceformError('internal', `cannot write ${path}: dtype says ${v.dtype} but the data is ${actual ?? 'an untyped array'}`);
+  }
+}
+
+/**
+ * The label dtype for classes 0..maxClass: uint8 up to 255, uint16 up to 65535 (Fiji reads both). More
+ * classes than that are refused rather than wrapped.
+ */
+export function labelDType(maxClass: number): 'uint8' | 'uint16' {
+  if (!(maxClass >= 0) || !Number.isFinite(maxClass)) throw new SliceformError('internal', `bad class count ${maxClass}`);
+  if (maxClass <= 255) return 'uint8';
+  if (maxClass <= 65535) return 'uint16';
+  throw new SliceformError('bad-input', `${maxClass} classes do not fit a uint16 label volume (at most 65,535)`);
+}
+
+/** A units string we may copy into an ImageJ description line (no line breaks, no '=', short). */
+function safeUnit(unit: string): string | null {
+  const u = unit.trim();
+  return u && u.length <= 32 && !/[\n\r=\0]/.test(u) && !/^pixels?$/i.test(u) ? u : null;
+}
+
+/**
+ * ImageJ calibration lines and X/YResolution for a spacing. In µm (or nm, mm) as before; a spacing in some
+ * other unit, or with no unit ("pixel") but sizes other than 1, is kept too: pixels per unit in X/YResolution
+ * (ResolutionUnit none), `spacing=` for z, and `unit=` when there is a unit to name (item 10 of issue 14:
+ * a label TIFF written for such an input used to drop the pixel size).
+ */
+export function imagejCalibration(
+  spacing: Volume['spacing'],
+  depth: number,
+): { lines: string[]; resolution: { x: number; y: number } | null } {
+  const finite = [spacing.x, spacing.y, spacing.z].every((v) => Number.isFinite(v) && v > 0);
+  const scale = micronScale(spacing.unit);
+  if (scale !== null && finite) {
+    return {
+      lines: ['unit=micron', ...(depth > 1 ? [`spacing=${spacing.z * scale}`] : [])],
+      resolution: { x: 1 / (spacing.x * scale), y: 1 / (spacing.y * scale) },
+    };
+  }
+  const unit = safeUnit(spacing.unit);
+  if (!finite || (unit === null && spacing.x === 1 && spacing.y === 1 && spacing.z === 1)) {
+    return { lines: [], resolution: null };
+  }
+  return {
+    lines: [...(unit ? [`unit=${unit}`] : []), ...(depth > 1 ? [`spacing=${spacing.z}`] : [])],
+    resolution: { x: 1 / spacing.x, y: 1 / spacing.y },
+  };
 }
 
 async function writeTiffPages(
@@ -238,16 +289,13 @@ export async function writeImageJTiff(
     );
   }
   const { x, y, z, c } = v.shape;
-  const scale = micronScale(v.spacing.unit);
+  const cal = imagejCalibration(v.spacing, z);
   const [lo, hi] = opts.displayRange ?? minMax(v.data);
   const lines = ['ImageJ=1.11a', `images=${c * z}`];
   if (c > 1) lines.push(`channels=${c}`);
   if (z > 1) lines.push(`slices=${z}`);
   if (c > 1) lines.push('hyperstack=true', 'mode=grayscale');
-  if (scale !== null) {
-    lines.push('unit=micron');
-    if (z > 1) lines.push(`spacing=${v.spacing.z * scale}`);
-  }
+  lines.push(...cal.lines);
   lines.push('loop=false', `min=${fmt(lo)}`, `max=${fmt(hi)}`);
   const desc = lines.join('\n') + '\n';
   await writeTiffPages(
@@ -260,7 +308,7 @@ export async function writeImageJTiff(
       pages: c * z,
       planeOf: (k) => (k % c) * z + Math.floor(k / c),
       description: desc,
-      resolution: scale !== null ? { x: 1 / (v.spacing.x * scale), y: 1 / (v.spacing.y * scale) } : null,
+      resolution: cal.resolution,
       resolutionUnit: 1,
     },
     opts,
@@ -293,10 +341,16 @@ export async function writeOmeTiff(
   checkVolume(path, v);
   const { x, y, z, c } = v.shape;
   const scale = micronScale(v.spacing.unit);
+  const finite = [v.spacing.x, v.spacing.y, v.spacing.z].every((n) => Number.isFinite(n) && n > 0);
+  // OME's length units include "pixel": a pixel size without a physical unit is kept in it
+  const pixelSized =
+    scale === null && finite && /^(pixels?|)$/i.test(v.spacing.unit.trim()) && !(v.spacing.x === 1 && v.spacing.y === 1 && v.spacing.z === 1);
   const phys =
-    scale !== null
+    scale !== null && finite
       ? ` PhysicalSizeX="${v.spacing.x * scale}" PhysicalSizeXUnit="&#181;m" PhysicalSizeY="${v.spacing.y * scale}" PhysicalSizeYUnit="&#181;m" PhysicalSizeZ="${v.spacing.z * scale}" PhysicalSizeZUnit="&#181;m"`
-      : '';
+      : pixelSized
+        ? ` PhysicalSizeX="${v.spacing.x}" PhysicalSizeXUnit="pixel" PhysicalSizeY="${v.spacing.y}" PhysicalSizeYUnit="pixel" PhysicalSizeZ="${v.spacing.z}" PhysicalSizeZUnit="pixel"`
+        : '';
   const uuid = `urn:uuid:${randomUUID()}`;
   const channels = Array.from({ length: c }, (_, i) => {
     const name = v.channelNames?.[i];
@@ -320,8 +374,13 @@ export async function writeOmeTiff(
       pages: c * z,
       planeOf: (k) => k,
       description: xml,
-      resolution: scale !== null ? { x: 1e4 / (v.spacing.x * scale), y: 1e4 / (v.spacing.y * scale) } : null,
-      resolutionUnit: 3,
+      resolution:
+        scale !== null && finite
+          ? { x: 1e4 / (v.spacing.x * scale), y: 1e4 / (v.spacing.y * scale) }
+          : pixelSized
+            ? { x: 1 / v.spacing.x, y: 1 / v.spacing.y }
+            : null,
+      resolutionUnit: scale !== null && finite ? 3 : 1,
     },
     opts,
   );

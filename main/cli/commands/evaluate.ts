@@ -5,12 +5,15 @@ import { SliceformError } from '../../common/errors.js';
 import { readVolume } from '../../io/index.js';
 import { Confusion } from '../../evaluation/score.js';
 import { classesFromTruth } from '../../evaluation/slices.js';
+import { scoreInstances } from '../../evaluation/instances.js';
+import { objectsOf, objectSpacing } from '../../objects/files.js';
 
 /** more classes than this only with --num-classes: a raw image passed as labels has values up to 255 */
 export const MAX_IMPLICIT_CLASSES = 32;
 
 const usage = `Usage: sliceform evaluate --pred SEG --truth LABELS [--annotated-only] [--foreground-from-instances]
                           [--truth-dataset D] [--pred-dataset D] [--class-names N1,N2,...]
+       sliceform evaluate --instances --pred INST --truth INSTANCES [--pred-semantic] [--thresholds 0.5,0.75]
 
 Scores a segmentation against labels and prints JSON: per-class IoU = TP / (TP + FP + FN) (the paper's
 definition), Dice = 2TP / (2TP + FP + FN), their means over the classes present, and the foreground IoU (mean
@@ -26,6 +29,12 @@ Options:
   --truth-dataset D             HDF5 dataset of LABELS (e.g. "label")
   --pred-dataset D              HDF5 dataset of SEG
   --class-names N1,N2           names for classes 1, 2, ... in the output
+  --instances                   instance scores instead: PRED and LABELS hold object ids (0 = background);
+                                average precision AP = TP / (TP + FP + FN) at IoU >= 0.5 and 0.75 (the
+                                StarDist / Cellpose convention), precision, recall, F1, object count error
+  --pred-semantic               with --instances: SEG is a segmentation (classes 1..K); its objects are made
+                                with the default recipe of 'sliceform objects' (watershed split)
+  --thresholds T1,T2            with --instances: IoU thresholds (default 0.5,0.75)
   --num-classes K               the labels really hold up to K classes; without it a label value above
                                 ${MAX_IMPLICIT_CLASSES} is refused (a raw image given as labels would score 255 "classes")
   -h, --help                    show this help
@@ -57,6 +66,9 @@ const evaluate: Command = {
     'pred-dataset': { type: 'string' },
     'class-names': { type: 'string' },
     'num-classes': { type: 'string' },
+    instances: { type: 'boolean' },
+    'pred-semantic': { type: 'boolean' },
+    thresholds: { type: 'string' },
   },
   async run(args, io) {
     const predPath = strOpt(args.values, 'pred', true);
@@ -80,6 +92,24 @@ const evaluate: Command = {
 
     refuseNegative(pred.data, predPath);
     if (!instances) refuseNegative(truthVol.data, truthPath);
+    if (args.values.instances) {
+      refuseNegative(truthVol.data, truthPath);
+      const ths = (strOpt(args.values, 'thresholds') ?? '0.5,0.75').split(',').map((t) => {
+        const n = Number(t);
+        if (!(n > 0 && n <= 1)) throw new SliceformError('bad-input', `--thresholds: "${t}" is not an IoU in (0, 1]`);
+        return n;
+      });
+      let predIds: ArrayLike<number> = pred.data;
+      if (args.values['pred-semantic']) {
+        predIds = objectsOf(pred, null, objectSpacing(pred, truthVol, warn)).instances.labels;
+      }
+      let any = false;
+      for (let i = 0; i < truthVol.data.length && !any; i++) if (truthVol.data[i]! > 0) any = true;
+      if (!any) throw new SliceformError('bad-input', 'empty mask: the truth has no object (every label is 0)', { file: truthPath });
+      const s = scoreInstances(predIds, truthVol.data, ths);
+      io.out(JSON.stringify({ pred: predPath, truth: truthPath, instances: true, predSemantic: Boolean(args.values['pred-semantic']), shape: { x: a.x, y: a.y, z: a.z }, ...s }, null, 2));
+      return 0;
+    }
     let truth: ArrayLike<number>;
     if (instances) {
       truth = classesFromTruth(truthVol.data, 'instances');
