@@ -225,7 +225,10 @@ export function filesPanel(app: App): HTMLElement {
   };
   app.api.onProject((e: ProjectEvent) => {
     const when = e.project.lastSavedAt ? new Date(e.project.lastSavedAt).toLocaleTimeString() : '';
-    if (e.kind === 'saved' || e.kind === 'autosaved') projectStatus.textContent = `${e.kind === 'autosaved' ? 'Autosaved' : 'Saved'} ${e.project.path ?? ''} ${when}`;
+    if (e.kind === 'saved' || e.kind === 'autosaved') {
+      projectStatus.textContent = `${e.kind === 'autosaved' ? 'Autosaved' : 'Saved'} ${e.project.path ?? ''} ${when}`;
+      if (!exportPath.value) void suggestExportPath(); // an upload's labels can now go beside the project
+    }
     else if (e.kind === 'save-failed') st.status(`Saving the project failed: ${e.message ?? ''} — your work is still in memory; choose another folder.`, 'error');
     else if (e.kind === 'volume-moved' && e.moved) void relocate(e.moved.name, e.moved.volumeRef, e.moved.expectedPath);
     else if (e.kind === 'opened') {
