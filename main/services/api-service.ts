@@ -55,6 +55,7 @@ import { nodeForkLauncher, type ComputeLauncher, type JobManager } from './jobs.
 import { writeFileAtomic } from './atomic.js';
 import { isFile, sha256Bytes } from './project.js';
 import { VolumeStore } from './volume-store.js';
+import { refuseOutputOverInput } from './path-guard.js';
 import { ProjectStore } from './project-store.js';
 import { JobFacade } from './job-facade.js';
 
@@ -179,15 +180,36 @@ export class ApiService implements SliceformApi {
   async openVolumeBytes(req: OpenVolumeBytesRequest): Promise<VolumeInfo> {
     const safe = basename(req.name).replace(/[^A-Za-z0-9._-]/g, '_') || 'volume';
     const sha = sha256Bytes(req.bytes);
+    const path = join(await this.importsDir(), `${sha.slice(0, 12)}-${safe}`);
+    await writeFileAtomic(path, req.bytes);
+    return this.openImportedFile(path, { name: req.name, sha256: sha, timepoint: req.timepoint });
+  }
+
+  /** Where dropped files are kept (the web shell streams uploads here, see web-server.ts). */
+  async importsDir(): Promise<string> {
     const dir = join(await this.workDirP, 'imports');
     await mkdir(dir, { recursive: true });
-    const path = join(dir, `${sha.slice(0, 12)}-${safe}`);
-    await writeFileAtomic(path, req.bytes);
+    return dir;
+  }
+
+  /** Opens a file written into importsDir(); one that cannot be read is deleted (a rejected drop leaves nothing). */
+  async openImportedFile(path: string, o: { name: string; sha256: string; timepoint?: number }): Promise<VolumeInfo> {
     const open = this.volumes.find((v) => v.path === path);
     if (open) return open.info;
-    const ov = await this.volumes.read(path, { timepoint: req.timepoint, name: req.name, sha256: sha });
+    let ov;
+    try {
+      ov = await this.volumes.read(path, { timepoint: o.timepoint, name: o.name, sha256: o.sha256 });
+    } catch (e) {
+      if (!this.project.refs.some((r) => r.path === path)) await rm(path, { force: true }).catch(() => {});
+      throw e;
+    }
     this.project.addRef(ov);
     return ov.info;
+  }
+
+  /** the files of the open volumes: an export or snapshot must not replace one (path-guard.ts) */
+  private openVolumePaths(): Array<{ label: string; path: string }> {
+    return this.volumes.all().map((v) => ({ label: `of the open volume "${v.info.name}"`, path: v.path }));
   }
 
   async listVolumes(): Promise<VolumeInfo[]> {
@@ -293,6 +315,7 @@ export class ApiService implements SliceformApi {
 
   // ------------------------------------------------------------------------------------------ export
   async exportLabels(req: ExportLabelsRequest): Promise<ExportResult> {
+    await refuseOutputOverInput([{ label: 'the export path', path: req.path }], this.openVolumePaths());
     return this.volumes.exportLabels(req, this.project.settings.classes.map((c) => c.name));
   }
 
@@ -300,6 +323,7 @@ export class ApiService implements SliceformApi {
     const sig = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
     if (req.png.length < 8 || sig.some((b, i) => req.png[i] !== b)) throw new ApiError('bad-request', 'snapshot bytes are not a PNG image');
     const path = resolve(req.path);
+    await refuseOutputOverInput([{ label: 'the snapshot path', path }], this.openVolumePaths());
     await writeFileAtomic(path, req.png);
     return { path, bytes: req.png.length };
   }
