@@ -1,7 +1,7 @@
 /** Channels panel (colour, visibility, window) and labels panel (classes, overlay, 3D options). */
 import type { App } from '../app.js';
 import { button, el } from '../dom.js';
-import { hexToRgb, percentiles, rgbToHex } from '../render/composite.js';
+import { AUTO_WINDOW_PERCENTILES, autoWindow, hexToRgb, rgbToHex, type ChannelDisplay } from '../render/composite.js';
 import { CLASS_COLORS, type ClassDef } from '../state.js';
 
 export function channelsPanel(app: App): HTMLElement {
@@ -19,17 +19,18 @@ export function channelsPanel(app: App): HTMLElement {
         el('input', { type: 'range', min: ch.rangeMin, max: ch.rangeMax, step, value: v, testid: tid, title: label });
       const lo = mk(ch.min, `channel-min-${i}`, 'black point');
       const hi = mk(ch.max, `channel-max-${i}`, 'white point');
-      const val = el('span', { class: 'wl', testid: `channel-window-${i}` }, `${fmt(ch.min)} – ${fmt(ch.max)}`);
+      const val = el('span', { class: 'wl', testid: `channel-window-${i}`, title: 'intensities shown from black to full colour, of the range in the data' }, windowText(ch));
+      const [pLo, pHi] = AUTO_WINDOW_PERCENTILES;
       const auto = button('auto', `channel-auto-${i}`, () => {
         const data = st.volume?.channels[i];
         if (!data) return;
-        [ch.min, ch.max] = percentiles(data, 0.5, 99.8);
+        [ch.min, ch.max] = autoWindow(data);
         lo.value = String(ch.min);
         hi.value = String(ch.max);
         changed();
-      }, 'window from the 0.5–99.8 % percentiles');
+      }, `window from the ${pLo}–${pHi} % percentiles (the window a stack opens with)`);
       const changed = () => {
-        val.textContent = `${fmt(ch.min)} – ${fmt(ch.max)}`;
+        val.textContent = windowText(ch);
         st.emit('channels', st.channels);
       };
       vis.addEventListener('change', () => {
@@ -50,13 +51,18 @@ export function channelsPanel(app: App): HTMLElement {
       });
       body.append(
         el('div', { class: 'channel-row', testid: `channel-${i}` }, vis, color, el('span', { class: 'ch-name' }, ch.name), auto),
-        el('div', { class: 'channel-wl' }, lo, hi, val),
+        el('div', { class: 'channel-wl' }, el('label', { class: 'wl-label' }, 'black', lo), el('label', { class: 'wl-label' }, 'white', hi), val),
       );
     });
   };
   st.on('volume', rebuild);
   rebuild();
   return root;
+}
+
+/** "display 0 – 33776 of 0 – 61711": the window, then the data range it sits in, both labelled */
+function windowText(ch: ChannelDisplay): string {
+  return `display ${fmt(ch.min)} – ${fmt(ch.max)} of data ${fmt(ch.rangeMin)} – ${fmt(ch.rangeMax)}`;
 }
 
 function fmt(v: number): string {

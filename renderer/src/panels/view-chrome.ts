@@ -6,6 +6,7 @@ import type { App } from '../app.js';
 import { button, el } from '../dom.js';
 import { PLANE_AXIS, PLANES, planeDepth, type Plane } from '../render/composite.js';
 import type { ViewId } from '../layout.js';
+import { planeSliceLabel, shownSlice, voxelLabel } from '../render/numbering.js';
 
 export function mountViewChrome(app: App, readoutHost: HTMLElement): void {
   const st = app.store;
@@ -43,7 +44,8 @@ export function mountViewChrome(app: App, readoutHost: HTMLElement): void {
       const idx = st.cursor[PLANE_AXIS[plane]];
       s.input.max = String(depth - 1);
       s.input.value = String(idx);
-      s.label.textContent = `${idx + 1} / ${depth}`;
+      s.label.textContent = `${shownSlice(idx)} / ${depth}`;
+      s.input.setAttribute('aria-valuetext', `slice ${shownSlice(idx)} of ${depth}`);
     }
   };
   const refreshTicks = () => {
@@ -56,7 +58,7 @@ export function mountViewChrome(app: App, readoutHost: HTMLElement): void {
       // the server's record of the slices painted on (the same after a reload, a reopened project, undo)
       const slices = [...app.serverPainted[plane]];
       for (const i of slices.sort((a, b) => a - b)) {
-        const t = el('i', { class: 'tick', 'data-slice': i, title: `slice ${i + 1} painted` });
+        const t = el('i', { class: 'tick', 'data-slice': i, title: `${planeSliceLabel(plane, i)} painted` });
         t.style.left = `calc(${depth > 1 ? (i / (depth - 1)) * 100 : 0}% )`;
         s.ticks.append(t);
       }
@@ -94,7 +96,11 @@ export function mountViewChrome(app: App, readoutHost: HTMLElement): void {
   st.on('painted', () => void fetchPainted());
 
   // readout: voxel, µm and the values under the pointer (or the crosshair)
-  const readout = el('div', { class: 'readout', testid: 'readout' }, 'No image open — drop a stack here or use Open.');
+  const readout = el(
+    'div',
+    { class: 'readout', testid: 'readout', title: 'position in slice numbers counted from 1, as in Fiji; then µm from the first voxel' },
+    'No image open — drop a stack here or use Open.',
+  );
   readoutHost.append(readout);
   const show = (vox: [number, number, number]) => {
     const v = st.volume;
@@ -103,12 +109,12 @@ export function mountViewChrome(app: App, readoutHost: HTMLElement): void {
     const [x, y, z] = vox;
     const um = `${(x * v.spacing.x).toFixed(2)}, ${(y * v.spacing.y).toFixed(2)}, ${(z * v.spacing.z).toFixed(2)} ${v.spacing.unit}`;
     if (!vals) {
-      readout.textContent = `x ${x}  y ${y}  z ${z} (outside)`;
+      readout.textContent = `${voxelLabel(vox)} (outside)`;
       return;
     }
     const chans = vals.channels.map((c, i) => `${st.channels[i]?.name ?? `ch${i + 1}`}: ${Number.isInteger(c) ? c : c.toFixed(3)}`).join('  ');
     const lab = (id: number) => (id === 0 ? 'unannotated' : (st.classById(id)?.name ?? `class ${id}`));
-    readout.textContent = `x ${x}  y ${y}  z ${z}  |  ${um}  |  ${chans}  |  annotation: ${lab(vals.annotation)}${vals.prediction !== null ? `  prediction: ${lab(vals.prediction)}` : ''}`;
+    readout.textContent = `${voxelLabel(vox)}  |  ${um}  |  ${chans}  |  annotation: ${lab(vals.annotation)}${vals.prediction !== null ? `  prediction: ${lab(vals.prediction)}` : ''}`;
     readout.dataset.voxel = `${x},${y},${z}`;
   };
   app.readout = show;

@@ -13,6 +13,7 @@ import vtkImageSlice from '@kitware/vtk.js/Rendering/Core/ImageSlice';
 import vtkPolyData from '@kitware/vtk.js/Common/DataModel/PolyData';
 import vtkMapper from '@kitware/vtk.js/Rendering/Core/Mapper';
 import vtkActor from '@kitware/vtk.js/Rendering/Core/Actor';
+import vtkColorTransferFunction from '@kitware/vtk.js/Rendering/Core/ColorTransferFunction';
 import vtkInteractorStyleManipulator from '@kitware/vtk.js/Interaction/Style/InteractorStyleManipulator';
 import vtkWidgetManager from '@kitware/vtk.js/Widgets/Core/WidgetManager';
 import vtkPaintWidget from '@kitware/vtk.js/Widgets/Widgets3D/PaintWidget';
@@ -34,6 +35,10 @@ const CAMERA: Record<Plane, { dop: Vec3; up: Vec3 }> = {
 };
 
 const SLICING: Record<Plane, number> = { xy: SlicingMode.K, xz: SlicingMode.J, yz: SlicingMode.I };
+/** paint widget colour scalars: the cursor (active handle) and the trail (vtk.js's default state colour) */
+const BRUSH_CURSOR = 0.25;
+const BRUSH_TRAIL = 0.5;
+const ERASER_TRAIL: [number, number, number] = [0.85, 0.85, 0.85];
 
 export interface SliceViewDeps {
   store: Store;
@@ -72,6 +77,8 @@ export class SliceView {
   private readonly widgetManager = vtkWidgetManager.newInstance();
   private readonly paintWidget = vtkPaintWidget.newInstance();
   private paintHandle: ReturnType<ReturnType<typeof vtkWidgetManager.newInstance>['addWidget']> | null = null;
+  /** brush cursor (BRUSH_CURSOR) and stroke trail (BRUSH_TRAIL) colours of the paint widget */
+  private readonly brushColors = vtkColorTransferFunction.newInstance();
   private readonly disposers: (() => void)[] = [];
   private renderQueued = false;
   private lastAnn: LabelImage | null = null;
@@ -136,9 +143,19 @@ export class SliceView {
     const h = this.paintHandle;
     if (h) {
       h.setVisibility(false);
-      // brush cursor in yellow (the representation maps a 0..1 scalar through red→blue; 0.25 ≈ yellow)
-      for (const r of (h as unknown as { getRepresentations(): Array<{ setActiveColor?(c: number): void }> }).getRepresentations()) r.setActiveColor?.(0.25);
-      (this.paintWidget.getWidgetState() as unknown as { getHandle(): { setColor?(c: number): void } }).getHandle().setColor?.(0.25);
+      // The representation colours its discs by a 0..1 scalar through its mapper's lookup table: the brush
+      // cursor (the active handle) is 0.25, the trail of a stroke in progress keeps the state default 0.5.
+      // Our table maps 0.25 to yellow and 0.5 to the class being painted (updateBrushColor).
+      type Rep = { setActiveColor?(c: number): void; setOpacity?(o: number): void; getMapper?(): { setLookupTable(l: unknown): void; setUseLookupTableScalarRange(on: boolean): void } };
+      for (const r of (h as unknown as { getRepresentations(): Rep[] }).getRepresentations()) {
+        r.setActiveColor?.(BRUSH_CURSOR);
+        r.setOpacity?.(0.45);
+        const m = r.getMapper?.();
+        m?.setLookupTable(this.brushColors);
+        m?.setUseLookupTableScalarRange(true);
+      }
+      (this.paintWidget.getWidgetState() as unknown as { getHandle(): { setColor?(c: number): void } }).getHandle().setColor?.(BRUSH_CURSOR);
+      this.updateBrushColor();
       const trueOrigin = () => this.paintWidget.getWidgetState().getTrueOrigin() as Vec3;
       h.onStartInteractionEvent(() => deps.stroke.start(plane, this.sliceIndex(), trueOrigin()));
       h.onInteractionEvent(() => {
@@ -223,6 +240,7 @@ export class SliceView {
 
   updateOverlayProps(): void {
     const st = this.store;
+    this.updateBrushColor(); // a class colour may have changed
     const ann = this.lastAnn;
     const pred = this.lastPred;
     this.annActor.setVisibility(!!ann && st.showAnnotation);
@@ -318,6 +336,7 @@ export class SliceView {
     const h = this.paintHandle;
     if (!h) return;
     this.paintWidget.setRadius(radiusWorld);
+    this.updateBrushColor();
     if (on) {
       this.widgetManager.grabFocus(this.paintWidget);
       // The widget asks the interactor to animate (re-render every frame) while focused. On software
@@ -333,6 +352,22 @@ export class SliceView {
 
   setBrushRadius(radiusWorld: number): void {
     this.paintWidget.setRadius(radiusWorld);
+  }
+
+  /**
+   * The trail of a stroke in progress shows what it paints: the active class's colour, or light grey for the
+   * eraser. The cursor stays yellow, visible on dark stacks.
+   */
+  updateBrushColor(): void {
+    const st = this.store;
+    const c = st.tool === 'eraser' ? ERASER_TRAIL : (st.classById(st.activeClass)?.color ?? ERASER_TRAIL);
+    const ctf = this.brushColors;
+    ctf.removeAllPoints();
+    ctf.addRGBPoint(0, 1, 0.9, 0.2);
+    ctf.addRGBPoint(BRUSH_CURSOR, 1, 0.9, 0.2);
+    ctf.addRGBPoint(BRUSH_TRAIL, c[0], c[1], c[2]);
+    ctf.addRGBPoint(1, c[0], c[1], c[2]);
+    ctf.modified();
   }
 
   /** Display pixel (CSS px relative to the view) -> fractional voxel coordinates on the current plane. */
@@ -424,6 +459,7 @@ export class SliceView {
     this.widgetManager.releaseFocus();
     this.widgetManager.delete();
     this.paintWidget.delete();
+    this.brushColors.delete();
     for (const o of [this.imageActor, this.imageMapper, this.annActor, this.annMapper, this.predActor, this.predMapper]) o.delete();
     this.crossActor.delete();
     this.crossPoly.delete();
