@@ -36,7 +36,7 @@ export interface InstanceOptions {
   minSizeUm3?: number;
   /** membrane class: objects = regions enclosed by it */
   boundaryClass?: number;
-  /** boundary mode: seeds are the voxels farther than this from the boundary (µm, default 1) */
+  /** boundary mode: seeds are the voxels farther than this from the boundary (µm, default 0.3) */
   seedDepthUm?: number;
 }
 
@@ -51,7 +51,7 @@ export interface Instances {
   removedSmall: number;
 }
 
-export const INSTANCE_DEFAULTS = { minSeparationUm: 2.5, smoothUm: 0.5, minSizeUm3: 0, seedDepthUm: 1 };
+export const INSTANCE_DEFAULTS = { minSeparationUm: 2.5, smoothUm: 0.5, minSizeUm3: 0, seedDepthUm: 0.3 };
 
 /** Object classes present in a semantic volume: every value >= 2. */
 export function objectClasses(values: ArrayLike<number>): number[] {
