@@ -3,33 +3,25 @@
  * thin tiles, augmentation) on the fold's training slices, then overlap-tile prediction of whole volumes
  * (main/inference/segment.ts). The protocol holds slices out itself, so the trainer's automatic hold-out is off.
  */
-import type { Engine, ModelOptions, NetConfig, OptimConfig } from '../common/engine.js';
+import type { Engine } from '../common/engine.js';
 import type { Volume } from '../common/volume.js';
 import { SliceformError } from '../common/errors.js';
-import { trainModel, type StepInfo } from '../training/trainer.js';
+import type { StepInfo } from '../training/trainer.js';
 import { segmentVolume } from '../inference/segment.js';
-import { autoDownsample, downsampleLabelVolume, downsampleVolume, isIdentity, type Factors } from '../volume/resample.js';
+import { isIdentity } from '../volume/resample.js';
+import { segmentOptionsFor, trainRecipe } from '../pipeline/recipe.js';
+import type { RecipeSettings } from '../pipeline/settings.js';
 import type { EvalVolume, Learner, Predictor, RunContext, TrainEntry } from './protocols.js';
 
 export interface Learner3DOptions {
   engine: Engine;
-  net: NetConfig;
-  optim: OptimConfig;
-  modelOptions?: ModelOptions;
-  minutes?: number;
-  iterations?: number;
-  seed?: number;
-  /** in-plane output size of thin training tiles and cube tile size (the preset's, see training/presets.ts) */
-  planeOut?: number;
-  cubeOut?: number;
   /**
-   * Work at reduced resolution as densify does: 'auto' (xy by round(z/xy spacing), at most 2, when z is
-   * coarser), or explicit [z, y, x] factors. Labels are downsampled after the held-out slices were removed;
-   * predictions are interpolated back to full resolution and scored there.
+   * the recipe's settings (main/pipeline): network, budget, working resolution, class weights, decision — the
+   * same as densify's; the protocol holds slices out itself, so the recipe's own hold-out is forced off
    */
-  downsample?: Factors | 'auto';
-  /** test-time mirroring in prediction (4x the prediction time) */
-  testTimeFlips?: boolean;
+  settings: RecipeSettings;
+  /** number of classes (the protocol's labels may not show all of them in a fold) */
+  numClasses: number;
   onStep?: (label: string, s: StepInfo) => void;
 }
 
@@ -49,30 +41,26 @@ export function labelVolumeFor(v: EvalVolume, labels: Uint8Array): Volume {
 }
 
 export function create3DLearner(opts: Learner3DOptions): Learner {
-  if (opts.net.dims !== 3) throw new SliceformError('bad-input', 'the 3D learner needs a 3D network config');
   return {
     async fit(train: TrainEntry[], ctx: RunContext): Promise<Predictor> {
-      if (train.length === 0) throw new SliceformError('bad-input', `${ctx.label}: no annotated slices to train on`);
+      if (train.length === 0)
+        throw new SliceformError('bad-input', `${ctx.label}: no annotated slices to train on`);
       const t0 = Date.now();
-      const f: Factors = opts.downsample === 'auto' || opts.downsample === undefined ? autoDownsample(train[0]!.volume.image.spacing) : opts.downsample;
-      if (!isIdentity(f)) ctx.log?.(`${ctx.label}: training and predicting at reduced resolution (downsampled ${f.join('x')}, z,y,x)`);
-      const res = await trainModel(
+      const res = await trainRecipe(
         opts.engine,
-        train.map((e) => ({ image: downsampleVolume(e.volume.image, f), labels: downsampleLabelVolume(labelVolumeFor(e.volume, e.labels), f) })),
+        train.map((e) => ({ image: e.volume.image, labels: labelVolumeFor(e.volume, e.labels) })),
+        { ...opts.settings, holdout: 'none' },
         {
-          net: opts.net,
-          optim: opts.optim,
-          modelOptions: opts.modelOptions,
-          minutes: opts.minutes,
-          iterations: opts.iterations,
-          seed: opts.seed,
-          planeOut: opts.planeOut,
-          cubeOut: opts.cubeOut,
-          holdout: 'none',
+          numClasses: opts.numClasses,
           signal: ctx.signal,
           onStep: opts.onStep ? (s) => opts.onStep!(ctx.label, s) : undefined,
         },
       );
+      const f = res.plan.downsample;
+      if (!isIdentity(f))
+        ctx.log?.(
+          `${ctx.label}: training and predicting at reduced resolution (downsampled ${f.join('x')}, z,y,x)`,
+        );
       if (res.cancelled) {
         res.model.dispose();
         throw new SliceformError('cancelled', 'cancelled');
@@ -80,7 +68,8 @@ export function create3DLearner(opts: Learner3DOptions): Learner {
       ctx.log?.(
         `${ctx.label}: 3D training ${res.summary.iterations} iterations in ${((Date.now() - t0) / 1000).toFixed(0)} s, loss ${res.summary.finalLoss?.toFixed(4)}`,
       );
-      const { model, normalisation } = res;
+      const { model } = res;
+      const seg = segmentOptionsFor(res);
       const cache = new Map<EvalVolume, Uint8Array>();
       return {
         iterations: res.summary.iterations,
@@ -89,7 +78,12 @@ export function create3DLearner(opts: Learner3DOptions): Learner {
           // pay the network's context around a one-voxel-thick output.
           let out = cache.get(v);
           if (out) return out;
-          const res = await segmentVolume(model, v.image, { normalisation, downsample: f, testTimeFlips: opts.testTimeFlips, collect: true, signal: pctx.signal });
+          const res = await segmentVolume(model, v.image, {
+            ...seg,
+            testTimeFlips: opts.settings.flips,
+            collect: true,
+            signal: pctx.signal,
+          });
           const result = res.labels!;
           out = result;
           cache.set(v, out);

@@ -61,7 +61,8 @@ function num(values: Record<string, unknown>, name: string): number | undefined 
   if (v === undefined) return undefined;
   const s = String(Array.isArray(v) ? v[v.length - 1] : v);
   const n = Number(s);
-  if (s.trim() === '' || !Number.isFinite(n)) throw new SliceformError('bad-input', `--${name} must be a number, got "${s}"`);
+  if (s.trim() === '' || !Number.isFinite(n))
+    throw new SliceformError('bad-input', `--${name} must be a number, got "${s}"`);
   return n;
 }
 
@@ -80,7 +81,11 @@ export function recipeFromValues(values: Record<string, unknown>, defaultMinutes
   const ds = str(values, 'downsample');
   if (ds !== undefined) {
     const f = parseFactors(ds);
-    if (f === null) throw new SliceformError('bad-input', `--downsample must be auto, none, F or Z,Y,X with integers 1..8, got "${ds}"`);
+    if (f === null)
+      throw new SliceformError(
+        'bad-input',
+        `--downsample must be auto, none, F or Z,Y,X with integers 1..8, got "${ds}"`,
+      );
     downsample = f;
   }
   const named = (n: string) => {
@@ -114,7 +119,9 @@ export function recipeFromValues(values: Record<string, unknown>, defaultMinutes
     );
   } catch (e) {
     // settings name themselves the way the options do (lr, base-filters, ...): prefix the dashes
-    if (e instanceof SliceformError && /^[a-z][a-z-]* (\(|must)/.test(e.message)) throw new SliceformError('bad-input', `--${e.message}`);
+    if (e instanceof SliceformError && /^[a-z][a-z-]* (\(|must)/.test(e.message))
+      throw new SliceformError('bad-input', `--${e.message}`);
+    if (e instanceof SliceformError && e.message.startsWith('unknown preset')) throw new SliceformError('bad-input', e.message.replace('unknown preset', 'unknown --preset'));
     throw e;
   }
 }

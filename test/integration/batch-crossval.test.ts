@@ -42,7 +42,7 @@ describe('sliceform crossval', () => {
     const r = await run(['--image', V1136, '--labels', lab, '--folds', '3', '--preset', 'tiny', '--iterations', '2', '--out', json]);
     expect(r.code).toBe(0);
     expect(r.err).toContain('1136_mini.h5: 100x100x100x1, 6 annotated slices');
-    expect(r.out).toMatch(/3-fold cross-validation over annotated slices — 3D tiny, BN, BN at test: running, downsampled 1x2x2 \(z,y,x\) \(auto\), 2 iterations\/run/);
+    expect(r.out).toMatch(/3-fold cross-validation over annotated slices — 3D tiny, BN, BN at test: batch, downsampled 1x2x2 \(z,y,x\) \(auto\), 2 iterations\/run/);
     expect(r.out).toMatch(/\| fold 1\/3 \| 4 \| 2 \| \d\.\d{3} \| \d\.\d{3} \| \d\.\d{3} \| 2 \|/);
     expect(r.out).toMatch(/\| pooled voxels \|/);
     const res = JSON.parse(await readFile(json, 'utf8'));

@@ -3,7 +3,7 @@ import { numOpt, strOpt } from '../command.js';
 import { SliceformError } from '../../common/errors.js';
 import { PRESETS, type NetConfig, type OptimConfig, type PresetName } from '../../common/engine.js';
 import { TRAINING_DEFAULTS } from '../../training/presets.js';
-import { autoDownsample, parseFactors } from '../../volume/resample.js';
+import { parseFactors } from '../../volume/resample.js';
 import { readVolume } from '../../io/index.js';
 import { loadEngine } from '../../engine/index.js';
 import { writeFileAtomic } from '../../batch/report.js';
@@ -16,9 +16,17 @@ import {
   type ProtocolResult,
   type RunResult,
 } from '../../evaluation/protocols.js';
-import { classesFromTruth, detectAnnotatedSlices, labelledFraction, powersOfTwoUpTo, slicesFromTruth } from '../../evaluation/slices.js';
+import {
+  classesFromTruth,
+  detectAnnotatedSlices,
+  labelledFraction,
+  powersOfTwoUpTo,
+  slicesFromTruth,
+} from '../../evaluation/slices.js';
 import { create2DLearner } from '../../evaluation/mode2d.js';
 import { create3DLearner } from '../../evaluation/learner3d.js';
+import { recipeSettings } from '../../pipeline/settings.js';
+import { planRecipe } from '../../pipeline/recipe.js';
 
 const usage = `Usage: sliceform crossval --image IMG --labels LAB [--image IMG2 --labels LAB2 ...] [options]
 
@@ -48,7 +56,7 @@ Options:
                            applied slice by slice (default 3d)
   --preset NAME            network size: desktop (default), tiny, paper
   --no-batchnorm           network without batch normalisation
-  --bn-at-test MODE        running (default) or batch (the paper's choice: current batch statistics at test time)
+  --bn-at-test MODE        batch (default, as densify: current batch statistics at test time, the paper's choice) or running
   --minutes M              training minutes per run (each fold / curve point / volume; default 5)
   --iterations N           training iterations per run instead of minutes
   --counts 1,2,4           slice counts per axis for --slice-curve (default 1, 2, 4)
@@ -81,7 +89,16 @@ function fmt(x: number | null | undefined, d = 3): string {
 export function protocolTable(r: ProtocolResult, classNames: string[]): string {
   const k = r.runs[0]?.score.classes.length ?? classNames.length;
   const names = Array.from({ length: k }, (_, i) => classNames[i] ?? `class ${i + 1}`);
-  const head = ['run', 'train slices', 'test slices', ...names.map((n) => `IoU ${n}`), 'mean IoU', 'iterations', 'train s', 'predict s'];
+  const head = [
+    'run',
+    'train slices',
+    'test slices',
+    ...names.map((n) => `IoU ${n}`),
+    'mean IoU',
+    'iterations',
+    'train s',
+    'predict s',
+  ];
   const hasWhole = r.runs.some((x) => x.wholeVolume);
   if (hasWhole) head.splice(head.length - 3, 0, 'whole-volume fg IoU');
   const row = (x: RunResult) => {
@@ -106,20 +123,42 @@ export function protocolTable(r: ProtocolResult, classNames: string[]): string {
   if (r.protocol !== 'slice-curve') {
     const m = ['mean of runs', '', '', ...names.map((_, i) => fmt(meanCls(i))), fmt(r.meanIoU), '', '', ''];
     if (hasWhole) {
-      const w = r.runs.map((x) => x.wholeVolume?.foregroundIoU).filter((x): x is number => typeof x === 'number');
+      const w = r.runs
+        .map((x) => x.wholeVolume?.foregroundIoU)
+        .filter((x): x is number => typeof x === 'number');
       m.splice(m.length - 3, 0, fmt(w.length ? w.reduce((a, b) => a + b, 0) / w.length : null));
     }
     rows.push(m);
   }
-  if (r.pooled) rows.push(['pooled voxels', '', '', ...r.pooled.classes.map((c) => fmt(c.iou)), fmt(r.pooled.meanIoU), '', '', '']);
-  const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((c) => `| ${c.join(' | ')} |`)];
+  if (r.pooled)
+    rows.push([
+      'pooled voxels',
+      '',
+      '',
+      ...r.pooled.classes.map((c) => fmt(c.iou)),
+      fmt(r.pooled.meanIoU),
+      '',
+      '',
+      '',
+    ]);
+  const lines = [
+    `| ${head.join(' | ')} |`,
+    `|${head.map(() => '---').join('|')}|`,
+    ...rows.map((c) => `| ${c.join(' | ')} |`),
+  ];
   return lines.join('\n');
 }
 
 async function loadVolumes(
   images: string[],
   labels: string[],
-  o: { dataset?: string; labelsDataset?: string; fromTruth?: number; truthClasses: boolean; minFraction: number },
+  o: {
+    dataset?: string;
+    labelsDataset?: string;
+    fromTruth?: number;
+    truthClasses: boolean;
+    minFraction: number;
+  },
   io: CliIO,
 ): Promise<EvalVolume[]> {
   const vols: EvalVolume[] = [];
@@ -130,20 +169,41 @@ async function loadVolumes(
     const a = image.shape;
     const b = lab.shape;
     if (a.x !== b.x || a.y !== b.y || a.z !== b.z)
-      throw new SliceformError('bad-input', `labels ${labels[i]} are ${b.x}x${b.y}x${b.z} (x*y*z) but the image ${images[i]} is ${a.x}x${a.y}x${a.z}`);
-    if (b.c !== 1) throw new SliceformError('bad-input', `labels must have one channel, found ${b.c}`, { file: labels[i] });
+      throw new SliceformError(
+        'bad-input',
+        `labels ${labels[i]} are ${b.x}x${b.y}x${b.z} (x*y*z) but the image ${images[i]} is ${a.x}x${a.y}x${a.z}`,
+      );
+    if (b.c !== 1)
+      throw new SliceformError('bad-input', `labels must have one channel, found ${b.c}`, {
+        file: labels[i],
+      });
     const dims = { x: a.x, y: a.y, z: a.z };
     const name = images[i]!.split('/').at(-1)!;
     if (o.fromTruth !== undefined) {
       const cls = classesFromTruth(lab.data, o.truthClasses ? 'classes' : 'instances');
       if (o.truthClasses && cls.some((v) => v === 0))
-        throw new SliceformError('bad-input', '--truth-classes: the ground truth has unlabelled (0) voxels; it must be dense', { file: labels[i] });
-      vols.push({ name, image, dims, labels: cls, slices: slicesFromTruth(dims, o.fromTruth, i), dense: true });
+        throw new SliceformError(
+          'bad-input',
+          '--truth-classes: the ground truth has unlabelled (0) voxels; it must be dense',
+          { file: labels[i] },
+        );
+      vols.push({
+        name,
+        image,
+        dims,
+        labels: cls,
+        slices: slicesFromTruth(dims, o.fromTruth, i),
+        dense: true,
+      });
     } else {
       const hint = 'a ground truth or instance labelling needs --labels-from-truth K';
       const frac = labelledFraction(lab.data);
       if (frac > 0.5)
-        throw new SliceformError('bad-input', `${(frac * 100).toFixed(0)} % of the voxels are labelled: these are not sparse slice annotations (${hint})`, { file: labels[i] });
+        throw new SliceformError(
+          'bad-input',
+          `${(frac * 100).toFixed(0)} % of the voxels are labelled: these are not sparse slice annotations (${hint})`,
+          { file: labels[i] },
+        );
       let cls: Uint8Array;
       try {
         cls = classesFromTruth(lab.data, 'classes');
@@ -166,7 +226,8 @@ async function loadVolumes(
 
 const crossval: Command = {
   name: 'crossval',
-  summary: "the paper's protocols: k-fold slice cross-validation, slice curve, leave-one-volume-out (3D or 2D)",
+  summary:
+    "the paper's protocols: k-fold slice cross-validation, slice curve, leave-one-volume-out (3D or 2D)",
   usage,
   options: {
     image: { type: 'string', multiple: true },
@@ -200,42 +261,62 @@ const crossval: Command = {
     const v = args.values;
     const images = list(v.image);
     const labels = list(v.labels);
-    if (images.length === 0) throw new SliceformError('bad-input', `give at least one --image and --labels\n\n${usage}`);
+    if (images.length === 0)
+      throw new SliceformError('bad-input', `give at least one --image and --labels\n\n${usage}`);
     if (images.length !== labels.length)
-      throw new SliceformError('bad-input', `${images.length} --image but ${labels.length} --labels: give one --labels per --image`);
+      throw new SliceformError(
+        'bad-input',
+        `${images.length} --image but ${labels.length} --labels: give one --labels per --image`,
+      );
     const mode = strOpt(v, 'mode') ?? '3d';
-    if (mode !== '3d' && mode !== '2d') throw new SliceformError('bad-input', `--mode must be 3d or 2d, got "${mode}"`);
+    if (mode !== '3d' && mode !== '2d')
+      throw new SliceformError('bad-input', `--mode must be 3d or 2d, got "${mode}"`);
     const presetName = (strOpt(v, 'preset') ?? 'desktop') as PresetName;
-    if (!(presetName in PRESETS)) throw new SliceformError('bad-input', `--preset must be one of ${Object.keys(PRESETS).join(', ')}`);
-    const bnAtTest = strOpt(v, 'bn-at-test') ?? 'running';
-    if (bnAtTest !== 'running' && bnAtTest !== 'batch') throw new SliceformError('bad-input', `--bn-at-test must be running or batch, got "${bnAtTest}"`);
+    if (!(presetName in PRESETS))
+      throw new SliceformError('bad-input', `--preset must be one of ${Object.keys(PRESETS).join(', ')}`);
+    const bnAtTest = strOpt(v, 'bn-at-test') ?? 'batch';
+    if (bnAtTest !== 'running' && bnAtTest !== 'batch')
+      throw new SliceformError('bad-input', `--bn-at-test must be running or batch, got "${bnAtTest}"`);
     const device = strOpt(v, 'device') ?? 'cpu';
-    if (device !== 'cpu' && device !== 'cuda') throw new SliceformError('bad-input', `--device must be cpu or cuda, got "${device}"`);
+    if (device !== 'cpu' && device !== 'cuda')
+      throw new SliceformError('bad-input', `--device must be cpu or cuda, got "${device}"`);
     const foldsGiven = v.folds !== undefined;
     const folds = numOpt(v, 'folds', 3)!;
-    if (!Number.isInteger(folds) || folds < 2) throw new SliceformError('bad-input', `--folds must be an integer >= 2, got ${folds}`);
+    if (!Number.isInteger(folds) || folds < 2)
+      throw new SliceformError('bad-input', `--folds must be an integer >= 2, got ${folds}`);
     const iterations = numOpt(v, 'iterations');
-    const minutes = iterations !== undefined && v.minutes === undefined ? undefined : numOpt(v, 'minutes', 5)!;
-    if (minutes !== undefined && !(minutes > 0)) throw new SliceformError('bad-input', `--minutes must be positive`);
+    const minutes =
+      iterations !== undefined && v.minutes === undefined ? undefined : numOpt(v, 'minutes', 5)!;
+    if (minutes !== undefined && !(minutes > 0))
+      throw new SliceformError('bad-input', `--minutes must be positive`);
     if (iterations !== undefined && !(Number.isInteger(iterations) && iterations > 0))
       throw new SliceformError('bad-input', `--iterations must be a positive integer`);
     const fromTruthRaw = numOpt(v, 'labels-from-truth');
     if (fromTruthRaw !== undefined && !(Number.isInteger(fromTruthRaw) && fromTruthRaw >= 1))
-      throw new SliceformError('bad-input', `--labels-from-truth must be a positive integer (slices per axis)`);
+      throw new SliceformError(
+        'bad-input',
+        `--labels-from-truth must be a positive integer (slices per axis)`,
+      );
     const counts = (strOpt(v, 'counts') ?? '')
       .split(',')
       .filter((s) => s.trim() !== '')
       .map(Number);
-    if (counts.some((n) => !Number.isInteger(n) || n < 1)) throw new SliceformError('bad-input', `--counts must be positive integers, e.g. 1,2,4`);
+    if (counts.some((n) => !Number.isInteger(n) || n < 1))
+      throw new SliceformError('bad-input', `--counts must be positive integers, e.g. 1,2,4`);
     const curveCounts = counts.length ? counts : powersOfTwoUpTo(4);
     const doCurve = Boolean(v['slice-curve']);
     const doLovo = Boolean(v['leave-one-volume-out']);
     const doCv = foldsGiven || (!doCurve && !doLovo);
-    if (doLovo && images.length < 2) throw new SliceformError('bad-input', '--leave-one-volume-out needs at least two --image/--labels pairs');
+    if (doLovo && images.length < 2)
+      throw new SliceformError(
+        'bad-input',
+        '--leave-one-volume-out needs at least two --image/--labels pairs',
+      );
     const seed = numOpt(v, 'seed', 1)!;
     const defaults = TRAINING_DEFAULTS[presetName];
     const ds = parseFactors(strOpt(v, 'downsample') ?? (presetName === 'paper' ? 'none' : 'auto'));
-    if (ds === null) throw new SliceformError('bad-input', `--downsample must be auto, none, F or Z,Y,X (integers 1..8)`);
+    if (ds === null)
+      throw new SliceformError('bad-input', `--downsample must be auto, none, F or Z,Y,X (integers 1..8)`);
     const lr = numOpt(v, 'lr', defaults.optim.lr)!;
     const minFraction = numOpt(v, 'slice-min-fraction', 0.2)!;
 
@@ -252,15 +333,37 @@ const crossval: Command = {
       },
       io,
     );
-    const factors = ds === 'auto' ? autoDownsample(vols[0]!.image.spacing) : ds;
+
     const channels = vols[0]!.image.shape.c;
     for (const e of vols)
-      if (e.image.shape.c !== channels) throw new SliceformError('bad-input', `all images need the same channel count (${e.name} has ${e.image.shape.c}, ${vols[0]!.name} ${channels})`);
+      if (e.image.shape.c !== channels)
+        throw new SliceformError(
+          'bad-input',
+          `all images need the same channel count (${e.name} has ${e.image.shape.c}, ${vols[0]!.name} ${channels})`,
+        );
     let K = 2;
     for (const e of vols) for (const l of e.labels) if (l > K) K = l;
+    // densify's recipe; crossval differs only in what it says here (flips opt-in for speed)
+    const settings3d = recipeSettings({
+      preset: presetName,
+      minutes,
+      iterations,
+      seed,
+      device: device as 'cpu' | 'cuda',
+      lr,
+      bnAtTest: bnAtTest as 'running' | 'batch',
+      batchNorm: !v['no-batchnorm'],
+      downsample: ds,
+      flips: Boolean(v.flips),
+    });
+    const factors = planRecipe([vols[0]!.image], K, settings3d).downsample;
     const classNames =
-      strOpt(v, 'class-names')?.split(',').map((s) => s.trim()) ??
-      (fromTruthRaw !== undefined && !v['truth-classes'] ? ['background', 'nucleus'] : Array.from({ length: K }, (_, i) => `class${i + 1}`));
+      strOpt(v, 'class-names')
+        ?.split(',')
+        .map((s) => s.trim()) ??
+      (fromTruthRaw !== undefined && !v['truth-classes']
+        ? ['background', 'nucleus']
+        : Array.from({ length: K }, (_, i) => `class${i + 1}`));
 
     const net: NetConfig = {
       ...PRESETS[presetName],
@@ -287,25 +390,21 @@ const crossval: Command = {
             onProgress: (p) => {
               if (Date.now() - lastStep < 15_000) return;
               lastStep = Date.now();
-              io.err(`${p.label}: iteration ${p.iteration}, loss ${p.loss.toFixed(4)}, ${p.seconds.toFixed(0)} s`);
+              io.err(
+                `${p.label}: iteration ${p.iteration}, loss ${p.loss.toFixed(4)}, ${p.seconds.toFixed(0)} s`,
+              );
             },
           })
         : create3DLearner({
             engine,
-            net,
-            optim,
-            minutes,
-            iterations,
-            seed,
-            planeOut: defaults.planeOut,
-            cubeOut: defaults.cubeOut,
-            testTimeFlips: Boolean(v.flips),
-            downsample: factors,
-            modelOptions: { device: device as 'cpu' | 'cuda' },
+            settings: settings3d,
+            numClasses: K,
             onStep: (label, s) => {
               if (Date.now() - lastStep < 15_000) return;
               lastStep = Date.now();
-              io.err(`${label}: iteration ${s.iteration}, loss ${s.loss.toFixed(4)}, ${Math.round(s.voxelsPerSecond)} voxels/s, ${s.elapsed.toFixed(0)} s`);
+              io.err(
+                `${label}: iteration ${s.iteration}, loss ${s.loss.toFixed(4)}, ${Math.round(s.voxelsPerSecond)} voxels/s, ${s.elapsed.toFixed(0)} s`,
+              );
             },
           });
 
@@ -314,7 +413,9 @@ const crossval: Command = {
       log,
       classNames,
       onRun: (r: RunResult) =>
-        io.err(`${r.label}: IoU ${r.score.classes.map((c) => `${c.name ?? c.class} ${fmt(c.iou)}`).join(', ')} (train ${r.trainSeconds.toFixed(0)} s, predict ${r.predictSeconds.toFixed(0)} s)`),
+        io.err(
+          `${r.label}: IoU ${r.score.classes.map((c) => `${c.name ?? c.class} ${fmt(c.iou)}`).join(', ')} (train ${r.trainSeconds.toFixed(0)} s, predict ${r.predictSeconds.toFixed(0)} s)`,
+        ),
     };
     const results: ProtocolResult[] = [];
     if (doCv) results.push(await crossValidate(vols, folds, learner, popts));
@@ -350,11 +451,18 @@ const crossval: Command = {
       const bn = net.batchNorm ? `BN, BN at test: ${net.bnAtTest}` : 'no BN';
       const budget = minutes !== undefined ? `${minutes} min/run` : `${iterations} iterations/run`;
       for (const r of results) {
-        const res = mode === '3d' ? `, downsampled ${factors.join('x')} (z,y,x)${ds === 'auto' ? ' (auto)' : ''}` : ', full resolution';
-        io.out(`\n${title[r.protocol]} — ${mode.toUpperCase()} ${presetName}, ${bn}${res}, ${budget}, ${(r.seconds / 60).toFixed(1)} min\n`);
+        const res =
+          mode === '3d'
+            ? `, downsampled ${factors.join('x')} (z,y,x)${ds === 'auto' ? ' (auto)' : ''}`
+            : ', full resolution';
+        io.out(
+          `\n${title[r.protocol]} — ${mode.toUpperCase()} ${presetName}, ${bn}${res}, ${budget}, ${(r.seconds / 60).toFixed(1)} min\n`,
+        );
         io.out(protocolTable(r, classNames));
       }
-      io.out(`\ntotal ${(seconds / 60).toFixed(1)} min, engine ${engine.info.name} (${engine.info.version}), ${vols.length} volume(s)`);
+      io.out(
+        `\ntotal ${(seconds / 60).toFixed(1)} min, engine ${engine.info.name} (${engine.info.version}), ${vols.length} volume(s)`,
+      );
     }
     return 0;
   },
