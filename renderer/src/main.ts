@@ -6,6 +6,7 @@
 import '../styles/app.css';
 import type { vtkOpenGLRenderWindow } from '@kitware/vtk.js/Rendering/OpenGL/RenderWindow';
 import { installApi } from './api-client.js';
+import { engineLimitsShort } from '../../main/common/engine-limits.js';
 import { installVtkCounter, type VtkCounts } from './debug/vtk-count.js';
 import { App } from './app.js';
 import { button, el } from './dom.js';
@@ -99,7 +100,7 @@ async function main(): Promise<void> {
     root.dataset.shell = info.shell;
     // after a page reload the Files panel may already show the project the server holds: keep its message
     if (!app.store.volume && !app.loading)
-      app.store.status(`Sliceform ${info.version} — engine ${info.engine ? `${info.engine.name} ${info.engine.version}` : `unavailable (${info.engineError ?? 'not built'})`}. Drop a stack or open one.`);
+      app.store.status(`Sliceform ${info.version} — engine ${info.engine ? `${info.engine.name} ${info.engine.version}` : `unavailable (${info.engineError ?? 'not built'})`}${engineLimitsShort(info.engine) ? ` (${engineLimitsShort(info.engine)})` : ''}. Drop a stack or open one.`);
   } catch (e) {
     root.dataset.ready = '1';
     app.error(e, 'Connecting to Sliceform');
