@@ -222,6 +222,8 @@ export class ProjectStore {
           revs.set(id, v.editor.revision);
         }
       }
+      // a first save names the project after its folder, in the file too (it reopened as "Untitled")
+      if (this.name === 'Untitled') this.name = basename(dir).replace(/\.sliceform$/, '');
       const savedAt = await writeProject(dir, { name: this.name, volumes: this.refs, models: this.models, settings: this.settings, metrics: this.metrics }, layers);
       for (const [id, rev] of revs) {
         const v = this.volumes.peek(id);

@@ -3,15 +3,17 @@
  * pointer, middle-drag (or Space+drag) pans, right-drag zooms, left click/drag in the navigate tool moves the
  * linked crosshair. With brush/eraser, left-drag belongs to the vtk.js PaintWidget.
  *
- * Keys: ↑/↓ or PageUp/PageDown step the slice of the view under the pointer; N navigate, B brush, E eraser;
- * 1–9 pick a class; [ and ] change the brush size; Ctrl+Z undo, Ctrl+Shift+Z (or Ctrl+Y) redo; O outline;
- * L labels on/off; F maximise the view under the pointer; R reset its zoom.
+ * Keys (the table in panels/shortcuts.ts, shown by `?`): ↑/↓ or PageUp/PageDown step the slice of the view
+ * under the pointer; N navigate, B brush, E eraser; 1–9 pick a class; [ and ] change the brush size; Ctrl+Z
+ * undo, Ctrl+Shift+Z (or Ctrl+Y) redo; O outline; H (or L) labels on/off; F maximise the view under the
+ * pointer; R reset its zoom; T train; D densify; ? help; Esc closes the help (else: navigate).
  */
 import type { App } from './app.js';
+import type { ShortcutHelp } from './panels/shortcuts.js';
 import { PLANES, type Plane } from './render/composite.js';
 import type { ViewId } from './layout.js';
 
-export function wireInteraction(app: App): void {
+export function wireInteraction(app: App, help?: ShortcutHelp): void {
   const st = app.store;
   let hovered: ViewId = 'xy';
   let spaceDown = false;
@@ -125,10 +127,24 @@ export function wireInteraction(app: App): void {
         ev.preventDefault();
         app.stepSlice(plane, key === 'PageDown' ? -10 : -1);
         return;
+      case 'Escape':
+        if (help?.open) help.hide();
+        else setTool(app, 'navigate');
+        return;
+      case '?':
+        help?.toggle();
+        return;
       case 'n':
       case 'N':
-      case 'Escape':
         setTool(app, 'navigate');
+        return;
+      case 't':
+      case 'T':
+        clickButton('train-start');
+        return;
+      case 'd':
+      case 'D':
+        clickButton('densify');
         return;
       case 'b':
       case 'B':
@@ -149,6 +165,8 @@ export function wireInteraction(app: App): void {
         st.outline = !st.outline;
         st.emit('overlay', undefined);
         return;
+      case 'h':
+      case 'H':
       case 'l':
       case 'L':
         st.showAnnotation = st.showPrediction = !(st.showAnnotation || st.showPrediction);
@@ -180,4 +198,10 @@ export function wireInteraction(app: App): void {
 export function setTool(app: App, tool: 'navigate' | 'brush' | 'eraser'): void {
   app.store.tool = tool;
   app.store.emit('tool', tool);
+}
+
+/** A shortcut for a panel's button does exactly what a click does (and nothing while it is disabled). */
+function clickButton(testid: string): void {
+  const b = document.querySelector(`[data-testid="${testid}"]`) as HTMLButtonElement | null;
+  if (b && !b.disabled) b.click();
 }

@@ -15,6 +15,7 @@ import { mountViewChrome } from './panels/view-chrome.js';
 import { channelsPanel, labelsPanel } from './panels/display.js';
 import { batchPanel, trainingPanel } from './panels/jobs.js';
 import { filesPanel } from './panels/files.js';
+import { ShortcutHelp } from './panels/shortcuts.js';
 import { PLANES, type Plane } from './render/composite.js';
 import type { Tool } from './state.js';
 
@@ -72,12 +73,16 @@ async function main(): Promise<void> {
   root.replaceChildren();
   const side = el('aside', { class: 'sidebar' });
   const foot = el('footer', { class: 'footer' });
-  root.append(toolbar(app), el('div', { class: 'main' }, side, app.layout.root), foot);
+  const toolbarEl = toolbar(app);
+  root.append(toolbarEl, el('div', { class: 'main' }, side, app.layout.root), foot);
   foot.append(statusBar(app));
   app.mountViews();
   mountViewChrome(app, foot);
   side.append(filesPanel(app), channelsPanel(app), labelsPanel(app), trainingPanel(app), batchPanel(app));
-  wireInteraction(app);
+  const help = new ShortcutHelp();
+  root.append(help.root);
+  toolbarEl.append(button('?', 'shortcut-button', () => help.toggle(), 'keyboard shortcuts (?)'));
+  wireInteraction(app, help);
   api.onCompute((e) => {
     if (e.state === 'crashed' || e.state === 'restarting')
       app.store.status(`The computing process stopped (${e.message ?? 'crash'}) and is being restarted; your annotations are safe.${e.lostJobs?.length ? ' Restart the interrupted job.' : ''}`, 'error');
