@@ -3,6 +3,7 @@
  * converting a ground truth to classes, and streaming a segmentation (and probabilities) to ImageJ TIFFs.
  */
 import { readVolume } from '../io/index.js';
+import { labelDType } from '../io/writer.js';
 import type { Volume } from '../common/volume.js';
 import { SliceformError } from '../common/errors.js';
 import type { CancelSignal, ProgressCallback } from '../common/progress.js';
@@ -38,6 +39,8 @@ export function truthToClasses(truth: ArrayLike<number>, numClasses: number, mod
     if (v === 0) hasZero = true;
   }
   const m = mode === 'auto' ? (max > numClasses || (hasZero && numClasses === 2 && max <= 1) ? 'instances' : 'classes') : mode;
+  // classes are returned as uint8: refuse what would wrap (class 281 -> 25) instead of scoring garbage
+  if (m === 'classes' && max > 255) throw new SliceformError('bad-input', `the ground truth holds class ${max}; at most 255 classes are supported (use instances mode for instance labels)`);
   const out = new Uint8Array(truth.length);
   if (m === 'instances') for (let i = 0; i < truth.length; i++) out[i] = truth[i]! > 0 ? 2 : 1;
   else for (let i = 0; i < truth.length; i++) out[i] = truth[i]!;
@@ -59,11 +62,12 @@ export interface WriteSegmentationOptions {
   onProgress?: ProgressCallback;
 }
 
-/** Segments a stack and streams labels (uint8) and optionally probabilities (float32, K channels) to disk. */
+/** Segments a stack and streams labels (uint8, uint16 above 255 classes) and optionally probabilities (float32, K channels) to disk. */
 export async function segmentToFiles(model: Model, image: Volume, o: WriteSegmentationOptions): Promise<SegmentResult> {
   const { x: W, y: H, z: D } = image.shape;
   const K = model.config.numClasses;
-  const lw = await SlabTiffWriter.create(o.out, { width: W, height: H, depth: D, channels: 1, dtype: 'uint8', spacing: image.spacing, displayRange: [0, K] });
+  // uint16 labels when K > 255: uint8 would wrap class 281 to 25 (issue 14, item 13)
+  const lw = await SlabTiffWriter.create(o.out, { width: W, height: H, depth: D, channels: 1, dtype: labelDType(K), spacing: image.spacing, displayRange: [0, K] });
   let pw: SlabTiffWriter | null = null;
   try {
     if (o.probabilitiesOut) {

@@ -33,7 +33,7 @@ export interface SegmentOptions {
 }
 
 export interface SegmentResult extends PredictResult {
-  /** Z*Y*X labels (when collected) */
+  /** Z*Y*X labels (when collected; up to 255 classes: more are streamed to disk as uint16 only) */
   labels?: Uint8Array;
 }
 
@@ -44,6 +44,10 @@ export async function segmentVolume(model: Model, volume: Volume, opts: SegmentO
   }
   const { x: X, y: Y, z: Z } = volume.shape;
   const collect = opts.collect ?? !opts.onSlab;
+  // collected labels are uint8 (scoring, evaluation); a model with more classes must stream (uint16 slabs)
+  if (collect && net.numClasses > 255) {
+    throw new SliceformError('unsupported', `the model has ${net.numClasses} classes; labels held in memory support at most 255 (write them to a file instead)`);
+  }
   const labels = collect ? new Uint8Array(X * Y * Z) : undefined;
   const f = opts.downsample ?? [1, 1, 1];
   if (!isIdentity(f)) return segmentDownsampled(model, volume, f, opts, labels);
@@ -112,7 +116,7 @@ async function segmentDownsampled(model: Model, volume: Volume, f: Factors, opts
     const depth = Math.min(step, Z - z0);
     const probs = upsampleSlab(lowProbs, K, lowShape, [Z, Y, X], f, z0, depth);
     const n = depth * Y * X;
-    const lab = new Uint8Array(n);
+    const lab = K > 255 ? new Uint16Array(n) : new Uint8Array(n);
     const w = opts.decisionWeights ?? new Array<number>(K).fill(1);
     for (let i = 0; i < n; i++) {
       let best = 0;

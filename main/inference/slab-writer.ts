@@ -9,19 +9,22 @@ import { basename, dirname, join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { SliceformError } from '../common/errors.js';
 import type { Spacing } from '../common/volume.js';
+import { imagejCalibration } from '../io/writer.js';
 
 export interface SlabWriterOptions {
   width: number;
   height: number;
   depth: number;
   channels: number;
-  dtype: 'uint8' | 'float32';
+  /** labels: uint8, or uint16 when there are more than 255 classes (labelDType in main/io/writer.ts) */
+  dtype: 'uint8' | 'uint16' | 'float32';
   spacing: Spacing;
   /** ImageJ display range */
   displayRange: [number, number];
 }
 
-const BYTES = { uint8: 1, float32: 4 } as const;
+const BYTES = { uint8: 1, uint16: 2, float32: 4 } as const;
+const ARRAY = { uint8: Uint8Array, uint16: Uint16Array, float32: Float32Array } as const;
 
 export class SlabTiffWriter {
   private fh: FileHandle | null = null;
@@ -58,8 +61,10 @@ export class SlabTiffWriter {
   /**
    * Appends `depth` z-planes. `data` is channel-planar for the slab: C * depth * H * W (labels: C = 1).
    */
-  async writeSlab(data: Uint8Array | Float32Array, depth: number): Promise<void> {
+  async writeSlab(data: Uint8Array | Uint16Array | Float32Array, depth: number): Promise<void> {
     const { width: W, height: H, channels: C } = this.o;
+    // a slab of another width would be written as the wrong bytes (uint16 classes into uint8 wrap)
+    if (!(data instanceof ARRAY[this.o.dtype])) throw new SliceformError('internal', `slab is ${data.constructor.name}, the file is ${this.o.dtype}`);
     const plane = W * H;
     if (data.length !== C * depth * plane) throw new SliceformError('internal', `slab has ${data.length} values, expected ${C}x${depth}x${H}x${W}`);
     if (this.zWritten + depth > this.o.depth) throw new SliceformError('internal', `slab past the last z (${this.o.depth})`);
@@ -86,14 +91,15 @@ export class SlabTiffWriter {
     if (this.zWritten !== o.depth) throw new SliceformError('internal', `only ${this.zWritten} of ${o.depth} z-planes were written`);
     const pages = this.pageOffsets.length;
     const bpp = BYTES[o.dtype];
-    const micron = /^(µm|μm|um|micron)$/i.test(o.spacing.unit.trim());
+    // one calibration recipe with the ImageJ writer: µm, other units, or a pixel size without a unit
+    const cal = imagejCalibration(o.spacing, o.depth);
     const desc = [
       'ImageJ=1.11a',
       `images=${pages}`,
       ...(o.channels > 1 ? [`channels=${o.channels}`] : []),
       ...(o.depth > 1 ? [`slices=${o.depth}`] : []),
       ...(o.channels > 1 ? ['hyperstack=true', 'mode=grayscale'] : []),
-      ...(micron ? ['unit=micron', ...(o.depth > 1 ? [`spacing=${o.spacing.z}`] : [])] : []),
+      ...cal.lines,
       'loop=false',
       `min=${o.displayRange[0]}`,
       `max=${o.displayRange[1]}`,
@@ -111,8 +117,8 @@ export class SlabTiffWriter {
       while (den > 1 && v * den > 0xffffffff) den = Math.floor(den / 10);
       return [Math.max(1, Math.round(v * den)), den];
     };
-    const [xn, xd] = rat(micron ? 1 / o.spacing.x : 1);
-    const [yn, yd] = rat(micron ? 1 / o.spacing.y : 1);
+    const [xn, xd] = rat(cal.resolution?.x ?? 1);
+    const [yn, yd] = rat(cal.resolution?.y ?? 1);
     res.writeUInt32LE(xn, 0);
     res.writeUInt32LE(xd, 4);
     res.writeUInt32LE(yn, 8);

@@ -144,6 +144,8 @@ export function validatePairs(pairs: TrainPair[], net: NetConfig): void {
     if (m > net.numClasses) {
       throw new SliceformError('bad-input', `labels go up to ${m} but the network has ${net.numClasses} classes`, { file: labels.source });
     }
+    // training keeps labels as uint8 (tiles, augmentation, engine batches): class 281 would silently become 25
+    if (m > 255) throw new SliceformError('bad-input', `labels go up to class ${m}; training supports at most 255 classes`, { file: labels.source });
     for (let i = 0; i < labels.data.length; i++) {
       const v = labels.data[i]!;
       if (v < 0 || !Number.isInteger(v)) throw new SliceformError('bad-input', `label value ${v} at index ${i} is not a class (0..K)`, { file: labels.source });

@@ -65,8 +65,8 @@ export interface Slab {
   /** first z of the slab (region coordinates) */
   z0: number;
   depth: number;
-  /** argmax labels 1..K, depth*Y*X of the region */
-  labels: Uint8Array;
+  /** argmax labels 1..K, depth*Y*X of the region (uint16 when K > 255, so classes never wrap) */
+  labels: Uint8Array | Uint16Array;
   /** per-class probabilities K*depth*Y*X, when requested */
   probabilities?: Float32Array;
 }
@@ -171,7 +171,7 @@ export async function predictRegion(
       const s = 1 / flips.length;
       for (let i = 0; i < probs.length; i++) probs[i]! *= s;
     }
-    const labels = new Uint8Array(slabN);
+    const labels = K > 255 ? new Uint16Array(slabN) : new Uint8Array(slabN);
     const w = opts.decisionWeights ?? new Array<number>(K).fill(1);
     for (let i = 0; i < slabN; i++) {
       let best = 0;

@@ -117,7 +117,7 @@ describe('ImageJ TIFF writer', () => {
 
   it('refuses dtypes ImageJ cannot hold and leaves no temp files on success or failure', async () => {
     await expect(writeImageJTiff(join(tmp.dir, 'bad.tif'), synth('int8', 4, 4, 2, 1))).rejects.toThrow(
-      /uint8, uint16 or float32/,
+      /ImageJ TIFF holds uint8, uint16(, uint32)? or float32, not int8/,
     );
     await expect(
       writeImageJTiff(join(tmp.dir, 'missing-dir', 'x.tif'), synth('uint8', 4, 4, 2, 1)),

@@ -454,8 +454,19 @@ async function omeLayout(
   const sx = conv(ome.physX, ome.physXUnit);
   const sy = conv(ome.physY, ome.physYUnit);
   const sz = conv(ome.physZ, ome.physZUnit);
+  // sizes in OME's "pixel" unit (what our writer stores for a pixel size without a physical unit)
+  const inPixels = (u: string | undefined) => u !== undefined && /^pixels?$/i.test(u.trim());
   const spacing: Spacing =
-    sx !== undefined ? { x: sx, y: sy ?? sx, z: sz ?? sx, unit: 'µm' } : { x: 1, y: 1, z: 1, unit: 'pixel' };
+    sx !== undefined
+      ? { x: sx, y: sy ?? sx, z: sz ?? sx, unit: 'µm' }
+      : ome.physX !== undefined && inPixels(ome.physXUnit)
+        ? {
+            x: ome.physX,
+            y: ome.physY !== undefined && inPixels(ome.physYUnit) ? ome.physY : ome.physX,
+            z: ome.physZ !== undefined && inPixels(ome.physZUnit) ? ome.physZ : ome.physX,
+            unit: 'pixel',
+          }
+        : { x: 1, y: 1, z: 1, unit: 'pixel' };
   checkSpacing(src.path, spacing, 'OME-XML PhysicalSize');
   const names: string[] = [];
   for (let c = 0; c < ome.sizeC; c++) names.push(ome.channelNames[Math.floor(c / spp)] || `C${c + 1}`);
