@@ -94,8 +94,11 @@ describe('painted slices across save and reopen (real 1135_mini.h5)', () => {
     await a.saveProject({ path: pdir });
     expect(JSON.parse(await readFile(paintedSlicesFile(pdir, v.id), 'utf8'))).toMatchObject({ paintedSlices: { xy: [20, 30], xz: [50], yz: [] } });
 
+    // the first save names the project after its folder in project.json too (it reopened as "Untitled")
+    expect(JSON.parse(await readFile(join(pdir, 'project.json'), 'utf8')).name).toBe('p');
+
     const b = svc();
-    await b.openProject({ path: pdir });
+    expect((await b.openProject({ path: pdir })).name).toBe('p');
     const reopened = await b.getAnnotationSummary({ volumeId: v.id });
     expect(reopened.paintedSlices).toEqual({ xy: [20, 30], xz: [50], yz: [] });
     expect(reopened.classVoxels).toEqual(live.classVoxels);
