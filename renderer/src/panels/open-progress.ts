@@ -23,27 +23,21 @@ export function openProgressText(name: string, p: OpenProgress): string {
   return `Opening ${name}… ${WORDS[p.stage]} ${Math.floor(Math.max(0, Math.min(1, p.fraction)) * 100)} %`;
 }
 
-/** Reads a File chunk by chunk (File.arrayBuffer() says nothing until it is done). */
+/**
+ * Reads a File in slices (File.arrayBuffer() says nothing until it is done; a stream's chunk size is up to
+ * the browser), about 100 reports for a large file, at least every 256 KiB for a small one.
+ */
 export async function readFileWithProgress(file: File, onProgress: (fraction: number) => void): Promise<Uint8Array> {
   const total = file.size;
-  if (!total || typeof file.stream !== 'function') return new Uint8Array(await file.arrayBuffer());
+  if (!total) return new Uint8Array(await file.arrayBuffer());
   const out = new Uint8Array(total);
-  const reader = file.stream().getReader();
-  let at = 0;
-  let last = -1;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    if (at + value.length > total) throw new Error(`${file.name} grew while it was being read`);
-    out.set(value, at);
-    at += value.length;
-    const f = at / total;
-    if (f - last >= 0.01 || f === 1) {
-      last = f;
-      onProgress(f);
-    }
+  const chunk = Math.max(256 * 1024, Math.ceil(total / 100));
+  for (let at = 0; at < total; at += chunk) {
+    const part = new Uint8Array(await file.slice(at, Math.min(total, at + chunk)).arrayBuffer());
+    if (part.length !== Math.min(chunk, total - at)) throw new Error(`${file.name} changed while it was being read`);
+    out.set(part, at);
+    onProgress(Math.min(total, at + chunk) / total);
   }
-  if (at !== total) throw new Error(`${file.name} could not be read completely (${at} of ${total} bytes)`);
   return out;
 }
 
