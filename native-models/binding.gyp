@@ -3,7 +3,18 @@
   "targets": [
     {
       "target_name": "sliceform_native",
-      "sources": ["src/addon.cc", "src/model.cc"],
+      # addon.cc: the N-API glue (no torch); the rest is pure C++ over ATen, one file per part, as the TF.js engine
+      "sources": [
+        "src/addon.cc",
+        "src/model.cc",
+        "src/network.cc",
+        "src/losses.cc",
+        "src/optim.cc",
+        "src/checkpoint.cc",
+        "src/allocator.cc",
+        "src/config.cc",
+        "src/errors.cc"
+      ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "<!@(node -p \"process.env.SF_TORCH_INCLUDES || ''\")"

@@ -3,7 +3,7 @@
 //   npm run build:addon                 Debian libtorch-dev (/usr/include/torch, /usr/lib/<triplet>)
 //   LIBTORCH=/path/to/libtorch npm run build:addon   any libtorch root with include/ lib/ share/cmake/Torch
 //                                        (e.g. the folder of a pip torch package: python3 -c 'import torch,os;print(os.path.dirname(torch.__file__))')
-//   --force  reconfigure from scratch; --jobs N  parallel compile (default 1: the two TUs are heavy)
+//   --force  reconfigure from scratch; --jobs N  parallel compile (default 1: each libtorch TU is heavy)
 // Incremental: configure only when the libtorch root changed; make rebuilds only changed sources.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -101,7 +101,9 @@ const nodedir =
 const gypArgs = nodedir ? [`--nodedir=${nodedir}`] : [];
 
 const stampFile = join(root, 'build', 'sliceform-config.json');
-const stamp = JSON.stringify({ ...t, libs, abi: env.SF_TORCH_CXX11_ABI, nodedir });
+// binding.gyp is part of the stamp: a changed source list must regenerate the Makefile
+const gypFile = readFileSync(join(root, 'binding.gyp'), 'utf8');
+const stamp = JSON.stringify({ ...t, libs, abi: env.SF_TORCH_CXX11_ABI, nodedir, gypFile });
 const configured =
   existsSync(join(root, 'build', 'Makefile')) &&
   existsSync(stampFile) &&

@@ -1,7 +1,9 @@
 // Sliceform native engine: the 3D/2D U-Net of Çiçek et al. 2016 over libtorch.
 //
 // This header is deliberately free of torch and N-API includes: addon.cc (the N-API glue) compiles in
-// seconds and only model.cc pays for the libtorch headers. Every function here throws
+// seconds and only the model's parts pay for the libtorch headers: model.cc (input checks, guards, the Model
+// implementation), network.cc (U-Net), losses.cc, optim.cc, checkpoint.cc (format), allocator.cc (CPU cache),
+// config.cc (shape maths, config checks, runtime info), errors.cc. Every function here throws
 // sf::Error (a std::runtime_error) with a message meant for the user; nothing aborts the process.
 #pragma once
 
