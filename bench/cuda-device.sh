@@ -53,7 +53,7 @@ run() {
   time g++ -std=c++17 -O2 -fPIC -shared -fexceptions -frtti -Wno-deprecated-declarations \
     -D_GLIBCXX_USE_CXX11_ABI="$ABI" -DNAPI_VERSION=8 -DNAPI_CPP_EXCEPTIONS -DNODE_ADDON_API_DISABLE_DEPRECATED \
     -I.tmp/cuda-kit/include/node -I.tmp/cuda-kit/node-addon-api $INC \
-    native-models/src/addon.cc native-models/src/model.cc -o native-models/build/Release/sliceform_native.node \
+    native-models/src/*.cc -o native-models/build/Release/sliceform_native.node \
     -L"$LIB" -Wl,-rpath,"$LIB" -Wl,--no-as-needed $LIBS -Wl,--as-needed
   "$NODE" -e "const n=require('./native-models/build/Release/sliceform_native.node');console.log('addon: libtorch',n.torchVersion(),'cuda',n.cudaAvailable())"
   DEV=cpu
