@@ -46,9 +46,15 @@ export function predictedFractions(p: Float32Array, n: number, K: number, w: Arr
  * Fits decision weights on probabilities `p` (class-planar, K x n) of n annotated voxels with labels 1..K.
  * With mode 'none', or fewer than 50 voxels, or a class missing from the paint, the weights stay 1.
  */
-export function fitCalibration(p: Float32Array, labels: ArrayLike<number>, K: number, mode: 'fraction' | 'none' = 'fraction'): Calibration {
+export function fitCalibration(
+  p: Float32Array,
+  labels: ArrayLike<number>,
+  K: number,
+  mode: 'fraction' | 'none' = 'fraction',
+): Calibration {
   const n = labels.length;
-  if (p.length !== K * n) throw new RangeError(`calibration: ${p.length} probabilities for ${n} voxels and ${K} classes`);
+  if (p.length !== K * n)
+    throw new RangeError(`calibration: ${p.length} probabilities for ${n} voxels and ${K} classes`);
   const counts = new Float64Array(K);
   for (let i = 0; i < n; i++) {
     const l = labels[i]!;
@@ -57,7 +63,14 @@ export function fitCalibration(p: Float32Array, labels: ArrayLike<number>, K: nu
   const painted = Array.from(counts, (c) => c / Math.max(1, n));
   const ones = new Array<number>(K).fill(1);
   const before = predictedFractions(p, n, K, ones);
-  const base: Calibration = { mode: 'none', weights: ones, voxels: n, paintedFractions: painted, predictedFractionsArgmax: before, predictedFractions: before };
+  const base: Calibration = {
+    mode: 'none',
+    weights: ones,
+    voxels: n,
+    paintedFractions: painted,
+    predictedFractionsArgmax: before,
+    predictedFractions: before,
+  };
   if (mode === 'none' || n < 50) return base;
   const present = painted.filter((f) => f > 0).length;
   if (present < 2) return base;
@@ -92,5 +105,12 @@ export function fitCalibration(p: Float32Array, labels: ArrayLike<number>, K: nu
       if (moved < 1e-3) break;
     }
   }
-  return { mode, weights: w, voxels: n, paintedFractions: painted, predictedFractionsArgmax: before, predictedFractions: predictedFractions(p, n, K, w) };
+  return {
+    mode,
+    weights: w,
+    voxels: n,
+    paintedFractions: painted,
+    predictedFractionsArgmax: before,
+    predictedFractions: predictedFractions(p, n, K, w),
+  };
 }

@@ -28,6 +28,7 @@ export const RECIPE_OPTIONS = {
   'no-flips': { type: 'boolean' },
   downsample: { type: 'string' },
   calibration: { type: 'string' },
+  validation: { type: 'string' },
 } as const;
 
 /** Help lines of the recipe's options (the same in every command). */
@@ -53,6 +54,8 @@ export function recipeUsage(defaultMinutes: number): string {
   --calibration C        fraction (default): fit per-class decision weights on the annotated voxels so that the
                          predicted class fractions there match the painted ones (undoes the class weights' bias)
                          | none: plain argmax
+  --validation V         blocks (default): keep a fifth of the paint (random blocks) out of training, fit the
+                         decision there and estimate the IoU you will get | none: train on all paint
   --no-flips             predict without test-time flip averaging (4x faster prediction)`;
 }
 
@@ -114,6 +117,7 @@ export function recipeFromValues(values: Record<string, unknown>, defaultMinutes
         flips: named('no-flips') ? false : undefined,
         downsample,
         calibration: str(values, 'calibration') as RecipeSettings['calibration'] | undefined,
+        validation: str(values, 'validation') as RecipeSettings['validation'] | undefined,
       },
       availableParallelism(),
     );

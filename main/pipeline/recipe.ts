@@ -16,10 +16,17 @@ import { TRAINING_DEFAULTS, resolveNet } from '../training/presets.js';
 import { maxLabel, trainModel, type StepInfo } from '../training/trainer.js';
 import type { TrainingSummary, ModelManifest } from '../inference/model-dir.js';
 import type { Normalisation } from '../volume/preprocess.js';
-import { autoDownsample, downsampleLabelVolume, downsampleVolume, isIdentity, type Factors } from '../volume/resample.js';
+import {
+  autoDownsample,
+  downsampleLabelVolume,
+  downsampleVolume,
+  isIdentity,
+  type Factors,
+} from '../volume/resample.js';
 import { predictRegion, sourceFromVolume } from '../volume/predict.js';
 import type { Vec3 } from '../volume/tiling.js';
 import { fitCalibration, type Calibration } from './calibration.js';
+import { foregroundIoU, splitBlocks } from './holdout.js';
 import type { RecipeSettings } from './settings.js';
 
 export interface RecipePlan {
@@ -36,6 +43,7 @@ export interface RecipePlan {
   testTimeFlips: boolean;
   calibration: RecipeSettings['calibration'];
   holdout: RecipeSettings['holdout'];
+  validation: RecipeSettings['validation'];
 }
 
 /** Network, optimiser, working resolution and tiles for these settings and data. Pure. */
@@ -43,9 +51,18 @@ export function planRecipe(images: Volume[], numClasses: number, s: RecipeSettin
   if (images.length === 0) throw new SliceformError('bad-input', 'no training volumes given');
   const C = images[0]!.shape.c;
   for (const im of images) {
-    if (im.shape.c !== C) throw new SliceformError('bad-input', `all images need the same channel count: ${im.source} has ${im.shape.c}, the first ${C}`, { file: im.source });
+    if (im.shape.c !== C)
+      throw new SliceformError(
+        'bad-input',
+        `all images need the same channel count: ${im.source} has ${im.shape.c}, the first ${C}`,
+        { file: im.source },
+      );
   }
-  const net: NetConfig = { ...resolveNet(s.preset, C, numClasses), bnAtTest: s.bnAtTest, batchNorm: s.batchNorm };
+  const net: NetConfig = {
+    ...resolveNet(s.preset, C, numClasses),
+    bnAtTest: s.bnAtTest,
+    batchNorm: s.batchNorm,
+  };
   if (s.levels !== undefined) net.levels = s.levels;
   if (s.baseFilters !== undefined) net.baseFilters = s.baseFilters;
   const d = TRAINING_DEFAULTS[s.preset];
@@ -62,6 +79,7 @@ export function planRecipe(images: Volume[], numClasses: number, s: RecipeSettin
     testTimeFlips: s.flips,
     calibration: s.calibration,
     holdout: s.holdout,
+    validation: s.validation,
   };
 }
 
@@ -90,11 +108,28 @@ export interface TrainedRecipe {
   normalisation: Normalisation;
   summary: TrainingSummary;
   calibration: Calibration;
+  /** the IoU estimated on held-out blocks of the paint (estimate null when the paint was too thin to hold any out) */
+  selfValidation: SelfValidation;
   cancelled: boolean;
 }
 
+export interface SelfValidation {
+  /** mean IoU of the foreground classes (2..K) on the held-out painted voxels, with the calibrated decision */
+  estimate: number | null;
+  /** the same with a plain argmax */
+  estimateArgmax: number | null;
+  heldOutVoxels: number;
+  /** what the decision was fitted on */
+  fittedOn: 'held-out' | 'training' | 'none';
+}
+
 /** Trains the recipe on full-resolution images and sparse labels. The caller disposes the model. */
-export async function trainRecipe(engine: Engine, pairs: RecipePair[], s: RecipeSettings, hooks: RecipeHooks = {}): Promise<TrainedRecipe> {
+export async function trainRecipe(
+  engine: Engine,
+  pairs: RecipePair[],
+  s: RecipeSettings,
+  hooks: RecipeHooks = {},
+): Promise<TrainedRecipe> {
   if (pairs.length === 0) throw new SliceformError('bad-input', 'no training volumes given');
   const K = Math.max(2, hooks.numClasses ?? 0, ...pairs.map((p) => maxLabel(p.labels.data)));
   const plan = planRecipe(
@@ -104,8 +139,19 @@ export async function trainRecipe(engine: Engine, pairs: RecipePair[], s: Recipe
   );
   const f = plan.downsample;
   if (!isIdentity(f)) hooks.log?.(`working at reduced resolution: downsampled by ${f.join('x')} (z,y,x)`);
-  const low = pairs.map((p) => ({ image: downsampleVolume(p.image, f), labels: downsampleLabelVolume(p.labels, f) }));
-  const trained = await trainModel(engine, low, {
+  const low = pairs.map((p) => ({
+    image: downsampleVolume(p.image, f),
+    labels: downsampleLabelVolume(p.labels, f),
+  }));
+  const split =
+    plan.validation === 'blocks'
+      ? low.map((p) => splitBlocks(p.labels.data, [p.labels.shape.z, p.labels.shape.y, p.labels.shape.x], K, { seed: s.seed }))
+      : null;
+  const heldOutVoxels = split ? split.reduce((a, x) => a + x.heldOutVoxels, 0) : 0;
+  const useHeldOut = split !== null && heldOutVoxels >= 500;
+  const trainPairs = useHeldOut ? low.map((p, i) => ({ image: p.image, labels: { ...p.labels, data: split![i]!.train } })) : low;
+  if (useHeldOut) hooks.log?.(`self-validation: ${heldOutVoxels} painted voxels in held-out blocks (not trained on)`);
+  const trained = await trainModel(engine, trainPairs, {
     net: plan.net,
     optim: plan.optim,
     modelOptions: { device: s.device, threads: s.threads, seed: s.seed },
@@ -127,8 +173,29 @@ export async function trainRecipe(engine: Engine, pairs: RecipePair[], s: Recipe
     onStep: hooks.onStep,
   });
   let calibration: Calibration;
+  let selfValidation: SelfValidation = { estimate: null, estimateArgmax: null, heldOutVoxels: 0, fittedOn: 'none' };
   try {
-    calibration = await calibrate(trained.model, low, trained.normalisation, plan, hooks.signal);
+    const evalLabels = useHeldOut ? split!.map((x) => x.heldOut) : low.map((p) => p.labels.data as Uint8Array);
+    const needed = plan.calibration !== 'none' || useHeldOut;
+    const { p, l } = needed
+      ? await probabilitiesAt(
+          trained.model,
+          low.map((x) => x.image),
+          evalLabels,
+          trained.normalisation,
+          plan,
+          hooks.signal,
+        )
+      : { p: new Float32Array(0), l: new Uint8Array(0) };
+    calibration = fitCalibration(p, l, K, plan.calibration);
+    if (useHeldOut) {
+      selfValidation = {
+        estimate: foregroundIoU(decide(p, l.length, K, calibration.weights), l, K),
+        estimateArgmax: foregroundIoU(decide(p, l.length, K, new Array<number>(K).fill(1)), l, K),
+        heldOutVoxels: l.length,
+        fittedOn: plan.calibration === 'none' ? 'none' : 'held-out',
+      };
+    } else if (plan.calibration !== 'none') selfValidation = { ...selfValidation, fittedOn: 'training' };
   } catch (e) {
     trained.model.dispose();
     throw e;
@@ -136,25 +203,44 @@ export async function trainRecipe(engine: Engine, pairs: RecipePair[], s: Recipe
   if (calibration.mode !== 'none') {
     const pct = (a: number[]) => a.map((v) => (v * 100).toFixed(1)).join('/');
     hooks.log?.(
-      `calibrated decision on ${calibration.voxels} annotated voxels: class fractions painted ${pct(calibration.paintedFractions)} %, argmax ${pct(calibration.predictedFractionsArgmax)} %, calibrated ${pct(calibration.predictedFractions)} %`,
+      `calibrated decision on ${calibration.voxels} ${useHeldOut ? 'held-out' : 'annotated'} voxels: class fractions painted ${pct(calibration.paintedFractions)} %, argmax ${pct(calibration.predictedFractionsArgmax)} %, calibrated ${pct(calibration.predictedFractions)} %`,
     );
   }
-  return { model: trained.model, plan, normalisation: trained.normalisation, summary: trained.summary, calibration, cancelled: trained.cancelled };
+  if (selfValidation.estimate !== null)
+    hooks.log?.(
+      `held-out IoU estimate ${selfValidation.estimate.toFixed(3)} (argmax ${selfValidation.estimateArgmax?.toFixed(3)}) on ${selfValidation.heldOutVoxels} painted voxels`,
+    );
+  return {
+    model: trained.model,
+    plan,
+    normalisation: trained.normalisation,
+    summary: trained.summary,
+    calibration,
+    selfValidation,
+    cancelled: trained.cancelled,
+  };
 }
 
 /**
- * Probabilities of the trained model at every annotated voxel (at the working resolution, with the same
- * test-time flips as the final prediction), then the fitted decision.
+ * Probabilities of the trained model at the labelled voxels of `labelSets` (at the working resolution, with the
+ * same test-time flips as the final prediction): class-planar K x n, and their labels.
  */
-async function calibrate(model: Model, low: RecipePair[], norm: Normalisation, plan: RecipePlan, signal?: CancelSignal): Promise<Calibration> {
+async function probabilitiesAt(
+  model: Model,
+  images: Volume[],
+  labelSets: ArrayLike<number>[],
+  norm: Normalisation,
+  plan: RecipePlan,
+  signal?: CancelSignal,
+): Promise<{ p: Float32Array; l: Uint8Array }> {
   const K = plan.net.numClasses;
-  if (plan.calibration === 'none') return fitCalibration(new Float32Array(0), [], K, 'none');
   // sample at most ~400k annotated voxels (evenly strided) so that big paintings stay cheap
   const chunksP: Float32Array[] = [];
   const chunksL: Uint8Array[] = [];
-  for (const { image, labels } of low) {
+  for (let v = 0; v < images.length; v++) {
+    const image = images[v]!;
     const { x: X, y: Y, z: Z } = image.shape;
-    const lab = labels.data;
+    const lab = labelSets[v]!;
     let n = 0;
     const lo: Vec3 = [Z, Y, X];
     const hi: Vec3 = [-1, -1, -1];
@@ -181,7 +267,14 @@ async function calibrate(model: Model, low: RecipePair[], norm: Normalisation, p
       sourceFromVolume(image, norm),
       lo,
       size,
-      { numClasses: K, levels: plan.net.levels, padding: plan.net.padding, testTimeFlips: plan.testTimeFlips, probabilities: true, signal },
+      {
+        numClasses: K,
+        levels: plan.net.levels,
+        padding: plan.net.padding,
+        testTimeFlips: plan.testTimeFlips,
+        probabilities: true,
+        signal,
+      },
       (slab) => {
         const sn = slab.depth * size[1] * size[2];
         for (let z = 0; z < slab.depth; z++)
@@ -213,7 +306,25 @@ async function calibrate(model: Model, low: RecipePair[], norm: Normalisation, p
     l.set(chunksL[c]!, off);
     off += m;
   }
-  return fitCalibration(p, l, K, plan.calibration);
+  return { p, l };
+}
+
+/** Decisions 1..K of class-planar probabilities with decision weights. */
+function decide(p: Float32Array, n: number, K: number, w: number[]): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    let best = 0;
+    let bv = p[i]! * w[0]!;
+    for (let k = 1; k < K; k++) {
+      const v = p[k * n + i]! * w[k]!;
+      if (v > bv) {
+        bv = v;
+        best = k;
+      }
+    }
+    out[i] = best + 1;
+  }
+  return out;
 }
 
 /** The manifest fields of a trained recipe (saveModelDir adds format, version, weights, dates). */
@@ -245,11 +356,23 @@ export function manifestFor(
 }
 
 /** Prediction options (normalisation, working resolution, decision) of a trained recipe or a model manifest. */
-export function segmentOptionsFor(m: TrainedRecipe | ModelManifest): { normalisation: Normalisation; downsample: Factors; decisionWeights?: number[] } {
+export function segmentOptionsFor(m: TrainedRecipe | ModelManifest): {
+  normalisation: Normalisation;
+  downsample: Factors;
+  decisionWeights?: number[];
+} {
   if ('plan' in m) {
-    return { normalisation: m.normalisation, downsample: m.plan.downsample, ...(m.calibration.mode !== 'none' ? { decisionWeights: m.calibration.weights } : {}) };
+    return {
+      normalisation: m.normalisation,
+      downsample: m.plan.downsample,
+      ...(m.calibration.mode !== 'none' ? { decisionWeights: m.calibration.weights } : {}),
+    };
   }
-  return { normalisation: m.normalisation, downsample: m.downsample, ...(m.calibration ? { decisionWeights: m.calibration.decisionWeights } : {}) };
+  return {
+    normalisation: m.normalisation,
+    downsample: m.downsample,
+    ...(m.calibration ? { decisionWeights: m.calibration.decisionWeights } : {}),
+  };
 }
 
 /** Default class names for K classes. */

@@ -48,6 +48,11 @@ export interface RecipeSettings {
   calibration: 'fraction' | 'none';
   /** hold annotated planes out for a held-out IoU (auto: one per axis with >= 4 planes on that axis) */
   holdout: 'auto' | 'none';
+  /**
+   * self-validation: 'blocks' keeps a fifth of the painted voxels (random 12-voxel blocks) out of training, fits
+   * the decision there and estimates the IoU the user will get; 'none' trains on all paint
+   */
+  validation: 'blocks' | 'none';
 }
 
 /**
@@ -66,6 +71,7 @@ export const RECIPE_DEFAULTS = {
   flips: true,
   calibration: 'fraction' as const,
   holdout: 'auto' as const,
+  validation: 'blocks' as const,
 };
 
 function check(ok: boolean, msg: string): void {
@@ -73,7 +79,10 @@ function check(ok: boolean, msg: string): void {
 }
 
 /** Fills defaults and validates ranges; throws a bad-input error naming the setting and its range. */
-export function recipeSettings(partial: Omit<Partial<RecipeSettings>, 'preset'> & { preset?: string }, maxThreads = Infinity): RecipeSettings {
+export function recipeSettings(
+  partial: Omit<Partial<RecipeSettings>, 'preset'> & { preset?: string },
+  maxThreads = Infinity,
+): RecipeSettings {
   const preset = (partial.preset ?? RECIPE_DEFAULTS.preset) as PresetName;
   check(preset in PRESETS, `unknown preset "${preset}" (${Object.keys(PRESETS).join(', ')})`);
   const s: RecipeSettings = {
@@ -82,33 +91,95 @@ export function recipeSettings(partial: Omit<Partial<RecipeSettings>, 'preset'> 
     ...Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined)),
     preset,
   } as RecipeSettings;
-  if (s.minutes === undefined && s.iterations === undefined) throw new SliceformError('bad-input', 'give a training budget: minutes or iterations');
-  if (s.minutes !== undefined) check(Number.isFinite(s.minutes) && s.minutes > 0 && s.minutes <= 7 * 24 * 60, `minutes must be > 0 and at most a week (10080), got ${s.minutes}`);
-  if (s.iterations !== undefined) check(Number.isInteger(s.iterations) && s.iterations > 0, `iterations must be a positive integer, got ${s.iterations}`);
-  check(Number.isInteger(s.seed) && s.seed >= 0 && s.seed <= 0xffffffff, `seed must be an integer 0..4294967295, got ${s.seed}`);
+  if (s.minutes === undefined && s.iterations === undefined)
+    throw new SliceformError('bad-input', 'give a training budget: minutes or iterations');
+  if (s.minutes !== undefined)
+    check(
+      Number.isFinite(s.minutes) && s.minutes > 0 && s.minutes <= 7 * 24 * 60,
+      `minutes must be > 0 and at most a week (10080), got ${s.minutes}`,
+    );
+  if (s.iterations !== undefined)
+    check(
+      Number.isInteger(s.iterations) && s.iterations > 0,
+      `iterations must be a positive integer, got ${s.iterations}`,
+    );
+  check(
+    Number.isInteger(s.seed) && s.seed >= 0 && s.seed <= 0xffffffff,
+    `seed must be an integer 0..4294967295, got ${s.seed}`,
+  );
   check(s.device === 'cpu' || s.device === 'cuda', `device must be cpu or cuda, got "${s.device}"`);
   if (s.threads !== undefined) {
-    check(Number.isInteger(s.threads) && s.threads >= 1, `threads must be a positive integer, got ${s.threads}`);
+    check(
+      Number.isInteger(s.threads) && s.threads >= 1,
+      `threads must be a positive integer, got ${s.threads}`,
+    );
     s.threads = Math.min(s.threads, maxThreads);
   }
-  if (s.lr !== undefined) check(Number.isFinite(s.lr) && s.lr > 0, `lr (learning rate) must be a positive number, got ${s.lr}`);
-  if (s.levels !== undefined) check(Number.isInteger(s.levels) && s.levels >= 1 && s.levels <= 6, `levels must be an integer 1..6, got ${s.levels}`);
-  if (s.baseFilters !== undefined) check(Number.isInteger(s.baseFilters) && s.baseFilters >= 1 && s.baseFilters <= 256, `base-filters must be an integer 1..256, got ${s.baseFilters}`);
-  check(s.bnAtTest === 'batch' || s.bnAtTest === 'running', `bn-at-test must be batch or running, got "${s.bnAtTest}"`);
-  check(Number.isFinite(s.balance) && s.balance >= 0 && s.balance <= 2, `balance must be in 0..2 (0 = equal class weights, 1 = inverse frequency), got ${s.balance}`);
-  check(Number.isFinite(s.dice) && s.dice >= 0 && s.dice <= 10, `dice (weight) must be in 0..10, got ${s.dice}`);
-  if (s.batch !== undefined) check(Number.isInteger(s.batch) && s.batch >= 1 && s.batch <= 64, `batch must be an integer 1..64, got ${s.batch}`);
-  check(Number.isFinite(s.average) && s.average >= 0 && s.average < 1, `average must be a fraction in [0, 1), got ${s.average}`);
-  if (s.planeTile !== undefined) check(Number.isInteger(s.planeTile) && s.planeTile >= 4 && s.planeTile <= 512, `plane-tile must be an integer 4..512, got ${s.planeTile}`);
-  if (s.downsample !== 'auto') check(Array.isArray(s.downsample) && s.downsample.length === 3 && s.downsample.every((f) => Number.isInteger(f) && f >= 1 && f <= 8), `downsample must be integers 1..8, got ${String(s.downsample)}`);
-  check(s.calibration === 'fraction' || s.calibration === 'none', `calibration must be fraction or none, got "${s.calibration}"`);
+  if (s.lr !== undefined)
+    check(Number.isFinite(s.lr) && s.lr > 0, `lr (learning rate) must be a positive number, got ${s.lr}`);
+  if (s.levels !== undefined)
+    check(
+      Number.isInteger(s.levels) && s.levels >= 1 && s.levels <= 6,
+      `levels must be an integer 1..6, got ${s.levels}`,
+    );
+  if (s.baseFilters !== undefined)
+    check(
+      Number.isInteger(s.baseFilters) && s.baseFilters >= 1 && s.baseFilters <= 256,
+      `base-filters must be an integer 1..256, got ${s.baseFilters}`,
+    );
+  check(
+    s.bnAtTest === 'batch' || s.bnAtTest === 'running',
+    `bn-at-test must be batch or running, got "${s.bnAtTest}"`,
+  );
+  check(
+    Number.isFinite(s.balance) && s.balance >= 0 && s.balance <= 2,
+    `balance must be in 0..2 (0 = equal class weights, 1 = inverse frequency), got ${s.balance}`,
+  );
+  check(
+    Number.isFinite(s.dice) && s.dice >= 0 && s.dice <= 10,
+    `dice (weight) must be in 0..10, got ${s.dice}`,
+  );
+  if (s.batch !== undefined)
+    check(
+      Number.isInteger(s.batch) && s.batch >= 1 && s.batch <= 64,
+      `batch must be an integer 1..64, got ${s.batch}`,
+    );
+  check(
+    Number.isFinite(s.average) && s.average >= 0 && s.average < 1,
+    `average must be a fraction in [0, 1), got ${s.average}`,
+  );
+  if (s.planeTile !== undefined)
+    check(
+      Number.isInteger(s.planeTile) && s.planeTile >= 4 && s.planeTile <= 512,
+      `plane-tile must be an integer 4..512, got ${s.planeTile}`,
+    );
+  if (s.downsample !== 'auto')
+    check(
+      Array.isArray(s.downsample) &&
+        s.downsample.length === 3 &&
+        s.downsample.every((f) => Number.isInteger(f) && f >= 1 && f <= 8),
+      `downsample must be integers 1..8, got ${String(s.downsample)}`,
+    );
+  check(
+    s.calibration === 'fraction' || s.calibration === 'none',
+    `calibration must be fraction or none, got "${s.calibration}"`,
+  );
   check(s.holdout === 'auto' || s.holdout === 'none', `holdout must be auto or none, got "${s.holdout}"`);
+  check(s.validation === 'blocks' || s.validation === 'none', `validation must be blocks or none, got "${s.validation}"`);
   return s;
 }
 
 /** The app's training request (main/common/api.ts TrainSettings) as recipe settings: the same defaults as the CLI. */
 export function recipeFromApi(
-  t: { preset: string; minutes?: number; iterations?: number; learningRate?: number; seed?: number; device?: Device; heldOutFraction?: number },
+  t: {
+    preset: string;
+    minutes?: number;
+    iterations?: number;
+    learningRate?: number;
+    seed?: number;
+    device?: Device;
+    heldOutFraction?: number;
+  },
   maxThreads = Infinity,
 ): RecipeSettings {
   return recipeSettings(

@@ -144,6 +144,7 @@ const densify: Command = {
         seed,
         training: trained.summary,
         calibration: trained.calibration,
+        selfValidation: trained.selfValidation,
         tile: { output: seg.plan.out, input: seg.plan.in, count: seg.plan.count },
         predictSeconds,
         totalSeconds: (Date.now() - t0) / 1000,
