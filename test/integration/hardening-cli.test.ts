@@ -116,6 +116,22 @@ describe('item 12: an output that is an input is refused before any work', () =>
   });
 });
 
+describe('item 12: make-sparse and crossval', () => {
+  it('make-sparse --out equal to --truth, crossval --out equal to an --image, crossval --folds 1 are refused', async () => {
+    const gtSha = await sha(f('gt.tif'));
+    const m = await run(['make-sparse', '--truth', f('gt.tif'), '--mode', 'classes', '--out', f('gt.tif')]);
+    expect(m.code).toBe(2);
+    expect(m.err).toMatch(/gt\.tif: --out is the input --truth/);
+    expect(await sha(f('gt.tif'))).toBe(gtSha);
+    const c = await run(['crossval', '--image', f('raw.tif'), '--labels', f('sparse.tif'), '--out', f('raw.tif'), '--iterations', '1']);
+    expect(c.code).toBe(2);
+    expect(c.err).toMatch(/--out is the input --image/);
+    const k = await run(['crossval', '--image', f('raw.tif'), '--labels', f('sparse.tif'), '--folds', '1']);
+    expect(k.code).toBe(2);
+    expect(k.err).toMatch(/--folds must be an integer 2\.\.100, got 1/);
+  });
+});
+
 describe('item 19: arguments, images and outputs checked up front', () => {
   it('out-of-range values are refused with their range', async () => {
     const cases: Array<[string[], RegExp]> = [

@@ -1,5 +1,6 @@
 import type { Command, CliIO } from '../command.js';
 import { numOpt, strOpt } from '../command.js';
+import { checkDownsample, checkPaths, checkRanges } from '../validate.js';
 import { SliceformError } from '../../common/errors.js';
 import { PRESETS, type NetConfig, type OptimConfig, type PresetName } from '../../common/engine.js';
 import { TRAINING_DEFAULTS } from '../../training/presets.js';
@@ -268,6 +269,13 @@ const crossval: Command = {
         'bad-input',
         `${images.length} --image but ${labels.length} --labels: give one --labels per --image`,
       );
+    // ranges and paths before any file is read (issue 14 items 12, 19)
+    checkRanges(v, ['folds', 'minutes', 'iterations', 'seed', 'lr', 'slice-min-fraction']);
+    checkDownsample(v);
+    await checkPaths({
+      inputs: [...images.map((path) => ({ label: '--image', path })), ...labels.map((path) => ({ label: '--labels', path }))],
+      fileOutputs: [{ label: '--out', path: strOpt(v, 'out') }],
+    });
     const mode = strOpt(v, 'mode') ?? '3d';
     if (mode !== '3d' && mode !== '2d')
       throw new SliceformError('bad-input', `--mode must be 3d or 2d, got "${mode}"`);

@@ -1,5 +1,6 @@
 import type { Command } from '../command.js';
 import { numOpt, strOpt } from '../command.js';
+import { checkPaths } from '../validate.js';
 import { SliceformError } from '../../common/errors.js';
 import { readVolume, writeImageJTiff } from '../../io/index.js';
 import { evenlySpaced } from '../../evaluation/slices.js';
@@ -37,6 +38,8 @@ const makeSparse: Command = {
     const v = args.values;
     const truthPath = strOpt(v, 'truth', true);
     const out = strOpt(v, 'out', true);
+    // the sparse labels must not replace the truth they come from (issue 14 item 12)
+    await checkPaths({ inputs: [{ label: '--truth', path: truthPath }], fileOutputs: [{ label: '--out', path: out }] });
     const k = numOpt(v, 'slices') ?? 1;
     if (!(Number.isInteger(k) && k >= 1)) throw new SliceformError('bad-input', `--slices must be a positive integer, got ${k}`);
     const axes = strOpt(v, 'axes') ?? 'zyx';
