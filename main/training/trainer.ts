@@ -277,7 +277,7 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
     await rename(tmp, join(ckdir, CKPT_STATE));
   };
 
-  const evaluate = async (): Promise<number | null> => {
+  const scoreHeldOut = async (): Promise<number | null> => {
     if (!heldOut.length) return null;
     // mean over classes of IoU on held-out annotated voxels (accumulated over planes)
     const tp = new Float64Array(K + 1);
@@ -324,6 +324,17 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
       }
     }
     return n ? sum / n : null;
+  };
+  // A graceful stop aborts the same signal as a cancel: scoring the held-out planes after it (in the loop or on
+  // the final weights) must not turn "stop and keep the model" into a cancelled job ("prediction cancelled").
+  // A real cancel is still reported by the caller, which checks its own cancel signal.
+  const evaluate = async (): Promise<number | null> => {
+    try {
+      return await scoreHeldOut();
+    } catch (e) {
+      if (e instanceof CancelledError && opts.signal?.aborted) return null;
+      throw e;
+    }
   };
 
   try {

@@ -74,7 +74,11 @@ export async function withOpenProgress(
     queueMicrotask(poll);
   }
   try {
-    return await open();
+    const info = await open();
+    // the answer can overtake the reader's last progress event (an upload answers over HTTP, events come over
+    // the WebSocket): the stack is decoded once the answer is here
+    onProgress({ stage: 'decoding', fraction: 1 });
+    return info;
   } finally {
     if (timer) clearInterval(timer);
     off();
