@@ -51,7 +51,7 @@ import {
   type VolumeInfo,
 } from '../common/api.js';
 import { Emitter } from './events.js';
-import { nodeForkLauncher, type ComputeLauncher, type JobManager } from './jobs.js';
+import { JobManager, nodeForkLauncher, type ComputeLauncher } from './jobs.js';
 import { writeFileAtomic } from './atomic.js';
 import { isFile, sha256Bytes } from './project.js';
 import { VolumeStore } from './volume-store.js';
@@ -103,11 +103,18 @@ export class ApiService implements SliceformApi {
 
   constructor(private readonly opts: ApiServiceOptions) {
     this.workDirP = opts.workDir ? mkdir(opts.workDir, { recursive: true }).then(() => opts.workDir!) : mkdtemp(join(tmpdir(), 'sliceform-'));
-    this.volumes = new VolumeStore({
-      emitLabelsChanged: (e) => this.emitter.emit('labelsChanged', e),
-      emitVolumeProgress: (e) => this.emitter.emit('volumeProgress', e),
-      checkClass: (id) => this.project.checkClass(id),
+    const manager = new JobManager(opts.launcher ?? nodeForkLauncher(), {
+      job: (j) => this.jobFacade.onJobEvent(j),
+      compute: (e) => this.emitter.emit('compute', e),
     });
+    this.volumes = new VolumeStore(
+      {
+        emitLabelsChanged: (e) => this.emitter.emit('labelsChanged', e),
+        emitVolumeProgress: (e) => this.emitter.emit('volumeProgress', e),
+        checkClass: (id) => this.project.checkClass(id),
+      },
+      manager,
+    );
     this.project = new ProjectStore(
       this.volumes,
       {
@@ -117,10 +124,9 @@ export class ApiService implements SliceformApi {
       },
       { workDir: this.workDirP, recoveryDir: opts.recoveryDir },
     );
-    this.jobFacade = new JobFacade(opts.launcher ?? nodeForkLauncher(), this.volumes, this.project, {
+    this.jobFacade = new JobFacade(manager, this.volumes, this.project, {
       emitJob: (j) => this.emitter.emit('job', j),
       emitTrainProgress: (p) => this.emitter.emit('trainProgress', p),
-      emitCompute: (e) => this.emitter.emit('compute', e),
     });
     this.autosaveTimer = setInterval(() => void this.project.autosaveTick(), opts.autosaveTickMs ?? 30_000);
     this.autosaveTimer.unref();

@@ -4,16 +4,14 @@
  * built the job fails with 'not-available' naming the missing part — never a made-up result.
  */
 import { cpus } from 'node:os';
-import { z } from 'zod';
 import { ApiError } from '../common/api.js';
 import { CancelledError } from '../common/errors.js';
 import type { ProgressCallback } from '../common/progress.js';
 import type { EngineInfo } from '../common/engine.js';
-import type { ComputeInfo, ComputeJobKind } from './compute-protocol.js';
-import { ComputeVolume } from './compute-protocol.js';
+import type { ComputeInfo, ComputeJobKind, JobResult, ParsedJobRequest } from './compute-protocol.js';
 import type { Engine } from '../common/engine.js';
-import type { Volume } from '../common/volume.js';
 import { loadIo } from './modules.js';
+import type { ComputeStore } from './compute-store.js';
 
 export interface JobContext {
   /** cancel: stop now, discard */
@@ -21,7 +19,12 @@ export interface JobContext {
   /** graceful stop: finish the current step and return what there is (training) */
   stopSignal: AbortSignal;
   onProgress: ProgressCallback;
+  /** the volumes resident in this process (jobs name them by id) */
+  store: ComputeStore;
 }
+
+/** One handler per job kind, typed by the protocol's schemas (the request is already checked). */
+export type ComputeJobHandlers = { [K in ComputeJobKind]: (req: ParsedJobRequest<K>, ctx: JobContext) => Promise<JobResult<K>> };
 
 async function tryImport(spec: string): Promise<Record<string, unknown> | null> {
   try {
@@ -56,20 +59,13 @@ export async function computeInfo(): Promise<ComputeInfo> {
   return { engine, engineError, features, pid: process.pid };
 }
 
-const Selftest = z.discriminatedUnion('mode', [
-  z.object({ mode: z.literal('sleep'), ms: z.number().int().min(0).max(600_000), steps: z.number().int().min(1).max(1000).default(10) }),
-  z.object({ mode: z.literal('crash'), code: z.number().int().default(70) }),
-  z.object({ mode: z.literal('echo'), data: z.unknown() }),
-  z.object({ mode: z.literal('hang') }),
-]);
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Diagnostics used by the job-manager tests and `sliceform serve --selftest`: sleep, crash, echo, hang. */
-async function selftest(payload: unknown, ctx: JobContext): Promise<unknown> {
-  const p = Selftest.parse(payload);
+async function selftest(p: ParsedJobRequest<'selftest'>, ctx: JobContext): Promise<unknown> {
   if (p.mode === 'crash') process.exit(p.code);
   if (p.mode === 'echo') return p.data;
+  if (p.mode === 'bad-result') return { this: 'is not what the parent expects' };
   if (p.mode === 'hang') {
     // ignores cancellation on purpose (a stuck native call): the manager must restart the process
     ctx.onProgress({ fraction: 0.01, stage: 'hanging' });
@@ -89,42 +85,34 @@ async function selftest(payload: unknown, ctx: JobContext): Promise<unknown> {
   return { steps: p.steps, stopped: false };
 }
 
-const EvaluatePayload = z.object({
-  dims: z.object({ x: z.number().int().positive(), y: z.number().int().positive(), z: z.number().int().positive() }),
-  labels: z.instanceof(Uint8Array),
-  annotation: z.instanceof(Uint8Array),
-  truthPath: z.string().optional(),
-  truthDataset: z.string().optional(),
-  binarizeTruth: z.boolean().optional(),
-  volumeId: z.string(),
-});
-
 /** IoU per class of `labels` against a ground-truth file, or against the annotation on annotated voxels. */
-async function evaluate(payload: unknown, ctx: JobContext): Promise<unknown> {
-  const p = EvaluatePayload.parse(payload);
-  const n = p.dims.x * p.dims.y * p.dims.z;
-  if (p.labels.length !== n || p.annotation.length !== n) throw new ApiError('bad-request', 'label arrays do not match the volume shape');
-  let truth: ArrayLike<number> = p.annotation;
+async function evaluate(p: ParsedJobRequest<'evaluate'>, ctx: JobContext): Promise<JobResult<'evaluate'>> {
+  const image = ctx.store.image(p.volumeId);
+  const dims = { x: image.shape.x, y: image.shape.y, z: image.shape.z };
+  const n = dims.x * dims.y * dims.z;
+  if (p.layer === 'prediction' && !ctx.store.hasLayer(p.volumeId, 'prediction')) throw new ApiError('bad-request', `volume ${p.volumeId} has no prediction yet: densify first`);
+  const labels = ctx.store.layer(p.volumeId, p.layer);
+  let truth: ArrayLike<number> = ctx.store.layer(p.volumeId, 'annotation');
   let onlyAnnotated = true;
   if (p.truthPath) {
     const io = await loadIo();
     ctx.onProgress({ fraction: 0.05, stage: 'reading ground truth' });
     const v = await io.readVolume(p.truthPath, { signal: ctx.signal, dataset: p.truthDataset });
-    if (v.shape.x !== p.dims.x || v.shape.y !== p.dims.y || v.shape.z !== p.dims.z)
-      throw new ApiError('bad-input', `ground truth is ${v.shape.x}×${v.shape.y}×${v.shape.z}, the volume is ${p.dims.x}×${p.dims.y}×${p.dims.z}`, { file: p.truthPath });
+    if (v.shape.x !== dims.x || v.shape.y !== dims.y || v.shape.z !== dims.z)
+      throw new ApiError('bad-input', `ground truth is ${v.shape.x}×${v.shape.y}×${v.shape.z}, the volume is ${dims.x}×${dims.y}×${dims.z}`, { file: p.truthPath });
     const d = v.data.subarray(0, n);
     truth = p.binarizeTruth ? Uint8Array.from(d, (t) => (t > 0 ? 2 : 1)) : d;
     onlyAnnotated = false;
   }
   let K = 0;
-  for (let i = 0; i < n; i++) K = Math.max(K, p.labels[i]!, truth[i]!);
+  for (let i = 0; i < n; i++) K = Math.max(K, labels[i]!, truth[i]!);
   const inter = new Float64Array(K + 1),
     uni = new Float64Array(K + 1);
   let voxels = 0;
   for (let i = 0; i < n; i++) {
     const t = truth[i]!;
     if (onlyAnnotated && t === 0) continue;
-    const q = p.labels[i]!;
+    const q = labels[i]!;
     voxels++;
     if (q === t) {
       inter[q]!++;
@@ -140,61 +128,13 @@ async function evaluate(payload: unknown, ctx: JobContext): Promise<unknown> {
   return { volumeId: p.volumeId, iou, meanIoU: valid.length ? valid.reduce((a, b) => a + b, 0) / valid.length : NaN, voxels };
 }
 
-const TrainPayload = z.object({
-  modelId: z.string(),
-  modelDir: z.string(),
-  settings: z.object({
-    preset: z.string(),
-    minutes: z.number().optional(),
-    iterations: z.number().optional(),
-    learningRate: z.number().optional(),
-    heldOutFraction: z.number().optional(),
-    seed: z.number().optional(),
-    device: z.enum(['cpu', 'cuda']).optional(),
-    engine: z.enum(['auto', 'native', 'tfjs']).optional(),
-    resumeModelId: z.string().optional(),
-  }).passthrough(),
-  net: z.record(z.string(), z.unknown()),
-  classNames: z.array(z.string()),
-  resumeModelDir: z.string().optional(),
-  volumes: z.array(ComputeVolume).min(1),
-});
-
-const DensifyPayload = z.object({
-  modelDir: z.string(),
-  modelId: z.string(),
-  keepAnnotation: z.boolean(),
-  volume: ComputeVolume,
-  engine: z.enum(['auto', 'native', 'tfjs']).optional(),
-  device: z.enum(['cpu', 'cuda']).optional(),
-});
-
-function asVolume(v: ComputeVolume): Volume {
-  return {
-    data: v.data as Volume['data'],
-    dtype: v.dtype as Volume['dtype'],
-    shape: v.shape,
-    spacing: v.spacing,
-    channelNames: [],
-    format: 'memory',
-    source: v.id,
-    timepoint: 0,
-    metadata: {},
-  };
-}
-
-function labelsOf(v: ComputeVolume): Volume {
-  return { ...asVolume(v), data: v.labels, dtype: 'uint8', shape: { ...v.shape, c: 1 }, channelNames: ['labels'] };
-}
-
 async function engineFor(choice: 'auto' | 'native' | 'tfjs' | undefined): Promise<Engine> {
   const { loadEngine } = await import('../engine/index.js');
   return loadEngine(choice && choice !== 'auto' ? { engine: choice } : {});
 }
 
 /** Sparse-label training (main/training/trainer.ts); the model folder is written with saveModelDir. */
-async function train(payload: unknown, ctx: JobContext): Promise<unknown> {
-  const p = TrainPayload.parse(payload);
+async function train(p: ParsedJobRequest<'train'>, ctx: JobContext): Promise<JobResult<'train'>> {
   const { trainRecipe, manifestFor } = await import('../pipeline/recipe.js');
   const { recipeFromApi } = await import('../pipeline/settings.js');
   const { saveModelDir } = await import('../inference/model-dir.js');
@@ -202,44 +142,43 @@ async function train(payload: unknown, ctx: JobContext): Promise<unknown> {
   // the CLI's recipe, defaults and all; the app differs only in what the request says
   const settings = recipeFromApi(p.settings, cpus().length);
   // graceful stop and cancel both end the loop; only cancel discards the model
-  const either = AbortSignal.any([ctx.signal, ctx.stopSignal]);
   const t0 = Date.now();
   if (p.resumeModelDir) throw new ApiError('not-available', 'continuing training from a saved model is not supported yet; start a fresh training');
   ctx.onProgress({ fraction: 0, stage: 'preparing', details: { iteration: 0 } });
   const res = await trainRecipe(
     engine,
-    p.volumes.map((v) => ({ image: asVolume(v), labels: labelsOf(v) })),
+    p.volumeIds.map((id) => ({ image: ctx.store.image(id), labels: ctx.store.labelVolume(id) })),
     settings,
     {
       numClasses: p.classNames.length,
-      signal: either,
+      signal: ctx.signal,
+      stopSignal: ctx.stopSignal,
       onProgress: (pr) => ctx.onProgress({ ...pr, details: { ...pr.details, elapsedSeconds: (Date.now() - t0) / 1000, totalIterations: p.settings.iterations } }),
     },
   );
   try {
     if (ctx.signal.aborted) throw new CancelledError('training cancelled');
-    const v0 = p.volumes[0]!;
+    const v0 = ctx.store.image(p.volumeIds[0]!);
     await saveModelDir(p.modelDir, res.model, manifestFor(res, { classNames: p.classNames, spacing: { z: v0.spacing.z, y: v0.spacing.y, x: v0.spacing.x, unit: v0.spacing.unit }, preset: settings.preset }));
   } finally {
     res.model.dispose();
   }
   const s = res.summary;
-  return { iterations: s.iterations, finalLoss: s.finalLoss ?? NaN, seconds: s.seconds, heldOutIoU: s.heldOutIoU ?? undefined, stopped: res.cancelled };
+  return { iterations: s.iterations, finalLoss: s.finalLoss ?? NaN, seconds: s.seconds, heldOutIoU: res.selfValidation.estimate ?? s.heldOutIoU ?? undefined, stopped: res.cancelled };
 }
 
 /** Overlap-tile prediction of the whole volume with a saved model (main/volume/predict.ts). */
-async function densify(payload: unknown, ctx: JobContext): Promise<unknown> {
-  const p = DensifyPayload.parse(payload);
+async function densify(p: ParsedJobRequest<'densify'>, ctx: JobContext): Promise<JobResult<'densify'>> {
   const { loadModelDir } = await import('../inference/model-dir.js');
   const { segmentVolume } = await import('../inference/segment.js');
   const { segmentOptionsFor } = await import('../pipeline/recipe.js');
   const engine = await engineFor(p.engine);
   const { model, manifest } = await loadModelDir(p.modelDir, engine, { device: p.device });
   const t0 = Date.now();
-  const v = p.volume;
+  const image = ctx.store.image(p.volumeId);
   let out: Uint8Array;
   try {
-    const res = await segmentVolume(model, asVolume(v), {
+    const res = await segmentVolume(model, image, {
       ...segmentOptionsFor(manifest),
       collect: true,
       signal: ctx.signal,
@@ -250,22 +189,14 @@ async function densify(payload: unknown, ctx: JobContext): Promise<unknown> {
   } finally {
     model.dispose();
   }
-  if (p.keepAnnotation) for (let i = 0; i < out.length; i++) if (v.labels[i]) out[i] = v.labels[i]!;
+  const ann = ctx.store.layer(p.volumeId, 'annotation');
+  if (p.keepAnnotation) for (let i = 0; i < out.length; i++) if (ann[i]) out[i] = ann[i]!;
+  ctx.store.setPrediction(p.volumeId, out);
   return { labels: out, seconds: (Date.now() - t0) / 1000 };
 }
 
-const BatchPayload = z.object({
-  modelDir: z.string(),
-  modelId: z.string(),
-  inputDir: z.string(),
-  outputDir: z.string(),
-  format: z.enum(['tiff', 'ome-tiff']),
-  device: z.enum(['cpu', 'cuda']).optional(),
-});
-
 /** Folder segmentation with main/batch (resumable runner + the model's segmenter); per-file progress. */
-async function batch(payload: unknown, ctx: JobContext): Promise<unknown> {
-  const p = BatchPayload.parse(payload);
+async function batch(p: ParsedJobRequest<'batch'>, ctx: JobContext): Promise<JobResult<'batch'>> {
   if (p.format !== 'tiff') throw new ApiError('not-available', 'batch segmentation writes ImageJ TIFF labels; OME-TIFF output is not supported by the batch runner yet');
   const { createSegmenter } = await import('../batch/segmenter.js');
   const { runBatch } = await import('../batch/runner.js');
@@ -300,17 +231,4 @@ async function batch(payload: unknown, ctx: JobContext): Promise<unknown> {
   }
 }
 
-export async function runComputeJob(kind: ComputeJobKind, payload: unknown, ctx: JobContext): Promise<unknown> {
-  switch (kind) {
-    case 'selftest':
-      return selftest(payload, ctx);
-    case 'evaluate':
-      return evaluate(payload, ctx);
-    case 'train':
-      return train(payload, ctx);
-    case 'densify':
-      return densify(payload, ctx);
-    case 'batch':
-      return batch(payload, ctx);
-  }
-}
+export const handlers: ComputeJobHandlers = { selftest, evaluate, train, densify, batch };

@@ -1,7 +1,9 @@
 /**
  * Jobs of the API service: training, densify, evaluate and batch, run by the JobManager in the compute
- * process. Reads volumes and layers from the VolumeStore, models and settings from the ProjectStore, and turns
- * each compute result into the public one (a model in the project, a prediction layer, a metric).
+ * process. Jobs name their volumes by id (the images are resident there); right before a job starts, the
+ * label deltas of its volumes are sent (VolumeStore.sync). Models and settings come from the ProjectStore;
+ * each compute result, checked against its schema by the JobManager, becomes the public one (a model in the
+ * project, a prediction layer, a metric).
  */
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
@@ -9,7 +11,6 @@ import {
   ApiError,
   type ApiEventPayloads,
   type BatchRequest,
-  type ComputeStatusEvent,
   type DensifyRequest,
   type DensifyResult,
   type EvaluateRequest,
@@ -19,31 +20,22 @@ import {
   type TrainSettings,
 } from '../common/api.js';
 import { PRESETS } from '../common/engine.js';
-import { JobManager, type ComputeLauncher } from './jobs.js';
-import type { ComputeVolume } from './compute-protocol.js';
+import type { JobManager } from './jobs.js';
 import type { OpenVolume, VolumeStore } from './volume-store.js';
 import type { ProjectStore } from './project-store.js';
 
 export interface JobFacadeHost {
   emitJob(j: JobInfo): void;
   emitTrainProgress(p: ApiEventPayloads['trainProgress']): void;
-  emitCompute(e: ComputeStatusEvent): void;
 }
 
 export class JobFacade {
-  readonly manager: JobManager;
-
   constructor(
-    launcher: ComputeLauncher,
+    readonly manager: JobManager,
     private readonly volumes: VolumeStore,
     private readonly project: ProjectStore,
     private readonly host: JobFacadeHost,
-  ) {
-    this.manager = new JobManager(launcher, {
-      job: (j) => this.onJobEvent(j),
-      compute: (e) => host.emitCompute(e),
-    });
-  }
+  ) {}
 
   dispose(): void {
     this.manager.dispose();
@@ -53,7 +45,8 @@ export class JobFacade {
     return this.manager.isActive(pred);
   }
 
-  private onJobEvent(j: JobInfo): void {
+  /** The JobManager's job events: forwarded, and training progress as its own event. */
+  onJobEvent(j: JobInfo): void {
     this.host.emitJob(j);
     const d = j.progress.details;
     if (j.kind === 'train' && j.state === 'running' && d && typeof d.iteration === 'number') {
@@ -72,8 +65,11 @@ export class JobFacade {
     }
   }
 
-  private computeVolume(ov: OpenVolume): ComputeVolume {
-    return { id: ov.info.id, data: ov.volume.data, dtype: ov.volume.dtype, shape: ov.volume.shape, spacing: ov.volume.spacing, labels: ov.editor.labels.slice() };
+  /** Brings the compute process's copies of these volumes up to date (label deltas; a restarted process). */
+  private prepare(vols: OpenVolume[]): () => Promise<void> {
+    return async () => {
+      for (const v of vols) if (this.volumes.peek(v.info.id) === v) await this.volumes.sync(v);
+    };
   }
 
   async startTraining(req: TrainSettings): Promise<JobRef> {
@@ -84,7 +80,7 @@ export class JobFacade {
     for (const v of vols)
       if (!v.editor.labels.some((l) => l > 0)) throw new ApiError('bad-request', `volume ${v.info.name} has no annotation yet: paint at least one slice`);
     if (this.manager.isActive((j) => j.kind === 'train')) throw new ApiError('busy', 'a training job is already running; stop it first');
-    const channels = new Set(vols.map((v) => v.volume.shape.c));
+    const channels = new Set(vols.map((v) => v.info.shape.c));
     if (channels.size > 1) throw new ApiError('bad-request', 'all training volumes must have the same number of channels');
     const modelId = `model-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}-${randomBytes(2).toString('hex')}`;
     const modelDir = join(await this.project.modelsDir(), modelId);
@@ -97,15 +93,15 @@ export class JobFacade {
       modelId,
       modelDir,
       settings: req,
-      net: { ...PRESETS[req.preset], inChannels: vols[0]!.volume.shape.c, numClasses: this.project.numClasses() },
+      net: { ...PRESETS[req.preset], inChannels: vols[0]!.info.shape.c, numClasses: this.project.numClasses() },
       classNames: this.project.settings.classes.map((c) => c.name),
       resumeModelDir: resume?.path,
-      volumes: vols.map((v) => this.computeVolume(v)),
+      volumeIds: ids,
     };
     const info = this.manager.submit('train', 'train', payload, {
       volumeId: ids[0],
-      finish: async (raw) => {
-        const r = raw as { iterations: number; finalLoss: number; seconds: number; heldOutIoU?: number };
+      prepare: this.prepare(vols),
+      finish: async (r) => {
         const model: ModelInfo = {
           id: modelId,
           name: `${req.preset} ${new Date().toLocaleString()}`,
@@ -138,15 +134,14 @@ export class JobFacade {
   async densify(req: DensifyRequest): Promise<JobRef> {
     const ov = this.volumes.get(req.volumeId);
     const model = this.project.model(req.modelId);
-    if (model.inChannels !== ov.volume.shape.c)
-      throw new ApiError('bad-request', `model ${model.name} expects ${model.inChannels} channel(s), volume ${ov.info.name} has ${ov.volume.shape.c}`);
-    const payload = { modelDir: model.path, modelId: model.id, keepAnnotation: req.keepAnnotation ?? false, volume: this.computeVolume(ov) };
+    if (model.inChannels !== ov.info.shape.c)
+      throw new ApiError('bad-request', `model ${model.name} expects ${model.inChannels} channel(s), volume ${ov.info.name} has ${ov.info.shape.c}`);
+    const payload = { volumeId: req.volumeId, modelDir: model.path, modelId: model.id, keepAnnotation: req.keepAnnotation ?? false };
     const info = this.manager.submit('densify', 'densify', payload, {
       volumeId: req.volumeId,
-      finish: (raw) => {
-        const r = raw as { labels: Uint8Array; seconds: number };
-        if (!(r.labels instanceof Uint8Array) || r.labels.length !== ov.editor.labels.length)
-          throw new ApiError('internal', 'densify returned labels of the wrong size');
+      prepare: this.prepare([ov]),
+      finish: (r) => {
+        if (r.labels.length !== ov.editor.labels.length) throw new ApiError('internal', 'densify returned labels of the wrong size');
         this.volumes.setPrediction(req.volumeId, r.labels);
         const counts: number[] = [];
         for (const l of r.labels) counts[l] = (counts[l] ?? 0) + 1;
@@ -163,22 +158,20 @@ export class JobFacade {
     if (layer === 'prediction' && !ov.prediction) throw new ApiError('bad-request', `volume ${ov.info.name} has no prediction yet: densify first`);
     const payload = {
       volumeId: req.volumeId,
-      dims: { x: ov.volume.shape.x, y: ov.volume.shape.y, z: ov.volume.shape.z },
-      labels: this.volumes.layerData(ov, layer).slice(),
-      annotation: ov.editor.labels.slice(),
+      layer,
       truthPath: req.truthPath ? resolve(req.truthPath) : undefined,
       truthDataset: req.truthDataset,
       binarizeTruth: req.binarizeTruth,
     };
     const info = this.manager.submit('evaluate', 'evaluate', payload, {
       volumeId: req.volumeId,
-      finish: (raw) => {
-        const r = raw as { meanIoU: number; voxels: number };
+      prepare: this.prepare([ov]),
+      finish: (r) => {
         if (Number.isFinite(r.meanIoU)) {
           this.project.metrics.push({ at: new Date().toISOString(), kind: 'evaluate', values: { meanIoU: r.meanIoU, voxels: r.voxels } });
           this.project.markDirty();
         }
-        return raw;
+        return r;
       },
     });
     return { jobId: info.id };
@@ -186,7 +179,7 @@ export class JobFacade {
 
   async startBatch(req: BatchRequest): Promise<JobRef> {
     const model = this.project.model(req.modelId);
-    const payload = { modelDir: model.path, modelId: model.id, inputDir: resolve(req.inputDir), outputDir: resolve(req.outputDir), format: req.format ?? 'tiff' };
+    const payload = { modelDir: model.path, modelId: model.id, inputDir: resolve(req.inputDir), outputDir: resolve(req.outputDir), format: req.format ?? ('tiff' as const) };
     return { jobId: this.manager.submit('batch', 'batch', payload).id };
   }
 }

@@ -8,14 +8,27 @@ import { fork } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import { ApiError, type ApiErrorInfo, type ComputeStatusEvent, type JobInfo, type JobKind } from '../common/api.js';
+import { ApiError, type ApiErrorCode, type ApiErrorInfo, type ComputeStatusEvent, type JobInfo, type JobKind } from '../common/api.js';
 import type { Progress } from '../common/progress.js';
-import { FromCompute, type ComputeInfo, type ComputeJobKind, type ToCompute } from './compute-protocol.js';
+import {
+  FromCompute,
+  parseCallResult,
+  parseJobResult,
+  type CallRequest,
+  type CallResult,
+  type ComputeCallName,
+  type ComputeCalls,
+  type ComputeInfo,
+  type ComputeJobKind,
+  type JobRequest,
+  type JobResult,
+  type ToComputeOut,
+} from './compute-protocol.js';
 import { toApiError } from './dispatch.js';
 
 export interface ComputeChannel {
   readonly pid?: number;
-  send(msg: ToCompute): void;
+  send(msg: ToComputeOut): void;
   onMessage(cb: (m: unknown) => void): void;
   onExit(cb: (code: number | null, signal: string | null) => void): void;
   kill(): void;
@@ -53,11 +66,30 @@ export function nodeForkLauncher(env?: NodeJS.ProcessEnv): ComputeLauncher {
 
 interface JobRecord {
   info: JobInfo;
-  computeKind: ComputeJobKind;
-  payload: unknown;
-  finish?: (raw: unknown) => Promise<unknown> | unknown;
+  /** sends the job's start message (typed by its kind); dropped once the job settles */
+  start: ((jobId: string) => ToComputeOut) | undefined;
+  /** runs just before the start message is sent (e.g. label deltas for the job's volumes) */
+  prepare?: () => Promise<void>;
+  /** checks the raw result against the kind's schema, then turns it into the public one */
+  finish: (raw: unknown) => Promise<unknown>;
   waiters: Array<(j: JobInfo) => void>;
   cancelTimer?: NodeJS.Timeout;
+}
+
+export interface SubmitOptions<K extends ComputeJobKind> {
+  volumeId?: string;
+  /** runs in the app process right before the job starts in the compute process */
+  prepare?: () => Promise<void>;
+  /** turns the (schema-checked) compute result into the public result */
+  finish?: (r: JobResult<K>) => Promise<unknown> | unknown;
+}
+
+interface PendingCall {
+  method: ComputeCallName;
+  resolve: (raw: unknown) => void;
+  reject: (e: ApiError) => void;
+  onProgress?: (p: Progress) => void;
+  timer?: NodeJS.Timeout;
 }
 
 export interface JobManagerEvents {
@@ -77,6 +109,10 @@ export class JobManager {
   private infoWaiters: Array<(i: ComputeInfo) => void> = [];
   private crashes: number[] = [];
   private disposed = false;
+  private readonly calls = new Map<number, PendingCall>();
+  private nextCallId = 1;
+  /** bumps with every compute process started: state resident in an older one is gone */
+  generation = 0;
 
   constructor(
     private readonly launcher: ComputeLauncher,
@@ -84,12 +120,21 @@ export class JobManager {
     private readonly opts: { cancelGraceMs?: number } = {},
   ) {}
 
-  /** Starts a job; returns its id at once (state 'queued' or 'running'). */
-  submit(kind: JobKind, computeKind: ComputeJobKind, payload: unknown, extra: { volumeId?: string; finish?: JobRecord['finish'] } = {}): JobInfo {
+  /**
+   * Starts a job; returns its id at once (state 'queued' or 'running'). The payload is typed by the compute
+   * job kind; the compute process checks it, and its result is checked here before `finish` sees it.
+   */
+  submit<K extends ComputeJobKind>(kind: JobKind, computeKind: K, payload: JobRequest<K>, extra: SubmitOptions<K> = {}): JobInfo {
     if (this.disposed) throw new ApiError('internal', 'the job manager is shut down');
     const id = `${kind}-${randomBytes(4).toString('hex')}`;
     const info: JobInfo = { id, kind, state: 'queued', volumeId: extra.volumeId, progress: { fraction: 0, stage: 'queued' }, startedAt: now() };
-    this.jobs.set(id, { info, computeKind, payload, finish: extra.finish, waiters: [] });
+    const start = (jobId: string): ToComputeOut => ({ type: 'start', jobId, kind: computeKind, payload }) as ToComputeOut;
+    const finish = async (raw: unknown): Promise<unknown> => {
+      const r = parseJobResult(computeKind, raw);
+      if (!r.ok) throw new ApiError('internal', r.message);
+      return extra.finish ? extra.finish(r.value) : r.value;
+    };
+    this.jobs.set(id, { info, start, prepare: extra.prepare, finish, waiters: [] });
     this.queue.push(id);
     const snapshot = structuredClone(info);
     this.events.job(snapshot);
@@ -158,6 +203,7 @@ export class JobManager {
         const ch = this.channel;
         this.channel = null;
         this.readyPromise = null;
+        this.failCalls('the compute process was restarted');
         ch.kill();
         void this.pump();
       }
@@ -182,6 +228,49 @@ export class JobManager {
     return this.channel?.pid;
   }
 
+  /**
+   * Calls the compute process's resident-volume service (starts the process when needed). The reply is checked
+   * against the method's result schema. Answered at once, also while a job runs.
+   */
+  async call<M extends ComputeCallName>(method: M, req: CallRequest<M>, opts: { timeoutMs?: number; onProgress?: (p: Progress) => void } = {}): Promise<CallResult<M>> {
+    if (this.disposed) throw new ApiError('internal', 'the job manager is shut down');
+    await this.ensureChannel();
+    const callId = this.nextCallId++;
+    const raw = await new Promise<unknown>((resolve, reject) => {
+      const pc: PendingCall = { method, resolve, reject, onProgress: opts.onProgress };
+      if (opts.timeoutMs !== undefined)
+        pc.timer = setTimeout(() => {
+          this.calls.delete(callId);
+          reject(new ApiError('internal', `the compute process did not answer ${method} in ${opts.timeoutMs} ms`));
+        }, opts.timeoutMs);
+      this.calls.set(callId, pc);
+      this.channel!.send({ type: 'call', callId, method, payload: req } as ToComputeOut);
+    });
+    const r = parseCallResult(method, raw);
+    if (!r.ok) throw new ApiError('internal', r.message);
+    return r.value;
+  }
+
+  /** The resident-volume service as an object typed by its interface (VS Code's ProxyChannel.toService). */
+  service(): ComputeCalls {
+    return {
+      openVolume: (r) => this.call('openVolume', r),
+      closeVolume: (r) => this.call('closeVolume', r),
+      getSlice: (r) => this.call('getSlice', r),
+      getBrick: (r) => this.call('getBrick', r),
+      setLabels: (r) => this.call('setLabels', r),
+      resident: (r) => this.call('resident', r),
+    };
+  }
+
+  private failCalls(message: string): void {
+    for (const [id, c] of this.calls) {
+      if (c.timer) clearTimeout(c.timer);
+      c.reject(new ApiError('compute-crashed', `${message} while answering ${c.method}`));
+      this.calls.delete(id);
+    }
+  }
+
   dispose(): void {
     this.disposed = true;
     for (const id of [...this.queue]) this.cancel(id);
@@ -189,6 +278,7 @@ export class JobManager {
     if (r) this.settle(r, 'cancelled', undefined, { code: 'cancelled', message: 'the app is shutting down' });
     this.channel?.kill();
     this.channel = null;
+    this.failCalls('the app is shutting down');
     for (const rec of this.jobs.values()) if (rec.cancelTimer) clearTimeout(rec.cancelTimer);
   }
 
@@ -197,6 +287,7 @@ export class JobManager {
     this.events.compute({ state: 'starting' });
     const ch = this.launcher();
     this.channel = ch;
+    this.generation++;
     this.readyPromise = new Promise<void>((resolve, reject) => {
       ch.onMessage((raw) => {
         const parsed = FromCompute.safeParse(raw);
@@ -215,6 +306,7 @@ export class JobManager {
         this.channel = null;
         this.readyPromise = null;
         this.info = null;
+        this.failCalls(`the compute process exited (code ${code}, signal ${signal})`);
         reject(new ApiError('compute-crashed', `compute process exited during start (code ${code}, signal ${signal})`));
         this.onCrash(code, signal);
       });
@@ -269,6 +361,20 @@ export class JobManager {
       process.emitWarning(`sliceform: compute process rejected a message: ${m.message}`);
       return;
     }
+    if (m.type === 'call-progress') {
+      this.calls.get(m.callId)?.onProgress?.(m.progress);
+      return;
+    }
+    if (m.type === 'reply') {
+      const c = this.calls.get(m.callId);
+      if (!c) return;
+      this.calls.delete(m.callId);
+      if (c.timer) clearTimeout(c.timer);
+      const err = m.error;
+      if (m.ok) c.resolve(m.value);
+      else c.reject(err ? new ApiError(err.code as ApiErrorCode, err.message, { file: err.file, details: err.details }) : new ApiError('internal', `${c.method} failed in the compute process`));
+      return;
+    }
     const r = this.jobs.get(m.jobId);
     if (!r || r.info.state !== 'running') return;
     if (m.type === 'progress') {
@@ -277,8 +383,7 @@ export class JobManager {
     } else if (m.type === 'done') {
       void (async () => {
         try {
-          const result = r.finish ? await r.finish(m.result) : m.result;
-          this.settle(r, 'done', result);
+          this.settle(r, 'done', await r.finish(m.result));
         } catch (e) {
           this.settle(r, 'failed', undefined, toApiError(e).toInfo());
         }
@@ -300,7 +405,7 @@ export class JobManager {
     if (result !== undefined) r.info.result = result;
     if (error) r.info.error = error;
     if (state === 'done') r.info.progress = { ...r.info.progress, fraction: 1, etaSeconds: 0, stage: 'done' };
-    r.payload = undefined; // free the volume copy
+    r.start = undefined; // free the request
     const snapshot = structuredClone(r.info);
     this.events.job(snapshot);
     for (const w of r.waiters.splice(0)) w(structuredClone(snapshot));
@@ -319,7 +424,17 @@ export class JobManager {
     } catch {
       return; // onCrash settled it
     }
-    if (r.info.state !== 'running') return;
-    this.channel!.send({ type: 'start', jobId: id, kind: r.computeKind, payload: r.payload });
+    if (r.prepare) {
+      try {
+        await r.prepare();
+      } catch (e) {
+        if (r.info.state === 'running') this.settle(r, 'failed', undefined, toApiError(e).toInfo());
+        if (this.running === id) this.running = null;
+        void this.pump();
+        return;
+      }
+    }
+    if (r.info.state !== 'running' || !r.start || !this.channel) return;
+    this.channel.send(r.start(id));
   }
 }

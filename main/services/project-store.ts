@@ -328,8 +328,9 @@ export class ProjectStore {
   }
 
   private async loadRef(r: ProjectVolumeRef, path: string, sha?: string): Promise<OpenVolume> {
-    const ov = await this.volumes.read(path, { id: r.id, name: r.name, sha256: sha, dataset: r.dataset });
-    const s = ov.volume.shape;
+    // the recorded checksum lets the compute process reuse an image it already holds (a reopened project)
+    const ov = await this.volumes.read(path, { id: r.id, name: r.name, sha256: sha ?? r.sha256, dataset: r.dataset });
+    const s = ov.info.shape;
     if (s.x !== r.shape.x || s.y !== r.shape.y || s.z !== r.shape.z || s.c !== r.shape.c) {
       this.volumes.delete(r.id);
       throw new ApiError('bad-input', `${path}: shape ${s.x}×${s.y}×${s.z}×${s.c} differs from the project's ${r.shape.x}×${r.shape.y}×${r.shape.z}×${r.shape.c}`, { file: path });
@@ -342,6 +343,7 @@ export class ProjectStore {
         ov.savedRevision = ov.editor.revision;
       }
       ov.prediction = await readLayer(predictionFile(this.path, r.id), n);
+      this.volumes.layersReplaced(ov);
       this.host.emitLabelsChanged({ volumeId: r.id, layer: 'annotation', box: null, cause: 'load' });
     }
     return ov;

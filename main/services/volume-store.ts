@@ -1,8 +1,13 @@
 /**
- * The open volumes of the API service: reading a file into an id, slices and bricks for the views, the
+ * The open volumes of the API service: opening a file under an id, slices and bricks for the views, the
  * annotation layer of each volume (LabelEditor, undo/redo) and its prediction layer, and label export.
- * Owned by ApiService; the project store decides which volumes belong to the project, the job facade reads
- * volumes and layers from here to hand them to the compute process.
+ * Owned by ApiService; the project store decides which volumes belong to the project, the job facade names
+ * volumes by id in the jobs it starts.
+ *
+ * The image is resident in the compute process only (compute-store.ts): this process keeps its metadata and
+ * asks the compute process for slices and bricks. The annotation editor lives here (undo/redo, saving); the
+ * compute process keeps its own copy, brought up to date with label deltas (the box an edit changed) right
+ * before a job starts. A restarted compute process (crash) gets each volume again on first use.
  */
 import { stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
@@ -26,16 +31,14 @@ import {
   type StrokeEdit,
   type VolumeInfo,
 } from '../common/api.js';
-import type { Volume } from '../common/volume.js';
+import type { Box } from '../common/api.js';
 import type { Progress } from '../common/progress.js';
 import { LabelEditor, labelSlice } from './annotation.js';
-import { channelStats, volumeBrick, volumeSlice } from './volume-data.js';
-import { loadIo, loadWriters } from './modules.js';
-import { sha256File } from './project.js';
+import { loadWriters } from './modules.js';
+import type { JobManager } from './jobs.js';
 
 export interface OpenVolume {
   info: VolumeInfo;
-  volume: Volume;
   /** absolute path of the file it was read from */
   path: string;
   /** HDF5 dataset it was read from, when one was asked for */
@@ -44,6 +47,11 @@ export interface OpenVolume {
   savedRevision: number;
   prediction: Uint8Array | null;
   predictionDirty: boolean;
+  /** the compute process generation that holds this volume (JobManager.generation) */
+  residentIn: number;
+  /** annotation changed since the compute process's copy was updated: the box, or 'all' */
+  pendingAnnotation: Box | 'all' | null;
+  pendingPrediction: boolean;
 }
 
 export interface VolumeStoreHost {
@@ -64,7 +72,10 @@ export interface ReadOptions {
 export class VolumeStore {
   private readonly volumes = new Map<string, OpenVolume>();
 
-  constructor(private readonly host: VolumeStoreHost) {}
+  constructor(
+    private readonly host: VolumeStoreHost,
+    private readonly compute: JobManager,
+  ) {}
 
   get(id: string): OpenVolume {
     const v = this.volumes.get(id);
@@ -102,58 +113,112 @@ export class VolumeStore {
   }
 
   delete(id: string): void {
-    this.volumes.delete(id);
+    if (this.volumes.delete(id)) this.release([id]);
   }
 
   clear(): void {
+    this.release(this.ids());
     this.volumes.clear();
   }
 
-  /** Reads a file and registers it under a new (or the given) id; the checksum is computed unless given. */
+  /**
+   * Opens a file in the compute process and registers it under a new (or the given) id. The checksum is
+   * computed there unless given (a dropped file hashed as it arrived, a project's recorded checksum: then an
+   * image with that content already resident is reused without reading the file).
+   */
   async read(path: string, opts: ReadOptions): Promise<OpenVolume> {
-    const io = await loadIo();
     const source = opts.name ?? path;
-    let last = 0;
-    const onProgress = (p: Progress) => {
-      const t = Date.now();
-      if (t - last < 100 && p.fraction < 1) return;
-      last = t;
-      this.host.emitVolumeProgress({ source, progress: p });
-    };
-    const [volume, sha256] = await Promise.all([io.readVolume(path, { timepoint: opts.timepoint, dataset: opts.dataset, onProgress }), opts.sha256 ? Promise.resolve(opts.sha256) : sha256File(path)]);
     const id = opts.id ?? `vol-${randomBytes(4).toString('hex')}`;
+    const r = await this.compute.call(
+      'openVolume',
+      { volumeId: id, path, timepoint: opts.timepoint, dataset: opts.dataset, sha256: opts.sha256 },
+      { onProgress: (progress: Progress) => this.host.emitVolumeProgress({ source, progress }) },
+    );
     const info: VolumeInfo = {
       id,
       name: opts.name ?? basename(path),
       source: path,
-      format: volume.format,
-      dtype: volume.dtype,
-      shape: volume.shape,
-      spacing: volume.spacing,
-      channelNames: volume.channelNames,
-      channelStats: channelStats(volume),
-      sha256,
-      timepoint: volume.timepoint,
-      metadata: jsonSafe(volume.metadata),
+      format: r.format,
+      dtype: r.dtype,
+      shape: r.shape,
+      spacing: r.spacing,
+      channelNames: r.channelNames,
+      channelStats: r.channelStats,
+      sha256: r.sha256,
+      timepoint: r.timepoint,
+      metadata: r.metadata,
     };
-    const ov: OpenVolume = { info, volume, path, dataset: opts.dataset, editor: new LabelEditor(volume.shape), savedRevision: 0, prediction: null, predictionDirty: false };
+    const ov: OpenVolume = {
+      info,
+      path,
+      dataset: opts.dataset,
+      editor: new LabelEditor(r.shape),
+      savedRevision: 0,
+      prediction: null,
+      predictionDirty: false,
+      residentIn: this.compute.generation, // a crash during the call would have rejected it
+      pendingAnnotation: null,
+      pendingPrediction: false,
+    };
     this.volumes.set(id, ov);
     return ov;
   }
 
-  // ------------------------------------------------------------------------------------------ image data
-  slice(req: SliceRequest): SliceData {
-    return volumeSlice(this.get(req.volumeId).volume, req.plane, req.index, req.channel);
+  /** Releases volumes in the compute process (their images stay cached there until another file is read). */
+  private release(ids: string[]): void {
+    for (const volumeId of ids) void this.compute.call('closeVolume', { volumeId }).catch(() => {});
   }
 
-  brick(req: BrickRequest): BrickData {
-    return volumeBrick(this.get(req.volumeId).volume, req.origin, req.size, req.step ?? 1, req.channel);
+  /** Makes sure the compute process holds the volume and its current layers (before a job, after a crash). */
+  async sync(ov: OpenVolume): Promise<void> {
+    if (ov.residentIn !== this.compute.generation || !this.compute.computePid) {
+      await this.compute.call('openVolume', { volumeId: ov.info.id, path: ov.path, timepoint: ov.info.timepoint, dataset: ov.dataset, sha256: ov.info.sha256 });
+      ov.residentIn = this.compute.generation;
+      if (ov.editor.revision > 0 || ov.editor.labels.some((l) => l > 0)) ov.pendingAnnotation = 'all';
+      ov.pendingPrediction = ov.prediction !== null;
+    }
+    const pa = ov.pendingAnnotation;
+    if (pa) {
+      ov.pendingAnnotation = null;
+      const data = pa === 'all' ? ov.editor.labels : boxData(ov.editor.labels, ov.info.shape, pa);
+      await this.compute.call('setLabels', { volumeId: ov.info.id, layer: 'annotation', box: pa === 'all' ? null : pa, data });
+    }
+    if (ov.pendingPrediction && ov.prediction) {
+      ov.pendingPrediction = false;
+      await this.compute.call('setLabels', { volumeId: ov.info.id, layer: 'prediction', box: null, data: ov.prediction });
+    }
+  }
+
+  /** The annotation was replaced wholesale (a project's saved layer): the compute process gets all of it. */
+  layersReplaced(ov: OpenVolume): void {
+    if (ov.editor.labels.some((l) => l > 0)) ov.pendingAnnotation = 'all';
+    ov.pendingPrediction = ov.prediction !== null;
+  }
+
+  private async resident(id: string): Promise<OpenVolume> {
+    const ov = this.get(id);
+    if (ov.residentIn !== this.compute.generation) await this.sync(ov);
+    return ov;
+  }
+
+  // ------------------------------------------------------------------------------------------ image data
+  async slice(req: SliceRequest): Promise<SliceData> {
+    await this.resident(req.volumeId);
+    return this.compute.call('getSlice', req);
+  }
+
+  async brick(req: BrickRequest): Promise<BrickData> {
+    await this.resident(req.volumeId);
+    return this.compute.call('getBrick', req);
   }
 
   // ------------------------------------------------------------------------------------------ annotation
   private editResult(volumeId: string, r: { changed: number; box: EditResult['box'] }, cause: 'edit' | 'undo' | 'redo' | 'clear'): EditResult {
     const ov = this.get(volumeId);
-    if (r.changed) this.host.emitLabelsChanged({ volumeId, layer: 'annotation', box: r.box, cause });
+    if (r.changed) {
+      ov.pendingAnnotation = ov.pendingAnnotation === 'all' || !r.box ? 'all' : unionBox(ov.pendingAnnotation, r.box);
+      this.host.emitLabelsChanged({ volumeId, layer: 'annotation', box: r.box, cause });
+    }
     return { volumeId, changed: r.changed, box: r.box, canUndo: ov.editor.canUndo, canRedo: ov.editor.canRedo };
   }
 
@@ -193,13 +258,13 @@ export class VolumeStore {
 
   labelSlice(req: LabelSliceRequest): LabelSliceData {
     const ov = this.get(req.volumeId);
-    const s = labelSlice(this.layerData(ov, req.layer), ov.volume.shape, req.plane, req.index);
+    const s = labelSlice(this.layerData(ov, req.layer), ov.info.shape, req.plane, req.index);
     return { plane: req.plane, index: req.index, ...s };
   }
 
   labelVolume(req: { volumeId: string; layer: LabelLayer }): LabelVolumeData {
     const ov = this.get(req.volumeId);
-    const { x, y, z } = ov.volume.shape;
+    const { x, y, z } = ov.info.shape;
     return { volumeId: req.volumeId, layer: req.layer, size: [x, y, z], data: this.layerData(ov, req.layer).slice() };
   }
 
@@ -208,7 +273,7 @@ export class VolumeStore {
     const ov = this.get(volumeId);
     if (labels.length !== ov.editor.labels.length) throw new ApiError('internal', 'densify returned labels of the wrong size');
     ov.prediction = labels;
-    ov.predictionDirty = true;
+    ov.predictionDirty = true; // the compute process produced it and keeps it: nothing pending
     this.host.emitLabelsChanged({ volumeId, layer: 'prediction', box: null, cause: 'densify' });
   }
 
@@ -228,8 +293,8 @@ export class VolumeStore {
     const labelVolume = {
       data,
       dtype: 'uint8' as const,
-      shape: { x: ov.volume.shape.x, y: ov.volume.shape.y, z: ov.volume.shape.z, c: 1, t: 1 },
-      spacing: ov.volume.spacing,
+      shape: { x: ov.info.shape.x, y: ov.info.shape.y, z: ov.info.shape.z, c: 1, t: 1 },
+      spacing: ov.info.spacing,
       channelNames: ['labels'],
       format: req.format,
       source: path,
@@ -251,4 +316,28 @@ export function jsonSafe(m: Record<string, unknown>): Record<string, unknown> {
   } catch {
     return {};
   }
+}
+
+function unionBox(a: Box | null, b: Box): Box {
+  if (!a) return { min: [...b.min], max: [...b.max] };
+  return {
+    min: [Math.min(a.min[0], b.min[0]), Math.min(a.min[1], b.min[1]), Math.min(a.min[2], b.min[2])],
+    max: [Math.max(a.max[0], b.max[0]), Math.max(a.max[1], b.max[1]), Math.max(a.max[2], b.max[2])],
+  };
+}
+
+/** The contents of a box of a label volume, x fastest (what a label delta carries). */
+export function boxData(labels: Uint8Array, shape: { x: number; y: number; z: number }, b: Box): Uint8Array {
+  const [x0, y0, z0] = b.min;
+  const [x1, y1, z1] = b.max;
+  const w = x1 - x0;
+  const out = new Uint8Array(w * (y1 - y0) * (z1 - z0));
+  let i = 0;
+  for (let z = z0; z < z1; z++)
+    for (let y = y0; y < y1; y++) {
+      const row = (z * shape.y + y) * shape.x;
+      out.set(labels.subarray(row + x0, row + x1), i);
+      i += w;
+    }
+  return out;
 }

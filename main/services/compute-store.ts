@@ -1,0 +1,178 @@
+/**
+ * Volumes resident in the compute process (runs only there, see compute-entry.ts). The image of each open
+ * volume is held once, here and nowhere else; the app process keeps its metadata and the annotation editor and
+ * sends label deltas (`setLabels`) before a job needs them. Jobs name volumes by id.
+ * Images are keyed by file identity (path, size, mtime, dataset, time point) and by content hash: a reopened
+ * project, or a dropped file that was copied into the project folder, finds its image resident and is not read
+ * again. An image no volume refers to stays cached until the next file is read, so close + reopen is free but
+ * two big stacks are never held for nothing.
+ */
+import { stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { ApiError } from '../common/api.js';
+import type { Volume } from '../common/volume.js';
+import type { ProgressCallback } from '../common/progress.js';
+import { loadIo } from './modules.js';
+import { sha256File } from './project.js';
+import { channelStats, volumeBrick, volumeSlice } from './volume-data.js';
+import { jsonSafe } from './volume-store.js';
+import type { CallRequest, CallResult, ResidentVolumeInfo } from './compute-protocol.js';
+
+interface ResidentImage {
+  key: string;
+  volume: Volume;
+  info: Omit<ResidentVolumeInfo, 'volumeId' | 'reused'>;
+  volumeIds: Set<string>;
+}
+
+interface ResidentVolume {
+  image: ResidentImage;
+  /** allocated on the first non-empty delta */
+  annotation: Uint8Array | null;
+  prediction: Uint8Array | null;
+}
+
+export class ComputeStore {
+  private readonly images = new Map<string, ResidentImage>();
+  private readonly volumes = new Map<string, ResidentVolume>();
+  /** files read since the process started */
+  reads = 0;
+
+  private vol(id: string): ResidentVolume {
+    const v = this.volumes.get(id);
+    if (!v) throw new ApiError('not-found', `volume ${id} is not resident in the compute process`);
+    return v;
+  }
+
+  async open(req: CallRequest<'openVolume'>, onProgress?: ProgressCallback): Promise<CallResult<'openVolume'>> {
+    const path = resolve(req.path);
+    const st = await stat(path);
+    if (!st.isFile()) throw new ApiError('bad-input', `${path}: not a regular file`, { file: path });
+    const tp = req.timepoint ?? 0;
+    const key = `${path}|${st.size}|${st.mtimeMs}|${req.dataset ?? ''}|${tp}`;
+    let image = this.images.get(key);
+    if (!image && req.sha256)
+      for (const im of this.images.values())
+        if (im.info.sha256 === req.sha256 && im.key.endsWith(`|${req.dataset ?? ''}|${tp}`) && im.info.timepoint === tp) image = im;
+    const reused = image !== undefined;
+    if (!image) {
+      this.evictUnused();
+      const io = await loadIo();
+      const [volume, sha256] = await Promise.all([io.readVolume(path, { timepoint: req.timepoint, dataset: req.dataset, onProgress }), sha256File(path)]);
+      this.reads++;
+      image = {
+        key,
+        volume,
+        volumeIds: new Set(),
+        info: {
+          format: volume.format,
+          dtype: volume.dtype,
+          shape: volume.shape,
+          spacing: volume.spacing,
+          channelNames: volume.channelNames,
+          channelStats: channelStats(volume),
+          sha256,
+          timepoint: volume.timepoint,
+          metadata: jsonSafe(volume.metadata),
+        },
+      };
+      this.images.set(key, image);
+    } else onProgress?.({ fraction: 1, stage: 'resident' });
+    const prev = this.volumes.get(req.volumeId);
+    if (prev && prev.image !== image) this.release(req.volumeId);
+    if (!prev || prev.image !== image) this.volumes.set(req.volumeId, { image, annotation: null, prediction: null });
+    image.volumeIds.add(req.volumeId);
+    return { volumeId: req.volumeId, ...image.info, reused };
+  }
+
+  /** Drops cached images that no volume refers to (before reading another file). */
+  private evictUnused(): void {
+    for (const [k, im] of this.images) if (im.volumeIds.size === 0) this.images.delete(k);
+  }
+
+  private release(id: string): boolean {
+    const v = this.volumes.get(id);
+    if (!v) return false;
+    v.image.volumeIds.delete(id);
+    this.volumes.delete(id);
+    return true;
+  }
+
+  close(req: CallRequest<'closeVolume'>): CallResult<'closeVolume'> {
+    return { released: this.release(req.volumeId) };
+  }
+
+  slice(req: CallRequest<'getSlice'>): CallResult<'getSlice'> {
+    return volumeSlice(this.vol(req.volumeId).image.volume, req.plane, req.index, req.channel);
+  }
+
+  brick(req: CallRequest<'getBrick'>): CallResult<'getBrick'> {
+    return volumeBrick(this.vol(req.volumeId).image.volume, req.origin, req.size, req.step ?? 1, req.channel);
+  }
+
+  /** Applies a label delta: the box's contents, x fastest (a null box replaces the whole layer). */
+  setLabels(req: CallRequest<'setLabels'>): CallResult<'setLabels'> {
+    const v = this.vol(req.volumeId);
+    const { x: X, y: Y, z: Z } = v.image.volume.shape;
+    const n = X * Y * Z;
+    const b = req.box ?? { min: [0, 0, 0], max: [X, Y, Z] };
+    const [x0, y0, z0] = b.min;
+    const [x1, y1, z1] = b.max;
+    if (!(x0 < x1 && y0 < y1 && z0 < z1 && x1 <= X && y1 <= Y && z1 <= Z))
+      throw new ApiError('bad-request', `label delta box ${b.min.join(',')}..${b.max.join(',')} is outside the volume ${X}×${Y}×${Z}`);
+    const w = x1 - x0;
+    if (req.data.length !== w * (y1 - y0) * (z1 - z0)) throw new ApiError('bad-request', `label delta has ${req.data.length} values, its box holds ${w * (y1 - y0) * (z1 - z0)}`);
+    const key = req.layer;
+    if (!req.box) {
+      if (req.data.length !== n) throw new ApiError('bad-request', `label layer has ${req.data.length} voxels, expected ${n}`);
+      v[key] = req.data.some((l) => l > 0) ? req.data : null;
+      return { voxels: n };
+    }
+    let dst = v[key];
+    if (!dst) {
+      if (!req.data.some((l) => l > 0)) return { voxels: req.data.length };
+      dst = v[key] = new Uint8Array(n);
+    }
+    let i = 0;
+    for (let z = z0; z < z1; z++)
+      for (let y = y0; y < y1; y++) {
+        const row = (z * Y + y) * X;
+        dst.set(req.data.subarray(i, i + w), row + x0);
+        i += w;
+      }
+    return { voxels: req.data.length };
+  }
+
+  resident(): CallResult<'resident'> {
+    return {
+      reads: this.reads,
+      images: [...this.images.values()].map((im) => ({ key: im.key, sha256: im.info.sha256, bytes: im.volume.data.byteLength, volumeIds: [...im.volumeIds] })),
+      volumes: [...this.volumes].map(([volumeId, v]) => ({ volumeId, annotation: v.annotation !== null, prediction: v.prediction !== null })),
+    };
+  }
+
+  // ------------------------------------------------------------------------------------------ for jobs
+  image(id: string): Volume {
+    return this.vol(id).image.volume;
+  }
+
+  /** The annotation as a label volume of the image's shape (all zeros when nothing was painted). */
+  layer(id: string, layer: 'annotation' | 'prediction'): Uint8Array {
+    const v = this.vol(id);
+    const { x, y, z } = v.image.volume.shape;
+    return v[layer] ?? new Uint8Array(x * y * z);
+  }
+
+  hasLayer(id: string, layer: 'annotation' | 'prediction'): boolean {
+    return this.vol(id)[layer] !== null;
+  }
+
+  labelVolume(id: string): Volume {
+    const image = this.image(id);
+    return { ...image, data: this.layer(id, 'annotation'), dtype: 'uint8', shape: { ...image.shape, c: 1 }, channelNames: ['labels'], metadata: {} };
+  }
+
+  setPrediction(id: string, labels: Uint8Array): void {
+    this.vol(id).prediction = labels;
+  }
+}
