@@ -2,6 +2,7 @@
 // imports are linted with the project's own eslint.config.js (ESLint's Node API, lintText with a file path in
 // the tree, so nothing is written into the shared checkout) and must be refused with a message naming the rule.
 // The snippets are synthetic by nature (forbidden imports that must never exist in the tree).
+import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { ESLint } from 'eslint';
@@ -86,6 +87,20 @@ describe('code-layering refuses planted imports', () => {
     expect(await layering('main/services/planted.ts', `import * as tf from '@tensorflow/tfjs';\nexport { tf };\n`)).toEqual([
       "main/services may not import '@tensorflow/tfjs' (only main/engine/ may)",
     ]);
+  });
+});
+
+describe('the eslint command that scripts/test.sh runs', () => {
+  it('exits 1 and names the rule for a planted import (and 0 for an allowed one)', () => {
+    const bin = join(repo, 'node_modules', 'eslint', 'bin', 'eslint.js');
+    const lint = (file: string, code: string) =>
+      spawnSync(process.execPath, [bin, '--stdin', '--stdin-filename', file], { cwd: repo, input: code, encoding: 'utf8' });
+    const bad = lint('main/inference/planted.ts', `import { train } from '../training/trainer.js';\nexport { train };\n`);
+    expect(bad.status, bad.stderr).toBe(1);
+    expect(bad.stdout).toContain('main/inference may not import main/training/trainer.js');
+    expect(bad.stdout).toContain('local/code-layering');
+    const good = lint('main/inference/planted.ts', `import { planTiles } from '../volume/tiling.js';\nexport { planTiles };\n`);
+    expect(good.status, good.stdout + good.stderr).toBe(0);
   });
 });
 
