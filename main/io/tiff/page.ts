@@ -75,9 +75,11 @@ export async function readPageInfo(tf: TiffFile, ifd: Ifd): Promise<PageInfo> {
     if (e) tf.checkIntType(ifd, e, name);
   }
   const bitsArr = (await tf.nums(ifd, TAG.BitsPerSample, 64)) ?? [1];
+  if (bitsArr.length === 0) fail('BitsPerSample has no values');
   const bits = bitsArr[0]!;
   if (bitsArr.some((b) => b !== bits)) fail(`mixed BitsPerSample ${bitsArr.join(',')} are not supported`);
-  const sfArr = (await tf.nums(ifd, TAG.SampleFormat, 64)) ?? [1];
+  const sfNums = await tf.nums(ifd, TAG.SampleFormat, 64);
+  const sfArr = sfNums && sfNums.length > 0 ? sfNums : [1];
   const sampleFormat = sfArr[0]!;
   const dtype = dtypeFor(bits, sampleFormat);
   if (!dtype) {
@@ -183,6 +185,15 @@ export async function decodePage(tf: TiffFile, p: PageInfo, dest: (Uint8Array | 
   }
   if (counts.length < needed) src.fail(`${where}: ${counts.length} ${kind} byte counts, expected ${needed}`);
   const rowBytesOut = p.width * bytes;
+  let run: { d: Uint8Array; at: number; off: number; len: number } | null = null;
+  const flush = async () => {
+    if (!run) return;
+    const { d, at, off, len } = run;
+    run = null;
+    const target = d.subarray(at, at + len);
+    await src.readInto(target, 0, len, off);
+    if (swap) swapInPlace(target, bytes);
+  };
   for (let i = 0; i < needed; i++) {
     const plane = Math.floor(i / perPlane);
     const j = i % perPlane;
@@ -214,9 +225,14 @@ export async function decodePage(tf: TiffFile, p: PageInfo, dest: (Uint8Array | 
           `truncated ${kind} at offset ${off} (${what}: needs ${expected} bytes, file ends after ${Math.max(0, src.size - off)})`,
         );
       }
-      const target = d.subarray(y0 * rowBytesOut, y0 * rowBytesOut + expected);
-      await src.readInto(target, 0, expected, off);
-      if (swap) swapInPlace(target, bytes);
+      // strips that follow each other in the file and in the plane are read in one call (a 1-row-per-strip
+      // OME-TIFF otherwise costs one read per row)
+      const at = y0 * rowBytesOut;
+      if (run && run.d === d && run.at + run.len === at && run.off + run.len === off) run.len += expected;
+      else {
+        await flush();
+        run = { d, at, off, len: expected };
+      }
       continue;
     }
     if (dest.slice(firstSample, firstSample + sppChunk).every((d) => !d)) continue;
@@ -274,4 +290,5 @@ export async function decodePage(tf: TiffFile, p: PageInfo, dest: (Uint8Array | 
       }
     }
   }
+  await flush();
 }
