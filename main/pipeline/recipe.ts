@@ -91,6 +91,11 @@ export interface RecipePair {
 
 export interface RecipeHooks {
   signal?: CancelSignal;
+  /**
+   * ends the training early but keeps its model (the app's Stop): the steps after it (calibration on the
+   * held-out voxels) still run; only `signal` aborts them
+   */
+  stopSignal?: CancelSignal;
   onProgress?: ProgressCallback;
   onStep?: (s: StepInfo) => void;
   /** logs a line (reduced resolution, calibration) */
@@ -151,6 +156,9 @@ export async function trainRecipe(
   const useHeldOut = split !== null && heldOutVoxels >= 500;
   const trainPairs = useHeldOut ? low.map((p, i) => ({ image: p.image, labels: { ...p.labels, data: split![i]!.train } })) : low;
   if (useHeldOut) hooks.log?.(`self-validation: ${heldOutVoxels} painted voxels in held-out blocks (not trained on)`);
+  // the training loop ends on a stop or a cancel; what follows it ends on a cancel only
+  const stop = hooks.stopSignal;
+  const trainSignal: CancelSignal | undefined = stop ? { get aborted() { return !!hooks.signal?.aborted || stop.aborted; } } : hooks.signal;
   const trained = await trainModel(engine, trainPairs, {
     net: plan.net,
     optim: plan.optim,
@@ -168,7 +176,7 @@ export async function trainRecipe(
     checkpointDir: hooks.checkpointDir,
     checkpointMinutes: hooks.checkpointMinutes,
     resume: hooks.resume,
-    signal: hooks.signal,
+    signal: trainSignal,
     onProgress: hooks.onProgress,
     onStep: hooks.onStep,
   });
