@@ -354,29 +354,69 @@ export function trainForest(set: TrainingSet, opts: ForestOptions = {}): Forest 
 }
 
 /**
+ * The forest laid out for prediction: the right child is always left + 1 (checked here), so a step is one
+ * compare and one load. Measured on 1135 (200k voxels, loaded 2-core machine): this branchy walk, tree by tree
+ * over chunks of 256 voxels, 0.63-1.0 s; all trees per voxel 0.71-1.39 s; a branchless fixed-depth walk
+ * (leaves pointing to themselves) 1.1-1.6 s; the branchless walk level by level across the chunk 0.9-1.5 s
+ * (leaves sit on average well above the depth limit, so the fixed-depth walks do more steps).
+ */
+export interface CompiledForest {
+  numClasses: number;
+  roots: Int32Array;
+  /** feature of an inner node, -1 for a leaf */
+  feature: Int32Array;
+  threshold: Float64Array;
+  left: Int32Array;
+  value: Float32Array;
+}
+
+export function compileForest(forest: Forest): CompiledForest {
+  for (let i = 0; i < forest.feature.length; i++)
+    if (forest.feature[i]! >= 0 && forest.right[i] !== forest.left[i]! + 1) throw new RangeError(`node ${i}: right child is not left + 1`);
+  return { numClasses: forest.numClasses, roots: forest.roots, feature: forest.feature, threshold: forest.threshold, left: forest.left, value: forest.value };
+}
+
+/**
+ * Adds the trees' mean class probabilities of `count` (≤ accStride) samples whose feature f is
+ * `values[f * stride + offset + j]` into acc[(c - 1) * accStride + j]. Tree by tree, so one tree's nodes and
+ * the chunk's feature values stay in cache; call with chunks of a few hundred contiguous voxels.
+ */
+export function predictChunk(cf: CompiledForest, values: Float32Array, stride: number, offset: number, count: number, acc: Float64Array, accStride: number): void {
+  const { roots, feature, threshold, left, value, numClasses: K } = cf;
+  const T = roots.length;
+  const inv = 1 / T;
+  for (let t = 0; t < T; t++) {
+    const root = roots[t]!;
+    for (let j = 0; j < count; j++) {
+      const o = offset + j;
+      let node = root;
+      let f = feature[node]!;
+      while (f >= 0) {
+        const l = left[node]!;
+        node = values[f * stride + o]! <= threshold[node]! ? l : l + 1;
+        f = feature[node]!;
+      }
+      const vb = node * K;
+      for (let c = 0; c < K; c++) acc[c * accStride + j]! += value[vb + c]! * inv;
+    }
+  }
+}
+
+/**
  * Mean class probabilities of the trees for `count` samples whose features are read as
  * `values[f * stride + offset + j]` (j = 0..count-1): a feature-planar stack (stride = voxels of the volume) or
  * a block. Writes out[(c - 1) * outStride + outOffset + j].
  */
-export function predictForestInto(forest: Forest, values: Float32Array, stride: number, offset: number, count: number, out: Float32Array, outStride: number, outOffset: number): void {
-  const { roots, feature, threshold, left, right, value, numClasses: K } = forest;
-  const T = roots.length;
-  const acc = new Float64Array(K);
-  const inv = 1 / T;
-  for (let j = 0; j < count; j++) {
+export function predictForestInto(forest: Forest | CompiledForest, values: Float32Array, stride: number, offset: number, count: number, out: Float32Array, outStride: number, outOffset: number): void {
+  const cf = 'right' in forest ? compileForest(forest) : forest;
+  const K = cf.numClasses;
+  const CH = 256;
+  const acc = new Float64Array(K * CH);
+  for (let j0 = 0; j0 < count; j0 += CH) {
+    const n = Math.min(CH, count - j0);
     acc.fill(0);
-    const o = offset + j;
-    for (let t = 0; t < T; t++) {
-      let node = roots[t]!;
-      let f = feature[node]!;
-      while (f >= 0) {
-        node = values[f * stride + o]! <= threshold[node]! ? left[node]! : right[node]!;
-        f = feature[node]!;
-      }
-      const vb = node * K;
-      for (let c = 0; c < K; c++) acc[c]! += value[vb + c]!;
-    }
-    for (let c = 0; c < K; c++) out[c * outStride + outOffset + j] = acc[c]! * inv;
+    predictChunk(cf, values, stride, offset + j0, n, acc, CH);
+    for (let c = 0; c < K; c++) for (let j = 0; j < n; j++) out[c * outStride + outOffset + j0 + j] = acc[c * CH + j]!;
   }
 }
 

@@ -11,10 +11,10 @@
 import { SliceformError } from '../common/errors.js';
 import type { Volume } from '../common/volume.js';
 import { multiscaleFeatures, type FeatureDims, type FeatureOptions, type FeatureStack } from './features.js';
-import { trainForest, type Forest, type ForestOptions } from './forest.js';
+import { compileForest, predictChunk, trainForest, type CompiledForest, type Forest, type ForestOptions } from './forest.js';
 
 export { multiscaleFeatures, skimageSigmas, type FeatureDims, type FeatureOptions, type FeatureStack } from './features.js';
-export { trainForest, predictForestInto, forestStats, type Forest, type ForestOptions, type TrainingSet } from './forest.js';
+export { trainForest, compileForest, predictForestInto, forestStats, type CompiledForest, type Forest, type ForestOptions, type TrainingSet } from './forest.js';
 
 export interface ClassicalOptions {
   /** feature stack settings (default skimage's sigma 1..8, intensity + edges + texture) */
@@ -120,6 +120,7 @@ export function fitClassical(image: Volume, labels: ArrayLike<number>, opts: Cla
   }
   const forest = trainForest({ values, n: annotated, numFeatures: F, labels: y, numClasses: K }, opts.forest);
   const t2 = now();
+  const compiled = compileForest(forest);
   return {
     numClasses: K,
     features,
@@ -127,7 +128,7 @@ export function fitClassical(image: Volume, labels: ArrayLike<number>, opts: Cla
     trainingVoxels: annotated,
     featureSeconds: opts.precomputed ? 0 : (t1 - t0) / 1000,
     fitSeconds: (t2 - t1) / 1000,
-    predictProba: (region) => predictRegion(forest, features, region),
+    predictProba: (region) => predictRegion(compiled, features, region),
   };
 }
 
@@ -147,45 +148,28 @@ function regionBox(d: FeatureDims, region?: Region): { z: [number, number]; y: [
   return region;
 }
 
-/** Row-chunked prediction: each chunk of ≤ 256 contiguous voxels runs tree by tree, so one tree and the chunk's features stay in cache. */
-function predictRegion(forest: Forest, features: FeatureStack, region?: Region): Probabilities {
+/** Row-chunked prediction: chunks of ≤ 256 contiguous voxels, tree by tree (./forest.ts predictChunk). */
+function predictRegion(cf: CompiledForest, features: FeatureStack, region?: Region): Probabilities {
   const d = features.dims;
   const box = regionBox(d, region);
   const rx = box.x[1] - box.x[0];
   const ry = box.y[1] - box.y[0];
   const rz = box.z[1] - box.z[0];
   const M = rx * ry * rz;
-  const K = forest.numClasses;
+  const K = cf.numClasses;
   const out = new Float32Array(K * M);
   const N = d.x * d.y * d.z;
   const CH = 256;
   const acc = new Float64Array(K * CH);
-  const { roots, feature, threshold, left, right, value } = forest;
-  const T = roots.length;
-  const inv = 1 / T;
-  const vals = features.data;
   let o = 0;
   for (let z = box.z[0]; z < box.z[1]; z++)
     for (let y = box.y[0]; y < box.y[1]; y++) {
       const rowStart = (z * d.y + y) * d.x;
       for (let x0 = box.x[0]; x0 < box.x[1]; x0 += CH) {
         const cnt = Math.min(CH, box.x[1] - x0);
-        const base = rowStart + x0;
         acc.fill(0);
-        for (let t = 0; t < T; t++) {
-          const root = roots[t]!;
-          for (let j = 0; j < cnt; j++) {
-            let node = root;
-            let f = feature[node]!;
-            while (f >= 0) {
-              node = vals[f * N + base + j]! <= threshold[node]! ? left[node]! : right[node]!;
-              f = feature[node]!;
-            }
-            const vb = node * K;
-            for (let c = 0; c < K; c++) acc[c * CH + j]! += value[vb + c]!;
-          }
-        }
-        for (let c = 0; c < K; c++) for (let j = 0; j < cnt; j++) out[c * M + o + j] = acc[c * CH + j]! * inv;
+        predictChunk(cf, features.data, N, rowStart + x0, cnt, acc, CH);
+        for (let c = 0; c < K; c++) for (let j = 0; j < cnt; j++) out[c * M + o + j] = acc[c * CH + j]!;
         o += cnt;
       }
     }
