@@ -1,6 +1,6 @@
 /** `sliceform info FILE` through the CLI's main(): the README's values for every real file; exit 2 on bad input. */
 import { afterAll, describe, expect, it } from 'vitest';
-import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../main/cli/index.js';
@@ -100,6 +100,29 @@ describe('sliceform info', () => {
     const tp = await run(dataFile('plantseg_nuclei_mini/1135_mini.h5'), '--timepoint', '1');
     expect(tp.code).toBe(2);
     expect(tp.err).toMatch(/time point 1 out of range/);
+  });
+
+  it('issue 14: an OME-TIFF claiming SizeZ=16777216 SizeT=64 exits 2 at once (it used to die of heap exhaustion)', async () => {
+    // the real OME fixture, edited in place: 8 characters of its XML comment make room for the larger sizes
+    const b = readFileSync(dataFile('formats/ome_tiff/multi-channel-z-series.ome.tif'));
+    const at = b.indexOf('Warning: this comment');
+    const z = b.indexOf('SizeZ="5"');
+    const t = b.indexOf('SizeT="1"');
+    expect(at > 0 && z > at && t > at).toBe(true);
+    let text = b.toString('latin1', at, z + 9);
+    text = text.replace('Warning:', '').replace('SizeT="1"', 'SizeT="64"').replace('SizeZ="5"', 'SizeZ="16777216"');
+    expect(text.length).toBe(z + 9 - at);
+    b.write(text, at, 'latin1');
+    const f = join(tmp, 'bomb.ome.tif');
+    writeFileSync(f, b);
+    const t0 = performance.now();
+    const r = await run(f);
+    expect(performance.now() - t0).toBeLessThan(3000);
+    expect(r.code).toBe(2);
+    expect(r.out).toBe('');
+    expect(r.err.trim().split('\n')).toHaveLength(1);
+    expect(r.err).toContain(f);
+    expect(r.err).toMatch(/OME-XML describes 3221225472 planes .* but the file holds only 15 images/);
   });
 
   it('usage errors exit 2; --help exits 0', async () => {
