@@ -172,7 +172,10 @@ print(clf.tree_.node_count)
     const bal = fitClassical(v, sparse, { precomputed: features, forest: { ...root, classBalanced: true } }).predictProba({ axis: 'z', index: 0 });
     let painted = 0;
     let fg = 0;
-    for (const l of sparse) if (l) (painted++, l === 2 && fg++);
+    for (const l of sparse) {
+      if (l) painted++;
+      if (l === 2) fg++;
+    }
     expect(fg / painted).toBeGreaterThan(0.02);
     expect(fg / painted).toBeLessThan(0.1);
     expect(plain.data[1600 + 77]).toBeCloseTo(fg / painted, 6);
