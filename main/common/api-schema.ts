@@ -109,6 +109,24 @@ export const REQUEST_SCHEMAS = {
     .object({ volumeId: id, layer: z.enum(['annotation', 'prediction', 'merged']), path, format: z.enum(['tiff', 'ome-tiff']) })
     .strict(),
   saveSnapshot: z.object({ path, png: u8 }).strict(),
+  computeObjects: z
+    .object({
+      volumeId: id,
+      split: z.enum(['distance', 'none']).optional(),
+      minSeparationUm: z.number().min(0).max(1e4).optional(),
+      minSizeUm3: z.number().min(0).max(1e12).optional(),
+      boundaryClass: z.number().int().min(1).max(255).optional(),
+    })
+    .strict(),
+  getObjects: volumeOnly,
+  getObjectSlice: z.object({ volumeId: id, plane, index: idx }).strict(),
+  getObjectVolume: volumeOnly,
+  mergeObjects: z.object({ volumeId: id, ids: z.array(z.number().int().min(1)).min(2).max(10_000) }).strict(),
+  splitObject: z
+    .object({ volumeId: id, plane, index: idx, line: z.tuple([z.tuple([z.number().finite(), z.number().finite()]), z.tuple([z.number().finite(), z.number().finite()])]) })
+    .strict(),
+  undoObjects: volumeOnly,
+  exportObjects: z.object({ volumeId: id, path, dtype: z.enum(['uint16', 'uint32']).optional(), csvPath: path.optional() }).strict(),
   newProject: z.object({ name: z.string().min(1).max(200).optional() }).strict().or(z.undefined()),
   openProject: z.object({ path }).strict(),
   saveProject: z.object({ path: path.optional() }).strict().or(z.undefined()),

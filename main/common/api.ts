@@ -558,6 +558,78 @@ export type MenuCommand =
   | 'train'
   | 'densify';
 
+// ---------------------------------------------------------------------------------------------
+// Objects: instances of the prediction layer (main/objects, docs/objects.md)
+// ---------------------------------------------------------------------------------------------
+
+export interface ObjectsRequest {
+  volumeId: string;
+  /** distance (default): split touching objects by a watershed on the distance transform; none: connected components */
+  split?: 'distance' | 'none';
+  /** seeds closer than this (µm) are one object */
+  minSeparationUm?: number;
+  /** drop objects smaller than this (µm³) */
+  minSizeUm3?: number;
+  /** membrane class: objects are the regions it encloses */
+  boundaryClass?: number;
+}
+
+/** One object of the table (the CLI's CSV row without intensities). */
+export interface ObjectRowInfo {
+  id: number;
+  class: number;
+  voxels: number;
+  volumeUm3: number;
+  /** centroid in voxel indices (rounded): where "jump to object" puts the crosshair */
+  centroid: [number, number, number];
+  centroidUm: [number, number, number];
+  /** bounding box in voxels, [x0, y0, z0, x1, y1, z1], end exclusive */
+  bbox: [number, number, number, number, number, number];
+  equivalentDiameterUm: number;
+  sphericity: number;
+}
+
+export interface ObjectsTable {
+  volumeId: string;
+  count: number;
+  objects: ObjectRowInfo[];
+  /** increases with every change (compute, merge, split, undo) */
+  revision: number;
+  /** merge/split steps that undoObjects can take back */
+  undoDepth: number;
+}
+
+export interface ObjectSliceData {
+  plane: Plane;
+  index: number;
+  width: number;
+  height: number;
+  /** object id per pixel (0 = none) */
+  ids: Uint32Array;
+}
+
+export interface ObjectVolumeData {
+  size: [number, number, number];
+  ids: Uint32Array;
+}
+
+export interface SplitObjectRequest {
+  volumeId: string;
+  plane: Plane;
+  index: number;
+  /** a line in slice coordinates (u, v): the object under it is cut by the plane through the line, normal to the slice */
+  line: [[number, number], [number, number]];
+}
+
+export interface ExportObjectsRequest {
+  volumeId: string;
+  /** instance labels, ImageJ TIFF */
+  path: string;
+  dtype?: 'uint16' | 'uint32';
+  /** also the per-object table as CSV */
+  csvPath?: string;
+}
+
 export type Unsubscribe = () => void;
 
 // ---------------------------------------------------------------------------------------------
@@ -603,6 +675,16 @@ export interface SliceformApi {
   // export
   exportLabels(req: ExportLabelsRequest): Promise<ExportResult>;
   saveSnapshot(req: SaveSnapshotRequest): Promise<ExportResult>;
+
+  // objects (instances of the prediction layer; merge/split have their own undo)
+  computeObjects(req: ObjectsRequest): Promise<ObjectsTable>;
+  getObjects(req: { volumeId: string }): Promise<ObjectsTable>;
+  getObjectSlice(req: { volumeId: string; plane: Plane; index: number }): Promise<ObjectSliceData>;
+  getObjectVolume(req: { volumeId: string }): Promise<ObjectVolumeData>;
+  mergeObjects(req: { volumeId: string; ids: number[] }): Promise<ObjectsTable>;
+  splitObject(req: SplitObjectRequest): Promise<ObjectsTable>;
+  undoObjects(req: { volumeId: string }): Promise<ObjectsTable>;
+  exportObjects(req: ExportObjectsRequest): Promise<ExportResult>;
 
   // projects
   newProject(req: { name?: string }): Promise<ProjectInfo>;
@@ -665,6 +747,14 @@ export const API_METHODS = [
   'listModels',
   'exportLabels',
   'saveSnapshot',
+  'computeObjects',
+  'getObjects',
+  'getObjectSlice',
+  'getObjectVolume',
+  'mergeObjects',
+  'splitObject',
+  'undoObjects',
+  'exportObjects',
   'newProject',
   'openProject',
   'saveProject',

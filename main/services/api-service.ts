@@ -26,6 +26,13 @@ import {
   type EvaluateRequest,
   type ExportLabelsRequest,
   type ExportResult,
+  type ExportObjectsRequest,
+  type ObjectSliceData,
+  type ObjectsRequest,
+  type ObjectsTable,
+  type ObjectVolumeData,
+  type Plane,
+  type SplitObjectRequest,
   type JobInfo,
   type JobRef,
   type LabelClass,
@@ -58,6 +65,7 @@ import { VolumeStore } from './volume-store.js';
 import { refuseOutputOverInput } from './path-guard.js';
 import { ProjectStore } from './project-store.js';
 import { JobFacade } from './job-facade.js';
+import { ObjectsService } from './objects-service.js';
 
 export interface ApiServiceOptions {
   shell: 'web' | 'electron';
@@ -100,6 +108,7 @@ export class ApiService implements SliceformApi {
   private readonly volumes: VolumeStore;
   private readonly project: ProjectStore;
   private readonly jobFacade: JobFacade;
+  private readonly objectsService: ObjectsService;
 
   constructor(private readonly opts: ApiServiceOptions) {
     this.workDirP = opts.workDir ? mkdir(opts.workDir, { recursive: true }).then(() => opts.workDir!) : mkdtemp(join(tmpdir(), 'sliceform-'));
@@ -128,6 +137,7 @@ export class ApiService implements SliceformApi {
       emitJob: (j) => this.emitter.emit('job', j),
       emitTrainProgress: (p) => this.emitter.emit('trainProgress', p),
     });
+    this.objectsService = new ObjectsService(this.volumes);
     this.autosaveTimer = setInterval(() => void this.project.autosaveTick(), opts.autosaveTickMs ?? 30_000);
     this.autosaveTimer.unref();
   }
@@ -323,6 +333,33 @@ export class ApiService implements SliceformApi {
   async exportLabels(req: ExportLabelsRequest): Promise<ExportResult> {
     await refuseOutputOverInput([{ label: 'the export path', path: req.path }], this.openVolumePaths());
     return this.volumes.exportLabels(req, this.project.settings.classes.map((c) => c.name));
+  }
+
+  // ------------------------------------------------------------------------------------------ objects (objects-service.ts)
+  async computeObjects(req: ObjectsRequest): Promise<ObjectsTable> {
+    return this.objectsService.compute(req);
+  }
+  async getObjects(req: { volumeId: string }): Promise<ObjectsTable> {
+    return this.objectsService.get(req.volumeId);
+  }
+  async getObjectSlice(req: { volumeId: string; plane: Plane; index: number }): Promise<ObjectSliceData> {
+    return this.objectsService.slice(req);
+  }
+  async getObjectVolume(req: { volumeId: string }): Promise<ObjectVolumeData> {
+    return this.objectsService.volume(req.volumeId);
+  }
+  async mergeObjects(req: { volumeId: string; ids: number[] }): Promise<ObjectsTable> {
+    return this.objectsService.merge(req);
+  }
+  async splitObject(req: SplitObjectRequest): Promise<ObjectsTable> {
+    return this.objectsService.split(req);
+  }
+  async undoObjects(req: { volumeId: string }): Promise<ObjectsTable> {
+    return this.objectsService.undo(req.volumeId);
+  }
+  async exportObjects(req: ExportObjectsRequest): Promise<ExportResult> {
+    await refuseOutputOverInput([{ label: 'the export path', path: req.path }, ...(req.csvPath ? [{ label: 'the CSV path', path: req.csvPath }] : [])], this.openVolumePaths());
+    return this.objectsService.export(req);
   }
 
   async saveSnapshot(req: SaveSnapshotRequest): Promise<ExportResult> {
