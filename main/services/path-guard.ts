@@ -103,9 +103,16 @@ export async function refuseExistingKind(label: string, path: string | undefined
 
 /** Folders a remote web shell may read and write (the --root options); everything else is refused. */
 export class PathRoots {
-  private constructor(readonly roots: string[]) {}
+  private constructor(
+    readonly roots: string[],
+    private readonly own: string[] = [],
+  ) {}
 
-  static async create(dirs: string[]): Promise<PathRoots> {
+  /**
+   * @param dirs the user's folders (must exist; the first is what listDirectory shows by default)
+   * @param own the server's own folders (scratch/imports, recovery), allowed too; they need not exist yet
+   */
+  static async create(dirs: string[], own: string[] = []): Promise<PathRoots> {
     const roots: string[] = [];
     for (const d of dirs) {
       const s = await statOrNull(d);
@@ -113,13 +120,13 @@ export class PathRoots {
       roots.push(await realpath(resolve(d)));
     }
     if (roots.length === 0) throw new SliceformError('bad-input', '--root: at least one folder is needed');
-    return new PathRoots(roots);
+    return new PathRoots(roots, await Promise.all(own.map((d) => resolveReal(d))));
   }
 
   /** the real path when it lies inside a root (symlinks resolved, so a link out of a root is refused) */
   async check(path: string, what: string): Promise<string> {
     const real = await resolveReal(path);
-    for (const r of this.roots) if (real === r || real.startsWith(r.endsWith(sep) ? r : r + sep)) return real;
+    for (const r of [...this.roots, ...this.own]) if (real === r || real.startsWith(r.endsWith(sep) ? r : r + sep)) return real;
     throw new SliceformError('bad-input', `${what} is outside the folders this remote web shell may use (${this.roots.join(', ')}; see --root)`, { file: path });
   }
 }

@@ -7,7 +7,7 @@
  *   listDirectory without a path lists the first root instead of the home folder.
  * `stat` is used throughout: it answers for a FIFO without opening it.
  */
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SliceformError } from '../common/errors.js';
 import { fileKind, requireRegularFile, type PathRoots } from './path-guard.js';
@@ -55,6 +55,24 @@ async function checkProjectFolder(dir: string): Promise<void> {
   for (const e of entries) await check(join(dir, e.name), e.isDirectory(), 0);
 }
 
+/** Remote mode: the volumes a project refers to must lie inside the roots too (a project.json names any path). */
+async function checkProjectVolumes(dir: string, roots: PathRoots): Promise<void> {
+  const file = join(dir, 'project.json');
+  const s = await stat(file).catch(() => null);
+  if (!s?.isFile() || s.size > 64 * 1024 ** 2) return; // missing or odd: openProject explains it
+  let refs: unknown;
+  try {
+    refs = (JSON.parse(await readFile(file, 'utf8')) as { volumes?: unknown }).volumes;
+  } catch {
+    return; // not JSON: openProject explains it
+  }
+  if (!Array.isArray(refs)) return;
+  for (const r of refs) {
+    const p = (r as { path?: unknown })?.path;
+    if (typeof p === 'string') await roots.check(p, `a volume of the project ${dir}`);
+  }
+}
+
 /**
  * Checks (and, for listDirectory in remote mode, completes) the paths of one call. Returns the payload to run.
  * Throws SliceformError 'bad-input' naming the path.
@@ -74,7 +92,10 @@ export async function checkCallPaths(
     if (typeof path !== 'string') continue;
     if (roots) await roots.check(path, what);
     if (access === 'read-file') await requireRegularFile(path, { label: what });
-    if (access === 'read-project') await checkProjectFolder(path);
+    if (access === 'read-project') {
+      await checkProjectFolder(path);
+      if (roots) await checkProjectVolumes(path, roots);
+    }
   }
   return p;
 }

@@ -17,7 +17,7 @@ import { readFile, rename, rm, stat } from 'node:fs/promises';
 import { createWriteStream } from 'node:fs';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { basename, extname, join, normalize, resolve, sep } from 'node:path';
+import { basename, dirname, extname, join, normalize, resolve, sep } from 'node:path';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Duplex } from 'node:stream';
@@ -44,6 +44,8 @@ export interface WebServerOptions {
   maxConcurrentUploads?: number;
   /** with allowRemote: the only folders calls may read or write (default: none = no confinement) */
   roots?: string[];
+  /** with roots: the server's own folders calls may use too (the recovery folder); the work dir is added */
+  ownDirs?: string[];
 }
 
 export interface WebServer {
@@ -162,7 +164,10 @@ export async function startWebServer(o: WebServerOptions): Promise<WebServer> {
       `refusing to listen on ${host}: only loopback is allowed without --allow-remote (anyone who can reach it and has the token controls this machine's files)`,
     );
   const token = o.token ?? randomBytes(24).toString('base64url');
-  const roots = o.roots?.length ? await PathRoots.create(o.roots) : null;
+  // the server's own scratch folder (uploads) and recovery folder stay reachable: the UI reopens uploads by path
+  const roots = o.roots?.length
+    ? await PathRoots.create(o.roots, [dirname(await o.api.importsDir()), ...(o.ownDirs ?? [])])
+    : null;
   const rendererDir = resolve(o.rendererDir);
   const api = o.api;
 

@@ -14,7 +14,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, link, mkdir, mkdtemp, readdir, readFile, rm, symlink } from 'node:fs/promises';
+import { copyFile, link, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -323,6 +323,17 @@ describe('item 21: --allow-remote confines paths to the roots', () => {
       expect((ls as { value: { path: string; entries: Array<{ name: string }> } }).value.path).toBe(root);
       const ls2 = await call(ws, 'listDirectory', { path: '/' });
       expect(ls2.ok).toBe(false);
+      // a project inside the root whose project.json names a volume outside it
+      const pdir = join(root, 'crafted.sliceform');
+      await mkdir(pdir);
+      await writeFile(join(pdir, 'project.json'), JSON.stringify({ volumes: [{ id: 'v1', name: 'x', path: H5, sha256: 'x', shape: { x: 1, y: 1, z: 1, c: 1, t: 1 } }] }));
+      const pr = await call(ws, 'openProject', { path: pdir });
+      expect((pr as { error: { message: string } }).error.message).toMatch(/1135_mini\.h5: a volume of the project .*crafted\.sliceform is outside the folders/);
+      // the server's own scratch folder stays usable: an upload reopened by its path
+      const up = await post(rs, '/upload?name=up.h5', await readFile(H5));
+      expect(up.status).toBe(200);
+      const src = (up.msg as { value: { source: string } }).value.source;
+      expect((await call(ws, 'openVolume', { path: src }, 60_000)).ok).toBe(true);
     } finally {
       ws.close();
       await rs.close();

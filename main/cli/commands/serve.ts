@@ -89,7 +89,7 @@ const serve: Command = {
     const api = new ApiService({ shell: 'web', workDir, recoveryDir });
     let server;
     try {
-      server = await startWebServer({ api, host, port, rendererDir, token, allowRemote, roots });
+      server = await startWebServer({ api, host, port, rendererDir, token, allowRemote, roots, ownDirs: [recoveryDir] });
     } catch (e) {
       await api.dispose();
       if (e instanceof ApiError) throw new SliceformError('bad-input', e.message);
