@@ -9,6 +9,8 @@ import type { CliIO } from './command.js';
 import { numOpt, strOpt } from './command.js';
 import { SliceformError } from '../common/errors.js';
 import type { Volume } from '../common/volume.js';
+import type { EngineInfo } from '../common/engine.js';
+import { engineLimitsShort } from '../common/engine-limits.js';
 import { refuseExistingKind, refuseOutputOverInput, requireRegularFile } from '../services/path-guard.js';
 
 type Values = Record<string, unknown>;
@@ -108,4 +110,10 @@ export function assertFiniteImage(v: Volume, file: string): void {
     const parts = [nan ? `${nan} NaN` : '', inf ? `${inf} infinite` : ''].filter(Boolean).join(' and ');
     throw new SliceformError('bad-input', `the image has ${parts} voxel values (of ${d.length}); replace them (e.g. with 0) before training or segmenting`, { file });
   }
+}
+
+/** The TF.js fallback is slow: say so before a long run starts (issue 14 item 11; `sliceform system` has more). */
+export function engineNote(info: EngineInfo, io: Pick<CliIO, 'err'>): void {
+  const note = engineLimitsShort(info);
+  if (note) io.err(`note: ${note} (see 'sliceform system')`);
 }

@@ -5,6 +5,9 @@
 import { describe, expect, it } from 'vitest';
 import { main } from '../../main/cli/index.js';
 import { engineLimits, engineLimitsShort } from '../../main/common/engine-limits.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { dataFile } from '../helpers/paths.js';
 
 describe('TF.js fallback: its limits in plain words', () => {
   it('sliceform system --engine tfjs prints them in the JSON and on stderr', async () => {
@@ -21,6 +24,22 @@ describe('TF.js fallback: its limits in plain words', () => {
     expect(j.engines.tfjs.limits).toMatch(/wasm backend is no way out/);
     expect(j.limits).toBe(j.engines.tfjs.limits);
     expect(err).toContain('note: TF.js fallback (cpu backend, pure JavaScript, one thread)');
+  }, 60_000);
+
+  it('a command that runs the TF.js engine says so on stderr before it starts', async () => {
+    const saved = process.env.SLICEFORM_ENGINE;
+    let err = '';
+    try {
+      // real input; the model folder is missing, so the run stops right after the engine loaded
+      const args = ['--engine', 'tfjs', 'segment', '--model', join(tmpdir(), 'no-such-model-dir'), '--input', dataFile('plantseg_nuclei_mini', '1135_mini.h5'), '--out', join(tmpdir(), 'x-seg.tif')];
+      const code = await main(args, { out: () => {}, err: (s) => (err += s + '\n'), isTTY: false });
+      expect(code).toBe(2);
+    } finally {
+      if (saved === undefined) delete process.env.SLICEFORM_ENGINE;
+      else process.env.SLICEFORM_ENGINE = saved;
+    }
+    expect(err).toContain("note: the TF.js fallback is 65-310x slower than the native engine: densify small crops only (tiny preset), or build the native addon (see 'sliceform system')");
+    expect(err).toMatch(/no-such-model-dir: not a Sliceform model folder/);
   }, 60_000);
 
   it('the native engine has no such note; the tensorflow backend a mild one', () => {

@@ -9,7 +9,7 @@ import { saveModelDir } from '../../inference/model-dir.js';
 import { progressPrinter } from '../../training/progress-line.js';
 import { RECIPE_OPTIONS, recipeFromValues, recipeUsage } from '../../pipeline/options.js';
 import { defaultClassNames, manifestFor, segmentOptionsFor, trainRecipe } from '../../pipeline/recipe.js';
-import { assertFiniteImage, checkDownsample, checkPaths, checkRanges, threadsOpt } from '../validate.js';
+import { assertFiniteImage, checkDownsample, checkPaths, checkRanges, engineNote, threadsOpt } from '../validate.js';
 import { scoreSegmentation } from '../../evaluation/metrics.js';
 
 const usage = `Usage: sliceform densify --image IMG --labels SPARSE --out SEG.tif [options]
@@ -99,6 +99,7 @@ const densify: Command = {
       throw new SliceformError('bad-input', `ground truth is ${truth.shape.x}x${truth.shape.y}x${truth.shape.z}, the image ${image.shape.x}x${image.shape.y}x${image.shape.z}`, { file: truthPath });
     }
     const engine = await loadEngine();
+    engineNote(engine.info, io);
     const bar = cliProgress(io);
     const budget = `${settings.minutes !== undefined ? `${settings.minutes} min` : ''}${settings.iterations !== undefined ? ` ${settings.iterations} iterations` : ''}`;
     io.err(`densify: ${image.shape.x}x${image.shape.y}x${image.shape.z} (x*y*z), ${image.shape.c} channel(s), preset ${settings.preset}, ${budget}, engine ${engine.info.name} on ${settings.device}`);

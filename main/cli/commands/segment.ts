@@ -7,7 +7,7 @@ import { loadModelDir } from '../../inference/model-dir.js';
 import { segmentToFiles } from '../../inference/files.js';
 import { cliProgress, parseDevice } from './densify.js';
 import { FOLDER_OPTIONS, FOLDER_USAGE, isFolder, segmentFolder } from './segment-folder.js';
-import { assertFiniteImage, checkPaths, threadsOpt } from '../validate.js';
+import { assertFiniteImage, checkPaths, engineNote, threadsOpt } from '../validate.js';
 
 const usage = `Usage: sliceform segment --model DIR --input IMG --out SEG.tif [options]
 
@@ -62,6 +62,7 @@ const segment: Command = {
     const t00 = Date.now();
     const device = parseDevice(strOpt(v, 'device'));
     const engine = await loadEngine();
+    engineNote(engine.info, io);
     const { model, manifest } = await loadModelDir(dir, engine, { device, threads });
     try {
       const image = await readVolume(input, { dataset: strOpt(v, 'dataset'), signal, onWarning: (w) => io.err(`warning: ${w}`) });

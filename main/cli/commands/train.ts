@@ -11,7 +11,7 @@ import { maxLabel } from '../../training/trainer.js';
 import { RECIPE_OPTIONS, recipeFromValues, recipeUsage } from '../../pipeline/options.js';
 import { defaultClassNames, manifestFor, trainRecipe } from '../../pipeline/recipe.js';
 import { cliProgress } from './densify.js';
-import { assertFiniteImage, checkDownsample, checkPaths, checkRanges, threadsOpt } from '../validate.js';
+import { assertFiniteImage, checkDownsample, checkPaths, checkRanges, engineNote, threadsOpt } from '../validate.js';
 
 const usage = `Usage: sliceform train --image A --labels LA [--image B --labels LB ...] --model DIR [options]
 
@@ -99,6 +99,7 @@ const train: Command = {
         `--classes names ${classNames.length} classes, the labels have ${K}`,
       );
     const engine = await loadEngine();
+    engineNote(engine.info, io);
     const bar = cliProgress(io);
     const trained = await trainRecipe(engine, pairs, settings, {
       checkpointDir: join(dir, 'checkpoint'),
