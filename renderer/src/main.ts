@@ -15,6 +15,7 @@ import { mountViewChrome } from './panels/view-chrome.js';
 import { channelsPanel, labelsPanel } from './panels/display.js';
 import { batchPanel, trainingPanel } from './panels/jobs.js';
 import { filesPanel } from './panels/files.js';
+import { objectsPanel } from './panels/objects.js';
 import { ShortcutHelp } from './panels/shortcuts.js';
 import { PLANES, type Plane } from './render/composite.js';
 import type { Tool } from './state.js';
@@ -78,7 +79,7 @@ async function main(): Promise<void> {
   foot.append(statusBar(app));
   app.mountViews();
   mountViewChrome(app, foot);
-  side.append(filesPanel(app), channelsPanel(app), labelsPanel(app), trainingPanel(app), batchPanel(app));
+  side.append(filesPanel(app), channelsPanel(app), labelsPanel(app), trainingPanel(app), objectsPanel(app), batchPanel(app));
   const help = new ShortcutHelp();
   root.append(help.root);
   toolbarEl.append(button('?', 'shortcut-button', () => help.toggle(), 'keyboard shortcuts (?)'));
@@ -99,6 +100,8 @@ async function main(): Promise<void> {
 
   installTestHook(app);
   installDebugHook(app, vtkCounts);
+  // leaving the page releases the WebGL contexts and the vtk objects at once instead of whenever the GC runs
+  window.addEventListener('pagehide', () => app.dispose(), { once: true });
   try {
     const info = await api.systemInfo();
     root.dataset.ready = '1';
@@ -181,6 +184,8 @@ function installDebugHook(app: App, vtk: VtkCounts): void {
   const hook = {
     vtk,
     closeVolume: () => app.closeVolume(),
+    /** delete every vtk object of the page (what leaving the page does); the page is dead afterwards */
+    dispose: () => app.dispose(),
     /** what each view draws now (sizes of the images behind it) */
     shown: () => ({
       xy: app.views.xy.shown(),

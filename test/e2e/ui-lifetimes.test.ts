@@ -29,6 +29,7 @@ type DebugWindow = {
   __sliceformDebug: {
     vtk: { created: number; deleted: number; live(): Record<string, number>; liveTotal(): number; dropped(): Record<string, number> };
     closeVolume(): void;
+    dispose(): void;
     shown(): { xy: Shown; xz: Shown; yz: Shown; '3d': { dims: number[]; components: number; volumeVisible: boolean; labels: number[] | null } };
   };
 };
@@ -136,5 +137,15 @@ describe.skipIf(missing)('UI lifetimes: one page, many stacks', () => {
     await page.keyboard.press('ArrowUp');
     await expect.poll(() => page.inputValue('[data-testid=slice-slider-xy]')).toBe(String(Math.floor(45 / 2) + 1));
     expect(app.pageErrors.filter((e) => !e.includes('frame-ancestors'))).toEqual([]);
+  });
+
+  it('dispose() deletes every vtk object the renderer created (views, label images, lookup tables, paint filter)', async () => {
+    const { page } = app;
+    const before = await liveAfterGc(page);
+    await page.evaluate(() => (window as unknown as DebugWindow).__sliceformDebug.dispose());
+    const after = await liveAfterGc(page);
+    const left = Object.fromEntries([...OWN_CLASSES, 'vtkColorTransferFunction', 'vtkPiecewiseFunction', 'vtkGenericRenderWindow', 'vtkRenderer', 'vtkRenderWindow', 'vtkOpenGLRenderWindow'].filter((k) => after[k]).map((k) => [k, after[k]]));
+    expect(left, 'vtk objects of ours alive after dispose()').toEqual({});
+    expect(total(after)).toBeLessThan(total(before) * 0.2);
   });
 });

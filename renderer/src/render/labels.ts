@@ -4,6 +4,7 @@
  */
 import vtkImageData from '@kitware/vtk.js/Common/DataModel/ImageData';
 import vtkDataArray from '@kitware/vtk.js/Common/Core/DataArray';
+import type vtkPolyData from '@kitware/vtk.js/Common/DataModel/PolyData';
 import vtkColorTransferFunction from '@kitware/vtk.js/Rendering/Core/ColorTransferFunction';
 import vtkPiecewiseFunction from '@kitware/vtk.js/Common/DataModel/PiecewiseFunction';
 import type { ClassDef } from '../state.js';
@@ -24,8 +25,9 @@ export function makeLabelImage(dims: Dims, spacing: [number, number, number], va
  * Delete an image data and what it owns: vtkImageData.delete() leaves its point/cell/field attributes and
  * their arrays to the garbage collector, which the leak test counts as dropped objects.
  */
-export function deleteImage(img: ReturnType<typeof vtkImageData.newInstance> | null | undefined): void {
+export function deleteImage(img: ReturnType<typeof vtkImageData.newInstance> | ReturnType<typeof vtkPolyData.newInstance> | null | undefined): void {
   if (!img || img.isDeleted()) return;
+  if ('getPoints' in img) for (const part of [img.getPoints(), img.getVerts(), img.getLines(), img.getPolys(), img.getStrips()]) part?.delete();
   for (const attrs of [img.getPointData(), img.getCellData(), img.getFieldData()]) {
     if (!attrs) continue;
     for (let i = attrs.getNumberOfArrays() - 1; i >= 0; i--) attrs.getArrayByIndex(i)?.delete();

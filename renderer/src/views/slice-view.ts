@@ -23,6 +23,7 @@ import { SlicingMode } from '@kitware/vtk.js/Rendering/Core/ImageMapper/Constant
 
 import { compositePlane, PLANE_AXIS, planeDepth, planeSize, type CompositeChannel, type Plane } from '../render/composite.js';
 import { deleteImage, type LabelImage, type LabelLuts } from '../render/labels.js';
+import { deleteAll, deleteGenericRenderWindow } from '../render/vtk-dispose.js';
 import type { Store } from '../state.js';
 
 type Vec3 = [number, number, number];
@@ -73,6 +74,7 @@ export class SliceView {
   private readonly predMapper = vtkImageMapper.newInstance();
   private readonly predActor = vtkImageSlice.newInstance();
   private readonly crossPoly = vtkPolyData.newInstance();
+  private readonly crossMapper = vtkMapper.newInstance();
   private readonly crossActor = vtkActor.newInstance();
   private readonly widgetManager = vtkWidgetManager.newInstance();
   private readonly paintWidget = vtkPaintWidget.newInstance();
@@ -122,9 +124,8 @@ export class SliceView {
       actor.setVisibility(false);
     }
 
-    const cm = vtkMapper.newInstance();
-    cm.setInputData(this.crossPoly);
-    this.crossActor.setMapper(cm);
+    this.crossMapper.setInputData(this.crossPoly);
+    this.crossActor.setMapper(this.crossMapper);
     this.crossActor.getProperty().setColor(1, 0.9, 0.2);
     this.crossActor.getProperty().setOpacity(0.7);
     this.crossActor.getProperty().setLineWidth(1);
@@ -456,14 +457,25 @@ export class SliceView {
 
   dispose(): void {
     for (const d of this.disposers) d();
+    // the paint widget's representation (its actor, mapper, glyph source, polydata) and state are vtk objects
+    // the widget manager created for us: delete them with it
+    type Rep = { getActors(): Array<{ getMapper(): unknown; getProperty(): unknown; delete(): void }>; getGlyph?(): unknown; getOutputData?(): unknown; delete(): void };
+    const reps = (this.paintHandle as unknown as { getRepresentations?(): Rep[] } | null)?.getRepresentations?.() ?? [];
+    const parts = reps.flatMap((r) => [...r.getActors().flatMap((a) => [a.getMapper(), a.getProperty(), a]), r.getGlyph?.(), r]) as Parameters<typeof deleteAll>[0];
+    const glyphs = reps.map((r) => r.getOutputData?.()) as Parameters<typeof deleteImage>[0][];
+    const state = this.paintWidget.getWidgetState() as unknown as Parameters<typeof deleteAll>[0][number];
+    const manip = this.paintWidget.getManipulator() as unknown as Parameters<typeof deleteAll>[0][number];
     this.widgetManager.releaseFocus();
     this.widgetManager.delete();
     this.paintWidget.delete();
+    deleteAll([...parts, state, manip]);
+    for (const g of glyphs) deleteImage(g);
     this.brushColors.delete();
     for (const o of [this.imageActor, this.imageMapper, this.annActor, this.annMapper, this.predActor, this.predMapper]) o.delete();
     this.crossActor.delete();
-    this.crossPoly.delete();
+    this.crossMapper.delete();
+    deleteImage(this.crossPoly);
     deleteImage(this.planeImage);
-    this.grw.delete();
+    deleteGenericRenderWindow(this.grw);
   }
 }

@@ -16,6 +16,7 @@ import { SlicingMode } from '@kitware/vtk.js/Rendering/Core/ImageMapper/Constant
 
 import type { ChannelDisplay, Plane } from '../render/composite.js';
 import { deleteImage, type LabelImage, type LabelLuts } from '../render/labels.js';
+import { deleteGenericRenderWindow } from '../render/vtk-dispose.js';
 import type { Store } from '../state.js';
 
 const MAX_COMPONENTS = 4;
@@ -273,6 +274,6 @@ export class VolumeView {
     this.labelVolume.delete();
     this.labelMapper.delete();
     deleteImage(this.image);
-    this.grw.delete();
+    deleteGenericRenderWindow(this.grw);
   }
 }
