@@ -225,20 +225,24 @@ function pickDataset(file: string, f: H5File, lib: H5, wanted: string | undefine
   };
 }
 
-function spacingOf(ds: H5Dataset): { x: number; y: number; z: number; unit: string } {
+function spacingOf(ds: H5Dataset, warnings: string[]): { x: number; y: number; z: number; unit: string } {
+  const pixel = { x: 1, y: 1, z: 1, unit: 'pixel' };
+  let v: unknown;
   try {
     const a = ds.attrs['element_size_um'];
-    const v = a ? (a.value as unknown) : undefined;
-    if (v && typeof v === 'object' && 'length' in v) {
-      const arr = Array.from(v as ArrayLike<number>, Number);
-      const zyx = arr.slice(-3);
-      if (zyx.length === 3 && zyx.every((n) => Number.isFinite(n) && n > 0))
-        return { x: zyx[2]!, y: zyx[1]!, z: zyx[0]!, unit: 'µm' };
-    }
+    if (!a) return pixel;
+    v = a.value as unknown;
   } catch {
-    /* attribute unreadable: uncalibrated */
+    warnings.push('element_size_um is unreadable; spacing in pixels');
+    return pixel;
   }
-  return { x: 1, y: 1, z: 1, unit: 'pixel' };
+  const arr = v && typeof v === 'object' && 'length' in v ? Array.from(v as ArrayLike<number>, Number) : [Number(v)];
+  const zyx = arr.slice(-3);
+  if (zyx.length === 3 && zyx.every((n) => Number.isFinite(n) && n > 0)) return { x: zyx[2]!, y: zyx[1]!, z: zyx[0]!, unit: 'µm' };
+  // say so rather than calibrate silently with 1 pixel (or carry Infinity on)
+  const shown = arr.slice(0, 4).map((n) => String(n)).join(', ') + (arr.length > 4 ? ', …' : '');
+  warnings.push(`element_size_um (${shown}) is not three finite positive sizes (z, y, x); spacing in pixels`);
+  return pixel;
 }
 
 function attrsOf(ds: H5Dataset): Record<string, unknown> {
@@ -246,6 +250,15 @@ function attrsOf(ds: H5Dataset): Record<string, unknown> {
   try {
     for (const [k, a] of Object.entries(ds.attrs)) {
       const v = a.value as unknown;
+      // a megabyte attribute must not become a megabyte of JSON in `info` and in every project file
+      if (ArrayBuffer.isView(v) && (v as unknown as ArrayLike<number>).length > 64) {
+        out[k] = `(${(v as unknown as ArrayLike<number>).length} values)`;
+        continue;
+      }
+      if (typeof v === 'string' && v.length > 1024) {
+        out[k] = `${v.slice(0, 1024)}…`;
+        continue;
+      }
       out[k] = ArrayBuffer.isView(v)
         ? Array.from(v as unknown as ArrayLike<number>)
         : typeof v === 'bigint'
@@ -293,15 +306,17 @@ function infoOf(path: string, p: Picked, opts: ReadOptions): VolumeInfo {
   if (opts.timepoint !== undefined && opts.timepoint !== 0) {
     throw new VolumeReadError(path, `time point ${opts.timepoint} out of range (the dataset has 1: 0..0)`);
   }
+  const warnings: string[] = [];
+  const spacing = spacingOf(p.ds, warnings);
   return {
     dtype: p.dtype,
     shape: { x, y, z, c, t: 1 },
-    spacing: spacingOf(p.ds),
+    spacing,
     channelNames: Array.from({ length: c }, (_, i) => `C${i + 1}`),
     format: 'hdf5',
     source: path,
     timepoint: 0,
-    metadata: { dataset: p.path.slice(1), axes: p.axes, attributes: attrsOf(p.ds), warnings: [] as string[] },
+    metadata: { dataset: p.path.slice(1), axes: p.axes, attributes: attrsOf(p.ds), warnings },
   };
 }
 

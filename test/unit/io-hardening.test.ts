@@ -219,6 +219,10 @@ with h5py.File(os.path.join(d, 'cycle.h5'), 'w') as f:
     g = f.create_group('a'); h = g.create_group('b')
     h['data'] = np.ones((3, 4, 5), 'uint16')
     h['up'] = f['/']; h['me'] = h; g['again'] = h
+with h5py.File(os.path.join(d, 'badspacing.h5'), 'w') as f:
+    f['raw'] = np.zeros((3, 4, 5), 'uint8')
+    f['raw'].attrs['element_size_um'] = np.array([np.inf, 0.1, 0.1])
+    f['raw'].attrs['history'] = np.arange(5000, dtype='float64')
 with h5py.File(os.path.join(d, 'many.h5'), 'w') as f:
     for i in range(20000): f['d%05d' % i] = np.zeros(2, 'uint8')
 print('[]')`,
@@ -249,6 +253,15 @@ print('[]')`,
     // links are walked in name order, so "again" (a second link to b) comes before "b" itself
     expect(v.metadata.dataset).toBe('a/again/data');
     expect(v.shape).toEqual({ x: 5, y: 4, z: 3, c: 1, t: 1 });
+  });
+
+  it('element_size_um with an infinite size: uncalibrated with a warning; a 5,000-value attribute is summarised', async () => {
+    const f = join(dir, 'badspacing.h5');
+    const warnings: string[] = [];
+    const v = await probeVolume(f, { onWarning: (w) => warnings.push(w) });
+    expect(v.spacing).toEqual({ x: 1, y: 1, z: 1, unit: 'pixel' });
+    expect(warnings).toEqual(['element_size_um (Infinity, 0.1, 0.1) is not three finite positive sizes (z, y, x); spacing in pixels']);
+    expect((v.metadata.attributes as Record<string, unknown>).history).toBe('(5000 values)');
   });
 
   it('20,000 datasets: a short error that lists a few and counts the rest', async () => {
