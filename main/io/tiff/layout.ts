@@ -153,7 +153,7 @@ export async function buildLayout(tf: TiffFile): Promise<TiffLayout> {
   // ---- ImageJ hyperstack ----
   if (desc.startsWith('ImageJ=')) {
     const kv = parseImageJ(desc);
-    metadata.description = desc;
+    metadata.description = desc.length > 4096 ? desc.slice(0, 4096) + '…' : desc;
     const images = posInt(kv.images, mains.length);
     let nc = posInt(kv.channels, 1);
     let nz = posInt(kv.slices, 1);
