@@ -205,6 +205,18 @@ describe('item 19: arguments, images and outputs checked up front', () => {
     expect(j.totalSeconds).toBeGreaterThanOrEqual(j.seconds);
   });
 
+  it('folder mode: --threads capped too, and --out that is --input through a symlink is refused', async () => {
+    await mkdir(f('in-folder'), { recursive: true });
+    await writeFile(f('in-folder/raw.tif'), await readFile(f('raw.tif')));
+    await symlink(f('in-folder'), f('in-folder-link'));
+    const same = await run(['segment', '--model', f('model'), '--input', f('in-folder'), '--out', f('in-folder-link')]);
+    expect(same.code).toBe(2);
+    expect(same.err).toMatch(/--out must be another folder than --input/);
+    const r = await run(['segment', '--model', f('model'), '--input', f('in-folder'), '--out', f('out-folder'), '--threads', '1000', '--no-flips']);
+    expect(r.code).toBe(0);
+    expect(r.err).toContain(`--threads 1000 is more than the ${availableParallelism()} cores here`);
+  });
+
   it('--lr 1e30 ends with "loss is not finite" only', async () => {
     const r = await run([...base(), '--out', f('lr.tif'), '--lr', '1e30', '--iterations', '6']);
     expect(r.code).toBe(1);

@@ -5,11 +5,13 @@
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { CliIO, OptionSpec } from '../command.js';
-import { numOpt, strOpt } from '../command.js';
+import { strOpt } from '../command.js';
 import { SliceformError, isSliceformError } from '../../common/errors.js';
 import { parseShard } from '../../batch/files.js';
 import { runBatch, type BatchEvent } from '../../batch/runner.js';
 import { createSegmenter } from '../../batch/segmenter.js';
+import { sameFile } from '../../services/path-guard.js';
+import { threadsOpt } from '../validate.js';
 
 export const FOLDER_USAGE = `Folder mode: sliceform segment --model MODEL --input FOLDER --out DIR [--probabilities PDIR] [--device cpu|cuda]
                                 [--recursive] [--shard I/N] [--json-progress] [--dataset D] [--no-flips]
@@ -115,8 +117,9 @@ export async function segmentFolder(values: Record<string, unknown>, io: CliIO, 
   if (device !== 'cpu' && device !== 'cuda') throw new SliceformError('bad-input', `--device must be cpu or cuda, got "${device}"`);
   const shardStr = strOpt(values, 'shard');
   const shard = shardStr ? parseShard(shardStr) : undefined;
-  const threads = numOpt(values, 'threads');
-  if (resolve(outDir) === resolve(inputDir)) throw new SliceformError('bad-input', '--out must be another folder than --input (outputs are .tif stacks too)');
+  // 1..cores, capped at the cores (issue 14 item 19); the same folder also through a symlink (item 12)
+  const threads = values.threads === undefined ? undefined : threadsOpt(values, io);
+  if (resolve(outDir) === resolve(inputDir) || (await sameFile(outDir, inputDir))) throw new SliceformError('bad-input', '--out must be another folder than --input (outputs are .tif stacks too)');
   if (!(await isFolder(inputDir))) throw new SliceformError('bad-input', 'input folder not found', { file: inputDir });
   let seg;
   try {
