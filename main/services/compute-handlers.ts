@@ -65,7 +65,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function selftest(p: ParsedJobRequest<'selftest'>, ctx: JobContext): Promise<unknown> {
   if (p.mode === 'crash') process.exit(p.code);
   if (p.mode === 'echo') return p.data;
-  if (p.mode === 'bad-result') return { this: 'is not what the parent expects' };
   if (p.mode === 'hang') {
     // ignores cancellation on purpose (a stuck native call): the manager must restart the process
     ctx.onProgress({ fraction: 0.01, stage: 'hanging' });
@@ -135,9 +134,8 @@ async function engineFor(choice: 'auto' | 'native' | 'tfjs' | undefined): Promis
 
 /** Sparse-label training (main/training/trainer.ts); the model folder is written with saveModelDir. */
 async function train(p: ParsedJobRequest<'train'>, ctx: JobContext): Promise<JobResult<'train'>> {
-  const { trainRecipe, manifestFor } = await import('../pipeline/recipe.js');
+  const { trainRecipe, saveRecipeModel } = await import('../pipeline/recipe.js');
   const { recipeFromApi } = await import('../pipeline/settings.js');
-  const { saveModelDir } = await import('../inference/model-dir.js');
   const engine = await engineFor(p.settings.engine);
   // the CLI's recipe, defaults and all; the app differs only in what the request says
   const settings = recipeFromApi(p.settings, cpus().length);
@@ -159,7 +157,7 @@ async function train(p: ParsedJobRequest<'train'>, ctx: JobContext): Promise<Job
   try {
     if (ctx.signal.aborted) throw new CancelledError('training cancelled');
     const v0 = ctx.store.image(p.volumeIds[0]!);
-    await saveModelDir(p.modelDir, res.model, manifestFor(res, { classNames: p.classNames, spacing: { z: v0.spacing.z, y: v0.spacing.y, x: v0.spacing.x, unit: v0.spacing.unit }, preset: settings.preset }));
+    await saveRecipeModel(p.modelDir, res, { classNames: p.classNames, spacing: { z: v0.spacing.z, y: v0.spacing.y, x: v0.spacing.x, unit: v0.spacing.unit }, preset: settings.preset });
   } finally {
     res.model.dispose();
   }
@@ -169,17 +167,16 @@ async function train(p: ParsedJobRequest<'train'>, ctx: JobContext): Promise<Job
 
 /** Overlap-tile prediction of the whole volume with a saved model (main/volume/predict.ts). */
 async function densify(p: ParsedJobRequest<'densify'>, ctx: JobContext): Promise<JobResult<'densify'>> {
-  const { loadModelDir } = await import('../inference/model-dir.js');
   const { segmentVolume } = await import('../inference/segment.js');
-  const { segmentOptionsFor } = await import('../pipeline/recipe.js');
+  const { loadRecipeModel } = await import('../pipeline/recipe.js');
   const engine = await engineFor(p.engine);
-  const { model, manifest } = await loadModelDir(p.modelDir, engine, { device: p.device });
+  const { model, segment: segmentOpts } = await loadRecipeModel(p.modelDir, engine, { device: p.device });
   const t0 = Date.now();
   const image = ctx.store.image(p.volumeId);
   let out: Uint8Array;
   try {
     const res = await segmentVolume(model, image, {
-      ...segmentOptionsFor(manifest),
+      ...segmentOpts,
       collect: true,
       signal: ctx.signal,
       onProgress: (pr) => ctx.onProgress({ ...pr, stage: 'densify' }),

@@ -120,8 +120,6 @@ const Selftest = z.discriminatedUnion('mode', [
   z.object({ mode: z.literal('crash'), code: z.number().int().default(70) }),
   z.object({ mode: z.literal('echo'), data: z.unknown() }),
   z.object({ mode: z.literal('hang') }),
-  /** answers a result that does not match its schema (tests the parent's check) */
-  z.object({ mode: z.literal('bad-result') }),
 ]);
 
 const batchFile = z.object({ input: z.string(), output: z.string().optional(), ok: z.boolean(), error: z.string().optional(), seconds: z.number() });

@@ -58,7 +58,9 @@ export class ComputeStore {
     if (!image) {
       this.evictUnused();
       const io = await loadIo();
-      const [volume, sha256] = await Promise.all([io.readVolume(path, { timepoint: req.timepoint, dataset: req.dataset, onProgress }), sha256File(path)]);
+      // a checksum the app already has (an upload hashed as it streamed in, a project's record) is not recomputed
+      const known = req.sha256 && /^[0-9a-f]{64}$/.test(req.sha256) ? req.sha256 : undefined;
+      const [volume, sha256] = await Promise.all([io.readVolume(path, { timepoint: req.timepoint, dataset: req.dataset, onProgress }), known ?? sha256File(path)]);
       this.reads++;
       image = {
         key,
