@@ -63,9 +63,12 @@ export class Annotator {
     this.current = null;
     if (!s) return Promise.resolve();
     const released = performance.now();
+    // the stroke belongs to the stack it was drawn on: if another stack is opened before its turn comes, it is
+    // dropped rather than painted onto the new one
+    const drawnOn = this.store.volume;
     const run = async () => {
       const vol = this.store.volume;
-      if (!vol) return;
+      if (!vol || vol !== drawnOn) return;
       const f = this.filter;
       f.setSlicingMode(SLICING[s.plane]);
       f.setLabel(s.label);
