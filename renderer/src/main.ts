@@ -15,6 +15,7 @@ import { mountViewChrome } from './panels/view-chrome.js';
 import { channelsPanel, labelsPanel } from './panels/display.js';
 import { batchPanel, trainingPanel } from './panels/jobs.js';
 import { filesPanel } from './panels/files.js';
+import { objectsPanel } from './panels/objects.js';
 import { ShortcutHelp } from './panels/shortcuts.js';
 import { PLANES, type Plane } from './render/composite.js';
 import type { Tool } from './state.js';
@@ -78,7 +79,7 @@ async function main(): Promise<void> {
   foot.append(statusBar(app));
   app.mountViews();
   mountViewChrome(app, foot);
-  side.append(filesPanel(app), channelsPanel(app), labelsPanel(app), trainingPanel(app), batchPanel(app));
+  side.append(filesPanel(app), channelsPanel(app), labelsPanel(app), trainingPanel(app), objectsPanel(app), batchPanel(app));
   const help = new ShortcutHelp();
   root.append(help.root);
   toolbarEl.append(button('?', 'shortcut-button', () => help.toggle(), 'keyboard shortcuts (?)'));
