@@ -361,6 +361,8 @@ export interface DensifyRequest {
 export interface DensifyResult {
   volumeId: string;
   modelId: string;
+  /** the model it used (name, iterations, when it was trained): a densify during a training uses an older one */
+  model?: ModelInfo;
   /** predicted voxels per class id (index = class id) */
   classVoxels: number[];
   seconds: number;

@@ -145,7 +145,7 @@ export class JobFacade {
         this.volumes.setPrediction(req.volumeId, r.labels);
         const counts: number[] = [];
         for (const l of r.labels) counts[l] = (counts[l] ?? 0) + 1;
-        const result: DensifyResult = { volumeId: req.volumeId, modelId: model.id, classVoxels: Array.from(counts, (c) => c ?? 0), seconds: r.seconds };
+        const result: DensifyResult = { volumeId: req.volumeId, modelId: model.id, model: { ...model }, classVoxels: Array.from(counts, (c) => c ?? 0), seconds: r.seconds };
         return result;
       },
     });

@@ -86,7 +86,7 @@ describe.skipIf(missing)('API flow in Chromium via the web shell', () => {
         const tj = (await api.waitJob!({ jobId: t.jobId })) as { state: string; error?: unknown; result?: { iterations: number; model: { id: string } } };
         if (tj.state !== 'done') return { stage: 'train', job: tj };
         const d = (await api.densify!({ volumeId })) as { jobId: string };
-        const dj = (await api.waitJob!({ jobId: d.jobId })) as { state: string; error?: unknown; result?: { classVoxels: number[] } };
+        const dj = (await api.waitJob!({ jobId: d.jobId })) as { state: string; error?: unknown; result?: { classVoxels: number[]; model?: { id: string; iterations: number } } };
         if (dj.state !== 'done') return { stage: 'densify', job: dj };
         const pred = (await api.getLabelSlice!({ volumeId, layer: 'prediction', plane: 'xy', index: 70 })) as { data: Uint8Array; width: number; height: number };
         const img = (await api.getSlice!({ volumeId, plane: 'xy', index: 70 })) as { data: Uint8Array };
@@ -123,6 +123,8 @@ describe.skipIf(missing)('API flow in Chromium via the web shell', () => {
     expect(Number.isFinite(r.progress!.loss)).toBe(true);
     expect(r.progress!.voxelsPerSecond).toBeGreaterThan(0);
     expect(r.models).toBe(1);
+    // the densify result names the model it used (issue 14 item 5)
+    expect(r.densify!.model).toMatchObject({ id: r.train!.model.id, iterations: 15 });
     const counts = r.densify!.classVoxels;
     expect(counts[1]! + counts[2]!).toBe(1_000_000);
     expect(counts[2]).toBeGreaterThan(0);

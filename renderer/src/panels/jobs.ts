@@ -221,7 +221,7 @@ export function trainingPanel(app: App): HTMLElement {
       densifyJob = null;
       if (job.state === 'done') {
         const r = job.result as DensifyResult | undefined;
-        const m = densifyModel && (!r || r.modelId === densifyModel.id) ? densifyModel : undefined;
+        const m = r?.model ?? (densifyModel && (!r || r.modelId === densifyModel.id) ? densifyModel : undefined);
         densifyStatus.textContent = `Done${m ? ` with ${modelLabel(m)}` : r ? ` with model ${r.modelId}` : ''}: the overlay shows the result. Paint over mistakes to add corrections, then train again.`;
         if (r) densifyStatus.dataset.modelId = r.modelId;
         st.showPrediction = true;
