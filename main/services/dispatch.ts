@@ -6,6 +6,8 @@
 import { ApiError, type ApiErrorCode, type SliceformApi } from '../common/api.js';
 import { validateRequest } from '../common/api-schema.js';
 import { isSliceformError } from '../common/errors.js';
+import type { PathRoots } from './path-guard.js';
+import { checkCallPaths } from './web-paths.js';
 
 export function toApiError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
@@ -25,7 +27,12 @@ export function toApiError(e: unknown): ApiError {
   return new ApiError('internal', `internal error: ${(e as Error)?.message ?? String(e)}`);
 }
 
-export async function dispatch(api: SliceformApi, method: unknown, payload: unknown): Promise<unknown> {
+/**
+ * @param opts.roots the web shell's --allow-remote folders: every path of the call must lie inside them.
+ * Either way the paths a call reads as volumes must be regular files (web-paths.ts): a FIFO would block a
+ * thread of the file-I/O pool for good.
+ */
+export async function dispatch(api: SliceformApi, method: unknown, payload: unknown, opts: { roots?: PathRoots | null } = {}): Promise<unknown> {
   let v: ReturnType<typeof validateRequest>;
   try {
     v = validateRequest(method, payload);
@@ -33,8 +40,9 @@ export async function dispatch(api: SliceformApi, method: unknown, payload: unkn
     throw toApiError(e);
   }
   try {
+    const checked = await checkCallPaths(v.method, v.payload, opts.roots ?? null);
     const fn = api[v.method] as (p: unknown) => Promise<unknown>;
-    return await fn.call(api, v.payload);
+    return await fn.call(api, checked);
   } catch (e) {
     throw toApiError(e);
   }

@@ -28,7 +28,16 @@ export const PATH_FIELDS: Record<string, Array<{ field: string; access: Access; 
   saveProject: [{ field: 'path', access: 'write', what: 'the project folder' }],
   openProject: [{ field: 'path', access: 'read-project', what: 'the project folder' }],
   listDirectory: [{ field: 'path', access: 'read-dir', what: 'the folder' }],
+  // the web shell has no native dialog (it answers null): its defaultPath is never opened
+  showDialog: [],
+  exportObjects: [
+    { field: 'path', access: 'write', what: 'the export path' },
+    { field: 'csvPath', access: 'write', what: 'the table path' },
+  ],
 };
+
+/** a payload field that names a file or folder (fail closed: in remote mode an unlisted one is confined too) */
+const PATH_LIKE = /^(path|.*Path|.*Dir)$/;
 
 /** No FIFO, socket or device in a project folder or its direct subfolders (annotations, predictions, models). */
 async function checkProjectFolder(dir: string): Promise<void> {
@@ -82,12 +91,18 @@ export async function checkCallPaths(
   payload: unknown,
   roots: PathRoots | null,
 ): Promise<unknown> {
-  if (typeof method !== 'string' || !(method in PATH_FIELDS)) return payload;
+  if (typeof method !== 'string') return payload;
   let p = payload && typeof payload === 'object' ? (payload as Record<string, unknown>) : undefined;
+  const fields = PATH_FIELDS[method] ?? [];
+  if (roots && p && !(method in PATH_FIELDS)) {
+    // a method added later with a path field is confined even before it is listed above
+    for (const [k, val] of Object.entries(p))
+      if (PATH_LIKE.test(k) && typeof val === 'string' && !fields.some((f) => f.field === k)) await roots.check(val, `the ${k}`);
+  }
   if (method === 'listDirectory' && roots && typeof p?.path !== 'string')
     p = { ...(p ?? {}), path: roots.roots[0] };
   if (!p) return payload;
-  for (const { field, access, what } of PATH_FIELDS[method]!) {
+  for (const { field, access, what } of fields) {
     const path = p[field];
     if (typeof path !== 'string') continue;
     if (roots) await roots.check(path, what);

@@ -26,7 +26,6 @@ import { ApiError } from '../common/api.js';
 import { dispatch, toApiError } from './dispatch.js';
 import type { ApiService } from './api-service.js';
 import { PathRoots } from './path-guard.js';
-import { checkCallPaths } from './web-paths.js';
 
 export interface WebServerOptions {
   api: ApiService;
@@ -432,8 +431,7 @@ export async function startWebServer(o: WebServerOptions): Promise<WebServer> {
           return;
         }
         try {
-          const payload = await checkCallPaths(msg.method, msg.payload, roots);
-          const value = await dispatch(api, msg.method, payload);
+          const value = await dispatch(api, msg.method, msg.payload, { roots });
           sendMsg(ws, { t: 'result', id: msg.id, ok: true, value });
         } catch (e) {
           sendMsg(ws, { t: 'result', id: msg.id, ok: false, error: toApiError(e).toInfo() });

@@ -323,6 +323,12 @@ describe('item 21: --allow-remote confines paths to the roots', () => {
       expect((ls as { value: { path: string; entries: Array<{ name: string }> } }).value.path).toBe(root);
       const ls2 = await call(ws, 'listDirectory', { path: '/' });
       expect(ls2.ok).toBe(false);
+      // a path field of a method the list does not name yet is confined too (fail closed)
+      const { checkCallPaths } = await import('../../main/services/web-paths.js');
+      const { PathRoots } = await import('../../main/services/path-guard.js');
+      const pr0 = await PathRoots.create([root]);
+      await expect(checkCallPaths('someFutureExport', { volumeId: id, outputPath: join(tmp, 'x.csv') }, pr0)).rejects.toThrow(/the outputPath is outside the folders/);
+      await expect(checkCallPaths('someFutureExport', { volumeId: id, outputPath: join(root, 'x.csv') }, pr0)).resolves.toBeTruthy();
       // a project inside the root whose project.json names a volume outside it
       const pdir = join(root, 'crafted.sliceform');
       await mkdir(pdir);
