@@ -43,7 +43,7 @@ export interface WebSocketApiOptions {
   fileCallTimeoutMs?: number;
 }
 
-/** calls that read or write whole volumes or projects: minutes for large files are normal */
+/** calls that read or write whole volumes or projects, or label whole volumes: minutes for large files are normal */
 const FILE_CALLS = new Set([
   'openVolume',
   'openVolumeBytes',
@@ -53,6 +53,10 @@ const FILE_CALLS = new Set([
   'exportLabels',
   'getLabelVolume',
   'newProject',
+  'computeObjects',
+  'exportObjects',
+  'splitObject',
+  'mergeObjects',
 ]);
 
 /** How long to wait for the answer to `method` (Infinity: waitJob without its own timeout waits for the job). */
