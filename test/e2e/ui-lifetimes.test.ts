@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import type { Page } from 'playwright-core';
 import { e2eMissing, startApp, type App } from './harness.js';
 import { dataFile } from '../helpers/paths.js';
-import { count, flush, openByPath, shot, waitForUi } from './ui-helpers.js';
+import { count, dragVoxels, flush, openByPath, shot, waitForUi, type UiWindow } from './ui-helpers.js';
 
 const A = { path: dataFile('formats', 'imagej_hyperstack', 'xyzc_16bit__dna_conf_wf.tif'), dims: [133, 130, 45], channels: 2, text: '133×130×45, 2 channel(s), uint16' };
 const B = { path: dataFile('plantseg_nuclei_mini', '1135_mini.h5'), dims: [100, 100, 100], channels: 1, text: '100×100×100, 1 channel(s), uint8' };
@@ -93,10 +93,23 @@ describe.skipIf(missing)('UI lifetimes: one page, many stacks', () => {
   it('opens A, B, A, … 5 cycles: every view shows the current stack and the live vtk objects do not grow', async () => {
     const { page } = app;
     const perCycle: Array<Record<string, number>> = [];
+    const localPainted = () => page.evaluate(() => (window as unknown as UiWindow).__sliceformUi.app.store.annotation?.reduce((n, v) => n + (v ? 1 : 0), 0) ?? -1);
+    let paintedOnA = 0;
     for (let cycle = 1; cycle <= 5; cycle++) {
       for (const s of [A, B]) {
         await openByPath(page, s.path);
         await expectShows(page, s, cycle === 1 || cycle === 5);
+        if (s === A && cycle === 1) {
+          // a stroke on A: every later open of A shows it again, B never does
+          await page.click('[data-testid=tool-brush]');
+          await page.keyboard.press('2');
+          await dragVoxels(page, 'xy', [[40, 60, 22], [70, 62, 22], [90, 64, 22]]);
+          await page.evaluate(() => (window as unknown as UiWindow).__sliceformUi.idle());
+          await page.click('[data-testid=tool-navigate]');
+          paintedOnA = await localPainted();
+          expect(paintedOnA).toBeGreaterThan(100);
+        } else expect(await localPainted(), `${s === A ? 'A' : 'B'}'s annotation in cycle ${cycle}`).toBe(s === A ? paintedOnA : 0);
+        expect(await page.getAttribute('[data-testid=painted-count-xy]', 'data-count')).toBe(s === A ? '1' : '0');
       }
       perCycle.push(await liveAfterGc(page));
     }
