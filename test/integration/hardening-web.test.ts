@@ -269,6 +269,13 @@ describe('item 17: uploads', () => {
     release();
     expect((await slow).status).toBe(400);
     expect(await importsList()).toEqual(before);
+    // the client goes away in the middle of an upload: the partial file is removed
+    await new Promise<void>((resolve) => {
+      const req = request({ host: '127.0.0.1', port: server.port, path: '/upload?name=cut.tif', method: 'POST', headers: { Authorization: `Bearer ${TOKEN}` } });
+      req.on('error', () => resolve());
+      req.write(Buffer.alloc(256 * 1024, 3), () => setTimeout(() => req.destroy(), 200));
+    });
+    await expect.poll(async () => (existsSync(imports()) ? await readdir(imports()) : []), { timeout: 5000 }).toEqual(before);
     // the WebSocket path deletes a rejected drop too
     await expect(api.openVolumeBytes({ name: 'junk2.tif', bytes: Uint8Array.from(Buffer.from('not a volume')) })).rejects.toThrow();
     expect(await importsList()).toEqual(before);
