@@ -11,7 +11,8 @@ import type { Device, Model } from '../common/engine.js';
 import { SliceformError } from '../common/errors.js';
 import { loadEngine } from '../engine/index.js';
 import { probeVolume, readVolume } from '../io/index.js';
-import { loadModelDir, readModelManifest, type ModelManifest } from '../inference/model-dir.js';
+import { readModelManifest, type ModelManifest } from '../inference/model-dir.js';
+import { loadRecipeModel } from '../pipeline/recipe.js';
 import { segmentToFiles } from '../inference/files.js';
 import type { BatchDeps, StackHeader } from './runner.js';
 
@@ -57,7 +58,7 @@ export async function createSegmenter(modelDir: string, opts: SegmenterOptions =
   const manifest = await readModelManifest(modelDir);
   if (manifest.net.dims !== 3) throw new SliceformError('unsupported', `batch segmentation needs a 3D model, ${modelDir} is ${manifest.net.dims}D`, { file: modelDir });
   const engine = await loadEngine();
-  const { model } = await loadModelDir(modelDir, engine, { device: opts.device, threads: opts.threads ?? availableParallelism() });
+  const { model, segment: segmentOpts } = await loadRecipeModel(modelDir, engine, { device: opts.device, threads: opts.threads ?? availableParallelism() });
   const fingerprint = await modelFingerprint(modelDir, manifest);
   const K = manifest.net.numClasses;
   const classNames = Array.from({ length: K }, (_, i) => manifest.classNames[i] ?? `class${i + 1}`);
@@ -77,9 +78,7 @@ export async function createSegmenter(modelDir: string, opts: SegmenterOptions =
       if (X !== header.x || Y !== header.y || Z !== header.z) throw new SliceformError('bad-input', 'the file changed while the batch was running', { file: input });
       // labels (and probabilities) stream to disk slab by slab: output memory stays bounded
       const res = await segmentToFiles(model as Model, vol, {
-        normalisation: manifest.normalisation,
-        downsample: manifest.downsample,
-        decisionWeights: manifest.calibration?.decisionWeights,
+        ...segmentOpts,
         out: out.labelsPath,
         probabilitiesOut: out.probabilitiesPath,
         testTimeFlips: opts.testTimeFlips,

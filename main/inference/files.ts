@@ -10,7 +10,7 @@ import type { CancelSignal, ProgressCallback } from '../common/progress.js';
 import type { Model } from '../common/engine.js';
 import type { Normalisation } from '../volume/preprocess.js';
 import { SlabTiffWriter } from './slab-writer.js';
-import { segmentVolume, type SegmentResult } from './segment.js';
+import { segmentVolume, type SegmentOptions, type SegmentResult } from './segment.js';
 
 /** Reads a label volume (integer, one channel, 0 = unannotated) and checks it against its image. */
 export async function readLabels(path: string, image: Volume | null, dataset?: string): Promise<Volume> {
@@ -56,6 +56,8 @@ export interface WriteSegmentationOptions {
   maxTileInputVoxels?: number;
   /** calibrated decision weights (model manifest's calibration) */
   decisionWeights?: number[];
+  /** a second learner mixed into the network's probabilities (main/pipeline/ensemble.ts) */
+  mixer?: SegmentOptions['mixer'];
   /** keep the labels in memory too (for scoring) */
   collect?: boolean;
   signal?: CancelSignal;
@@ -79,6 +81,7 @@ export async function segmentToFiles(model: Model, image: Volume, o: WriteSegmen
       testTimeFlips: o.testTimeFlips,
       maxTileInputVoxels: o.maxTileInputVoxels,
       decisionWeights: o.decisionWeights,
+      mixer: o.mixer,
       probabilities: Boolean(pw),
       collect: o.collect ?? false,
       signal: o.signal,

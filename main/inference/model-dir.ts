@@ -51,6 +51,11 @@ export interface ModelManifest {
    * calibrated decision (main/pipeline/calibration.ts): labels = argmax_k w_k p_k with w = decisionWeights
    * (index k-1 = class k), fitted on the annotated voxels after training; absent = plain argmax
    */
+  /**
+   * a second learner mixed into the network's probabilities (main/pipeline/ensemble.ts): a random forest on
+   * multiscale features of the normalised working-resolution image, saved in `file`
+   */
+  ensemble?: { kind: 'forest'; file: string; weight: number; features: Record<string, unknown>; candidates?: { weight: number; estimate: number | null }[] };
   calibration?: { mode: string; decisionWeights: number[]; voxels: number; paintedFractions: number[]; predictedFractionsArgmax: number[]; predictedFractions: number[] };
 }
 
@@ -103,6 +108,12 @@ export async function readModelManifest(dir: string): Promise<ModelManifest> {
     throw new SliceformError('bad-input', `model.json: normalisation has ${m.normalisation.channels.length} channels, the network ${m.net.inChannels}`, { file: path });
   }
   m.downsample ??= [1, 1, 1];
+  if (m.ensemble !== undefined) {
+    const e = m.ensemble;
+    if (e?.kind !== 'forest' || typeof e.file !== 'string' || /[\\/]/.test(e.file) || !(typeof e.weight === 'number' && e.weight >= 0 && e.weight <= 1)) {
+      throw new SliceformError('bad-input', 'model.json: ensemble must name a forest file in the folder and a weight in 0..1', { file: path });
+    }
+  }
   if (m.calibration !== undefined) {
     const w = m.calibration?.decisionWeights;
     if (!Array.isArray(w) || w.length !== m.net.numClasses || !w.every((x) => typeof x === 'number' && Number.isFinite(x) && x > 0)) {

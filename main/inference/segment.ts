@@ -24,6 +24,11 @@ export interface SegmentOptions {
    * handed to onSlab are the re-normalised w_k p_k, so that their argmax is the label
    */
   decisionWeights?: number[];
+  /**
+   * a second learner (main/pipeline/ensemble.ts): its class probabilities for the image at the working
+   * resolution (class-planar K x voxels), mixed into the network's before the decision with this weight
+   */
+  mixer?: { weight: number; probabilities(workingImage: Volume): Float32Array };
   /** receives every finished z-slab in order (write it to disk here); without a sink labels are collected */
   onSlab?: (slab: Slab) => void | Promise<void>;
   /** collect the full label volume in memory (default: true when there is no onSlab) */
@@ -65,6 +70,7 @@ export async function segmentVolume(model: Model, volume: Volume, opts: SegmentO
       testTimeFlips: opts.testTimeFlips,
       probabilities: opts.probabilities,
       decisionWeights: opts.decisionWeights,
+      ...(opts.mixer && opts.mixer.weight > 0 ? { mix: { data: opts.mixer.probabilities(volume), weight: opts.mixer.weight } } : {}),
       signal: opts.signal,
       onProgress: opts.onProgress,
     },
@@ -109,6 +115,12 @@ async function segmentDownsampled(model: Model, volume: Volume, f: Factors, opts
       for (let k = 0; k < K; k++) lowProbs.set(slab.probabilities!.subarray(k * n, (k + 1) * n), k * lowN + slab.z0 * plane);
     },
   );
+  if (opts.mixer && opts.mixer.weight > 0) {
+    const w = opts.mixer.weight;
+    const m = opts.mixer.probabilities(low);
+    if (m.length !== lowProbs.length) throw new SliceformError('internal', `the second learner gave ${m.length} probabilities for ${lowProbs.length}`);
+    for (let i = 0; i < lowProbs.length; i++) lowProbs[i] = (1 - w) * lowProbs[i]! + w * m[i]!;
+  }
   const { x: X, y: Y, z: Z } = volume.shape;
   const counts = new Array<number>(K + 1).fill(0);
   const step = Math.max(1, Math.min(Z, Math.floor(4_000_000 / (K * X * Y)) || 1));

@@ -41,7 +41,12 @@ function hash3(a: number, b: number, c: number, seed: number): number {
 }
 
 /** Splits sparse labels (0 = unannotated, 1..K) into training and held-out blocks. */
-export function splitBlocks(labels: ArrayLike<number>, shape: Vec3, K: number, o: BlockSplitOptions = {}): BlockSplit {
+export function splitBlocks(
+  labels: ArrayLike<number>,
+  shape: Vec3,
+  K: number,
+  o: BlockSplitOptions = {},
+): BlockSplit {
   const [Z, Y, X] = shape;
   const n = Z * Y * X;
   const fraction = o.fraction ?? 0.2;
@@ -59,9 +64,14 @@ export function splitBlocks(labels: ArrayLike<number>, shape: Vec3, K: number, o
       total[l]!++;
     }
   }
-  if (annotated < (o.minAnnotated ?? 2000) || fraction <= 0) return { train, heldOut, heldOutVoxels: 0, heldOutCounts: counts };
+  if (annotated < (o.minAnnotated ?? 2000) || fraction <= 0)
+    return { train, heldOut, heldOutVoxels: 0, heldOutCounts: counts };
   // a random offset of the grid so that block borders do not sit on the same voxels for every seed
-  const off = [Math.floor(hash3(1, 2, 3, seed) * b), Math.floor(hash3(4, 5, 6, seed) * b), Math.floor(hash3(7, 8, 9, seed) * b)];
+  const off = [
+    Math.floor(hash3(1, 2, 3, seed) * b),
+    Math.floor(hash3(4, 5, 6, seed) * b),
+    Math.floor(hash3(7, 8, 9, seed) * b),
+  ];
   for (let z = 0, i = 0; z < Z; z++) {
     const bz = Math.floor((z + off[0]!) / b);
     for (let y = 0; y < Y; y++) {
@@ -84,10 +94,11 @@ export function splitBlocks(labels: ArrayLike<number>, shape: Vec3, K: number, o
     }
   }
   let held = 0;
-  for (let i = 0; i < n; i++) if (heldOut[i]) {
-    train[i] = 0;
-    held++;
-  }
+  for (let i = 0; i < n; i++)
+    if (heldOut[i]) {
+      train[i] = 0;
+      held++;
+    }
   return { train, heldOut, heldOutVoxels: held, heldOutCounts: counts };
 }
 

@@ -29,6 +29,7 @@ export const RECIPE_OPTIONS = {
   downsample: { type: 'string' },
   calibration: { type: 'string' },
   validation: { type: 'string' },
+  ensemble: { type: 'string' },
 } as const;
 
 /** Help lines of the recipe's options (the same in every command). */
@@ -56,6 +57,8 @@ export function recipeUsage(defaultMinutes: number): string {
                          | none: plain argmax
   --validation V         blocks (default): keep a fifth of the paint (random blocks) out of training, fit the
                          decision there and estimate the IoU you will get | none: train on all paint
+  --ensemble E           forest (default): mix a random forest on multiscale features, fitted on the same paint,
+                         into the network's probabilities (weight chosen on the held-out paint) | none
   --no-flips             predict without test-time flip averaging (4x faster prediction)`;
 }
 
@@ -118,6 +121,7 @@ export function recipeFromValues(values: Record<string, unknown>, defaultMinutes
         downsample,
         calibration: str(values, 'calibration') as RecipeSettings['calibration'] | undefined,
         validation: str(values, 'validation') as RecipeSettings['validation'] | undefined,
+        ensemble: str(values, 'ensemble') as RecipeSettings['ensemble'] | undefined,
       },
       availableParallelism(),
     );
@@ -125,7 +129,8 @@ export function recipeFromValues(values: Record<string, unknown>, defaultMinutes
     // settings name themselves the way the options do (lr, base-filters, ...): prefix the dashes
     if (e instanceof SliceformError && /^[a-z][a-z-]* (\(|must)/.test(e.message))
       throw new SliceformError('bad-input', `--${e.message}`);
-    if (e instanceof SliceformError && e.message.startsWith('unknown preset')) throw new SliceformError('bad-input', e.message.replace('unknown preset', 'unknown --preset'));
+    if (e instanceof SliceformError && e.message.startsWith('unknown preset'))
+      throw new SliceformError('bad-input', e.message.replace('unknown preset', 'unknown --preset'));
     throw e;
   }
 }

@@ -8,14 +8,20 @@
  *   manifestFor    what a model folder records of it (so `segment` repeats the same decision)
  *   segmentOptionsFor  the prediction options of a trained recipe or a model manifest
  */
-import type { Engine, Model, NetConfig, OptimConfig } from '../common/engine.js';
+import type { Engine, Model, ModelOptions, NetConfig, OptimConfig } from '../common/engine.js';
 import type { Volume } from '../common/volume.js';
 import { SliceformError } from '../common/errors.js';
 import type { CancelSignal, ProgressCallback } from '../common/progress.js';
 import { TRAINING_DEFAULTS, resolveNet } from '../training/presets.js';
 import { maxLabel, trainModel, type StepInfo } from '../training/trainer.js';
-import type { TrainingSummary, ModelManifest } from '../inference/model-dir.js';
-import type { Normalisation } from '../volume/preprocess.js';
+import {
+  loadModelDir,
+  readModelManifest,
+  saveModelDir,
+  type TrainingSummary,
+  type ModelManifest,
+} from '../inference/model-dir.js';
+import { normaliseVolume, type Normalisation } from '../volume/preprocess.js';
 import {
   autoDownsample,
   downsampleLabelVolume,
@@ -27,6 +33,17 @@ import { predictRegion, sourceFromVolume } from '../volume/predict.js';
 import type { Vec3 } from '../volume/tiling.js';
 import { fitCalibration, type Calibration } from './calibration.js';
 import { foregroundIoU, splitBlocks } from './holdout.js';
+import {
+  ENSEMBLE_FEATURES,
+  fitEnsembleForest,
+  forestProbabilities,
+  loadForest,
+  saveForest,
+  type NormalisedImage,
+} from './ensemble.js';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Forest } from '../classical/index.js';
 import type { RecipeSettings } from './settings.js';
 
 export interface RecipePlan {
@@ -44,6 +61,7 @@ export interface RecipePlan {
   calibration: RecipeSettings['calibration'];
   holdout: RecipeSettings['holdout'];
   validation: RecipeSettings['validation'];
+  ensemble: RecipeSettings['ensemble'];
 }
 
 /** Network, optimiser, working resolution and tiles for these settings and data. Pure. */
@@ -80,6 +98,7 @@ export function planRecipe(images: Volume[], numClasses: number, s: RecipeSettin
     calibration: s.calibration,
     holdout: s.holdout,
     validation: s.validation,
+    ensemble: s.ensemble,
   };
 }
 
@@ -115,7 +134,26 @@ export interface TrainedRecipe {
   calibration: Calibration;
   /** the IoU estimated on held-out blocks of the paint (estimate null when the paint was too thin to hold any out) */
   selfValidation: SelfValidation;
+  /** the forest mixed into the network's probabilities (null when the recipe has none) */
+  ensemble: EnsembleMember | null;
   cancelled: boolean;
+}
+
+export interface EnsembleMember {
+  forest: Forest;
+  /** p = (1 - weight) p_network + weight p_forest */
+  weight: number;
+  /** the weights tried and their held-out estimates */
+  candidates: { weight: number; estimate: number | null }[];
+  seconds: number;
+}
+
+/** Mixing weight of the forest when there is no held-out paint to choose it on. */
+export const DEFAULT_ENSEMBLE_WEIGHT = 0.5;
+
+/** A working-resolution image normalised as the network sees it. */
+function normalisedImage(v: Volume, norm: Normalisation): NormalisedImage {
+  return { data: normaliseVolume(v, norm), shape: [v.shape.z, v.shape.y, v.shape.x], channels: v.shape.c };
 }
 
 export interface SelfValidation {
@@ -150,15 +188,28 @@ export async function trainRecipe(
   }));
   const split =
     plan.validation === 'blocks'
-      ? low.map((p) => splitBlocks(p.labels.data, [p.labels.shape.z, p.labels.shape.y, p.labels.shape.x], K, { seed: s.seed }))
+      ? low.map((p) =>
+          splitBlocks(p.labels.data, [p.labels.shape.z, p.labels.shape.y, p.labels.shape.x], K, {
+            seed: s.seed,
+          }),
+        )
       : null;
   const heldOutVoxels = split ? split.reduce((a, x) => a + x.heldOutVoxels, 0) : 0;
   const useHeldOut = split !== null && heldOutVoxels >= 500;
-  const trainPairs = useHeldOut ? low.map((p, i) => ({ image: p.image, labels: { ...p.labels, data: split![i]!.train } })) : low;
-  if (useHeldOut) hooks.log?.(`self-validation: ${heldOutVoxels} painted voxels in held-out blocks (not trained on)`);
+  const trainPairs = useHeldOut
+    ? low.map((p, i) => ({ image: p.image, labels: { ...p.labels, data: split![i]!.train } }))
+    : low;
+  if (useHeldOut)
+    hooks.log?.(`self-validation: ${heldOutVoxels} painted voxels in held-out blocks (not trained on)`);
   // the training loop ends on a stop or a cancel; what follows it ends on a cancel only
   const stop = hooks.stopSignal;
-  const trainSignal: CancelSignal | undefined = stop ? { get aborted() { return !!hooks.signal?.aborted || stop.aborted; } } : hooks.signal;
+  const trainSignal: CancelSignal | undefined = stop
+    ? {
+        get aborted() {
+          return !!hooks.signal?.aborted || stop.aborted;
+        },
+      }
+    : hooks.signal;
   const trained = await trainModel(engine, trainPairs, {
     net: plan.net,
     optim: plan.optim,
@@ -181,11 +232,19 @@ export async function trainRecipe(
     onStep: hooks.onStep,
   });
   let calibration: Calibration;
-  let selfValidation: SelfValidation = { estimate: null, estimateArgmax: null, heldOutVoxels: 0, fittedOn: 'none' };
+  let ensemble: EnsembleMember | null = null;
+  let selfValidation: SelfValidation = {
+    estimate: null,
+    estimateArgmax: null,
+    heldOutVoxels: 0,
+    fittedOn: 'none',
+  };
   try {
-    const evalLabels = useHeldOut ? split!.map((x) => x.heldOut) : low.map((p) => p.labels.data as Uint8Array);
-    const needed = plan.calibration !== 'none' || useHeldOut;
-    const { p, l } = needed
+    const evalLabels = useHeldOut
+      ? split!.map((x) => x.heldOut)
+      : low.map((p) => p.labels.data as Uint8Array);
+    const needed = plan.calibration !== 'none' || useHeldOut || plan.ensemble !== 'none';
+    const at = needed
       ? await probabilitiesAt(
           trained.model,
           low.map((x) => x.image),
@@ -194,7 +253,46 @@ export async function trainRecipe(
           plan,
           hooks.signal,
         )
-      : { p: new Float32Array(0), l: new Uint8Array(0) };
+      : { p: new Float32Array(0), l: new Uint8Array(0), vol: new Uint16Array(0), idx: new Uint32Array(0) };
+    let p = at.p;
+    const l = at.l;
+    if (plan.ensemble !== 'none') {
+      // the forest learns from the same training voxels, on the same normalised working-resolution images
+      const t0 = Date.now();
+      const images = low.map((x) => normalisedImage(x.image, trained.normalisation));
+      const forest = fitEnsembleForest(
+        images,
+        trainPairs.map((x) => x.labels.data),
+        K,
+        s.seed,
+      );
+      const n = l.length;
+      const q = new Float32Array(K * n);
+      for (let v = 0; v < images.length; v++) {
+        if (!at.vol.includes(v)) continue;
+        const full = forestProbabilities(images[v]!, forest);
+        const N = full.length / K;
+        for (let j = 0; j < n; j++)
+          if (at.vol[j] === v) for (let k = 0; k < K; k++) q[k * n + j] = full[k * N + at.idx[j]!]!;
+      }
+      const mixed = (w: number) => {
+        const m = new Float32Array(K * n);
+        for (let i = 0; i < m.length; i++) m[i] = (1 - w) * p[i]! + w * q[i]!;
+        return m;
+      };
+      const candidates = (useHeldOut ? [0, 0.25, 0.5, 0.75, 1] : [DEFAULT_ENSEMBLE_WEIGHT]).map((w) => {
+        const m = mixed(w);
+        const c = fitCalibration(m, l, K, plan.calibration);
+        return { weight: w, estimate: useHeldOut ? foregroundIoU(decide(m, n, K, c.weights), l, K) : null };
+      });
+      let best = candidates[0]!;
+      for (const c of candidates) if ((c.estimate ?? -1) > (best.estimate ?? -1) + 1e-9) best = c;
+      ensemble = { forest, weight: best.weight, candidates, seconds: (Date.now() - t0) / 1000 };
+      hooks.log?.(
+        `forest member: ${forest.roots.length} trees in ${ensemble.seconds.toFixed(1)} s; mixing weight ${best.weight}${useHeldOut ? ` chosen on the held-out blocks (${candidates.map((c) => `${c.weight}: ${c.estimate?.toFixed(3)}`).join(', ')})` : ' (no held-out paint: default)'}`,
+      );
+      p = mixed(best.weight);
+    }
     calibration = fitCalibration(p, l, K, plan.calibration);
     if (useHeldOut) {
       selfValidation = {
@@ -225,6 +323,7 @@ export async function trainRecipe(
     summary: trained.summary,
     calibration,
     selfValidation,
+    ensemble,
     cancelled: trained.cancelled,
   };
 }
@@ -240,8 +339,10 @@ async function probabilitiesAt(
   norm: Normalisation,
   plan: RecipePlan,
   signal?: CancelSignal,
-): Promise<{ p: Float32Array; l: Uint8Array }> {
+): Promise<{ p: Float32Array; l: Uint8Array; vol: Uint16Array; idx: Uint32Array }> {
   const K = plan.net.numClasses;
+  const vols: number[] = [];
+  const idxs: number[] = [];
   // sample at most ~400k annotated voxels (evenly strided) so that big paintings stay cheap
   const chunksP: Float32Array[] = [];
   const chunksL: Uint8Array[] = [];
@@ -294,6 +395,8 @@ async function probabilitiesAt(
               if (seen++ % stride !== 0) continue;
               const si = (z * size[1] + y) * size[2] + x;
               pick.push(l);
+              vols.push(v);
+              idxs.push(gi);
               for (let k = 0; k < K; k++) probs[k]!.push(slab.probabilities![k * sn + si]!);
             }
       },
@@ -314,7 +417,7 @@ async function probabilitiesAt(
     l.set(chunksL[c]!, off);
     off += m;
   }
-  return { p, l };
+  return { p, l, vol: Uint16Array.from(vols), idx: Uint32Array.from(idxs) };
 }
 
 /** Decisions 1..K of class-planar probabilities with decision weights. */
@@ -348,6 +451,17 @@ export function manifestFor(
     spacing: o.spacing,
     downsample: t.plan.downsample,
     training: { ...t.summary, preset: o.preset },
+    ...(t.ensemble
+      ? {
+          ensemble: {
+            kind: 'forest' as const,
+            file: FOREST_FILE,
+            weight: t.ensemble.weight,
+            features: { ...ENSEMBLE_FEATURES },
+            candidates: t.ensemble.candidates,
+          },
+        }
+      : {}),
     ...(t.calibration.mode !== 'none'
       ? {
           calibration: {
@@ -363,24 +477,78 @@ export function manifestFor(
   };
 }
 
-/** Prediction options (normalisation, working resolution, decision) of a trained recipe or a model manifest. */
-export function segmentOptionsFor(m: TrainedRecipe | ModelManifest): {
+export interface RecipeSegmentOptions {
   normalisation: Normalisation;
   downsample: Factors;
   decisionWeights?: number[];
-} {
+  mixer?: { weight: number; probabilities(workingImage: Volume): Float32Array };
+}
+
+/**
+ * Prediction options (normalisation, working resolution, second learner, decision) of a trained recipe, or of a
+ * model manifest with its forest (loadRecipeModel).
+ */
+export function segmentOptionsFor(
+  m: TrainedRecipe | ModelManifest,
+  forest?: Forest | null,
+): RecipeSegmentOptions {
+  const norm = m.normalisation;
+  const mixer = (f: Forest | null | undefined, weight: number) =>
+    f && weight > 0
+      ? {
+          mixer: {
+            weight,
+            probabilities: (img: Volume) => forestProbabilities(normalisedImage(img, norm), f),
+          },
+        }
+      : {};
   if ('plan' in m) {
     return {
-      normalisation: m.normalisation,
+      normalisation: norm,
       downsample: m.plan.downsample,
       ...(m.calibration.mode !== 'none' ? { decisionWeights: m.calibration.weights } : {}),
+      ...mixer(m.ensemble?.forest, m.ensemble?.weight ?? 0),
     };
   }
+  if (m.ensemble && !forest)
+    throw new SliceformError('internal', 'this model mixes in a forest: load it with loadRecipeModel');
   return {
-    normalisation: m.normalisation,
+    normalisation: norm,
     downsample: m.downsample,
     ...(m.calibration ? { decisionWeights: m.calibration.decisionWeights } : {}),
+    ...mixer(forest, m.ensemble?.weight ?? 0),
   };
+}
+
+const FOREST_FILE = 'forest.bin';
+
+/** Saves a trained recipe as a model folder: the forest, then the weights and model.json (written last). */
+export async function saveRecipeModel(
+  dir: string,
+  t: TrainedRecipe,
+  o: { classNames: string[]; spacing: ModelManifest['spacing']; preset: string },
+): Promise<ModelManifest> {
+  await mkdir(dir, { recursive: true });
+  if (t.ensemble) await saveForest(join(dir, FOREST_FILE), t.ensemble.forest);
+  return saveModelDir(dir, t.model, manifestFor(t, o));
+}
+
+/** Loads a model folder with what its decision needs (the forest), and the prediction options. */
+export async function loadRecipeModel(
+  dir: string,
+  engine: Engine,
+  opts: ModelOptions = {},
+): Promise<{ model: Model; manifest: ModelManifest; segment: RecipeSegmentOptions }> {
+  const manifest = await readModelManifest(dir);
+  const forest = manifest.ensemble ? await loadForest(join(dir, manifest.ensemble.file)) : null;
+  if (forest && forest.numClasses !== manifest.net.numClasses)
+    throw new SliceformError(
+      'bad-input',
+      `the forest has ${forest.numClasses} classes, the network ${manifest.net.numClasses}`,
+      { file: join(dir, manifest.ensemble!.file) },
+    );
+  const { model } = await loadModelDir(dir, engine, opts);
+  return { model, manifest, segment: segmentOptionsFor(manifest, forest) };
 }
 
 /** Default class names for K classes. */

@@ -53,6 +53,11 @@ export interface RecipeSettings {
    * the decision there and estimates the IoU the user will get; 'none' trains on all paint
    */
   validation: 'blocks' | 'none';
+  /**
+   * second learner: 'forest' mixes a random forest on multiscale features (fitted on the same paint) into the
+   * network's probabilities, its weight chosen on the held-out blocks; 'none' = the network alone
+   */
+  ensemble: 'forest' | 'none';
 }
 
 /**
@@ -72,6 +77,7 @@ export const RECIPE_DEFAULTS = {
   calibration: 'fraction' as const,
   holdout: 'auto' as const,
   validation: 'blocks' as const,
+  ensemble: 'forest' as const,
 };
 
 function check(ok: boolean, msg: string): void {
@@ -165,7 +171,14 @@ export function recipeSettings(
     `calibration must be fraction or none, got "${s.calibration}"`,
   );
   check(s.holdout === 'auto' || s.holdout === 'none', `holdout must be auto or none, got "${s.holdout}"`);
-  check(s.validation === 'blocks' || s.validation === 'none', `validation must be blocks or none, got "${s.validation}"`);
+  check(
+    s.validation === 'blocks' || s.validation === 'none',
+    `validation must be blocks or none, got "${s.validation}"`,
+  );
+  check(
+    s.ensemble === 'forest' || s.ensemble === 'none',
+    `ensemble must be forest or none, got "${s.ensemble}"`,
+  );
   return s;
 }
 

@@ -87,6 +87,11 @@ export interface PredictOptions {
    * the probabilities handed to onSlab stay the network's
    */
   decisionWeights?: number[];
+  /**
+   * a second learner's class probabilities over the whole region (class-planar K x region voxels, x fastest),
+   * mixed in before the decision: p = (1 - weight) p_network + weight p_mix (main/pipeline/ensemble.ts)
+   */
+  mix?: { data: Float32Array; weight: number };
   signal?: CancelSignal;
   onProgress?: ProgressCallback;
 }
@@ -170,6 +175,15 @@ export async function predictRegion(
     if (flips.length > 1) {
       const s = 1 / flips.length;
       for (let i = 0; i < probs.length; i++) probs[i]! *= s;
+    }
+    if (opts.mix && opts.mix.weight > 0) {
+      const w = opts.mix.weight;
+      const RN = shape[0] * RY * RX;
+      const base = z0 * RY * RX;
+      for (let k = 0; k < K; k++) {
+        const m = opts.mix.data.subarray(k * RN + base, k * RN + base + slabN);
+        for (let i = 0; i < slabN; i++) probs[k * slabN + i] = (1 - w) * probs[k * slabN + i]! + w * m[i]!;
+      }
     }
     const labels = K > 255 ? new Uint16Array(slabN) : new Uint8Array(slabN);
     const w = opts.decisionWeights ?? new Array<number>(K).fill(1);

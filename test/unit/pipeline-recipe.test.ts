@@ -10,7 +10,7 @@ import type { Volume } from '../../main/common/volume.js';
 
 function lcg(seed: number) {
   let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296);
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296;
 }
 
 describe('recipe settings', () => {
@@ -23,7 +23,9 @@ describe('recipe settings', () => {
     expect(recipeSettings({ preset: 'paper', iterations: 1 }).downsample).toEqual([1, 1, 1]);
     expect(() => recipeSettings({})).toThrow(/training budget/);
     expect(() => recipeSettings({ minutes: 4, balance: -3 })).toThrow(/balance must be in 0\.\.2/);
-    expect(() => recipeSettings({ minutes: 4, planeTile: 0 })).toThrow(/plane-tile must be an integer 4\.\.512/);
+    expect(() => recipeSettings({ minutes: 4, planeTile: 0 })).toThrow(
+      /plane-tile must be an integer 4\.\.512/,
+    );
     expect(() => recipeSettings({ minutes: 4, dice: -1 })).toThrow(/dice \(weight\) must be in 0\.\.10/);
     expect(() => recipeSettings({ minutes: 4, preset: 'huge' })).toThrow(/unknown preset "huge"/);
     expect(recipeSettings({ minutes: 4, threads: 1000 }, 2).threads).toBe(2);
@@ -37,14 +39,19 @@ describe('recipe settings', () => {
     expect(s.downsample).toEqual([1, 1, 1]);
     expect(s.flips).toBe(false);
     expect(recipeFromValues({}, 4).minutes).toBe(4);
-    expect(() => recipeFromValues({ downsample: '9' }, 4)).toThrow(/--downsample must be auto, none, F or Z,Y,X with integers 1\.\.8/);
+    expect(() => recipeFromValues({ downsample: '9' }, 4)).toThrow(
+      /--downsample must be auto, none, F or Z,Y,X with integers 1\.\.8/,
+    );
     expect(() => recipeFromValues({ balance: '-3' }, 4)).toThrow(/^--balance must be in 0\.\.2/);
     expect(() => recipeFromValues({ lr: 'abc' }, 4)).toThrow(/--lr must be a number/);
     expect(() => recipeFromValues({ preset: 'huge' }, 4)).toThrow(/unknown --preset "huge"/);
   });
 
   it('gives the app the CLI defaults: the same plan for the same request', () => {
-    const image = { shape: { x: 100, y: 100, z: 100, c: 1, t: 1 }, spacing: { x: 0.127, y: 0.127, z: 0.2837, unit: 'µm' } } as Volume;
+    const image = {
+      shape: { x: 100, y: 100, z: 100, c: 1, t: 1 },
+      spacing: { x: 0.127, y: 0.127, z: 0.2837, unit: 'µm' },
+    } as Volume;
     const app = planRecipe([image], 2, recipeFromApi({ preset: 'desktop', minutes: 4, seed: 3 }));
     const cli = planRecipe([image], 2, recipeFromValues({ seed: '3' }, 4));
     expect(app).toEqual(cli);
@@ -91,7 +98,8 @@ describe('calibrated decision', () => {
       for (let k = 0; k < K; k++) p[k * n + i] = raw[k]! / sum;
     }
     const c = fitCalibration(p, labels, K);
-    for (let k = 0; k < K; k++) expect(Math.abs(c.predictedFractions[k]! - c.paintedFractions[k]!)).toBeLessThan(0.01);
+    for (let k = 0; k < K; k++)
+      expect(Math.abs(c.predictedFractions[k]! - c.paintedFractions[k]!)).toBeLessThan(0.01);
     expect(Math.abs(c.predictedFractionsArgmax[0]! - c.paintedFractions[0]!)).toBeGreaterThan(0.05);
   });
 
@@ -113,7 +121,8 @@ describe('block hold-out', () => {
     // three painted planes, as make-sparse --slices 1 draws them
     for (let z = 0; z < 40; z++)
       for (let y = 0; y < 60; y++)
-        for (let x = 0; x < 60; x++) if (z === 20 || y === 30 || x === 30) labels[(z * 60 + y) * 60 + x] = (x + y) % 7 === 0 ? 2 : 1;
+        for (let x = 0; x < 60; x++)
+          if (z === 20 || y === 30 || x === 30) labels[(z * 60 + y) * 60 + x] = (x + y) % 7 === 0 ? 2 : 1;
     const annotated = labels.filter((l) => l > 0).length;
     const s = splitBlocks(labels, shape, 2, { seed: 3 });
     expect(s.heldOutVoxels / annotated).toBeGreaterThan(0.08);
@@ -147,5 +156,34 @@ describe('block hold-out', () => {
     expect(splitBlocks(labels, [10, 10, 10], 2).heldOutVoxels).toBe(0);
     expect(foregroundIoU([2, 2, 1, 1], [2, 1, 2, 1], 2)).toBeCloseTo(1 / 3, 10);
     expect(foregroundIoU([1, 1], [1, 1], 2)).toBeNull();
+  });
+});
+
+describe('forest member', () => {
+  it('round-trips a forest through forest.bin and refuses a damaged file naming it', async () => {
+    const { trainForest } = await import('../../main/classical/index.js');
+    const { serializeForest, deserializeForest } = await import('../../main/pipeline/ensemble.js');
+    // two separable synthetic classes in 3 features (arithmetic check of the file format)
+    const rnd = lcg(5);
+    const n = 400;
+    const values = new Float32Array(3 * n);
+    const labels = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      labels[i] = i % 2 ? 2 : 1;
+      for (let f = 0; f < 3; f++) values[f * n + i] = rnd() + (labels[i] === 2 ? 0.7 * f : 0);
+    }
+    const f = trainForest({ values, n, numFeatures: 3, labels, numClasses: 2 }, { trees: 7, seed: 3 });
+    const g = deserializeForest(serializeForest(f));
+    expect(g.numClasses).toBe(2);
+    expect(g.numFeatures).toBe(3);
+    expect(g.roots).toEqual(f.roots);
+    expect(g.feature).toEqual(f.feature);
+    expect(g.threshold).toEqual(f.threshold);
+    expect(g.value).toEqual(f.value);
+    const bin = serializeForest(f);
+    expect(() => deserializeForest(bin.subarray(0, bin.length - 40), 'm/forest.bin')).toThrow(
+      /not a Sliceform forest file: truncated arrays/,
+    );
+    expect(() => deserializeForest(new Uint8Array(64), 'm/forest.bin')).toThrow(/wrong magic/);
   });
 });

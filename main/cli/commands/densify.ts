@@ -5,10 +5,9 @@ import type { Device } from '../../common/engine.js';
 import { readVolume, writeSnapshot } from '../../io/index.js';
 import { loadEngine } from '../../engine/index.js';
 import { readLabels, segmentToFiles, truthToClasses } from '../../inference/files.js';
-import { saveModelDir } from '../../inference/model-dir.js';
 import { progressPrinter } from '../../training/progress-line.js';
 import { RECIPE_OPTIONS, recipeFromValues, recipeUsage } from '../../pipeline/options.js';
-import { defaultClassNames, manifestFor, segmentOptionsFor, trainRecipe } from '../../pipeline/recipe.js';
+import { defaultClassNames, saveRecipeModel, segmentOptionsFor, trainRecipe } from '../../pipeline/recipe.js';
 import { assertFiniteImage, checkDownsample, checkPaths, checkRanges, engineNote, threadsOpt } from '../validate.js';
 import { scoreSegmentation } from '../../evaluation/metrics.js';
 
@@ -119,7 +118,7 @@ const densify: Command = {
       const classNames = defaultClassNames(K);
       const modelDir = strOpt(v, 'model');
       if (modelDir) {
-        await saveModelDir(modelDir, model, manifestFor(trained, { classNames, spacing: { z: image.spacing.z, y: image.spacing.y, x: image.spacing.x, unit: image.spacing.unit }, preset }));
+        await saveRecipeModel(modelDir, trained, { classNames, spacing: { z: image.spacing.z, y: image.spacing.y, x: image.spacing.x, unit: image.spacing.unit }, preset });
       }
       const tp = Date.now();
       const seg = await segmentToFiles(model, image, {

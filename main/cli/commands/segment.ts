@@ -3,7 +3,7 @@ import { strOpt } from '../command.js';
 import { SliceformError } from '../../common/errors.js';
 import { readVolume } from '../../io/index.js';
 import { loadEngine } from '../../engine/index.js';
-import { loadModelDir } from '../../inference/model-dir.js';
+import { loadRecipeModel } from '../../pipeline/recipe.js';
 import { segmentToFiles } from '../../inference/files.js';
 import { cliProgress, parseDevice } from './densify.js';
 import { FOLDER_OPTIONS, FOLDER_USAGE, isFolder, segmentFolder } from './segment-folder.js';
@@ -63,7 +63,7 @@ const segment: Command = {
     const device = parseDevice(strOpt(v, 'device'));
     const engine = await loadEngine();
     engineNote(engine.info, io);
-    const { model, manifest } = await loadModelDir(dir, engine, { device, threads });
+    const { model, manifest, segment: segmentOpts } = await loadRecipeModel(dir, engine, { device, threads });
     try {
       const image = await readVolume(input, { dataset: strOpt(v, 'dataset'), signal, onWarning: (w) => io.err(`warning: ${w}`) });
       assertFiniteImage(image, input);
@@ -80,8 +80,7 @@ const segment: Command = {
       const bar = cliProgress(io);
       const t0 = Date.now();
       const res = await segmentToFiles(model, image, {
-        normalisation: manifest.normalisation,
-        downsample: manifest.downsample,
+        ...segmentOpts,
         out,
         probabilitiesOut: strOpt(v, 'probabilities'),
         testTimeFlips: !v['no-flips'],

@@ -6,10 +6,9 @@ import type { Volume } from '../../common/volume.js';
 import { readVolume } from '../../io/index.js';
 import { loadEngine } from '../../engine/index.js';
 import { readLabels } from '../../inference/files.js';
-import { saveModelDir } from '../../inference/model-dir.js';
 import { maxLabel } from '../../training/trainer.js';
 import { RECIPE_OPTIONS, recipeFromValues, recipeUsage } from '../../pipeline/options.js';
-import { defaultClassNames, manifestFor, trainRecipe } from '../../pipeline/recipe.js';
+import { defaultClassNames, saveRecipeModel, trainRecipe } from '../../pipeline/recipe.js';
 import { cliProgress } from './densify.js';
 import { assertFiniteImage, checkDownsample, checkPaths, checkRanges, engineNote, threadsOpt } from '../validate.js';
 
@@ -113,15 +112,11 @@ const train: Command = {
     const factors = trained.plan.downsample;
     try {
       const first = pairs[0]!.image;
-      const manifest = await saveModelDir(
-        dir,
-        trained.model,
-        manifestFor(trained, {
-          classNames,
-          spacing: { z: first.spacing.z, y: first.spacing.y, x: first.spacing.x, unit: first.spacing.unit },
-          preset: settings.preset,
-        }),
-      );
+      const manifest = await saveRecipeModel(dir, trained, {
+        classNames,
+        spacing: { z: first.spacing.z, y: first.spacing.y, x: first.spacing.x, unit: first.spacing.unit },
+        preset: settings.preset,
+      });
       io.out(
         JSON.stringify(
           {

@@ -1,0 +1,250 @@
+/**
+ * The recipe's second learner: a random forest on multiscale features (main/classical), fitted on the same
+ * painted voxels as the U-Net at the same working resolution, on the same normalised intensities. Its class
+ * probabilities are mixed into the network's, p = (1 - a) p_cnn + a p_forest, with the weight a chosen on the
+ * held-out blocks of the paint (holdout.ts). Features are computed z-slab by z-slab with a halo of the largest
+ * kernel, so memory is bounded by the slab, not by the volume. The forest is saved beside the weights
+ * (forest.bin) so `segment` repeats the same decision on other stacks.
+ */
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import {
+  compileForest,
+  multiscaleFeatures,
+  predictForestInto,
+  trainForest,
+  type FeatureOptions,
+  type Forest,
+} from '../classical/index.js';
+import { SliceformError } from '../common/errors.js';
+
+/** The anchor's feature stack (scikit-image multiscale_basic_features, sigma 1..8, intensity, edges, texture). */
+export const ENSEMBLE_FEATURES: FeatureOptions = {
+  sigmaMin: 1,
+  sigmaMax: 8,
+  intensity: true,
+  edges: true,
+  texture: true,
+};
+
+export interface NormalisedImage {
+  /** channel-planar float32, x fastest, already normalised as the network sees it */
+  data: Float32Array;
+  /** [Z, Y, X] */
+  shape: [number, number, number];
+  channels: number;
+}
+
+/** Feature stacks of whole images, by the image's data array (dropped with the image). */
+const wholeFeatures = new WeakMap<Float32Array, Float32Array>();
+
+function halo(o: FeatureOptions): number {
+  return Math.ceil((o.truncate ?? 4) * (o.sigmaMax ?? 8)) + 2;
+}
+
+/** Calls `fn` with feature stacks of z-slabs (with halo) covering the image; fn gets the slab's inner range. */
+function forEachFeatureSlab(
+  img: NormalisedImage,
+  o: FeatureOptions,
+  maxSlabVoxels: number,
+  fn: (features: Float32Array, slabN: number, z0: number, z1: number, innerOffset: number) => void,
+): void {
+  const [Z, Y, X] = img.shape;
+  const plane = Y * X;
+  const h = halo(o);
+  const depth = Math.max(1, Math.floor(maxSlabVoxels / plane) - 2 * h);
+  for (let z0 = 0; z0 < Z; z0 += depth) {
+    const z1 = Math.min(Z, z0 + depth);
+    const a = Math.max(0, z0 - h);
+    const b = Math.min(Z, z1 + h);
+    const n = (b - a) * plane;
+    const N = Z * plane;
+    let data: Float32Array;
+    if (a === 0 && b === Z) data = img.data;
+    else {
+      data = new Float32Array(img.channels * n);
+      for (let c = 0; c < img.channels; c++)
+        data.set(img.data.subarray(c * N + a * plane, c * N + b * plane), c * n);
+    }
+    const whole = a === 0 && b === Z;
+    let feat = whole ? wholeFeatures.get(img.data) : undefined;
+    if (!feat) {
+      feat = multiscaleFeatures(data, { z: b - a, y: Y, x: X }, img.channels, o).data;
+      // the fit and the prediction of the same training image share one feature stack
+      if (whole) wholeFeatures.set(img.data, feat);
+    }
+    fn(feat, n, z0, z1, (z0 - a) * plane);
+  }
+}
+
+/** Fits the forest on the labelled voxels (1..K) of normalised working-resolution images. */
+export function fitEnsembleForest(
+  images: NormalisedImage[],
+  labelSets: ArrayLike<number>[],
+  K: number,
+  seed: number,
+  o: FeatureOptions = ENSEMBLE_FEATURES,
+): Forest {
+  let n = 0;
+  for (const l of labelSets) for (let i = 0; i < l.length; i++) if (l[i]) n++;
+  if (n === 0) throw new SliceformError('bad-input', 'no annotated voxels for the forest');
+  let values: Float32Array | null = null;
+  let F = 0;
+  const y = new Uint8Array(n);
+  let s = 0;
+  for (let v = 0; v < images.length; v++) {
+    const img = images[v]!;
+    const lab = labelSets[v]!;
+    const plane = img.shape[1] * img.shape[2];
+    forEachFeatureSlab(img, o, 24_000_000 / 20, (feat, slabN, z0, z1, inner) => {
+      F = feat.length / slabN;
+      values ??= new Float32Array(n * F);
+      for (let i = z0 * plane, j = inner; i < z1 * plane; i++, j++) {
+        const l = lab[i]!;
+        if (!l) continue;
+        y[s] = l;
+        for (let f = 0; f < F; f++) values![f * n + s] = feat[f * slabN + j]!;
+        s++;
+      }
+    });
+  }
+  return trainForest({ values: values!, n, numFeatures: F, labels: y, numClasses: K }, { seed });
+}
+
+/** Class probabilities (class-planar K x N) of the forest for a normalised working-resolution image. */
+export function forestProbabilities(
+  img: NormalisedImage,
+  forest: Forest,
+  o: FeatureOptions = ENSEMBLE_FEATURES,
+  maxSlabVoxels = 24_000_000 / 20,
+): Float32Array {
+  const [Z, Y, X] = img.shape;
+  const N = Z * Y * X;
+  const plane = Y * X;
+  const K = forest.numClasses;
+  const cf = compileForest(forest);
+  const out = new Float32Array(K * N);
+  forEachFeatureSlab(img, o, maxSlabVoxels, (feat, slabN, z0, z1, inner) => {
+    if (feat.length / slabN !== forest.numFeatures)
+      throw new SliceformError(
+        'bad-input',
+        `the forest expects ${forest.numFeatures} features, the image gives ${feat.length / slabN}`,
+      );
+    predictForestInto(cf, feat, slabN, inner, (z1 - z0) * plane, out, N, z0 * plane);
+  });
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------- forest.bin
+const MAGIC = 'SFFOREST1';
+
+/** Binary form of a forest: magic, header JSON length, header JSON, then the arrays (8-byte aligned). */
+export function serializeForest(f: Forest): Uint8Array {
+  const arrays = [f.roots, f.feature, f.threshold, f.left, f.right, f.value] as const;
+  const header = JSON.stringify({
+    numClasses: f.numClasses,
+    numFeatures: f.numFeatures,
+    classCounts: f.classCounts,
+    splits: f.splits,
+    lengths: arrays.map((a) => a.length),
+  });
+  const hb = new TextEncoder().encode(header);
+  let off = MAGIC.length + 4 + hb.length;
+  off = Math.ceil(off / 8) * 8;
+  const offsets: number[] = [];
+  for (const a of arrays) {
+    offsets.push(off);
+    off = Math.ceil((off + a.byteLength) / 8) * 8;
+  }
+  const out = new Uint8Array(off);
+  out.set(new TextEncoder().encode(MAGIC), 0);
+  new DataView(out.buffer).setUint32(MAGIC.length, hb.length, true);
+  out.set(hb, MAGIC.length + 4);
+  arrays.forEach((a, i) => out.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), offsets[i]!));
+  return out;
+}
+
+export function deserializeForest(buf: Uint8Array, file = 'forest.bin'): Forest {
+  const bad = (why: string) =>
+    new SliceformError('bad-input', `not a Sliceform forest file: ${why}`, { file });
+  if (buf.length < MAGIC.length + 4 || new TextDecoder().decode(buf.subarray(0, MAGIC.length)) !== MAGIC)
+    throw bad('wrong magic');
+  const hl = new DataView(buf.buffer, buf.byteOffset).getUint32(MAGIC.length, true);
+  if (MAGIC.length + 4 + hl > buf.length) throw bad('truncated header');
+  let h: {
+    numClasses: number;
+    numFeatures: number;
+    classCounts: number[];
+    splits: string;
+    lengths: number[];
+  };
+  try {
+    h = JSON.parse(new TextDecoder().decode(buf.subarray(MAGIC.length + 4, MAGIC.length + 4 + hl)));
+  } catch {
+    throw bad('unreadable header');
+  }
+  const ctors = [Int32Array, Int32Array, Float64Array, Int32Array, Int32Array, Float32Array] as const;
+  if (!Array.isArray(h.lengths) || h.lengths.length !== 6) throw bad('header lacks the array lengths');
+  let off = Math.ceil((MAGIC.length + 4 + hl) / 8) * 8;
+  const arrays = ctors.map((C, i) => {
+    const len = h.lengths[i]!;
+    const bytes = len * C.BYTES_PER_ELEMENT;
+    if (!(Number.isInteger(len) && len >= 0) || off + bytes > buf.length) throw bad('truncated arrays');
+    const copy = new Uint8Array(bytes);
+    copy.set(buf.subarray(off, off + bytes));
+    off = Math.ceil((off + bytes) / 8) * 8;
+    return new C(copy.buffer);
+  });
+  const [roots, feature, threshold, left, right, value] = arrays as [
+    Int32Array,
+    Int32Array,
+    Float64Array,
+    Int32Array,
+    Int32Array,
+    Float32Array,
+  ];
+  const nodes = feature.length;
+  if (
+    threshold.length !== nodes ||
+    left.length !== nodes ||
+    right.length !== nodes ||
+    value.length !== nodes * h.numClasses
+  )
+    throw bad('inconsistent node arrays');
+  for (let i = 0; i < nodes; i++) {
+    if (feature[i]! >= h.numFeatures) throw bad(`node ${i} uses feature ${feature[i]} of ${h.numFeatures}`);
+    if (feature[i]! >= 0 && (left[i]! < 0 || left[i]! >= nodes || right[i]! < 0 || right[i]! >= nodes))
+      throw bad(`node ${i} has children outside the forest`);
+  }
+  for (const r of roots) if (r < 0 || r >= nodes) throw bad('a root outside the forest');
+  return {
+    numClasses: h.numClasses,
+    numFeatures: h.numFeatures,
+    classCounts: h.classCounts,
+    splits: h.splits,
+    roots,
+    feature,
+    threshold,
+    left,
+    right,
+    value,
+  };
+}
+
+export async function saveForest(path: string, f: Forest): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  await writeFile(tmp, serializeForest(f));
+  await rename(tmp, path);
+}
+
+export async function loadForest(path: string): Promise<Forest> {
+  let b: Buffer;
+  try {
+    b = await readFile(path);
+  } catch (e) {
+    throw new SliceformError('bad-input', `cannot read the model's forest (${(e as Error).message})`, {
+      file: path,
+      cause: e,
+    });
+  }
+  return deserializeForest(new Uint8Array(b.buffer, b.byteOffset, b.byteLength), path);
+}
