@@ -29,6 +29,8 @@ export interface ReportRow {
   model: string;
   /** probabilities TIFF relative to the output folder, when written */
   probabilities?: string;
+  /** with --objects: the stack's objects (main/objects), its per-object CSV relative to the output folder */
+  objects?: { table: string; count: number; meanVolume_um3: number; medianVolume_um3: number; meanEquivalentDiameter_um: number };
 }
 
 export interface BatchReport {
@@ -76,6 +78,9 @@ export function reportToCsv(report: BatchReport): string {
     'file', 'output', 'status', 'size_x', 'size_y', 'size_z', 'channels', 'spacing_x', 'spacing_y', 'spacing_z',
     'unit', 'seconds', ...classes.map((c) => `voxels_${c}`), ...classes.map((c) => `volume_um3_${c}`), 'error',
   ];
+  // objects columns only when the run counted objects (segment --objects): older reports keep their columns
+  const withObjects = report.files.some((r) => r.objects);
+  if (withObjects) head.push('objects', 'objects_table', 'objects_mean_volume_um3', 'objects_median_volume_um3', 'objects_mean_diameter_um');
   const lines = [head.map(csvCell).join(',')];
   for (const r of report.files) {
     const sp = r.spacing;
@@ -86,6 +91,11 @@ export function reportToCsv(report: BatchReport): string {
         ...classes.map((c) => r.voxels[c] ?? ''),
         ...classes.map((c) => (r.volumesUm3 && r.volumesUm3[c] !== undefined ? r.volumesUm3[c]! : '')),
         r.error,
+        ...(withObjects
+          ? r.objects
+            ? [r.objects.count, r.objects.table, r.objects.meanVolume_um3, r.objects.medianVolume_um3, r.objects.meanEquivalentDiameter_um]
+            : ['', '', '', '', '']
+          : []),
       ]
         .map(csvCell)
         .join(','),

@@ -5,7 +5,8 @@
  * status); reading, predicting and writing one file are injected (`BatchDeps`), so the rules are tested
  * without an engine and the CLI wires in the real reader, model and writer (see ./segmenter.ts).
  */
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { objectsForStack } from '../objects/files.js';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { CancelledError, SliceformError } from '../common/errors.js';
 import { listStacks, outputNames, selectShard, type InputFile, type Shard } from './files.js';
@@ -73,6 +74,8 @@ export interface BatchOptions {
   onEvent?: (e: BatchEvent) => void;
   /** version string stored in the report */
   version?: string;
+  /** also count and measure the objects of each stack: <name>_objects.csv beside its labels, a summary per row, objects.csv for the run */
+  objects?: boolean;
 }
 
 export type BatchEvent =
@@ -319,6 +322,12 @@ export async function runBatch(opts: BatchOptions, deps: BatchDeps): Promise<Bat
       // Probabilities first: the label file under its final name is what marks the file done.
       if (tmpProbs && probsFinal) await rename(tmpProbs, probsFinal);
       await rename(tmp, finalPath);
+      let objects: ReportRow['objects'];
+      if (opts.objects) {
+        const csvFinal = finalPath.replace(/\.tif$/, '') + '_objects.csv';
+        const sum = await objectsForStack(finalPath, p.file.path, csvFinal);
+        objects = { table: relative(opts.outDir, csvFinal).split(sep).join('/'), ...sum };
+      }
       const seconds = (Date.now() - t0) / 1000;
       rows.set(p.file.rel, {
         file: p.file.rel,
@@ -332,6 +341,7 @@ export async function runBatch(opts: BatchOptions, deps: BatchDeps): Promise<Bat
         error: '',
         model: model.fingerprint,
         ...(probsRel ? { probabilities: probsRel } : {}),
+        ...(objects ? { objects } : {}),
       });
     } catch (e) {
       await rm(tmp, { force: true });
@@ -351,7 +361,24 @@ export async function runBatch(opts: BatchOptions, deps: BatchDeps): Promise<Bat
     await flush();
   }
   const { json, csv } = await flush();
+  if (opts.objects) await writeRunObjects(opts.outDir, report, reportBase.replace(/^report/, 'objects'));
   const exitCode = report.summary.failed > 0 ? 3 : 0;
   emit({ event: 'done', summary: report.summary, report: json, exitCode });
   return { report, reportPath: json, csvPath: csv, exitCode };
+}
+
+/** One table of every object of the run: the per-stack CSVs with the stack's file as first column. */
+async function writeRunObjects(outDir: string, report: BatchReport, base: string): Promise<void> {
+  let head: string | null = null;
+  const lines: string[] = [];
+  for (const r of report.files) {
+    if (r.status !== 'ok' || !r.objects) continue;
+    const text = await readFile(join(outDir, r.objects.table), 'utf8').catch(() => '');
+    const [h, ...rows] = text.trim().split('\n');
+    if (!h) continue;
+    head ??= `file,${h}`;
+    const f = /[",\n]/.test(r.file) ? `"${r.file.replace(/"/g, '""')}"` : r.file;
+    for (const row of rows) if (row) lines.push(`${f},${row}`);
+  }
+  if (head) await writeFile(join(outDir, `${base}.csv`), [head, ...lines].join('\n') + '\n');
 }

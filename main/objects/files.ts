@@ -153,3 +153,34 @@ export async function writeObjectTables(res: ObjectsResult, csvPath: string | un
     await writeFile(jsonPath, JSON.stringify({ ...meta, spacing_um: res.spacing, summary: summarise(res.rows), objects: res.rows }, null, 1) + '\n');
   }
 }
+
+export interface StackObjectsSummary {
+  count: number;
+  meanVolume_um3: number;
+  medianVolume_um3: number;
+  meanEquivalentDiameter_um: number;
+}
+
+/**
+ * Objects of one segmented stack for batch reports: instances of its label TIFF (default recipe), measured
+ * with the image's intensities, written as a per-stack CSV. A stack without any object voxel gets a
+ * header-only table and count 0 (that is a result, not a failure of the file).
+ */
+export async function objectsForStack(labelsPath: string, imagePath: string, csvPath: string, opts: { dataset?: string } = {}): Promise<StackObjectsSummary> {
+  const image = await readVolume(imagePath, opts.dataset ? { dataset: opts.dataset } : {});
+  const labels = await readObjectLabels(labelsPath, image);
+  const spacing = objectSpacing(labels, image, () => undefined);
+  let res: ObjectsResult;
+  try {
+    res = objectsOf(labels, image, spacing);
+  } catch (e) {
+    if (e instanceof SliceformError && /empty mask/.test(e.message)) {
+      await writeFile(csvPath, objectsCsv([], imageChannels(image).map((c) => c.name)));
+      return { count: 0, meanVolume_um3: 0, medianVolume_um3: 0, meanEquivalentDiameter_um: 0 };
+    }
+    throw e;
+  }
+  await writeFile(csvPath, objectsCsv(res.rows, res.channels));
+  const s = summarise(res.rows);
+  return { count: s.count, meanVolume_um3: s.meanVolume_um3, medianVolume_um3: s.medianVolume_um3, meanEquivalentDiameter_um: s.meanEquivalentDiameter_um };
+}

@@ -26,6 +26,8 @@ export const FOLDER_USAGE = `Folder mode: sliceform segment --model MODEL --inpu
   --json-progress      progress as JSON lines on stderr instead of a progress bar
   --dataset D          HDF5 dataset of the inputs
   --no-flips           no test-time flip averaging (4x faster prediction)
+  --objects            also the objects of each stack (sliceform objects, default recipe): DIR/<name>_objects.csv,
+                       count and mean/median volume per stack in the report, DIR/objects.csv with every object
   Exit codes: 0 every file segmented (or already done), 3 some files failed (see the report), 2 nothing could
   run (bad model, bad arguments, no stacks in FOLDER), 130 cancelled.`;
 
@@ -34,6 +36,7 @@ export const FOLDER_OPTIONS: OptionSpec = {
   recursive: { type: 'boolean' },
   shard: { type: 'string' },
   'json-progress': { type: 'boolean' },
+  objects: { type: 'boolean' },
 };
 
 export async function isFolder(p: string): Promise<boolean> {
@@ -143,6 +146,7 @@ export async function segmentFolder(values: Record<string, unknown>, io: CliIO, 
         recursive: Boolean(values.recursive),
         shard,
         probabilitiesDir: strOpt(values, 'probabilities'),
+        objects: Boolean(values.objects),
         signal,
         onEvent: progressPrinter(io, Boolean(values['json-progress'])),
         version: seg.manifest.sliceformVersion,
