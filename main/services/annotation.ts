@@ -353,6 +353,9 @@ export class LabelEditor {
  * unless one of those slices already counts. Voxels flat along none (dense or sphere-brush labels) count for no
  * slice. Exact for disc strokes of radius >= 1 that do not touch a parallel stroke on the next slice.
  */
+/** scattered single voxels beyond this many are not worth a slice each (and would cost memory) */
+const MAX_AMBIGUOUS = 250_000;
+
 export function inferPaintedSlices(labels: Uint8Array, dims: Dims): PaintedSlices {
   const { x: X, y: Y, z: Z } = dims;
   const XY = X * Y;
@@ -367,7 +370,7 @@ export function inferPaintedSlices(labels: Uint8Array, dims: Dims): PaintedSlice
         const fx = (x === 0 || !labels[i - 1]) && (x === X - 1 || !labels[i + 1]);
         const n = +fz + +fy + +fx;
         if (n === 1) hit[fz ? 0 : fy ? 1 : 2]![fz ? z : fy ? y : x] = 1;
-        else if (n > 1) ambiguous.push(i, +fz, +fy, +fx);
+        else if (n > 1 && ambiguous.length < MAX_AMBIGUOUS * 4) ambiguous.push(i, +fz, +fy, +fx);
       }
   for (let k = 0; k < ambiguous.length; k += 4) {
     const i = ambiguous[k]!;
