@@ -344,6 +344,9 @@ export class LabelEditor {
   }
 }
 
+/** scattered single voxels beyond this many are not worth a slice each (and would cost memory) */
+const MAX_AMBIGUOUS = 250_000;
+
 /**
  * Painted slices of labels that come without a record (projects saved before the record existed). A brush
  * stroke is flat along the normal of the plane it was painted on: its voxels have no labelled neighbour on
@@ -353,9 +356,6 @@ export class LabelEditor {
  * unless one of those slices already counts. Voxels flat along none (dense or sphere-brush labels) count for no
  * slice. Exact for disc strokes of radius >= 1 that do not touch a parallel stroke on the next slice.
  */
-/** scattered single voxels beyond this many are not worth a slice each (and would cost memory) */
-const MAX_AMBIGUOUS = 250_000;
-
 export function inferPaintedSlices(labels: Uint8Array, dims: Dims): PaintedSlices {
   const { x: X, y: Y, z: Z } = dims;
   const XY = X * Y;
