@@ -30,7 +30,8 @@ async function h5(): Promise<H5> {
 /** Short reason from an HDF5 error stack ("Not an HDF5 file", "Read failed", ...). */
 function reason(e: unknown): string {
   // a JS error from our side of the binding (a huge shape, a missing field) is not an HDF5 message
-  if (e instanceof RangeError) return 'unreadable: the dataset describes sizes that cannot be right (corrupt file?)';
+  if (e instanceof RangeError)
+    return 'unreadable: the dataset describes sizes that cannot be right (corrupt file?)';
   if (e instanceof TypeError) return 'unreadable: corrupt or unsupported HDF5 structure';
   const s = String((e as Error)?.message ?? e);
   const minors = [...s.matchAll(/minor: ([^\n]+)/g)].map((m) => m[1]!.trim());
@@ -236,11 +237,17 @@ function spacingOf(ds: H5Dataset, warnings: string[]): { x: number; y: number; z
     warnings.push('element_size_um is unreadable; spacing in pixels');
     return pixel;
   }
-  const arr = v && typeof v === 'object' && 'length' in v ? Array.from(v as ArrayLike<number>, Number) : [Number(v)];
+  const arr =
+    v && typeof v === 'object' && 'length' in v ? Array.from(v as ArrayLike<number>, Number) : [Number(v)];
   const zyx = arr.slice(-3);
-  if (zyx.length === 3 && zyx.every((n) => Number.isFinite(n) && n > 0)) return { x: zyx[2]!, y: zyx[1]!, z: zyx[0]!, unit: 'µm' };
+  if (zyx.length === 3 && zyx.every((n) => Number.isFinite(n) && n > 0))
+    return { x: zyx[2]!, y: zyx[1]!, z: zyx[0]!, unit: 'µm' };
   // say so rather than calibrate silently with 1 pixel (or carry Infinity on)
-  const shown = arr.slice(0, 4).map((n) => String(n)).join(', ') + (arr.length > 4 ? ', …' : '');
+  const shown =
+    arr
+      .slice(0, 4)
+      .map((n) => String(n))
+      .join(', ') + (arr.length > 4 ? ', …' : '');
   warnings.push(`element_size_um (${shown}) is not three finite positive sizes (z, y, x); spacing in pixels`);
   return pixel;
 }

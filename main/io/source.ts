@@ -32,7 +32,7 @@ function notRegular(st: Stats): string | null {
         ? 'a character device'
         : st.isBlockDevice()
           ? 'a block device'
-          : 'not a regular file';
+          : 'a special file';
   return `is ${what}, not a regular file; volumes are read from regular files only`;
 }
 

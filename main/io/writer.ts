@@ -71,7 +71,10 @@ function checkVolume(path: string, v: WritableVolume): void {
   // written as bytes of the wrong width, and classes above 255 squeezed into uint8 wrap (281 -> 25)
   const actual = v.data instanceof Float64Array || dtypeOf(v.data) !== 'float64' ? dtypeOf(v.data) : null;
   if (actual !== v.dtype) {
-    throw new SliceformError('internal', `cannot write ${path}: dtype says ${v.dtype} but the data is ${actual ?? 'an untyped array'}`);
+    throw new SliceformError(
+      'internal',
+      `cannot write ${path}: dtype says ${v.dtype} but the data is ${actual ?? 'an untyped array'}`,
+    );
   }
 }
 
@@ -80,10 +83,14 @@ function checkVolume(path: string, v: WritableVolume): void {
  * classes than that are refused rather than wrapped.
  */
 export function labelDType(maxClass: number): 'uint8' | 'uint16' {
-  if (!(maxClass >= 0) || !Number.isFinite(maxClass)) throw new SliceformError('internal', `bad class count ${maxClass}`);
+  if (!(maxClass >= 0) || !Number.isFinite(maxClass))
+    throw new SliceformError('internal', `bad class count ${maxClass}`);
   if (maxClass <= 255) return 'uint8';
   if (maxClass <= 65535) return 'uint16';
-  throw new SliceformError('bad-input', `${maxClass} classes do not fit a uint16 label volume (at most 65,535)`);
+  throw new SliceformError(
+    'bad-input',
+    `${maxClass} classes do not fit a uint16 label volume (at most 65,535)`,
+  );
 }
 
 /** A units string we may copy into an ImageJ description line (no line breaks, no '=', short). */
@@ -344,7 +351,10 @@ export async function writeOmeTiff(
   const finite = [v.spacing.x, v.spacing.y, v.spacing.z].every((n) => Number.isFinite(n) && n > 0);
   // OME's length units include "pixel": a pixel size without a physical unit is kept in it
   const pixelSized =
-    scale === null && finite && /^(pixels?|)$/i.test(v.spacing.unit.trim()) && !(v.spacing.x === 1 && v.spacing.y === 1 && v.spacing.z === 1);
+    scale === null &&
+    finite &&
+    /^(pixels?|)$/i.test(v.spacing.unit.trim()) &&
+    !(v.spacing.x === 1 && v.spacing.y === 1 && v.spacing.z === 1);
   const phys =
     scale !== null && finite
       ? ` PhysicalSizeX="${v.spacing.x * scale}" PhysicalSizeXUnit="&#181;m" PhysicalSizeY="${v.spacing.y * scale}" PhysicalSizeYUnit="&#181;m" PhysicalSizeZ="${v.spacing.z * scale}" PhysicalSizeZUnit="&#181;m"`

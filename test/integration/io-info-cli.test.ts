@@ -110,7 +110,10 @@ describe('sliceform info', () => {
     const t = b.indexOf('SizeT="1"');
     expect(at > 0 && z > at && t > at).toBe(true);
     let text = b.toString('latin1', at, z + 9);
-    text = text.replace('Warning:', '').replace('SizeT="1"', 'SizeT="64"').replace('SizeZ="5"', 'SizeZ="16777216"');
+    text = text
+      .replace('Warning:', '')
+      .replace('SizeT="1"', 'SizeT="64"')
+      .replace('SizeZ="5"', 'SizeZ="16777216"');
     expect(text.length).toBe(z + 9 - at);
     b.write(text, at, 'latin1');
     const f = join(tmp, 'bomb.ome.tif');

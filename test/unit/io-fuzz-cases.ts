@@ -71,7 +71,21 @@ export async function tiffSeed(
   await src.close();
   unlinkSync(f);
   const ext = name.endsWith('.lsm') ? '.lsm' : name.endsWith('.ome.tif') ? '.ome.tif' : '.tif';
-  return { name, format, origin, ext, bytes, le: tf.le, big, entries, links, ifdOffsets: tf.ifds.map((i) => i.offset), descEntry, desc, mutations };
+  return {
+    name,
+    format,
+    origin,
+    ext,
+    bytes,
+    le: tf.le,
+    big,
+    entries,
+    links,
+    ifdOffsets: tf.ifds.map((i) => i.offset),
+    descEntry,
+    desc,
+    mutations,
+  };
 }
 
 /** A copy of a real file with one IFD-0 tag id replaced (so the reader sees a plain TIFF). */
@@ -91,7 +105,26 @@ export function retag(file: string, tag: number, to: number): Buffer {
   throw new Error(`tag ${tag} not in IFD 0 of ${file}`);
 }
 
-const EXTREMES = ['0', '-1', '1', '2', '3', '255', '65536', '16777216', '16777217', '4294967296', '1e400', '-1e400', 'NaN', 'abc', '', '1.5', '1e-320', '999999999999'];
+const EXTREMES = [
+  '0',
+  '-1',
+  '1',
+  '2',
+  '3',
+  '255',
+  '65536',
+  '16777216',
+  '16777217',
+  '4294967296',
+  '1e400',
+  '-1e400',
+  'NaN',
+  'abc',
+  '',
+  '1.5',
+  '1e-320',
+  '999999999999',
+];
 
 /** Metadata edits: one value of the OME-XML or ImageJ description replaced by an extreme, or TiffData blown up. */
 export function editDescription(d: string, rnd: () => number): string {
@@ -105,18 +138,39 @@ export function editDescription(d: string, rnd: () => number): string {
       const td = `<TiffData IFD="${int(20)}" PlaneCount="${[1, 15, 1e9][int(3)]}"/>`;
       return d.replace('</Pixels>', `${td.repeat(n)}</Pixels>`);
     }
-    if (k === 1) return d.replace(/DimensionOrder="[^"]*"/, `DimensionOrder="${['XYCZT', 'XYZZT', 'XY', 'XYTCZ'][int(4)]}"`);
-    const attrsList = ['SizeX', 'SizeY', 'SizeZ', 'SizeC', 'SizeT', 'PhysicalSizeX', 'PhysicalSizeZ', 'IFD', 'PlaneCount', 'FirstZ', 'FirstC', 'Type'];
+    if (k === 1)
+      return d.replace(
+        /DimensionOrder="[^"]*"/,
+        `DimensionOrder="${['XYCZT', 'XYZZT', 'XY', 'XYTCZ'][int(4)]}"`,
+      );
+    const attrsList = [
+      'SizeX',
+      'SizeY',
+      'SizeZ',
+      'SizeC',
+      'SizeT',
+      'PhysicalSizeX',
+      'PhysicalSizeZ',
+      'IFD',
+      'PlaneCount',
+      'FirstZ',
+      'FirstC',
+      'Type',
+    ];
     const a = attrsList[int(attrsList.length)]!;
     if (!d.includes(`${a}="`)) return d.replace('<Pixels ', `<Pixels ${a}="${extreme()}" `);
     let seen = 0;
     const which = int(3);
-    return d.replace(new RegExp(`${a}="[^"]*"`, 'g'), (m) => (seen++ === which || which === 2 ? `${a}="${extreme()}"` : m));
+    return d.replace(new RegExp(`${a}="[^"]*"`, 'g'), (m) =>
+      seen++ === which || which === 2 ? `${a}="${extreme()}"` : m,
+    );
   }
   const keys = ['images', 'channels', 'slices', 'frames', 'spacing', 'unit', 'hyperstack'];
   const key = keys[int(keys.length)]!;
   const v = key === 'unit' ? ['micron', 'nm', 'furlong', '', 'pixel', '\\u00B5m'][int(6)]! : extreme();
-  return new RegExp(`^${key}=`, 'm').test(d) ? d.replace(new RegExp(`^${key}=.*$`, 'm'), `${key}=${v}`) : `${d}\n${key}=${v}`;
+  return new RegExp(`^${key}=`, 'm').test(d)
+    ? d.replace(new RegExp(`^${key}=.*$`, 'm'), `${key}=${v}`)
+    : `${d}\n${key}=${v}`;
 }
 
 export function mutateTiff(s: TiffSeed, rnd: () => number): { bytes: Buffer; how: string } {
@@ -124,8 +178,22 @@ export function mutateTiff(s: TiffSeed, rnd: () => number): { bytes: Buffer; how
   const int = (n: number) => Math.floor(rnd() * n);
   const u16 = (v: number, p: number) => (s.le ? b.writeUInt16LE(v, p) : b.writeUInt16BE(v, p));
   const u32 = (v: number, p: number) => (s.le ? b.writeUInt32LE(v >>> 0, p) : b.writeUInt32BE(v >>> 0, p));
-  const u64 = (v: number, p: number) => (s.le ? b.writeBigUInt64LE(BigInt(v), p) : b.writeBigUInt64BE(BigInt(v), p));
-  const extremes = [0, 1, 2, 7, 255, 65535, 0x7fffffff, 0xffffffff, b.length - 1, b.length, b.length + 8, s.ifdOffsets[0]!];
+  const u64 = (v: number, p: number) =>
+    s.le ? b.writeBigUInt64LE(BigInt(v), p) : b.writeBigUInt64BE(BigInt(v), p);
+  const extremes = [
+    0,
+    1,
+    2,
+    7,
+    255,
+    65535,
+    0x7fffffff,
+    0xffffffff,
+    b.length - 1,
+    b.length,
+    b.length + 8,
+    s.ifdOffsets[0]!,
+  ];
   const pick32 = () => (rnd() < 0.5 ? extremes[int(extremes.length)]! : int(2 ** 32)) >>> 0;
   const k = int(s.desc !== undefined ? 6 : 5);
   if (k === 0) {
@@ -196,8 +264,8 @@ export function mutateHdf5(b0: Buffer, rnd: () => number, i: number): { bytes: B
 }
 
 /** Messages a user must never see: engine internals, placeholders, stack text. */
-export const UNCLEAR = /Invalid (typed )?array length|Cannot read prop|is not a function|is not iterable|Maximum call stack|(?<![="])\b(undefined|NaN)\b|\[object |RangeError|TypeError/;
-
+export const UNCLEAR =
+  /Invalid (typed )?array length|Cannot read prop|is not a function|is not iterable|Maximum call stack|(?<![="])\b(undefined|NaN)\b|\[object |RangeError|TypeError/;
 
 export interface SeedSpec {
   name: string;
@@ -243,11 +311,25 @@ export async function* planCases(m: Manifest): AsyncGenerator<PlannedCase> {
   let index = 0;
   const rt = mulberry32(20261201 + m.seed);
   for (const spec of m.specs.filter((s) => s.format !== 'hdf5')) {
-    const s = await tiffSeed(m.workDir, spec.name, readFileSync(spec.file), spec.format as TiffSeed['format'], spec.origin, spec.mutations);
+    const s = await tiffSeed(
+      m.workDir,
+      spec.name,
+      readFileSync(spec.file),
+      spec.format as TiffSeed['format'],
+      spec.origin,
+      spec.mutations,
+    );
     for (let i = 0; i < s.mutations; i++) {
       const { bytes, how } = mutateTiff(s, rt);
       // odd cases probe (what `info` does), even ones read the voxels
-      yield { index: index++, key: `${s.format}:${s.origin}`, label: `${s.name} #${i} ${how}`, ext: s.ext, op: i % 2 ? 'probe' : 'read', bytes };
+      yield {
+        index: index++,
+        key: `${s.format}:${s.origin}`,
+        label: `${s.name} #${i} ${how}`,
+        ext: s.ext,
+        op: i % 2 ? 'probe' : 'read',
+        bytes,
+      };
     }
   }
   const rh = mulberry32(7 + m.seed);
@@ -256,7 +338,14 @@ export async function* planCases(m: Manifest): AsyncGenerator<PlannedCase> {
     for (let i = 0; i < spec.mutations; i++) {
       const { bytes, how } = mutateHdf5(b0, rh, i);
       // two in three probe (what `info` and the web shell's open do first), one in three read the voxels
-      yield { index: index++, key: `hdf5:${spec.origin}`, label: `${spec.name} #${i} ${how}`, ext: '.h5', op: i % 3 === 2 ? 'read' : 'probe', bytes };
+      yield {
+        index: index++,
+        key: `hdf5:${spec.origin}`,
+        label: `${spec.name} #${i} ${how}`,
+        ext: '.h5',
+        op: i % 3 === 2 ? 'read' : 'probe',
+        bytes,
+      };
     }
   }
 }
@@ -272,15 +361,20 @@ export async function runCase(c: PlannedCase, dir: string): Promise<CaseResult> 
   try {
     const v = c.op === 'read' ? await readVolume(f, { maxBytes: 64 << 20 }) : await probeVolume(f);
     const { x, y, z, c: ch } = v.shape;
-    if (!(x > 0 && y > 0 && z > 0 && ch > 0) || ![x, y, z, ch].every(Number.isInteger)) problem = `bad shape ${JSON.stringify(v.shape)}`;
-    else if (c.op === 'read' && (v as { data: ArrayLike<number> }).data.length !== x * y * z * ch) problem = 'data length does not match the shape';
-    else if (![v.spacing.x, v.spacing.y, v.spacing.z].every((s) => Number.isFinite(s) && s > 0)) problem = `bad spacing ${JSON.stringify(v.spacing)}`;
-    else if (v.channelNames.length !== ch) problem = `${v.channelNames.length} channel names for ${ch} channels`;
+    if (!(x > 0 && y > 0 && z > 0 && ch > 0) || ![x, y, z, ch].every(Number.isInteger))
+      problem = `bad shape ${JSON.stringify(v.shape)}`;
+    else if (c.op === 'read' && (v as { data: ArrayLike<number> }).data.length !== x * y * z * ch)
+      problem = 'data length does not match the shape';
+    else if (![v.spacing.x, v.spacing.y, v.spacing.z].every((s) => Number.isFinite(s) && s > 0))
+      problem = `bad spacing ${JSON.stringify(v.spacing)}`;
+    else if (v.channelNames.length !== ch)
+      problem = `${v.channelNames.length} channel names for ${ch} channels`;
   } catch (e) {
     outcome = 'rejected';
     if (!(e instanceof VolumeReadError)) problem = `${(e as Error)?.name}: ${(e as Error)?.message}`;
     else if (!e.message.includes(f)) problem = `message does not name the file: ${e.message}`;
-    else if (e.message.includes('\n') || e.message.length > 600) problem = `message not one short line (${e.message.length} chars)`;
+    else if (e.message.includes('\n') || e.message.length > 600)
+      problem = `message not one short line (${e.message.length} chars)`;
     else if (UNCLEAR.test(e.message)) problem = `unclear message: ${e.message}`;
     else if (e.exitCode !== 2) problem = `exit code ${e.exitCode}`;
   }

@@ -56,15 +56,39 @@ beforeAll(async () => {
     { name: 'nytra.lsm', file: NYT, format: 'lsm', origin: 'real', mutations: 150 },
     { name: 'imagej-hyperstack.tif', file: IJ, format: 'imagej', origin: 'real', mutations: 180 },
     { name: 'ome-real.ome.tif', file: OME, format: 'ome-tiff', origin: 'real', mutations: 200 },
-    { name: 'plain-from-imagej.tif', file: join(d, 'plain-from-imagej.tif'), format: 'tiff', origin: 'real', mutations: 90 },
-    { name: 'plain-from-nytra.tif', file: join(d, 'plain-from-nytra.tif'), format: 'tiff', origin: 'real', mutations: 70 },
-    { name: 'ovule-truth.tif', file: dataFile('plantseg_ovule_membrane/sample_ovule_membrane_truth.tif'), format: 'imagej', origin: 'derived', mutations: 60 },
+    {
+      name: 'plain-from-imagej.tif',
+      file: join(d, 'plain-from-imagej.tif'),
+      format: 'tiff',
+      origin: 'real',
+      mutations: 90,
+    },
+    {
+      name: 'plain-from-nytra.tif',
+      file: join(d, 'plain-from-nytra.tif'),
+      format: 'tiff',
+      origin: 'real',
+      mutations: 70,
+    },
+    {
+      name: 'ovule-truth.tif',
+      file: dataFile('plantseg_ovule_membrane/sample_ovule_membrane_truth.tif'),
+      format: 'imagej',
+      origin: 'derived',
+      mutations: 60,
+    },
   ];
 
   // synthetic seeds for what no real fixture covers
   const mk = (x: number, y: number, z: number, c: number) => {
     const data = new Uint16Array(x * y * z * c).map((_, i) => (i * 2654435761) >>> 20);
-    return { data, dtype: 'uint16' as const, shape: { x, y, z, c, t: 1 }, spacing: { x: 0.2, y: 0.2, z: 0.5, unit: 'µm' }, channelNames: ['a', 'b'] };
+    return {
+      data,
+      dtype: 'uint16' as const,
+      shape: { x, y, z, c, t: 1 },
+      spacing: { x: 0.2, y: 0.2, z: 0.5, unit: 'µm' },
+      channelNames: ['a', 'b'],
+    };
   };
   await writeImageJTiff(join(d, 'ij.tif'), mk(24, 16, 3, 2));
   await writeOmeTiff(join(d, 'ome.ome.tif'), mk(20, 14, 3, 2));
@@ -95,8 +119,18 @@ print('[]')`,
   ] as const) {
     specs.push({ name: n, file: join(d, n), format: fmt, origin: 'synthetic', mutations: 35 });
   }
-  for (const f of ['plantseg_nuclei_mini/1135_mini.h5', 'plantseg_nuclei_mini/1136_mini.h5', 'plantseg_ovule_membrane/sample_ovule.h5']) {
-    specs.push({ name: f.split('/').pop()!, file: dataFile(f), format: 'hdf5', origin: 'real', mutations: 60 });
+  for (const f of [
+    'plantseg_nuclei_mini/1135_mini.h5',
+    'plantseg_nuclei_mini/1136_mini.h5',
+    'plantseg_ovule_membrane/sample_ovule.h5',
+  ]) {
+    specs.push({
+      name: f.split('/').pop()!,
+      file: dataFile(f),
+      format: 'hdf5',
+      origin: 'real',
+      mutations: 60,
+    });
   }
   const m: Manifest = { seed: SEED, workDir: d, specs, checkFile: CHECK_H5 };
   writeFileSync(manifestPath(), JSON.stringify(m));
@@ -117,11 +151,22 @@ function runFrom(
 ): Promise<{ done: boolean; last: number | null; what: string }> {
   const hangMs = o.hangMs ?? HANG_MS;
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '--max-old-space-size=1024', join(REPO, 'test/unit/io-fuzz-runner.ts'), o.manifest ?? manifestPath(), String(start)], {
-      cwd: REPO,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...o.env },
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--max-old-space-size=1024',
+        join(REPO, 'test/unit/io-fuzz-runner.ts'),
+        o.manifest ?? manifestPath(),
+        String(start),
+      ],
+      {
+        cwd: REPO,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ...o.env },
+      },
+    );
     let last: number | null = null;
     let done = false;
     let hung = false;
@@ -144,7 +189,9 @@ function runFrom(
     });
     child.on('exit', (code, signal) => {
       clearTimeout(timer);
-      const what = hung ? `no progress for ${hangMs / 1000} s (hang)` : `runner exited (code ${code}, signal ${signal}): ${stderr.trim().split('\n').slice(-3).join(' | ')}`;
+      const what = hung
+        ? `no progress for ${hangMs / 1000} s (hang)`
+        : `runner exited (code ${code}, signal ${signal}): ${stderr.trim().split('\n').slice(-3).join(' | ')}`;
       resolve({ done, last, what });
     });
   });
@@ -168,7 +215,19 @@ describe('fuzz: mutated real files across TIFF, ImageJ, OME-TIFF, LSM and HDF5',
 
   it('the supervisor names a case that crashes or hangs the runner and carries on after it', async () => {
     // 5 cases of one real LSM; case 1 exits as V8 does on heap exhaustion (134), case 3 spins forever
-    const m: Manifest = { seed: 0, workDir: tmp.dir, specs: [{ name: 'nytra.lsm', file: dataFile('formats/lsm/nytra_test.lsm'), format: 'lsm', origin: 'real', mutations: 5 }] };
+    const m: Manifest = {
+      seed: 0,
+      workDir: tmp.dir,
+      specs: [
+        {
+          name: 'nytra.lsm',
+          file: dataFile('formats/lsm/nytra_test.lsm'),
+          format: 'lsm',
+          origin: 'real',
+          mutations: 5,
+        },
+      ],
+    };
     const path = join(tmp.dir, 'manifest-selftest.json');
     writeFileSync(path, JSON.stringify(m));
     const r: RunnerReport = { results: [], fatal: [], checks: [] };
@@ -194,14 +253,22 @@ describe('fuzz: mutated real files across TIFF, ImageJ, OME-TIFF, LSM and HDF5',
   it('counts: >= 1,000 mutated real files across the five formats, both outcomes exercised', () => {
     const sum = (pred: (k: string) => boolean) => {
       const rs = report.results.filter((r) => pred(r.key));
-      return { cases: rs.length, decoded: rs.filter((r) => r.outcome === 'decoded').length, rejected: rs.filter((r) => r.outcome === 'rejected').length };
+      return {
+        cases: rs.length,
+        decoded: rs.filter((r) => r.outcome === 'decoded').length,
+        rejected: rs.filter((r) => r.outcome === 'rejected').length,
+      };
     };
     const real = sum((k) => k.endsWith(':real'));
-    const byFormat = Object.fromEntries((['tiff', 'imagej', 'ome-tiff', 'lsm', 'hdf5'] as const).map((f) => [f, sum((k) => k === `${f}:real`)]));
+    const byFormat = Object.fromEntries(
+      (['tiff', 'imagej', 'ome-tiff', 'lsm', 'hdf5'] as const).map((f) => [f, sum((k) => k === `${f}:real`)]),
+    );
     const all = sum(() => true);
     const worst = [...report.results].sort((a, b) => b.ms - a.ms)[0];
     // the figures the README's reliability section quotes
-    console.log(`io-fuzz: ${JSON.stringify({ real, byFormat, all, fatal: report.fatal.length, slowestMs: Math.round(worst?.ms ?? 0), slowestCase: worst?.label })}`);
+    console.log(
+      `io-fuzz: ${JSON.stringify({ real, byFormat, all, fatal: report.fatal.length, slowestMs: Math.round(worst?.ms ?? 0), slowestCase: worst?.label })}`,
+    );
     expect(real.cases).toBeGreaterThanOrEqual(1000);
     for (const [f, v] of Object.entries(byFormat)) {
       expect(v.cases, f).toBeGreaterThanOrEqual(100);

@@ -120,8 +120,14 @@ describe('item 14: OME sizes are checked against the file before anything is all
 
 describe('item 18: metadata that makes no sense is refused with a clear message', () => {
   it('OME SizeC="1000000000" is refused, not read as one channel', async () => {
-    const f = await withDescription(OME, 'sizec.ome.tif', (x) => x.replace('SizeC="3"', 'SizeC="1000000000"'));
-    await rejects(probeVolume(f), f, /OME-XML: Pixels SizeC="1000000000" is not a whole number between 1 and 16777216/);
+    const f = await withDescription(OME, 'sizec.ome.tif', (x) =>
+      x.replace('SizeC="3"', 'SizeC="1000000000"'),
+    );
+    await rejects(
+      probeVolume(f),
+      f,
+      /OME-XML: Pixels SizeC="1000000000" is not a whole number between 1 and 16777216/,
+    );
   });
 
   it('OME PhysicalSizeX="1e400" is refused, not turned into null', async () => {
@@ -136,7 +142,9 @@ describe('item 15: OME-XML with 300k TiffData elements parses in linear time', (
   it('300,000 self-closing <TiffData/> blocks on the real OME fixture: parsed in linear time', async () => {
     // the real fixture's 15 TiffData blocks followed by 300k extra self-closing ones
     const extra = '<TiffData IFD="0" PlaneCount="1"/>'.repeat(300_000);
-    const f = await withDescription(OME, 'td300k.ome.tif', (x) => x.replace('</Pixels>', `${extra}</Pixels>`));
+    const f = await withDescription(OME, 'td300k.ome.tif', (x) =>
+      x.replace('</Pixels>', `${extra}</Pixels>`),
+    );
     const t0 = performance.now();
     const info = await probeVolume(f);
     const dt = performance.now() - t0;
@@ -149,7 +157,9 @@ describe('item 15: OME-XML with 300k TiffData elements parses in linear time', (
 
   it('TiffData blocks that overlap far beyond the plane count are refused, not iterated', async () => {
     const extra = '<TiffData IFD="0" PlaneCount="15"/>'.repeat(20_000);
-    const f = await withDescription(OME, 'tdover.ome.tif', (x) => x.replace('</Pixels>', `${extra}</Pixels>`));
+    const f = await withDescription(OME, 'tdover.ome.tif', (x) =>
+      x.replace('</Pixels>', `${extra}</Pixels>`),
+    );
     await rejects(probeVolume(f), f, /TiffData blocks overlap far beyond the 15 planes/);
   });
 });
@@ -168,7 +178,11 @@ describe('item 18: ImageJ spacing and TIFF tag types', () => {
     else b.writeUInt16BE(11, e.pos + 2);
     const f = join(tmp.dir, 'floatwidth.tif');
     writeFileSync(f, b);
-    await rejects(probeVolume(f), f, /IFD 0: ImageWidth is stored as FLOAT \(TIFF type 11\); it must be an integer/);
+    await rejects(
+      probeVolume(f),
+      f,
+      /IFD 0: ImageWidth is stored as FLOAT \(TIFF type 11\); it must be an integer/,
+    );
   });
 });
 
@@ -260,17 +274,27 @@ print('[]')`,
     const warnings: string[] = [];
     const v = await probeVolume(f, { onWarning: (w) => warnings.push(w) });
     expect(v.spacing).toEqual({ x: 1, y: 1, z: 1, unit: 'pixel' });
-    expect(warnings).toEqual(['element_size_um (Infinity, 0.1, 0.1) is not three finite positive sizes (z, y, x); spacing in pixels']);
+    expect(warnings).toEqual([
+      'element_size_um (Infinity, 0.1, 0.1) is not three finite positive sizes (z, y, x); spacing in pixels',
+    ]);
     expect((v.metadata.attributes as Record<string, unknown>).history).toBe('(5000 values)');
   });
 
   it('20,000 datasets: a short error that lists a few and counts the rest', async () => {
     const f = join(dir, 'many.h5');
     const t0 = performance.now();
-    const e = await rejects(probeVolume(f), f, /no 3D or 4D dataset .*d00000 \[2\], d00001 \[2\].* and 19,992 more\); pick one with --dataset/);
+    const e = await rejects(
+      probeVolume(f),
+      f,
+      /no 3D or 4D dataset .*d00000 \[2\], d00001 \[2\].* and 19,992 more\); pick one with --dataset/,
+    );
     // the old message listed all 20,000 (229 KB on one line)
     expect(e.message.length).toBeLessThan(600);
-    const e2 = await rejects(probeVolume(f, { dataset: 'x' }), f, /no dataset "x" \(datasets: d00000, .* and 19,992 more\)/);
+    const e2 = await rejects(
+      probeVolume(f, { dataset: 'x' }),
+      f,
+      /no dataset "x" \(datasets: d00000, .* and 19,992 more\)/,
+    );
     expect(e2.message.length).toBeLessThan(400);
     expect(performance.now() - t0).toBeLessThan(30_000);
   }, 60_000);
@@ -286,7 +310,9 @@ describe('item 18: JS internals never reach the user', () => {
       expect(e).toBeInstanceOf(VolumeReadError);
       msg = (e as Error).message;
     }
-    expect(msg).toMatch(/^\/data\/big\.tif: volume needs 4\.00 GiB in one block, more than this runtime can hold in one array/);
+    expect(msg).toMatch(
+      /^\/data\/big\.tif: volume needs 4\.00 GiB in one block, more than this runtime can hold in one array/,
+    );
     expect(msg).not.toMatch(/Invalid/);
   });
 });

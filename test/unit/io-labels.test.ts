@@ -91,7 +91,15 @@ describe('item 10: a pixel size without a unit is kept by every label writer', (
     const ome = join(tmp.dir, 'labels.ome.tif');
     await writeOmeTiff(ome, labels);
     const slab = join(tmp.dir, 'labels-slab.tif');
-    const w = await SlabTiffWriter.create(slab, { width: W, height: H, depth: D, channels: 1, dtype: 'uint8', spacing: input.spacing, displayRange: [0, 2] });
+    const w = await SlabTiffWriter.create(slab, {
+      width: W,
+      height: H,
+      depth: D,
+      channels: 1,
+      dtype: 'uint8',
+      spacing: input.spacing,
+      displayRange: [0, 2],
+    });
     await w.writeSlab(labels.data as Uint8Array, D);
     await w.close();
 
@@ -126,7 +134,10 @@ describe('item 10: a pixel size without a unit is kept by every label writer', (
   it('an uncalibrated input (1 pixel) still writes no calibration', async () => {
     const input = await readVolume(IMAGEJ);
     const f = join(tmp.dir, 'plain.tif');
-    await writeImageJTiff(f, labelsLike({ ...input, spacing: { x: 1, y: 1, z: 1, unit: 'pixel' } }, () => 1));
+    await writeImageJTiff(
+      f,
+      labelsLike({ ...input, spacing: { x: 1, y: 1, z: 1, unit: 'pixel' } }, () => 1),
+    );
     const c = tifffileCalibration(f);
     expect(c.spacing).toBeNull();
     expect((await readVolume(f)).spacing).toEqual({ x: 1, y: 1, z: 1, unit: 'pixel' });
@@ -137,7 +148,16 @@ let stubOut: [number, number, number] | null = null;
 
 /** A stand-in model with K classes whose argmax is class 281 where the input is above the tile centre's value, else 257. */
 function stubModel(K: number): Model {
-  const config: NetConfig = { dims: 3, inChannels: 1, numClasses: K, levels: 1, baseFilters: 1, padding: 'same', batchNorm: false, bnAtTest: 'running' };
+  const config: NetConfig = {
+    dims: 3,
+    inChannels: 1,
+    numClasses: K,
+    levels: 1,
+    baseFilters: 1,
+    padding: 'same',
+    batchNorm: false,
+    bnAtTest: 'running',
+  };
   return {
     config,
     paramCount: 0,
@@ -177,14 +197,19 @@ describe('item 13: classes above 255 never wrap', () => {
     const data = new Uint8Array(X * Y * Z);
     for (let z = 0; z < Z; z++)
       for (let y = 0; y < Y; y++)
-        for (let x = 0; x < X; x++) data[(z * Y + y) * X + x] = full.data[((40 + z) * 100 + 30 + y) * 100 + 30 + x]!;
+        for (let x = 0; x < X; x++)
+          data[(z * Y + y) * X + x] = full.data[((40 + z) * 100 + 30 + y) * 100 + 30 + x]!;
     const image: Volume = { ...full, data, shape: { x: X, y: Y, z: Z, c: 1, t: 1 } };
     let mean = 0;
     for (const v of data) mean += v / data.length;
     stubOut = planTiles([Z, Y, X], { levels: 1, padding: 'same' }, 3_000_000).out;
     const out = join(tmp.dir, 'seg300.tif');
     const res = await segmentToFiles(stubModel(300), image, {
-      normalisation: { method: 'percentile-standardise', percentiles: [0, 100], channels: [{ lo: 0, hi: 255, mean, std: 1 }] },
+      normalisation: {
+        method: 'percentile-standardise',
+        percentiles: [0, 100],
+        channels: [{ lo: 0, hi: 255, mean, std: 1 }],
+      },
       out,
     });
     expect(res.classCounts[281]! + res.classCounts[257]!).toBe(X * Y * Z);
@@ -214,23 +239,55 @@ a = tifffile.imread(sys.argv[1]); print(json.dumps({'dtype': str(a.dtype), 'valu
     expect(() => labelDType(70_000)).toThrow(/70000 classes do not fit a uint16 label volume/);
     const input = await readVolume(IMAGEJ);
     const n = input.shape.x * input.shape.y * input.shape.z;
-    const wide = { ...input, data: new Uint16Array(n).fill(281), dtype: 'uint8' as const, shape: { ...input.shape, c: 1 } };
-    await expect(writeImageJTiff(join(tmp.dir, 'bad.tif'), wide)).rejects.toThrow(/dtype says uint8 but the data is uint16/);
-    const w = await SlabTiffWriter.create(join(tmp.dir, 'bad-slab.tif'), { width: 2, height: 2, depth: 1, channels: 1, dtype: 'uint8', spacing: input.spacing, displayRange: [0, 1] });
-    await expect(w.writeSlab(new Uint16Array(4).fill(281), 1)).rejects.toThrow(/slab is Uint16Array, the file is uint8/);
+    const wide = {
+      ...input,
+      data: new Uint16Array(n).fill(281),
+      dtype: 'uint8' as const,
+      shape: { ...input.shape, c: 1 },
+    };
+    await expect(writeImageJTiff(join(tmp.dir, 'bad.tif'), wide)).rejects.toThrow(
+      /dtype says uint8 but the data is uint16/,
+    );
+    const w = await SlabTiffWriter.create(join(tmp.dir, 'bad-slab.tif'), {
+      width: 2,
+      height: 2,
+      depth: 1,
+      channels: 1,
+      dtype: 'uint8',
+      spacing: input.spacing,
+      displayRange: [0, 1],
+    });
+    await expect(w.writeSlab(new Uint16Array(4).fill(281), 1)).rejects.toThrow(
+      /slab is Uint16Array, the file is uint8/,
+    );
     await w.abort();
   });
 
   it('training and ground-truth conversion refuse classes above 255 instead of wrapping them', async () => {
     const input = await readVolume(IMAGEJ);
-    const image: Volume = { ...input, shape: { ...input.shape, c: 1 }, data: input.data.subarray(0, input.shape.x * input.shape.y * input.shape.z) };
+    const image: Volume = {
+      ...input,
+      shape: { ...input.shape, c: 1 },
+      data: input.data.subarray(0, input.shape.x * input.shape.y * input.shape.z),
+    };
     const n = image.data.length;
-    const labels: Volume = { ...image, dtype: 'uint16', data: new Uint16Array(n).map((_, i) => (i % 2 ? 281 : 0)), source: 'painted.tif' };
+    const labels: Volume = {
+      ...image,
+      dtype: 'uint16',
+      data: new Uint16Array(n).map((_, i) => (i % 2 ? 281 : 0)),
+      source: 'painted.tif',
+    };
     const net = stubModel(281).config;
     expect(() => validatePairs([{ image, labels }], net)).toThrow(SliceformError);
-    expect(() => validatePairs([{ image, labels }], net)).toThrow(/painted\.tif: labels go up to class 281; training supports at most 255 classes/);
-    expect(() => truthToClasses(labels.data, 300, 'classes')).toThrow(/the ground truth holds class 281; at most 255 classes/);
+    expect(() => validatePairs([{ image, labels }], net)).toThrow(
+      /painted\.tif: labels go up to class 281; training supports at most 255 classes/,
+    );
+    expect(() => truthToClasses(labels.data, 300, 'classes')).toThrow(
+      /the ground truth holds class 281; at most 255 classes/,
+    );
     // instance labels above 255 are fine: they become nucleus / background
-    expect(Array.from(truthToClasses(labels.data, 2, 'instances').classes.subarray(0, 4))).toEqual([1, 2, 1, 2]);
+    expect(Array.from(truthToClasses(labels.data, 2, 'instances').classes.subarray(0, 4))).toEqual([
+      1, 2, 1, 2,
+    ]);
   });
 });

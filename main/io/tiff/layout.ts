@@ -106,7 +106,10 @@ async function resolutionSpacing(tf: TiffFile, ifd: Ifd): Promise<{ x?: number; 
 function checkSpacing(file: string, s: Spacing, what: string): void {
   for (const k of ['x', 'y', 'z'] as const) {
     if (!Number.isFinite(s[k]) || s[k] <= 0) {
-      throw new VolumeReadError(file, `${what}: ${k} spacing ${s[k]} ${s.unit} is not a finite positive number`);
+      throw new VolumeReadError(
+        file,
+        `${what}: ${k} spacing ${s[k]} ${s.unit} is not a finite positive number`,
+      );
     }
   }
 }
@@ -418,7 +421,8 @@ async function omeLayout(
       const count = td.planeCount ?? (ome.tiffData.length === 1 && td.ifdGiven === false ? nPlanes : 1);
       const n = Math.max(0, Math.min(count, nPlanes - start));
       budget -= n;
-      if (budget < 0) src.fail(`OME-XML TiffData blocks overlap far beyond the ${nPlanes} planes (corrupt metadata)`);
+      if (budget < 0)
+        src.fail(`OME-XML TiffData blocks overlap far beyond the ${nPlanes} planes (corrupt metadata)`);
       for (let k = 0; k < n; k++) ifdOf[start + k] = td.ifd + k;
     }
   }
