@@ -316,3 +316,19 @@ describe('item 18: JS internals never reach the user', () => {
     expect(msg).not.toMatch(/Invalid/);
   });
 });
+
+describe('IFD chains are bounded in memory as well as in length', () => {
+  it('the entries kept over all IFDs are capped (shown on the real 90-page hyperstack with a low cap)', async () => {
+    const src = await FileSource.open(IMAGEJ);
+    try {
+      // the real file has 90 IFDs of ~15 entries: a cap of 100 stops the walk at IFD 6 or so, with a clear error
+      await expect(TiffFile.open(src, { maxEntries: 100 })).rejects.toThrow(
+        /xyzc_16bit__dna_conf_wf\.tif: more than 100 IFD entries in the first \d IFDs \(corrupt\?\)/,
+      );
+      const tf = await TiffFile.open(src);
+      expect(tf.ifds).toHaveLength(90);
+    } finally {
+      await src.close();
+    }
+  });
+});

@@ -86,6 +86,11 @@ export interface TiffHeader {
 
 /** Max entries in one IFD we accept (real files have < 100). */
 const MAX_ENTRIES = 4096;
+/**
+ * Max entries over all IFDs: each one is kept in memory (~200 bytes), so a chain of many fat IFDs must not
+ * take gigabytes before a single pixel is read. 200,000 pages of 20 tags is 4 M.
+ */
+export const MAX_TOTAL_ENTRIES = 4_000_000;
 
 export function readUint(b: Buffer, off: number, size: number, le: boolean): number {
   switch (size) {
@@ -114,7 +119,10 @@ export class TiffFile {
   }
 
   /** Parses the header and walks the whole IFD chain (entries only, no tag values beyond inline ones). */
-  static async open(src: FileSource, options: { maxIfds?: number } = {}): Promise<TiffFile> {
+  static async open(
+    src: FileSource,
+    options: { maxIfds?: number; maxEntries?: number } = {},
+  ): Promise<TiffFile> {
     if (src.size < 8)
       src.fail(src.size === 0 ? 'empty file' : 'not a TIFF (file shorter than a TIFF header)');
     const h = await src.read(0, Math.min(16, src.size), 'TIFF header');
@@ -134,13 +142,14 @@ export class TiffFile {
       src.fail(`not a TIFF (magic number ${magic}, expected 42 or 43)`);
     }
     const tf = new TiffFile(src, header);
-    await tf.walk(options.maxIfds ?? 1_000_000);
+    await tf.walk(options.maxIfds ?? 1_000_000, options.maxEntries ?? MAX_TOTAL_ENTRIES);
     return tf;
   }
 
-  private async walk(maxIfds: number): Promise<void> {
+  private async walk(maxIfds: number, maxEntries: number): Promise<void> {
     const { bigTiff, littleEndian: le } = this.header;
     const seen = new Set<number>();
+    let totalEntries = 0;
     let offset = this.header.firstIfd;
     if (offset === 0) this.src.fail('no images (first IFD offset is 0)');
     const countSize = bigTiff ? 8 : 2;
@@ -164,6 +173,12 @@ export class TiffFile {
       const n = readUint(cb, 0, countSize, le);
       if (n === 0) this.src.fail(`${what} at offset ${offset} has no entries`);
       if (n > MAX_ENTRIES) this.src.fail(`${what} at offset ${offset} claims ${n} entries (corrupt)`);
+      totalEntries += n;
+      if (totalEntries > maxEntries) {
+        this.src.fail(
+          `more than ${maxEntries.toLocaleString('en-US')} IFD entries in the first ${this.ifds.length} IFDs (corrupt?)`,
+        );
+      }
       const blockLen = n * entrySize + offSize;
       if (offset + countSize + blockLen > this.src.size) {
         if (this.ifds.length > 0) {
