@@ -9,8 +9,8 @@ SUDO=""
 if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO=sudo; fi
 
 # Packages: libtorch (engine), tifffile (independent reader for round-trip tests), chromium (E2E), 7zip
-# (electron-builder), build tools, scikit-image (the oracle of the objects tests). python3-torch is installed by the benchmark only.
-APT_PKGS=(libtorch-dev python3-tifffile python3-numpy python3-h5py python3-pil python3-skimage chromium 7zip g++ make python3)
+# (electron-builder), build tools, scikit-image and zarr (oracles of the objects tests). python3-torch is installed by the benchmark only.
+APT_PKGS=(libtorch-dev python3-tifffile python3-numpy python3-h5py python3-pil python3-skimage python3-zarr chromium 7zip g++ make python3)
 missing=()
 for p in "${APT_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -91,6 +91,24 @@ describe('sliceform objects on the plant-nuclei ground truth taken as a semantic
     expect(out[7]).toBe('micron');
   });
 
+  it('writes an OME-Zarr with the image and the ids as labels/objects (python3-zarr reads both and the scale)', async () => {
+    const z = join(dir, 'gt.zarr');
+    const r = await run(['objects', '--labels', NUC, '--labels-dataset', 'label', '--labels-mode', 'foreground', '--image', NUC, '--dataset', 'raw', '--zarr', z, '--json', join(dir, 'z.json')]);
+    expect(r.code).toBe(0);
+    const py = `import zarr, numpy as np, h5py, tifffile, json
+g = zarr.open_group(${JSON.stringify(z)}, mode='r')
+lab = g['labels/objects/0'][...]; img = g['0'][...]
+raw = h5py.File(${JSON.stringify(NUC)}, 'r')['raw'][...]
+tif = tifffile.imread(${JSON.stringify(inst())})
+print(json.dumps(dict(labels=g['labels'].attrs['labels'], dtype=str(lab.dtype), shape=list(lab.shape), same_ids=bool((lab == tif).all()), same_img=bool((img == raw).all()),
+  scale=g['labels/objects'].attrs['multiscales'][0]['datasets'][0]['coordinateTransformations'][0]['scale'], axes=[a['name'] for a in g.attrs['multiscales'][0]['axes']],
+  image_label='image-label' in g['labels/objects'].attrs)))`;
+    const j = JSON.parse(execFileSync(DEBIAN_PYTHON, ['-c', py], { encoding: 'utf8' }));
+    expect(j).toMatchObject({ labels: ['objects'], dtype: 'uint16', shape: [100, 100, 100], same_ids: true, same_img: true, axes: ['z', 'y', 'x'], image_label: true });
+    expect(j.scale[0]).toBeCloseTo(0.2837, 3);
+    expect(j.scale[2]).toBeCloseTo(0.1268, 3);
+  }, 120_000);
+
   it('evaluate --instances: AP@0.5 of the split mask against the true instances, count error', async () => {
     const r = await run(['evaluate', '--instances', '--pred', inst(), '--truth', NUC, '--truth-dataset', 'label']);
     expect(r.code).toBe(0);

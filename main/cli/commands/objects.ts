@@ -5,6 +5,7 @@ import { SliceformError } from '../../common/errors.js';
 import { readVolume } from '../../io/index.js';
 import { INSTANCE_DEFAULTS, type SplitMode } from '../../objects/instances.js';
 import { summarise } from '../../objects/measure.js';
+import { writeOmeZarrWithLabels } from '../../objects/zarr.js';
 import { objectsOf, objectSpacing, readObjectLabels, writeInstanceTiff, writeObjectTables, type LabelsMode } from '../../objects/files.js';
 
 const usage = `Usage: sliceform objects --labels SEG [--image IMG] --out OBJECTS.csv [options]
@@ -26,6 +27,7 @@ Options:
   --json OBJECTS.json       the same as JSON with a summary (default: --out with .json)
   --instances INST.tif      also write the instance labels (ImageJ TIFF; Fiji/MorphoLibJ and napari read it)
   --dtype uint16|uint32     instance TIFF type (default uint16, uint32 when needed)
+  --zarr OUT.zarr           also an OME-Zarr (NGFF 0.4) with the image and the ids as labels/objects (needs --image)
   --labels-mode M           semantic (default: classes 1..K) | foreground (label > 0 is one object class,
                             e.g. an instance ground truth taken as a mask) | instances (ids as they are)
   --split S                 distance (default) | probability (distance x foreground probability, needs
@@ -55,6 +57,7 @@ const objects: Command = {
     json: { type: 'string' },
     instances: { type: 'string' },
     dtype: { type: 'string' },
+    zarr: { type: 'string' },
     'labels-mode': { type: 'string' },
     split: { type: 'string' },
     probabilities: { type: 'string' },
@@ -114,6 +117,17 @@ const objects: Command = {
     await writeObjectTables(res, out, json, { ...meta, source: basename(labelsPath) });
     let instDtype: string | null = null;
     if (instPath) instDtype = await writeInstanceTiff(instPath, res.instances, d, spacing, dtype);
+    const zarrPath = strOpt(v, 'zarr');
+    if (zarrPath) {
+      if (!image) throw new SliceformError('bad-input', '--zarr needs --image (the OME-Zarr holds the image and its labels)');
+      const big = res.instances.count > 65535 || dtype === 'uint32';
+      await writeOmeZarrWithLabels(
+        zarrPath,
+        { data: image.data, dtype: image.dtype, dims: d, channels: image.shape.c, channelNames: image.channelNames },
+        { data: big ? res.instances.labels : Uint16Array.from(res.instances.labels), name: 'objects' },
+        spacing,
+      );
+    }
     io.out(
       JSON.stringify(
         {
@@ -122,6 +136,7 @@ const objects: Command = {
           json: json ?? null,
           instances: instPath ?? null,
           instancesDtype: instDtype,
+          zarr: zarrPath ?? null,
           spacing_um: spacing,
           objects: res.rows.length,
           splitByWatershed: res.instances.split,
