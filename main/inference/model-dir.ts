@@ -55,6 +55,8 @@ export interface ModelManifest {
    * a second learner mixed into the network's probabilities (main/pipeline/ensemble.ts): a random forest on
    * multiscale features of the normalised working-resolution image, saved in `file`
    */
+  /** how the recipe predicts (the decision was fitted that way): test-time flip averaging */
+  prediction?: { testTimeFlips: boolean };
   ensemble?: { kind: 'forest'; file: string; weight: number; features: Record<string, unknown>; candidates?: { weight: number; estimate: number | null }[] };
   calibration?: { mode: string; decisionWeights: number[]; voxels: number; paintedFractions: number[]; predictedFractionsArgmax: number[]; predictedFractions: number[] };
 }

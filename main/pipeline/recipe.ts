@@ -195,7 +195,19 @@ export async function trainRecipe(
         )
       : null;
   const heldOutVoxels = split ? split.reduce((a, x) => a + x.heldOutVoxels, 0) : 0;
-  const useHeldOut = split !== null && heldOutVoxels >= 500;
+  // held-out paint is only worth its cost when every painted class is in it (else: fit on the training paint)
+  const painted = low.map((p) => {
+    const c = new Array<number>(K + 1).fill(0);
+    const d = p.labels.data;
+    for (let i = 0; i < d.length; i++) c[d[i]!]!++;
+    return c;
+  });
+  const everyClassHeld =
+    split !== null &&
+    [...Array(K).keys()].every((k) =>
+      painted.every((c, v) => c[k + 1] === 0 || split[v]!.heldOutCounts[k + 1]! >= 20),
+    );
+  const useHeldOut = split !== null && heldOutVoxels >= 500 && everyClassHeld;
   const trainPairs = useHeldOut
     ? low.map((p, i) => ({ image: p.image, labels: { ...p.labels, data: split![i]!.train } }))
     : low;
@@ -451,6 +463,7 @@ export function manifestFor(
     spacing: o.spacing,
     downsample: t.plan.downsample,
     training: { ...t.summary, preset: o.preset },
+    prediction: { testTimeFlips: t.plan.testTimeFlips },
     ...(t.ensemble
       ? {
           ensemble: {
@@ -482,6 +495,8 @@ export interface RecipeSegmentOptions {
   downsample: Factors;
   decisionWeights?: number[];
   mixer?: { weight: number; probabilities(workingImage: Volume): Float32Array };
+  /** test-time flip averaging, as the decision was fitted with */
+  testTimeFlips: boolean;
 }
 
 /**
@@ -506,6 +521,7 @@ export function segmentOptionsFor(
     return {
       normalisation: norm,
       downsample: m.plan.downsample,
+      testTimeFlips: m.plan.testTimeFlips,
       ...(m.calibration.mode !== 'none' ? { decisionWeights: m.calibration.weights } : {}),
       ...mixer(m.ensemble?.forest, m.ensemble?.weight ?? 0),
     };
@@ -515,6 +531,7 @@ export function segmentOptionsFor(
   return {
     normalisation: norm,
     downsample: m.downsample,
+    testTimeFlips: m.prediction?.testTimeFlips ?? true,
     ...(m.calibration ? { decisionWeights: m.calibration.decisionWeights } : {}),
     ...mixer(forest, m.ensemble?.weight ?? 0),
   };
