@@ -13,10 +13,22 @@ import { SlabTiffWriter } from './slab-writer.js';
 import { segmentVolume, type SegmentOptions, type SegmentResult } from './segment.js';
 
 /** Reads a label volume (integer, one channel, 0 = unannotated) and checks it against its image. */
-export async function readLabels(path: string, image: Volume | null, dataset?: string): Promise<Volume> {
-  const v = await readVolume(path, dataset ? { dataset } : {});
+export async function readLabels(path: string, image: Volume | null, dataset?: string, onWarning?: (w: string) => void): Promise<Volume> {
+  let v = await readVolume(path, dataset ? { dataset } : {});
   if (!/int/.test(v.dtype)) throw new SliceformError('bad-input', `labels must be integers (0 = unannotated, 1..K = classes), found ${v.dtype}`, { file: path });
-  if (v.shape.c !== 1) throw new SliceformError('bad-input', `labels must have one channel, found ${v.shape.c}`, { file: path });
+  if (v.shape.c !== 1 && v.shape.z === 1 && image && image.shape.z === v.shape.c && image.shape.x === v.shape.x && image.shape.y === v.shape.y) {
+    // tifffile's imwrite(imagej=True) of a 3D array writes channels=N: the planes are the image's slices
+    // (channel-planar c -> z with one slice has exactly the z-stack's layout)
+    v = { ...v, shape: { ...v.shape, z: v.shape.c, c: 1 }, channelNames: ['labels'] };
+    onWarning?.(`${path}: its metadata says ${v.shape.z} channels of one slice; read as ${v.shape.z} slices, as the image has (write 3D labels with axes ZYX, e.g. tifffile imwrite(..., imagej=True, metadata={'axes': 'ZYX'}))`);
+  }
+  if (v.shape.c !== 1) {
+    const hint =
+      v.shape.z === 1 && image && image.shape.z !== v.shape.c
+        ? ` (its ${v.shape.c} planes are marked as channels, and the image has ${image.shape.z} slices, not ${v.shape.c}; write 3D labels with axes ZYX, e.g. tifffile imwrite(..., imagej=True, metadata={'axes': 'ZYX'}))`
+        : '';
+    throw new SliceformError('bad-input', `labels must have one channel, found ${v.shape.c}${hint}`, { file: path });
+  }
   if (image && (image.shape.x !== v.shape.x || image.shape.y !== v.shape.y || image.shape.z !== v.shape.z)) {
     throw new SliceformError('bad-input', `labels are ${v.shape.x}x${v.shape.y}x${v.shape.z} (x*y*z) but the image ${image.source} is ${image.shape.x}x${image.shape.y}x${image.shape.z}`, { file: path });
   }

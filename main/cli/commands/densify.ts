@@ -91,7 +91,7 @@ const densify: Command = {
     const t0 = Date.now();
     const image = await readVolume(imagePath, { dataset: strOpt(v, 'dataset'), signal, onWarning: (w) => io.err(`warning: ${w}`) });
     assertFiniteImage(image, imagePath);
-    const labels = await readLabels(labelsPath, image, strOpt(v, 'labels-dataset'));
+    const labels = await readLabels(labelsPath, image, strOpt(v, 'labels-dataset'), (w) => io.err(`warning: ${w}`));
     const truthPath = strOpt(v, 'truth');
     const truth = truthPath ? await readVolume(truthPath, { dataset: strOpt(v, 'truth-dataset'), signal }) : null;
     if (truth && (truth.shape.x !== image.shape.x || truth.shape.y !== image.shape.y || truth.shape.z !== image.shape.z)) {

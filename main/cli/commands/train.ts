@@ -84,7 +84,7 @@ const train: Command = {
         onWarning: (w) => io.err(`warning: ${w}`),
       });
       assertFiniteImage(image, images[i]!);
-      const labels = await readLabels(labelsPaths[i]!, image, strOpt(v, 'labels-dataset'));
+      const labels = await readLabels(labelsPaths[i]!, image, strOpt(v, 'labels-dataset'), (w) => io.err(`warning: ${w}`));
       pairs.push({ image, labels });
     }
     const K = Math.max(2, ...pairs.map((p) => maxLabel(p.labels.data)));
