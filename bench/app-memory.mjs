@@ -7,11 +7,12 @@
 // (compute RSS during training minus its RSS just before), so the acceptance "summed peak < 2 x voxel bytes +
 // the engine's working set" can be read off. Needs `npm run build:ts`. Heavy on a 2-core machine: run it rarely.
 //   node bench/app-memory.mjs [--planes Z] [--iterations N] [--preset tiny|desktop] [--upload] [--keep]
-// --upload opens the stack through openVolumeBytes (the page's drag-and-drop) instead of by path.
+// --upload opens the stack the way a dropped file is (POST /upload, streamed) instead of by path.
 import process from 'node:process';
 import { Buffer } from 'node:buffer';
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeSync } from 'node:fs';
+import { request } from 'node:http';
+import { closeSync, createReadStream, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -180,6 +181,25 @@ const call = (method, payload) =>
     pending.set(id, { res, rej });
     ws.send(encodeFrame({ t: 'call', id, method, payload }));
   });
+/** POST /upload like the page's drop handler: the file is streamed, the answer is a result frame. */
+const upload = (path, name) =>
+  new Promise((res, rej) => {
+    const req = request(
+      { host: '127.0.0.1', port: info.port, method: 'POST', path: `/upload?name=${encodeURIComponent(name)}`, headers: { Authorization: `Bearer ${info.token}`, 'Content-Length': statSync(path).size } },
+      (r) => {
+        const chunks = [];
+        r.on('data', (c) => chunks.push(c));
+        r.on('end', () => {
+          const buf = Buffer.concat(chunks);
+          const m = decodeFrame(new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength));
+          if (m.ok) res(m.value);
+          else rej(new Error(`upload: ${m.error.code}: ${m.error.message}`));
+        });
+      },
+    );
+    req.on('error', rej);
+    createReadStream(path).pipe(req);
+  });
 const secs = {};
 const timed = async (name, fn) => {
   const t = Date.now();
@@ -194,7 +214,7 @@ try {
   await timed('idle', async () => new Promise((r) => setTimeout(r, 1000)));
   await timed('engine', () => call('systemInfo'));
   const baseline = last.sum; // both processes up, engine loaded, no volume
-  const vol = await timed('open', () => (UPLOAD ? call('openVolumeBytes', { name: 'stack.tif', bytes: new Uint8Array(readFileSync(file)) }) : call('openVolume', { path: file })));
+  const vol = await timed('open', () => (UPLOAD ? upload(file, 'stack.tif') : call('openVolume', { path: file })));
   await timed('paint', async () => {
     const mask = new Uint8Array(X * Y).map((_, i) => (((i % X) >> 5) + ((i / X) >> 5)) % 3 === 0 ? 1 : 0);
     const inv = mask.map((m) => 1 - m);
@@ -215,7 +235,7 @@ try {
   const peakSum = Math.max(...Object.values(peaks));
   const trainWorkingSet = trainPeakCompute - beforeTrain;
   const result = {
-    mode: UPLOAD ? 'upload (openVolumeBytes)' : 'path (openVolume)',
+    mode: UPLOAD ? 'upload (POST /upload)' : 'path (openVolume)',
     shape: { x: X, y: Y, z: Z, dtype: 'uint16' },
     voxelMiB: MiB(voxelBytes),
     peakSummedRssMiB: MiB(peakSum),
