@@ -43,6 +43,10 @@ export class App {
   readonly annotator: Annotator;
   annotationImg: LabelImage | null = null;
   predictionImg: LabelImage | null = null;
+  /** the Objects panel's "colour objects": object ids as display values 2..255 (panels/objects.ts), shown instead of the prediction */
+  objectsImg: LabelImage | null = null;
+  /** the classes the label lookup tables show while objectsImg is on (a palette), else null */
+  objectClasses: ClassDef[] | null = null;
   private composite: CompositeChannel[] = [];
   activePlane: Plane = 'xy';
   readonly perf: PerfLog = { renders: [] };
@@ -78,7 +82,7 @@ export class App {
       luts: this.luts,
       channels: () => this.composite,
       annotation: () => this.annotationImg,
-      prediction: () => this.predictionImg,
+      prediction: () => this.objectsImg ?? this.predictionImg,
       onRendered: (p: Plane, ms: number) => {
         this.perf.renders.push({ plane: p, ms, at: performance.now() });
         if (this.perf.renders.length > 2000) this.perf.renders.splice(0, 1000);
@@ -262,9 +266,11 @@ export class App {
   closeVolume(): void {
     this.loadGeneration++;
     const st = this.store;
-    const oldImages = [this.annotationImg, this.predictionImg];
+    const oldImages = [this.annotationImg, this.predictionImg, this.objectsImg];
     this.annotationImg = null;
     this.predictionImg = null;
+    this.objectsImg = null;
+    this.objectClasses = null;
     st.volume = null;
     st.annotation = null;
     st.prediction = null;
@@ -322,7 +328,7 @@ export class App {
 
   /** Class colours / visibility / opacity changed: new lookup tables everywhere. */
   restyleLabels(): void {
-    this.luts.update(this.store.classes);
+    this.luts.update(this.objectClasses ?? this.store.classes);
     for (const v of Object.values(this.views)) v.updateOverlayProps();
     this.renderSlices();
     this.view3d.requestRender();
@@ -381,7 +387,28 @@ export class App {
 
   /** the label image shown in 3D: the dense prediction when there is one, else the annotation */
   labels3D(): LabelImage | null {
-    return this.predictionImg ?? this.annotationImg;
+    return this.objectsImg ?? this.predictionImg ?? this.annotationImg;
+  }
+
+  /**
+   * Objects panel: show per-object display values (2..255, 1 = no object) with their palette instead of the
+   * prediction in the slices and in 3D, or go back to the classes (null).
+   */
+  setObjectsDisplay(values: Uint8Array | null, palette: ClassDef[] | null): void {
+    const vol = this.store.volume;
+    const retired = values ? null : this.objectsImg;
+    if (values && vol) {
+      if (this.objectsImg) setLabelValues(this.objectsImg, values);
+      else this.objectsImg = makeLabelImage(vol.dims, [vol.spacing.x, vol.spacing.y, vol.spacing.z], values);
+      this.objectClasses = palette;
+    } else {
+      this.objectsImg = null;
+      this.objectClasses = null;
+    }
+    for (const v of Object.values(this.views)) v.attachLabels();
+    this.view3d.setLabels(this.labels3D());
+    deleteImage(retired);
+    this.restyleLabels();
   }
 
   // ------------------------------------------------------------------ display

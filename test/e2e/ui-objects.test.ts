@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { e2eMissing, startApp, type App } from './harness.js';
 import { dataFile } from '../helpers/paths.js';
 import { readVolume } from '../../main/io/index.js';
-import { dragVoxels, openByPath, waitForUi, type UiWindow } from './ui-helpers.js';
+import { dragVoxels, flush, openByPath, shot, waitForUi, type Pixels, type UiWindow } from './ui-helpers.js';
 
 const STACK = dataFile('plantseg_nuclei_mini', '1135_mini.h5');
 const missing = e2eMissing() ?? (existsSync(STACK) ? null : `${STACK} missing`);
@@ -36,6 +36,20 @@ function runsIn(label: ArrayLike<number>, z: number, want: (v: number) => boolea
     }
   }
   return out;
+}
+
+/** saturated colours (label overlay, not grey image data) quantised to 32 levels, counted if they cover >= 20 pixels */
+function distinctColours(p: Pixels): number {
+  const n = new Map<number, number>();
+  for (let i = 0; i < p.width * p.height; i++) {
+    const r = p.data[3 * i]!;
+    const g = p.data[3 * i + 1]!;
+    const b = p.data[3 * i + 2]!;
+    if (Math.max(r, g, b) - Math.min(r, g, b) < 40) continue;
+    const k = ((r >> 5) << 6) | ((g >> 5) << 3) | (b >> 5);
+    n.set(k, (n.get(k) ?? 0) + 1);
+  }
+  return [...n.values()].filter((c) => c >= 20).length;
 }
 
 describe.skipIf(missing)('UI objects after densify on the real 1135 stack', () => {
@@ -111,6 +125,20 @@ describe.skipIf(missing)('UI objects after densify on the real 1135 stack', () =
     await page.click('[data-testid=objects-undo]');
     await expect.poll(async () => Number(await page.getAttribute('[data-testid=objects-panel]', 'data-count')), { timeout: 30_000 }).toBe(count0);
     expect(await page.locator(`[data-testid=objects-row][data-id="${Math.max(idA, idB)}"]`).count()).toBe(1);
+
+    // colour the objects in the views: the xy view shows many distinct label colours instead of two classes
+    await page.click('[data-testid=tool-navigate]');
+    await flush(page, ['xy', '3d']);
+    const before = distinctColours(await shot(page, 'view-xy', 'objects-xy-classes'));
+    const before3d = distinctColours(await shot(page, 'view-3d', 'objects-3d-classes'));
+    await page.check('[data-testid=objects-colour-views]');
+    await expect.poll(() => page.getAttribute('[data-testid=objects-panel]', 'data-coloured-views'), { timeout: 30_000 }).toBe('1');
+    await flush(page, ['xy', '3d']);
+    const after = distinctColours(await shot(page, 'view-xy', 'objects-xy-instances'));
+    expect(after).toBeGreaterThan(before + 3);
+    // and in 3D (the rendered label volume takes the object palette too)
+    expect(distinctColours(await shot(page, 'view-3d', 'objects-3d-instances'))).toBeGreaterThan(before3d + 3);
+    await page.uncheck('[data-testid=objects-colour-views]');
     expect(app.pageErrors).toEqual([]);
   }, 600_000);
 });

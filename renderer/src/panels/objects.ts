@@ -8,6 +8,7 @@
 import type { ObjectRowInfo, ObjectsTable } from '../../../main/common/api.js';
 import type { App } from '../app.js';
 import { button, el } from '../dom.js';
+import type { ClassDef } from '../state.js';
 
 type SortKey = 'id' | 'class' | 'volumeUm3' | 'equivalentDiameterUm' | 'sphericity' | 'z';
 const COLUMNS: Array<[SortKey, string, (o: ObjectRowInfo) => string]> = [
@@ -19,9 +20,14 @@ const COLUMNS: Array<[SortKey, string, (o: ObjectRowInfo) => string]> = [
   ['z', 'x, y, z', (o) => o.centroid.join(', ')],
 ];
 
-/** a distinct colour per id (golden-angle hues), as RGB 0..255 */
+/** the value an object id is shown with in the views: 2..255 (1 = no object), cycling over 254 colours */
+export function displayValue(id: number): number {
+  return ((id - 1) % 254) + 2;
+}
+
+/** a distinct colour per id (golden-angle hues of its display value), as RGB 0..255 */
 export function objectColor(id: number): [number, number, number] {
-  const h = (id * 137.508) % 360;
+  const h = (displayValue(id) * 137.508) % 360;
   const s = 0.75;
   const l = 0.55;
   const k = (n: number) => (n + h / 30) % 12;
@@ -49,6 +55,7 @@ export function objectsPanel(app: App): HTMLElement {
   const find = button('Find objects', 'objects-compute', () => void compute(), 'instances of the densify result');
   const filterMin = el('input', { type: 'number', min: 0, step: 1, value: 0, testid: 'objects-filter-min', title: 'show objects of at least this volume (µm³)' });
   const filterClass = el('input', { type: 'text', value: '', placeholder: 'all', size: 3, testid: 'objects-filter-class', title: 'show only this class' });
+  const colourViews = el('input', { type: 'checkbox', testid: 'objects-colour-views', title: 'colour every object distinctly in the slice views and in 3D (instead of the classes)' });
   const modeSel = el('select', { testid: 'objects-mode' }, el('option', { value: 'merge' }, 'click two to merge'), el('option', { value: 'split' }, 'draw a line to split'));
   const merge = button('Merge selected', 'objects-merge', () => void doMerge(), 'merge the selected objects into one');
   const undo = button('↶ Undo', 'objects-undo', () => void run(() => api.undoObjects({ volumeId: vid() }), 'Undo'), 'take back the last merge or split');
@@ -76,6 +83,7 @@ export function objectsPanel(app: App): HTMLElement {
       el('div', { class: 'row' }, split, find),
       status,
       canvas,
+      el('label', { class: 'row' }, colourViews, ' colour objects in the views and 3D'),
       el('div', { class: 'row' }, modeSel, merge, undo),
       el('div', { class: 'row' }, el('label', {}, 'vol ≥ ', filterMin), el('label', {}, ' class ', filterClass)),
       scroller,
@@ -150,6 +158,33 @@ export function objectsPanel(app: App): HTMLElement {
     sliceKey = '';
     renderTable();
     void drawMap();
+    if (colourViews.checked) void showInViews();
+  }
+
+  /** the palette the label lookup tables use while objects are shown: class 1 as it is, 2..255 object colours */
+  function palette(): ClassDef[] {
+    const bg = st.classById(1);
+    const out: ClassDef[] = [{ id: 1, name: bg?.name ?? 'background', color: bg?.color ?? [0.25, 0.45, 1], visible: bg?.visible ?? true, opacity: bg?.opacity ?? 0.05 }];
+    for (let v = 2; v <= 255; v++) {
+      const rgb = objectColor(v - 1); // object id v - 1 has display value v
+      out.push({ id: v, name: `object ${v}`, color: [rgb[0] / 255, rgb[1] / 255, rgb[2] / 255], visible: true, opacity: 0.8 });
+    }
+    return out;
+  }
+
+  async function showInViews(): Promise<void> {
+    const v = st.volume;
+    if (!v || !table) return;
+    try {
+      const vol = await api.getObjectVolume({ volumeId: v.id });
+      if (st.volume !== v || !colourViews.checked) return;
+      const vals = new Uint8Array(vol.ids.length);
+      for (let i = 0; i < vals.length; i++) vals[i] = vol.ids[i] ? displayValue(vol.ids[i]!) : 1;
+      app.setObjectsDisplay(vals, palette());
+      root.dataset.colouredViews = '1';
+    } catch (e) {
+      app.error(e, 'Colouring the objects');
+    }
   }
 
   function visibleRows(): ObjectRowInfo[] {
@@ -309,6 +344,13 @@ export function objectsPanel(app: App): HTMLElement {
     renderTable();
     void drawMap();
   });
+  colourViews.addEventListener('change', () => {
+    if (colourViews.checked) void showInViews();
+    else {
+      app.setObjectsDisplay(null, null);
+      delete root.dataset.colouredViews;
+    }
+  });
   filterMin.addEventListener('input', renderTable);
   filterClass.addEventListener('input', renderTable);
   st.on('cursor', () => void drawMap());
@@ -322,6 +364,8 @@ export function objectsPanel(app: App): HTMLElement {
     sliceKey = '';
     selected = [];
     root.dataset.count = '';
+    colourViews.checked = false;
+    delete root.dataset.colouredViews;
     tbody.replaceChildren();
     status.textContent = 'Densify first: the objects of the result appear here.';
   });
