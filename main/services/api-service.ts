@@ -236,6 +236,7 @@ export class ApiService implements SliceformApi {
     this.volumes.get(req.volumeId);
     if (this.jobFacade.busy((j) => j.volumeId === req.volumeId)) throw new ApiError('busy', `volume ${req.volumeId} has a running job; stop it first`);
     this.volumes.delete(req.volumeId);
+    this.objectsService.forget(req.volumeId);
     this.project.removeRef(req.volumeId);
   }
 

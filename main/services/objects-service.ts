@@ -23,7 +23,8 @@ import { writeInstanceTiff } from '../objects/files.js';
 import type { Dims, Microns } from '../objects/grid.js';
 import type { VolumeStore } from './volume-store.js';
 
-const MAX_UNDO = 20;
+/** merge/split steps kept for undo (each a diff of the voxels it changed) */
+const MAX_UNDO = 50;
 
 interface ObjectState {
   dims: Dims;
@@ -32,7 +33,8 @@ interface ObjectState {
   classOf: number[];
   rows: ObjectRow[];
   revision: number;
-  undo: Array<{ labels: Uint32Array; classOf: number[] }>;
+  /** each step: the voxels it changed and their ids before (a diff, not a copy of the volume) */
+  undo: Array<{ indices: Uint32Array; before: Uint32Array; classOf: number[] }>;
 }
 
 /** (u, v) of voxel (x, y, z) in a plane (main/common/api.ts layout) */
@@ -72,8 +74,11 @@ export class ObjectsService {
     s.revision++;
   }
 
-  private pushUndo(s: ObjectState): void {
-    s.undo.push({ labels: s.labels.slice(), classOf: s.classOf.slice() });
+  private pushUndo(s: ObjectState, indices: ArrayLike<number>): void {
+    const idx = Uint32Array.from(indices);
+    const before = new Uint32Array(idx.length);
+    for (let k = 0; k < idx.length; k++) before[k] = s.labels[idx[k]!]!;
+    s.undo.push({ indices: idx, before, classOf: s.classOf.slice() });
     if (s.undo.length > MAX_UNDO) s.undo.shift();
   }
 
@@ -127,11 +132,13 @@ export class ObjectsService {
     const ids = [...new Set(req.ids)];
     for (const id of ids) if (!present.has(id)) throw new ApiError('bad-request', `no object ${id} in volume ${req.volumeId}`);
     if (ids.length < 2) throw new ApiError('bad-request', 'merge needs two different objects');
-    this.pushUndo(s);
     const into = Math.min(...ids);
     const from = new Set(ids.filter((i) => i !== into));
     const L = s.labels;
-    for (let i = 0; i < L.length; i++) if (from.has(L[i]!)) L[i] = into;
+    const changed: number[] = [];
+    for (let i = 0; i < L.length; i++) if (from.has(L[i]!)) changed.push(i);
+    this.pushUndo(s, changed);
+    for (const i of changed) L[i] = into;
     this.remeasure(s);
     return this.table(req.volumeId, s);
   }
@@ -170,7 +177,7 @@ export class ObjectsService {
           else right++;
         }
     if (!left.length || !right) throw new ApiError('bad-request', `the line does not cut object ${target} in two`);
-    this.pushUndo(s);
+    this.pushUndo(s, left);
     let next = 0;
     for (let i = 0; i < L.length; i++) if (L[i]! > next) next = L[i]!;
     next = Math.max(next, s.classOf.length - 1) + 1;
@@ -184,7 +191,7 @@ export class ObjectsService {
     const s = this.objects(volumeId);
     const u = s.undo.pop();
     if (!u) throw new ApiError('bad-request', 'nothing to undo in the objects');
-    s.labels = u.labels;
+    for (let k = 0; k < u.indices.length; k++) s.labels[u.indices[k]!] = u.before[k]!;
     s.classOf = u.classOf;
     this.remeasure(s);
     return this.table(volumeId, s);
