@@ -15,6 +15,7 @@ const METHODS = [
   'getAnnotationSummary', 'getLabelSlice', 'getLabelVolume',
   'startTraining', 'stopTraining', 'densify', 'evaluate', 'startBatch', 'cancelJob', 'getJob', 'listJobs', 'waitJob', 'listModels',
   'exportLabels', 'saveSnapshot',
+  'computeObjects', 'getObjects', 'getObjectSlice', 'getObjectVolume', 'mergeObjects', 'splitObject', 'undoObjects', 'exportObjects',
   'newProject', 'openProject', 'saveProject', 'getProject', 'relocateVolume', 'updateSettings',
   'listDirectory', 'showDialog', 'systemInfo',
 ];
