@@ -4,7 +4,7 @@
 // anchor computed in the same run by bench/rf_anchor.py. Prints figures; no timed tests.
 //
 //   node bench/classical.mjs [--quick] [--slices 1,3] [--tasks 1135,1136,ovule] [--seed N] [--balanced]
-//                            [--anisotropic] [--no-anchor] [--json]
+//                            [--anisotropic] [--trees N] [--depth D] [--max-samples F] [--no-anchor] [--json]
 //
 // --quick = k = 1 only. Runs the TypeScript sources through tsx (always current); `--dist` uses dist/ instead
 // (after `npm run build:ts`). Seconds are wall clock and, in brackets, this process's CPU seconds: on a loaded
@@ -47,6 +47,10 @@ const TASKS = {
 const tasks = opt('tasks', '1135,1136,ovule').split(',');
 const slices = flag('quick') ? [1] : opt('slices', '1,3').split(',').map(Number);
 const seed = Number(opt('seed', '0'));
+const forestOpts = { seed, classBalanced: flag('balanced') };
+if (opt('trees')) forestOpts.trees = Number(opt('trees'));
+if (opt('depth')) forestOpts.maxDepth = Number(opt('depth'));
+if (opt('max-samples')) forestOpts.maxSamples = Number(opt('max-samples'));
 const cpu = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
@@ -90,7 +94,7 @@ function anchor(t, k) {
 }
 
 const rows = [];
-console.log(`classical learner bench: seed ${seed}${flag('balanced') ? ', class-balanced' : ''}${flag('anisotropic') ? ', anisotropic' : ''}; load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+console.log(`classical learner bench: forest ${JSON.stringify(forestOpts)}${flag('anisotropic') ? ', anisotropic' : ''}; load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
 for (const name of tasks) {
   const t = TASKS[name];
   if (!t) throw new Error(`unknown task ${name} (1135, 1136, ovule)`);
@@ -105,7 +109,7 @@ for (const name of tasks) {
   for (const k of slices) {
     const sparse = sparseOf(classes, d, k);
     c = clock();
-    const model = fitClassical(image, sparse, { precomputed: features, forest: { seed, classBalanced: flag('balanced') } });
+    const model = fitClassical(image, sparse, { precomputed: features, forest: forestOpts });
     const fitTime = since(c);
     c = clock();
     const plane = model.predictProba({ axis: 'z', index: d.z >> 1 });

@@ -10,10 +10,12 @@
  */
 import { SliceformError } from '../common/errors.js';
 import type { Volume } from '../common/volume.js';
-import { multiscaleFeatures, type FeatureDims, type FeatureOptions, type FeatureStack } from './features.js';
+import { featuresPerChannel, multiscaleFeatures, type FeatureDims, type FeatureOptions, type FeatureStack } from './features.js';
+import { boxFeatures, featureBytesPerVoxel, featureHalo, planBlocks, type Box } from './blocks.js';
 import { compileForest, predictChunk, trainForest, type CompiledForest, type Forest, type ForestOptions } from './forest.js';
 
 export { multiscaleFeatures, skimageSigmas, type FeatureDims, type FeatureOptions, type FeatureStack } from './features.js';
+export { boxFeatures, featureHalo, planBlocks, type Box } from './blocks.js';
 export { trainForest, compileForest, predictForestInto, forestStats, type CompiledForest, type Forest, type ForestOptions, type TrainingSet } from './forest.js';
 
 export interface ClassicalOptions {
@@ -27,6 +29,12 @@ export interface ClassicalOptions {
   numClasses?: number;
   /** features already computed for this image (same options), e.g. kept between live-loop refits */
   precomputed?: FeatureStack;
+  /**
+   * Memory for one feature computation (default 2 GiB). A volume whose whole stack (plus temporaries) needs more
+   * is done in blocks with an exact halo (./blocks.ts): features are then recomputed per prediction call and
+   * not kept (`model.features` is undefined). Results are identical either way.
+   */
+  maxFeatureBytes?: number;
 }
 
 /** A whole volume, one plane named by the axis it is normal to ('z' = an xy plane), or a box [start, end). */
@@ -41,7 +49,10 @@ export interface Probabilities {
 
 export interface ClassicalModel {
   numClasses: number;
-  features: FeatureStack;
+  /** the whole volume's stack; undefined when the volume was too large and is processed in blocks */
+  features?: FeatureStack;
+  /** 'whole' = one stack kept in memory; 'blocks' = recomputed per block (memory-bounded) */
+  mode: 'whole' | 'blocks';
   forest: Forest;
   /** training voxels used */
   trainingVoxels: number;
@@ -78,8 +89,7 @@ export function volumeFeatures(image: Volume, opts: Pick<ClassicalOptions, 'feat
   const N = d.x * d.y * d.z;
   const C = image.shape.c;
   if (image.data.length < N * C) throw new SliceformError('bad-input', `image holds ${image.data.length} values, expected ${N * C} (${d.x}×${d.y}×${d.z}×${C})`, { file: image.source });
-  const f: FeatureOptions = { ...opts.features };
-  if (opts.anisotropic) f.spacing = { x: image.spacing.x, y: image.spacing.y, z: image.spacing.z };
+  const f = featureOptionsOf(image, opts);
   return multiscaleFeatures(image.data.length === N * C ? image.data : image.data.subarray(0, N * C), d, C, f);
 }
 
@@ -102,37 +112,125 @@ export function fitClassical(image: Volume, labels: ArrayLike<number>, opts: Cla
   if (!(Number.isInteger(K) && K >= 1 && K <= 255)) throw new SliceformError('bad-input', `number of classes must be 1..255, got ${K}`);
   if (maxLabel > K) throw new SliceformError('bad-input', `label ${maxLabel} exceeds the ${K} classes`, { file: image.source });
 
+  const C = image.shape.c;
+  if (image.data.length < N * C) throw new SliceformError('bad-input', `image holds ${image.data.length} values, expected ${N * C} (${d.x}×${d.y}×${d.z}×${C})`, { file: image.source });
+  const fopts = featureOptionsOf(image, opts);
+  const bytesPerVoxel = featureBytesPerVoxel(fopts, C, d.z === 1);
+  const maxBytes = opts.maxFeatureBytes ?? 2 ** 31;
+  const blocked = !opts.precomputed && N * bytesPerVoxel > maxBytes;
+  const maxBlockVoxels = Math.max(1, Math.floor(maxBytes / bytesPerVoxel));
+  const F = featuresPerChannel(fopts, d.z === 1) * C;
+
   const t0 = now();
-  const features = opts.precomputed ?? volumeFeatures(image, opts);
-  if (features.dims.x !== d.x || features.dims.y !== d.y || features.dims.z !== d.z) throw new SliceformError('bad-input', 'precomputed features are for another volume shape');
-  const t1 = now();
-  const F = features.count;
-  const values = new Float32Array(annotated * F);
   const y = new Uint8Array(annotated);
-  let s = 0;
-  for (let i = 0; i < N; i++) {
-    const l = labels[i]!;
-    if (l > 0) {
-      y[s] = l;
-      for (let f = 0; f < F; f++) values[f * annotated + s] = features.data[f * N + i]!;
-      s++;
+  let values: Float32Array;
+  let features: FeatureStack | undefined;
+  let featureSeconds = 0;
+  if (!blocked) {
+    features = opts.precomputed ?? volumeFeatures(image, opts);
+    if (features.dims.x !== d.x || features.dims.y !== d.y || features.dims.z !== d.z) throw new SliceformError('bad-input', 'precomputed features are for another volume shape');
+    featureSeconds = opts.precomputed ? 0 : (now() - t0) / 1000;
+    values = new Float32Array(annotated * features.count);
+    gatherTraining(features.data, N, features.count, labels, { z: [0, d.z], y: [0, d.y], x: [0, d.x] }, d, values, y, annotated, null);
+  } else {
+    values = new Float32Array(annotated * F);
+    // annotated voxels in index order, so the training set (and the forest) equals the whole-volume one
+    const order = new Float64Array(annotated);
+    let s = 0;
+    for (let i = 0; i < N; i++) if (labels[i]! > 0) order[s++] = i;
+    const halo = featureHalo(fopts, d);
+    for (const b of planBlocks({ z: [0, d.z], y: [0, d.y], x: [0, d.x] }, d, halo, maxBlockVoxels)) {
+      if (!boxHasLabels(labels, d, b)) continue;
+      const st = boxFeatures(image.data, d, C, b, fopts);
+      gatherTraining(st.data, st.dims.x * st.dims.y * st.dims.z, F, labels, b, d, values, y, annotated, order);
     }
+    featureSeconds = (now() - t0) / 1000;
   }
-  const forest = trainForest({ values, n: annotated, numFeatures: F, labels: y, numClasses: K }, opts.forest);
+  const t1 = now();
+  const forest = trainForest({ values, n: annotated, numFeatures: features?.count ?? F, labels: y, numClasses: K }, opts.forest);
   const t2 = now();
   const compiled = compileForest(forest);
+  const whole = features;
   return {
     numClasses: K,
-    features,
+    features: whole,
+    mode: blocked ? 'blocks' : 'whole',
     forest,
     trainingVoxels: annotated,
-    featureSeconds: opts.precomputed ? 0 : (t1 - t0) / 1000,
+    featureSeconds,
     fitSeconds: (t2 - t1) / 1000,
-    predictProba: (region) => predictRegion(compiled, features, region),
+    predictProba: (region) => {
+      if (whole) return predictRegion(compiled, whole, region);
+      const box = regionBox(d, region);
+      const halo = featureHalo(fopts, d);
+      const bd = { x: box.x[1] - box.x[0], y: box.y[1] - box.y[0], z: box.z[1] - box.z[0] };
+      const M = bd.x * bd.y * bd.z;
+      const out = new Float32Array(K * M);
+      for (const b of planBlocks(box, d, halo, maxBlockVoxels)) {
+        const st = boxFeatures(image.data, d, C, b, fopts);
+        const p = predictRegion(compiled, st);
+        const pm = st.dims.x * st.dims.y * st.dims.z;
+        let o = 0;
+        for (let z = b.z[0]; z < b.z[1]; z++)
+          for (let yy = b.y[0]; yy < b.y[1]; yy++) {
+            const dst = ((z - box.z[0]) * bd.y + (yy - box.y[0])) * bd.x + (b.x[0] - box.x[0]);
+            for (let c = 0; c < K; c++) out.set(p.data.subarray(c * pm + o, c * pm + o + st.dims.x), c * M + dst);
+            o += st.dims.x;
+          }
+      }
+      return { data: out, dims: bd, numClasses: K };
+    },
   };
 }
 
-function regionBox(d: FeatureDims, region?: Region): { z: [number, number]; y: [number, number]; x: [number, number] } {
+function featureOptionsOf(image: Volume, opts: Pick<ClassicalOptions, 'features' | 'anisotropic'>): FeatureOptions {
+  const f: FeatureOptions = { ...opts.features };
+  if (opts.anisotropic) f.spacing = { x: image.spacing.x, y: image.spacing.y, z: image.spacing.z };
+  return f;
+}
+
+function boxHasLabels(labels: ArrayLike<number>, d: FeatureDims, b: Box): boolean {
+  for (let z = b.z[0]; z < b.z[1]; z++)
+    for (let y = b.y[0]; y < b.y[1]; y++) {
+      const row = (z * d.y + y) * d.x;
+      for (let x = b.x[0]; x < b.x[1]; x++) if (labels[row + x]! > 0) return true;
+    }
+  return false;
+}
+
+/**
+ * Copies the features of the annotated voxels of box `b` (stack `data` holds the box only, `M` voxels; or the
+ * whole volume when b is the whole box) into the training set (values[f * n + s]). Sample s = the voxel's rank
+ * among annotated voxels in index order (found by binary search in `order`; sequential when order is null).
+ */
+function gatherTraining(data: Float32Array, M: number, F: number, labels: ArrayLike<number>, b: Box, d: FeatureDims, values: Float32Array, y: Uint8Array, n: number, order: Float64Array | null): void {
+  const bx = b.x[1] - b.x[0];
+  const by = b.y[1] - b.y[0];
+  let seq = 0;
+  for (let z = b.z[0]; z < b.z[1]; z++)
+    for (let yy = b.y[0]; yy < b.y[1]; yy++)
+      for (let x = b.x[0]; x < b.x[1]; x++) {
+        const i = (z * d.y + yy) * d.x + x;
+        const l = labels[i]!;
+        if (!(l > 0)) continue;
+        let s: number;
+        if (order) {
+          let lo = 0;
+          let hi = n - 1;
+          while (lo < hi) {
+            const m = (lo + hi) >> 1;
+            if (order[m]! < i) lo = m + 1;
+            else hi = m;
+          }
+          s = lo;
+        } else s = seq++;
+        const j = ((z - b.z[0]) * by + (yy - b.y[0])) * bx + (x - b.x[0]);
+        y[s] = l;
+        for (let f = 0; f < F; f++) values[f * n + s] = data[f * M + j]!;
+      }
+}
+
+function regionBox(d: FeatureDims, region?: Region): Box {
   if (!region) return { z: [0, d.z], y: [0, d.y], x: [0, d.x] };
   if ('axis' in region) {
     const n = d[region.axis];
