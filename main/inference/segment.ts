@@ -28,7 +28,7 @@ export interface SegmentOptions {
    * a second learner (main/pipeline/ensemble.ts): its class probabilities for the image at the working
    * resolution (class-planar K x voxels), mixed into the network's before the decision with this weight
    */
-  mixer?: { weight: number; probabilities(workingImage: Volume): Float32Array };
+  mixer?: { weight: number; probabilities(workingImage: Volume, source: Volume): Float32Array };
   /** receives every finished z-slab in order (write it to disk here); without a sink labels are collected */
   onSlab?: (slab: Slab) => void | Promise<void>;
   /** collect the full label volume in memory (default: true when there is no onSlab) */
@@ -42,16 +42,27 @@ export interface SegmentResult extends PredictResult {
   labels?: Uint8Array;
 }
 
-export async function segmentVolume(model: Model, volume: Volume, opts: SegmentOptions): Promise<SegmentResult> {
+export async function segmentVolume(
+  model: Model,
+  volume: Volume,
+  opts: SegmentOptions,
+): Promise<SegmentResult> {
   const net = model.config;
   if (volume.shape.c !== net.inChannels) {
-    throw new SliceformError('bad-input', `the model expects ${net.inChannels} channel(s), the stack has ${volume.shape.c}`, { file: volume.source });
+    throw new SliceformError(
+      'bad-input',
+      `the model expects ${net.inChannels} channel(s), the stack has ${volume.shape.c}`,
+      { file: volume.source },
+    );
   }
   const { x: X, y: Y, z: Z } = volume.shape;
   const collect = opts.collect ?? !opts.onSlab;
   // collected labels are uint8 (scoring, evaluation); a model with more classes must stream (uint16 slabs)
   if (collect && net.numClasses > 255) {
-    throw new SliceformError('unsupported', `the model has ${net.numClasses} classes; labels held in memory support at most 255 (write them to a file instead)`);
+    throw new SliceformError(
+      'unsupported',
+      `the model has ${net.numClasses} classes; labels held in memory support at most 255 (write them to a file instead)`,
+    );
   }
   const labels = collect ? new Uint8Array(X * Y * Z) : undefined;
   const f = opts.downsample ?? [1, 1, 1];
@@ -70,13 +81,16 @@ export async function segmentVolume(model: Model, volume: Volume, opts: SegmentO
       testTimeFlips: opts.testTimeFlips,
       probabilities: opts.probabilities,
       decisionWeights: opts.decisionWeights,
-      ...(opts.mixer && opts.mixer.weight > 0 ? { mix: { data: opts.mixer.probabilities(volume), weight: opts.mixer.weight } } : {}),
+      ...(opts.mixer && opts.mixer.weight > 0
+        ? { mix: { data: opts.mixer.probabilities(volume, volume), weight: opts.mixer.weight } }
+        : {}),
       signal: opts.signal,
       onProgress: opts.onProgress,
     },
     async (slab) => {
       labels?.set(slab.labels, slab.z0 * Y * X);
-      if (slab.probabilities && opts.decisionWeights) reweight(slab.probabilities, net.numClasses, opts.decisionWeights);
+      if (slab.probabilities && opts.decisionWeights)
+        reweight(slab.probabilities, net.numClasses, opts.decisionWeights);
       await opts.onSlab?.(slab);
     },
   );
@@ -87,7 +101,13 @@ export async function segmentVolume(model: Model, volume: Volume, opts: SegmentO
  * Prediction at reduced resolution: the low-resolution probabilities are held in memory (1/(fz*fy*fx) of the
  * full-resolution size per class), then interpolated back to full resolution slab by slab.
  */
-async function segmentDownsampled(model: Model, volume: Volume, f: Factors, opts: SegmentOptions, labels: Uint8Array | undefined): Promise<SegmentResult> {
+async function segmentDownsampled(
+  model: Model,
+  volume: Volume,
+  f: Factors,
+  opts: SegmentOptions,
+  labels: Uint8Array | undefined,
+): Promise<SegmentResult> {
   const net = model.config;
   const K = net.numClasses;
   const low = downsampleVolume(volume, f);
@@ -112,13 +132,18 @@ async function segmentDownsampled(model: Model, volume: Volume, f: Factors, opts
     },
     (slab) => {
       const n = slab.depth * plane;
-      for (let k = 0; k < K; k++) lowProbs.set(slab.probabilities!.subarray(k * n, (k + 1) * n), k * lowN + slab.z0 * plane);
+      for (let k = 0; k < K; k++)
+        lowProbs.set(slab.probabilities!.subarray(k * n, (k + 1) * n), k * lowN + slab.z0 * plane);
     },
   );
   if (opts.mixer && opts.mixer.weight > 0) {
     const w = opts.mixer.weight;
-    const m = opts.mixer.probabilities(low);
-    if (m.length !== lowProbs.length) throw new SliceformError('internal', `the second learner gave ${m.length} probabilities for ${lowProbs.length}`);
+    const m = opts.mixer.probabilities(low, volume);
+    if (m.length !== lowProbs.length)
+      throw new SliceformError(
+        'internal',
+        `the second learner gave ${m.length} probabilities for ${lowProbs.length}`,
+      );
     for (let i = 0; i < lowProbs.length; i++) lowProbs[i] = (1 - w) * lowProbs[i]! + w * m[i]!;
   }
   const { x: X, y: Y, z: Z } = volume.shape;

@@ -7,7 +7,7 @@
  */
 
 export interface Calibration {
-  mode: 'fraction' | 'none';
+  mode: CalibrationMode;
   /** decision weights w_k, index k-1 = class k (all 1 = plain argmax) */
   weights: number[];
   /** annotated voxels the fit used */
@@ -17,6 +17,70 @@ export interface Calibration {
   /** predicted fractions there with a plain argmax, and with the fitted weights */
   predictedFractionsArgmax: number[];
   predictedFractions: number[];
+}
+
+/**
+ * 'iou': the weights that maximise the mean IoU of the foreground classes (2..K) on these voxels — meant for
+ * held-out paint; a plain argmax (all 1) is among the candidates and wins ties, so on the fitting voxels the
+ * decision is never worse than the argmax. 'fraction': the predicted class fractions equal the painted ones.
+ */
+export type CalibrationMode = 'iou' | 'fraction' | 'none';
+
+/** Mean foreground IoU (classes 2..K) of argmax_k w_k p_k against labels. */
+function meanFgIoU(
+  p: Float32Array,
+  labels: ArrayLike<number>,
+  n: number,
+  K: number,
+  w: ArrayLike<number>,
+): number {
+  const tp = new Float64Array(K);
+  const fp = new Float64Array(K);
+  const fn = new Float64Array(K);
+  for (let i = 0; i < n; i++) {
+    const d = decide(p, n, K, i, w);
+    const t = labels[i]! - 1;
+    if (d === t) tp[d]!++;
+    else {
+      fp[d]!++;
+      if (t >= 0) fn[t]!++;
+    }
+  }
+  let s = 0;
+  let c = 0;
+  for (let k = 1; k < K; k++) {
+    const den = tp[k]! + fp[k]! + fn[k]!;
+    if (den > 0) {
+      s += tp[k]! / den;
+      c++;
+    }
+  }
+  return c ? s / c : 0;
+}
+
+function fitIoU(p: Float32Array, labels: ArrayLike<number>, n: number, K: number): number[] {
+  const w = new Array<number>(K).fill(1);
+  let best = meanFgIoU(p, labels, n, K, w);
+  // log-weight grid for each foreground class in turn (class 1 stays the reference), three rounds
+  const steps: number[] = [];
+  for (let e = -2; e <= 2.0001; e += 0.1) steps.push(Math.exp(e));
+  for (let round = 0; round < (K === 2 ? 1 : 3); round++) {
+    for (let k = 1; k < K; k++) {
+      const keep = w[k]!;
+      let bk = keep;
+      for (const m of steps) {
+        w[k] = m;
+        const v = meanFgIoU(p, labels, n, K, w);
+        // a different weight must win clearly (0.002) over the argmax-like current one
+        if (v > best + 0.002) {
+          best = v;
+          bk = m;
+        }
+      }
+      w[k] = bk;
+    }
+  }
+  return w;
 }
 
 /** Most extreme weight ratio the fit may choose (a guard against a degenerate fit on few voxels). */
@@ -50,7 +114,7 @@ export function fitCalibration(
   p: Float32Array,
   labels: ArrayLike<number>,
   K: number,
-  mode: 'fraction' | 'none' = 'fraction',
+  mode: CalibrationMode = 'fraction',
 ): Calibration {
   const n = labels.length;
   if (p.length !== K * n)
@@ -72,6 +136,19 @@ export function fitCalibration(
     predictedFractions: before,
   };
   if (mode === 'none' || n < 50) return base;
+  if (mode === 'iou') {
+    const present = painted.filter((f) => f > 0).length;
+    if (present < 2) return base;
+    const w = fitIoU(p, labels, n, K);
+    return {
+      mode,
+      weights: w,
+      voxels: n,
+      paintedFractions: painted,
+      predictedFractionsArgmax: before,
+      predictedFractions: predictedFractions(p, n, K, w),
+    };
+  }
   const present = painted.filter((f) => f > 0).length;
   if (present < 2) return base;
   let w: number[];

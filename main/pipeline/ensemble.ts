@@ -34,8 +34,20 @@ export interface NormalisedImage {
   channels: number;
 }
 
-/** Feature stacks of whole images, by the image's data array (dropped with the image). */
-const wholeFeatures = new WeakMap<Float32Array, Float32Array>();
+/** Voxels per feature slab (with its halo): 20 float32 features per voxel and channel, ~320 MB per channel. */
+const MAX_SLAB_VOXELS = 4_000_000;
+
+/**
+ * Feature stacks of whole images, by an owner object (the data array of the stack they were computed from, so
+ * they go when the stack goes) and a key (working resolution, normalisation): training computes them, the
+ * densify that follows in the same process (the app's compute process, the CLI) reuses them.
+ */
+const featureCache = new WeakMap<object, Map<string, Float32Array>>();
+
+export interface FeatureCacheKey {
+  owner: object;
+  key: string;
+}
 
 function halo(o: FeatureOptions): number {
   return Math.ceil((o.truncate ?? 4) * (o.sigmaMax ?? 8)) + 2;
@@ -47,11 +59,13 @@ function forEachFeatureSlab(
   o: FeatureOptions,
   maxSlabVoxels: number,
   fn: (features: Float32Array, slabN: number, z0: number, z1: number, innerOffset: number) => void,
+  cache?: FeatureCacheKey,
 ): void {
   const [Z, Y, X] = img.shape;
   const plane = Y * X;
   const h = halo(o);
-  const depth = Math.max(1, Math.floor(maxSlabVoxels / plane) - 2 * h);
+  // slabs at least twice as deep as their halo, so the halo does not dominate the work
+  const depth = Z * plane <= maxSlabVoxels ? Z : Math.max(2 * h, Math.floor(maxSlabVoxels / plane) - 2 * h);
   for (let z0 = 0; z0 < Z; z0 += depth) {
     const z1 = Math.min(Z, z0 + depth);
     const a = Math.max(0, z0 - h);
@@ -66,11 +80,16 @@ function forEachFeatureSlab(
         data.set(img.data.subarray(c * N + a * plane, c * N + b * plane), c * n);
     }
     const whole = a === 0 && b === Z;
-    let feat = whole ? wholeFeatures.get(img.data) : undefined;
+    const ck = cache ? `${cache.key}|${JSON.stringify(o)}` : '';
+    let feat = whole && cache ? featureCache.get(cache.owner)?.get(ck) : undefined;
     if (!feat) {
       feat = multiscaleFeatures(data, { z: b - a, y: Y, x: X }, img.channels, o).data;
-      // the fit and the prediction of the same training image share one feature stack
-      if (whole) wholeFeatures.set(img.data, feat);
+      if (whole && cache) {
+        const m = featureCache.get(cache.owner) ?? new Map<string, Float32Array>();
+        m.clear(); // one stack per source: a new normalisation or resolution replaces the old one
+        m.set(ck, feat);
+        featureCache.set(cache.owner, m);
+      }
     }
     fn(feat, n, z0, z1, (z0 - a) * plane);
   }
@@ -83,6 +102,7 @@ export function fitEnsembleForest(
   K: number,
   seed: number,
   o: FeatureOptions = ENSEMBLE_FEATURES,
+  caches: (FeatureCacheKey | undefined)[] = [],
 ): Forest {
   let n = 0;
   for (const l of labelSets) for (let i = 0; i < l.length; i++) if (l[i]) n++;
@@ -95,17 +115,23 @@ export function fitEnsembleForest(
     const img = images[v]!;
     const lab = labelSets[v]!;
     const plane = img.shape[1] * img.shape[2];
-    forEachFeatureSlab(img, o, 24_000_000 / 20, (feat, slabN, z0, z1, inner) => {
-      F = feat.length / slabN;
-      values ??= new Float32Array(n * F);
-      for (let i = z0 * plane, j = inner; i < z1 * plane; i++, j++) {
-        const l = lab[i]!;
-        if (!l) continue;
-        y[s] = l;
-        for (let f = 0; f < F; f++) values![f * n + s] = feat[f * slabN + j]!;
-        s++;
-      }
-    });
+    forEachFeatureSlab(
+      img,
+      o,
+      MAX_SLAB_VOXELS,
+      (feat, slabN, z0, z1, inner) => {
+        F = feat.length / slabN;
+        values ??= new Float32Array(n * F);
+        for (let i = z0 * plane, j = inner; i < z1 * plane; i++, j++) {
+          const l = lab[i]!;
+          if (!l) continue;
+          y[s] = l;
+          for (let f = 0; f < F; f++) values![f * n + s] = feat[f * slabN + j]!;
+          s++;
+        }
+      },
+      caches[v],
+    );
   }
   return trainForest({ values: values!, n, numFeatures: F, labels: y, numClasses: K }, { seed });
 }
@@ -115,7 +141,8 @@ export function forestProbabilities(
   img: NormalisedImage,
   forest: Forest,
   o: FeatureOptions = ENSEMBLE_FEATURES,
-  maxSlabVoxels = 24_000_000 / 20,
+  maxSlabVoxels = MAX_SLAB_VOXELS,
+  cache?: FeatureCacheKey,
 ): Float32Array {
   const [Z, Y, X] = img.shape;
   const N = Z * Y * X;
@@ -123,14 +150,20 @@ export function forestProbabilities(
   const K = forest.numClasses;
   const cf = compileForest(forest);
   const out = new Float32Array(K * N);
-  forEachFeatureSlab(img, o, maxSlabVoxels, (feat, slabN, z0, z1, inner) => {
-    if (feat.length / slabN !== forest.numFeatures)
-      throw new SliceformError(
-        'bad-input',
-        `the forest expects ${forest.numFeatures} features, the image gives ${feat.length / slabN}`,
-      );
-    predictForestInto(cf, feat, slabN, inner, (z1 - z0) * plane, out, N, z0 * plane);
-  });
+  forEachFeatureSlab(
+    img,
+    o,
+    maxSlabVoxels,
+    (feat, slabN, z0, z1, inner) => {
+      if (feat.length / slabN !== forest.numFeatures)
+        throw new SliceformError(
+          'bad-input',
+          `the forest expects ${forest.numFeatures} features, the image gives ${feat.length / slabN}`,
+        );
+      predictForestInto(cf, feat, slabN, inner, (z1 - z0) * plane, out, N, z0 * plane);
+    },
+    cache,
+  );
   return out;
 }
 

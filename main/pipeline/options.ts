@@ -52,9 +52,9 @@ export function recipeUsage(defaultMinutes: number): string {
   --plane-tile N         in-plane output size of training tiles, 4..512 (default per preset)
   --downsample F         auto (default: xy by round(z/xy spacing), at most 2, when z is coarser) | none |
                          F (xy) | Z,Y,X, integers 1..8 — train and predict at reduced resolution
-  --calibration C        fraction (default): fit per-class decision weights on the annotated voxels so that the
-                         predicted class fractions there match the painted ones (undoes the class weights' bias)
-                         | none: plain argmax
+  --calibration C        iou (default): per-class decision weights that maximise the foreground IoU on the
+                         held-out paint (undoes the class weights' bias; the argmax wins ties) | fraction: the
+                         predicted class fractions there match the painted ones | none: plain argmax
   --validation V         blocks (default): keep a fifth of the paint (random blocks) out of training, fit the
                          decision there and estimate the IoU you will get | none: train on all paint
   --ensemble E           forest (default): mix a random forest on multiscale features, fitted on the same paint,

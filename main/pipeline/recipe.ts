@@ -39,6 +39,7 @@ import {
   forestProbabilities,
   loadForest,
   saveForest,
+  type FeatureCacheKey,
   type NormalisedImage,
 } from './ensemble.js';
 import { mkdir } from 'node:fs/promises';
@@ -150,6 +151,15 @@ export interface EnsembleMember {
 
 /** Mixing weight of the forest when there is no held-out paint to choose it on. */
 export const DEFAULT_ENSEMBLE_WEIGHT = 0.5;
+
+/** Where a stack's forest features are cached: its data array, at this working resolution and normalisation. */
+function featureCacheKey(source: Volume, f: Factors, norm: Normalisation): FeatureCacheKey {
+  return { owner: source.data, key: `${f.join(',')}|${JSON.stringify(norm)}` };
+}
+
+function factorsOf(m: TrainedRecipe | ModelManifest): Factors {
+  return 'plan' in m ? m.plan.downsample : m.downsample;
+}
 
 /** A working-resolution image normalised as the network sees it. */
 function normalisedImage(v: Volume, norm: Normalisation): NormalisedImage {
@@ -272,17 +282,20 @@ export async function trainRecipe(
       // the forest learns from the same training voxels, on the same normalised working-resolution images
       const t0 = Date.now();
       const images = low.map((x) => normalisedImage(x.image, trained.normalisation));
+      const caches = pairs.map((x) => featureCacheKey(x.image, f, trained.normalisation));
       const forest = fitEnsembleForest(
         images,
         trainPairs.map((x) => x.labels.data),
         K,
         s.seed,
+        ENSEMBLE_FEATURES,
+        caches,
       );
       const n = l.length;
       const q = new Float32Array(K * n);
       for (let v = 0; v < images.length; v++) {
         if (!at.vol.includes(v)) continue;
-        const full = forestProbabilities(images[v]!, forest);
+        const full = forestProbabilities(images[v]!, forest, ENSEMBLE_FEATURES, undefined, caches[v]);
         const N = full.length / K;
         for (let j = 0; j < n; j++)
           if (at.vol[j] === v) for (let k = 0; k < K; k++) q[k * n + j] = full[k * N + at.idx[j]!]!;
@@ -494,7 +507,7 @@ export interface RecipeSegmentOptions {
   normalisation: Normalisation;
   downsample: Factors;
   decisionWeights?: number[];
-  mixer?: { weight: number; probabilities(workingImage: Volume): Float32Array };
+  mixer?: { weight: number; probabilities(workingImage: Volume, source: Volume): Float32Array };
   /** test-time flip averaging, as the decision was fitted with */
   testTimeFlips: boolean;
 }
@@ -513,7 +526,14 @@ export function segmentOptionsFor(
       ? {
           mixer: {
             weight,
-            probabilities: (img: Volume) => forestProbabilities(normalisedImage(img, norm), f),
+            probabilities: (img: Volume, source: Volume) =>
+              forestProbabilities(
+                normalisedImage(img, norm),
+                f,
+                ENSEMBLE_FEATURES,
+                undefined,
+                featureCacheKey(source, factorsOf(m), norm),
+              ),
           },
         }
       : {};

@@ -42,10 +42,11 @@ export interface RecipeSettings {
   /** test-time flip averaging in prediction */
   flips: boolean;
   /**
-   * the label decision: 'fraction' fits per-class probability weights on the annotated voxels so that the
-   * predicted class fractions there equal the painted ones (undoes the class weights' bias); 'none' = argmax
+   * the label decision: per-class probability weights fitted on the held-out paint (else the training paint):
+   * 'iou' maximises the foreground IoU there (the argmax wins ties), 'fraction' makes the predicted class
+   * fractions equal the painted ones; 'none' = argmax
    */
-  calibration: 'fraction' | 'none';
+  calibration: 'iou' | 'fraction' | 'none';
   /** hold annotated planes out for a held-out IoU (auto: one per axis with >= 4 planes on that axis) */
   holdout: 'auto' | 'none';
   /**
@@ -74,7 +75,7 @@ export const RECIPE_DEFAULTS = {
   dice: 0,
   average: 0,
   flips: true,
-  calibration: 'fraction' as const,
+  calibration: 'iou' as const,
   holdout: 'auto' as const,
   validation: 'blocks' as const,
   ensemble: 'forest' as const,
@@ -167,8 +168,8 @@ export function recipeSettings(
       `downsample must be integers 1..8, got ${String(s.downsample)}`,
     );
   check(
-    s.calibration === 'fraction' || s.calibration === 'none',
-    `calibration must be fraction or none, got "${s.calibration}"`,
+    s.calibration === 'iou' || s.calibration === 'fraction' || s.calibration === 'none',
+    `calibration must be iou, fraction or none, got "${s.calibration}"`,
   );
   check(s.holdout === 'auto' || s.holdout === 'none', `holdout must be auto or none, got "${s.holdout}"`);
   check(

@@ -18,7 +18,7 @@ describe('recipe settings', () => {
     const s = recipeSettings({ minutes: 4 });
     expect(s.preset).toBe('desktop');
     expect(s.balance).toBe(RECIPE_DEFAULTS.balance);
-    expect(s.calibration).toBe('fraction');
+    expect(s.calibration).toBe('iou');
     expect(s.downsample).toBe('auto');
     expect(recipeSettings({ preset: 'paper', iterations: 1 }).downsample).toEqual([1, 1, 1]);
     expect(() => recipeSettings({})).toThrow(/training budget/);
@@ -101,6 +101,39 @@ describe('calibrated decision', () => {
     for (let k = 0; k < K; k++)
       expect(Math.abs(c.predictedFractions[k]! - c.paintedFractions[k]!)).toBeLessThan(0.01);
     expect(Math.abs(c.predictedFractionsArgmax[0]! - c.paintedFractions[0]!)).toBeGreaterThan(0.05);
+  });
+
+  it('iou: the weights that maximise the foreground IoU on the fitting voxels, never below the argmax', () => {
+    const rnd = lcg(3);
+    const n = 4000;
+    const labels = new Uint8Array(n);
+    const p = new Float32Array(2 * n);
+    for (let i = 0; i < n; i++) {
+      labels[i] = rnd() < 0.25 ? 2 : 1;
+      const q = Math.min(0.999, Math.max(0.001, (labels[i] === 2 ? 0.7 : 0.45) + 0.35 * (rnd() - 0.5)));
+      p[n + i] = q;
+      p[i] = 1 - q;
+    }
+    const iouOf = (w: number[]) => {
+      let tp = 0;
+      let fpn = 0;
+      for (let i = 0; i < n; i++) {
+        const d = p[n + i]! * w[1]! > p[i]! * w[0]! ? 2 : 1;
+        if (d === 2 && labels[i] === 2) tp++;
+        else if (d === 2 || labels[i] === 2) fpn++;
+      }
+      return tp / (tp + fpn);
+    };
+    const c = fitCalibration(p, labels, 2, 'iou');
+    expect(c.mode).toBe('iou');
+    expect(iouOf(c.weights)).toBeGreaterThan(iouOf([1, 1]) + 0.02);
+    // probabilities that are already right keep the argmax
+    const good = new Float32Array(2 * n);
+    for (let i = 0; i < n; i++) {
+      good[n + i] = labels[i] === 2 ? 0.9 : 0.1;
+      good[i] = 1 - good[n + i]!;
+    }
+    expect(fitCalibration(good, labels, 2, 'iou').weights).toEqual([1, 1]);
   });
 
   it('leaves the argmax alone with mode none, too few voxels or one painted class', () => {

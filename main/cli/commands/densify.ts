@@ -8,7 +8,14 @@ import { readLabels, segmentToFiles, truthToClasses } from '../../inference/file
 import { progressPrinter } from '../../training/progress-line.js';
 import { RECIPE_OPTIONS, recipeFromValues, recipeUsage } from '../../pipeline/options.js';
 import { defaultClassNames, saveRecipeModel, segmentOptionsFor, trainRecipe } from '../../pipeline/recipe.js';
-import { assertFiniteImage, checkDownsample, checkPaths, checkRanges, engineNote, threadsOpt } from '../validate.js';
+import {
+  assertFiniteImage,
+  checkDownsample,
+  checkPaths,
+  checkRanges,
+  engineNote,
+  threadsOpt,
+} from '../validate.js';
 import { scoreSegmentation } from '../../evaluation/metrics.js';
 
 const usage = `Usage: sliceform densify --image IMG --labels SPARSE --out SEG.tif [options]
@@ -41,7 +48,8 @@ export function cliProgress(io: CliIO) {
 
 export function parseDevice(s: string | undefined): Device {
   const d = s ?? 'cpu';
-  if (d !== 'cpu' && d !== 'cuda') throw new SliceformError('bad-input', `--device must be cpu or cuda, got "${d}"`);
+  if (d !== 'cpu' && d !== 'cuda')
+    throw new SliceformError('bad-input', `--device must be cpu or cuda, got "${d}"`);
   return d;
 }
 
@@ -69,7 +77,19 @@ const densify: Command = {
     const labelsPath = strOpt(v, 'labels', true);
     const out = strOpt(v, 'out', true);
     // every range and path checked before any file is read (issue 14 items 12, 19)
-    checkRanges(v, ['minutes', 'iterations', 'seed', 'lr', 'plane-tile', 'balance', 'dice', 'batch', 'average', 'levels', 'base-filters']);
+    checkRanges(v, [
+      'minutes',
+      'iterations',
+      'seed',
+      'lr',
+      'plane-tile',
+      'balance',
+      'dice',
+      'batch',
+      'average',
+      'levels',
+      'base-filters',
+    ]);
     checkDownsample(v);
     await checkPaths({
       inputs: [
@@ -86,23 +106,45 @@ const densify: Command = {
     });
     const settings = { ...recipeFromValues(v, 4), threads: threadsOpt(v, io) };
     const truthMode = (strOpt(v, 'truth-mode') ?? 'auto') as 'auto' | 'instances' | 'classes';
-    if (!['auto', 'instances', 'classes'].includes(truthMode)) throw new SliceformError('bad-input', `--truth-mode must be auto, instances or classes`);
+    if (!['auto', 'instances', 'classes'].includes(truthMode))
+      throw new SliceformError('bad-input', `--truth-mode must be auto, instances or classes`);
 
     const t0 = Date.now();
-    const image = await readVolume(imagePath, { dataset: strOpt(v, 'dataset'), signal, onWarning: (w) => io.err(`warning: ${w}`) });
+    const image = await readVolume(imagePath, {
+      dataset: strOpt(v, 'dataset'),
+      signal,
+      onWarning: (w) => io.err(`warning: ${w}`),
+    });
     assertFiniteImage(image, imagePath);
-    const labels = await readLabels(labelsPath, image, strOpt(v, 'labels-dataset'), (w) => io.err(`warning: ${w}`));
+    const labels = await readLabels(labelsPath, image, strOpt(v, 'labels-dataset'), (w) =>
+      io.err(`warning: ${w}`),
+    );
     const truthPath = strOpt(v, 'truth');
-    const truth = truthPath ? await readVolume(truthPath, { dataset: strOpt(v, 'truth-dataset'), signal }) : null;
-    if (truth && (truth.shape.x !== image.shape.x || truth.shape.y !== image.shape.y || truth.shape.z !== image.shape.z)) {
-      throw new SliceformError('bad-input', `ground truth is ${truth.shape.x}x${truth.shape.y}x${truth.shape.z}, the image ${image.shape.x}x${image.shape.y}x${image.shape.z}`, { file: truthPath });
+    const truth = truthPath
+      ? await readVolume(truthPath, { dataset: strOpt(v, 'truth-dataset'), signal })
+      : null;
+    if (
+      truth &&
+      (truth.shape.x !== image.shape.x || truth.shape.y !== image.shape.y || truth.shape.z !== image.shape.z)
+    ) {
+      throw new SliceformError(
+        'bad-input',
+        `ground truth is ${truth.shape.x}x${truth.shape.y}x${truth.shape.z}, the image ${image.shape.x}x${image.shape.y}x${image.shape.z}`,
+        { file: truthPath },
+      );
     }
     const engine = await loadEngine();
     engineNote(engine.info, io);
     const bar = cliProgress(io);
     const budget = `${settings.minutes !== undefined ? `${settings.minutes} min` : ''}${settings.iterations !== undefined ? ` ${settings.iterations} iterations` : ''}`;
-    io.err(`densify: ${image.shape.x}x${image.shape.y}x${image.shape.z} (x*y*z), ${image.shape.c} channel(s), preset ${settings.preset}, ${budget}, engine ${engine.info.name} on ${settings.device}`);
-    const trained = await trainRecipe(engine, [{ image, labels }], settings, { signal, onProgress: bar.update, log: (l) => io.err(l) });
+    io.err(
+      `densify: ${image.shape.x}x${image.shape.y}x${image.shape.z} (x*y*z), ${image.shape.c} channel(s), preset ${settings.preset}, ${budget}, engine ${engine.info.name} on ${settings.device}`,
+    );
+    const trained = await trainRecipe(engine, [{ image, labels }], settings, {
+      signal,
+      onProgress: bar.update,
+      log: (l) => io.err(l),
+    });
     bar.done();
     const { net } = trained.plan;
     const K = net.numClasses;
@@ -114,11 +156,17 @@ const densify: Command = {
     try {
       if (signal.aborted) throw new CancelledError('densify cancelled during training');
       const s = trained.summary;
-      io.err(`trained ${s.iterations} iterations in ${s.seconds.toFixed(0)} s, loss ${s.finalLoss?.toFixed(4)}, annotated share of output voxels ${((s.annotatedShare ?? 0) * 100).toFixed(1)} %, ${Math.round(s.outputVoxelsPerSecond ?? 0)} output voxels/s`);
+      io.err(
+        `trained ${s.iterations} iterations in ${s.seconds.toFixed(0)} s, loss ${s.finalLoss?.toFixed(4)}, annotated share of output voxels ${((s.annotatedShare ?? 0) * 100).toFixed(1)} %, ${Math.round(s.outputVoxelsPerSecond ?? 0)} output voxels/s`,
+      );
       const classNames = defaultClassNames(K);
       const modelDir = strOpt(v, 'model');
       if (modelDir) {
-        await saveRecipeModel(modelDir, trained, { classNames, spacing: { z: image.spacing.z, y: image.spacing.y, x: image.spacing.x, unit: image.spacing.unit }, preset });
+        await saveRecipeModel(modelDir, trained, {
+          classNames,
+          spacing: { z: image.spacing.z, y: image.spacing.y, x: image.spacing.x, unit: image.spacing.unit },
+          preset,
+        });
       }
       const tp = Date.now();
       const seg = await segmentToFiles(model, image, {
@@ -145,6 +193,13 @@ const densify: Command = {
         training: trained.summary,
         calibration: trained.calibration,
         selfValidation: trained.selfValidation,
+        ensemble: trained.ensemble
+          ? {
+              weight: trained.ensemble.weight,
+              candidates: trained.ensemble.candidates,
+              seconds: trained.ensemble.seconds,
+            }
+          : null,
         tile: { output: seg.plan.out, input: seg.plan.in, count: seg.plan.count },
         predictSeconds,
         totalSeconds: (Date.now() - t0) / 1000,
@@ -163,13 +218,21 @@ const densify: Command = {
           meanIoU: sc.meanIoU,
         };
         const fg = sc.perClass[K - 1];
-        io.err(`IoU over ${sc.voxels} unannotated voxels: class ${K} (${classNames[K - 1]}) ${fg?.iou?.toFixed(4)}, mean ${sc.meanIoU?.toFixed(4)}`);
+        io.err(
+          `IoU over ${sc.voxels} unannotated voxels: class ${K} (${classNames[K - 1]}) ${fg?.iou?.toFixed(4)}, mean ${sc.meanIoU?.toFixed(4)}`,
+        );
       }
       const snap = strOpt(v, 'snapshot');
       if (snap && seg.labels) {
         // class 1 (background) stays transparent; the other classes are tinted
         const overlay = Uint8Array.from(seg.labels, (l) => (l === 1 ? 0 : l));
-        await writeSnapshot(image, { plane: 'xy', out: snap, labels: { data: overlay, shape: { ...image.shape, c: 1 } }, alpha: 0.4, labelColors: { 2: [255, 60, 60] } });
+        await writeSnapshot(image, {
+          plane: 'xy',
+          out: snap,
+          labels: { data: overlay, shape: { ...image.shape, c: 1 } },
+          alpha: 0.4,
+          labelColors: { 2: [255, 60, 60] },
+        });
         result.snapshot = snap;
       }
       io.out(JSON.stringify(result, null, 2));
