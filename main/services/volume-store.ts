@@ -69,8 +69,14 @@ export interface ReadOptions {
   sha256?: string;
 }
 
+/** Slices kept in this process (bytes): views revisit slices, and a busy compute process answers late. */
+const SLICE_CACHE_BYTES = 64 * 2 ** 20;
+
 export class VolumeStore {
   private readonly volumes = new Map<string, OpenVolume>();
+  /** recently served slices, oldest first (Map order); an image never changes under its id */
+  private readonly sliceCache = new Map<string, SliceData>();
+  private sliceCacheBytes = 0;
 
   constructor(
     private readonly host: VolumeStoreHost,
@@ -114,11 +120,21 @@ export class VolumeStore {
 
   delete(id: string): void {
     if (this.volumes.delete(id)) this.release([id]);
+    this.dropSlices((k) => k.startsWith(`${id}|`));
   }
 
   clear(): void {
     this.release(this.ids());
     this.volumes.clear();
+    this.dropSlices(() => true);
+  }
+
+  private dropSlices(pred: (key: string) => boolean): void {
+    for (const [k, s] of this.sliceCache)
+      if (pred(k)) {
+        this.sliceCache.delete(k);
+        this.sliceCacheBytes -= s.data.byteLength;
+      }
   }
 
   /**
@@ -203,8 +219,27 @@ export class VolumeStore {
 
   // ------------------------------------------------------------------------------------------ image data
   async slice(req: SliceRequest): Promise<SliceData> {
+    const key = `${req.volumeId}|${req.plane}|${req.index}|${req.channel ?? 'all'}`;
+    const hit = this.sliceCache.get(key);
+    if (hit && this.volumes.has(req.volumeId)) {
+      this.sliceCache.delete(key); // most recent last
+      this.sliceCache.set(key, hit);
+      return hit;
+    }
     await this.resident(req.volumeId);
-    return this.compute.call('getSlice', req);
+    const s = await this.compute.call('getSlice', req);
+    if (this.volumes.has(req.volumeId) && s.data.byteLength <= SLICE_CACHE_BYTES / 8) {
+      const prev = this.sliceCache.get(key);
+      if (prev) this.sliceCacheBytes -= prev.data.byteLength;
+      this.sliceCache.set(key, s);
+      this.sliceCacheBytes += s.data.byteLength;
+      for (const [k, old] of this.sliceCache) {
+        if (this.sliceCacheBytes <= SLICE_CACHE_BYTES) break;
+        this.sliceCache.delete(k);
+        this.sliceCacheBytes -= old.data.byteLength;
+      }
+    }
+    return s;
   }
 
   async brick(req: BrickRequest): Promise<BrickData> {
