@@ -156,8 +156,11 @@ interface Builder {
   value: number[];
 }
 
-/** Trains a forest. Throws RangeError on inconsistent input (the public entry in ./index.ts validates first). */
-export function trainForest(set: TrainingSet, opts: ForestOptions = {}): Forest {
+/**
+ * Trains a forest. Throws RangeError on inconsistent input (the public entry in ./index.ts validates first).
+ * `onTree(done, total)` runs after each tree (progress; it may throw to cancel).
+ */
+export function trainForest(set: TrainingSet, opts: ForestOptions = {}, onTree?: (done: number, total: number) => void): Forest {
   const { n, numFeatures: F, labels, numClasses: K, values } = set;
   if (values.length !== n * F) throw new RangeError(`values has ${values.length} entries, expected ${n} × ${F}`);
   if (labels.length !== n) throw new RangeError(`labels has ${labels.length} entries, expected ${n}`);
@@ -338,6 +341,7 @@ export function trainForest(set: TrainingSet, opts: ForestOptions = {}): Forest 
       stack.push(r, a, end, depth + 1);
       stack.push(l, start, a, depth + 1);
     }
+    onTree?.(t + 1, trees);
   }
   return {
     numClasses: K,

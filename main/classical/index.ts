@@ -8,7 +8,8 @@
  *   const plane = model.predictProba({ axis: 'z', index: 40 });   // K × Y × X probabilities
  *   const all = densifyClassical(image, labels);                   // K-channel volume + argmax labels
  */
-import { SliceformError } from '../common/errors.js';
+import { CancelledError, SliceformError } from '../common/errors.js';
+import type { CancelSignal, ProgressCallback } from '../common/progress.js';
 import type { Volume } from '../common/volume.js';
 import { featuresPerChannel, multiscaleFeatures, type FeatureDims, type FeatureOptions, type FeatureStack } from './features.js';
 import { boxFeatures, featureBytesPerVoxel, featureHalo, planBlocks, type Box } from './blocks.js';
@@ -44,6 +45,23 @@ export interface ClassicalOptions {
    * not kept (`model.features` is undefined). Results are identical either way.
    */
   maxFeatureBytes?: number;
+  /** checked between scales, blocks, trees and planes; aborting throws CancelledError */
+  signal?: CancelSignal;
+  /** stage 'features' | 'forest' | 'predict', fraction within the stage */
+  onProgress?: ProgressCallback;
+}
+
+/** Progress and cancellation for one call. */
+export interface RunControl {
+  signal?: CancelSignal;
+  onProgress?: ProgressCallback;
+}
+
+function reporter(c: RunControl, stage: string): (done: number, total: number) => void {
+  return (done, total) => {
+    if (c.signal?.aborted) throw new CancelledError(`classical learner cancelled during ${stage}`);
+    c.onProgress?.({ fraction: total > 0 ? done / total : 1, stage });
+  };
 }
 
 /** A whole volume, one plane named by the axis it is normal to ('z' = an xy plane), or a box [start, end). */
@@ -68,7 +86,7 @@ export interface ClassicalModel {
   featureSeconds: number;
   fitSeconds: number;
   /** per-class probabilities of every voxel of the region (default the whole volume) */
-  predictProba(region?: Region): Probabilities;
+  predictProba(region?: Region, control?: RunControl): Probabilities;
 }
 
 export interface ClassicalResult {
@@ -93,13 +111,15 @@ function dimsOf(image: Volume): FeatureDims {
 }
 
 /** Features of a Volume (every channel), with the anisotropic option read from its spacing. */
-export function volumeFeatures(image: Volume, opts: Pick<ClassicalOptions, 'features' | 'anisotropic'> = {}): FeatureStack {
+export function volumeFeatures(image: Volume, opts: Pick<ClassicalOptions, 'features' | 'anisotropic' | 'signal' | 'onProgress'> = {}): FeatureStack {
   const d = dimsOf(image);
   const N = d.x * d.y * d.z;
   const C = image.shape.c;
   if (image.data.length < N * C) throw new SliceformError('bad-input', `image holds ${image.data.length} values, expected ${N * C} (${d.x}×${d.y}×${d.z}×${C})`, { file: image.source });
   const f = featureOptionsOf(image, opts);
-  return multiscaleFeatures(image.data.length === N * C ? image.data : image.data.subarray(0, N * C), d, C, f);
+  const tick = reporter(opts, 'features');
+  tick(0, 1);
+  return multiscaleFeatures(image.data.length === N * C ? image.data : image.data.subarray(0, N * C), d, C, f, tick);
 }
 
 /** Trains the forest on the annotated voxels (labels > 0) of `image`. */
@@ -148,15 +168,20 @@ export function fitClassical(image: Volume, labels: ArrayLike<number>, opts: Cla
     let s = 0;
     for (let i = 0; i < N; i++) if (labels[i]! > 0) order[s++] = i;
     const halo = featureHalo(fopts, d);
-    for (const b of planBlocks({ z: [0, d.z], y: [0, d.y], x: [0, d.x] }, d, halo, maxBlockVoxels)) {
-      if (!boxHasLabels(labels, d, b)) continue;
-      const st = boxFeatures(image.data, d, C, b, fopts);
-      gatherTraining(st.data, st.dims.x * st.dims.y * st.dims.z, F, labels, b, d, values, y, annotated, order);
+    const blocks = planBlocks({ z: [0, d.z], y: [0, d.y], x: [0, d.x] }, d, halo, maxBlockVoxels);
+    const tick = reporter(opts, 'features');
+    tick(0, blocks.length);
+    for (const [k, b] of blocks.entries()) {
+      if (boxHasLabels(labels, d, b)) {
+        const st = boxFeatures(image.data, d, C, b, fopts);
+        gatherTraining(st.data, st.dims.x * st.dims.y * st.dims.z, F, labels, b, d, values, y, annotated, order);
+      }
+      tick(k + 1, blocks.length);
     }
     featureSeconds = (now() - t0) / 1000;
   }
   const t1 = now();
-  const forest = trainForest({ values, n: annotated, numFeatures: features?.count ?? F, labels: y, numClasses: K }, opts.forest);
+  const forest = trainForest({ values, n: annotated, numFeatures: features?.count ?? F, labels: y, numClasses: K }, opts.forest, reporter(opts, 'forest'));
   const t2 = now();
   const compiled = compileForest(forest);
   const whole = features;
@@ -168,14 +193,17 @@ export function fitClassical(image: Volume, labels: ArrayLike<number>, opts: Cla
     trainingVoxels: annotated,
     featureSeconds,
     fitSeconds: (t2 - t1) / 1000,
-    predictProba: (region) => {
-      if (whole) return predictRegion(compiled, whole, region);
+    predictProba: (region, control = {}) => {
+      const tick = reporter(control, 'predict');
+      if (whole) return predictRegion(compiled, whole, region, tick);
       const box = regionBox(d, region);
       const halo = featureHalo(fopts, d);
       const bd = { x: box.x[1] - box.x[0], y: box.y[1] - box.y[0], z: box.z[1] - box.z[0] };
       const M = bd.x * bd.y * bd.z;
       const out = new Float32Array(K * M);
-      for (const b of planBlocks(box, d, halo, maxBlockVoxels)) {
+      const blocks = planBlocks(box, d, halo, maxBlockVoxels);
+      for (const [k, b] of blocks.entries()) {
+        tick(k, blocks.length);
         const st = boxFeatures(image.data, d, C, b, fopts);
         const p = predictRegion(compiled, st);
         const pm = st.dims.x * st.dims.y * st.dims.z;
@@ -187,6 +215,7 @@ export function fitClassical(image: Volume, labels: ArrayLike<number>, opts: Cla
             o += st.dims.x;
           }
       }
+      tick(blocks.length, blocks.length);
       return { data: out, dims: bd, numClasses: K };
     },
   };
@@ -256,7 +285,7 @@ function regionBox(d: FeatureDims, region?: Region): Box {
 }
 
 /** Row-chunked prediction: chunks of ≤ 256 contiguous voxels, tree by tree (./forest.ts predictChunk). */
-function predictRegion(cf: CompiledForest, features: FeatureStack, region?: Region): Probabilities {
+function predictRegion(cf: CompiledForest, features: FeatureStack, region?: Region, tick?: (done: number, total: number) => void): Probabilities {
   const d = features.dims;
   const box = regionBox(d, region);
   const rx = box.x[1] - box.x[0];
@@ -269,7 +298,8 @@ function predictRegion(cf: CompiledForest, features: FeatureStack, region?: Regi
   const CH = 256;
   const acc = new Float64Array(K * CH);
   let o = 0;
-  for (let z = box.z[0]; z < box.z[1]; z++)
+  for (let z = box.z[0]; z < box.z[1]; z++) {
+    tick?.(z - box.z[0], rz);
     for (let y = box.y[0]; y < box.y[1]; y++) {
       const rowStart = (z * d.y + y) * d.x;
       for (let x0 = box.x[0]; x0 < box.x[1]; x0 += CH) {
@@ -280,6 +310,8 @@ function predictRegion(cf: CompiledForest, features: FeatureStack, region?: Regi
         o += cnt;
       }
     }
+  }
+  tick?.(rz, rz);
   return { data: out, dims: { x: rx, y: ry, z: rz }, numClasses: K };
 }
 
@@ -306,7 +338,7 @@ export function argmaxClasses(prob: Float32Array, numClasses: number): Uint8Arra
 export function densifyClassical(image: Volume, labels: ArrayLike<number>, opts: ClassicalOptions = {}): ClassicalResult {
   const model = fitClassical(image, labels, opts);
   const t0 = now();
-  const p = model.predictProba();
+  const p = model.predictProba(undefined, opts);
   const t1 = now();
   const K = model.numClasses;
   const lab = argmaxClasses(p.data, K);

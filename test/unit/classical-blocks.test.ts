@@ -7,7 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { dataFile } from '../helpers/paths.js';
 import { readVolume } from '../../main/io/index.js';
 import type { Volume } from '../../main/common/volume.js';
-import { boxFeatures, featureHalo, fitClassical, multiscaleFeatures, planBlocks, type Box } from '../../main/classical/index.js';
+import { boxFeatures, densifyClassical, featureHalo, fitClassical, multiscaleFeatures, planBlocks, type Box } from '../../main/classical/index.js';
+import { CancelledError } from '../../main/common/errors.js';
+import type { Progress } from '../../main/common/progress.js';
 
 function crop(v: Volume, z0: number, y0: number, x0: number, d: { x: number; y: number; z: number }): Volume {
   const data = new Float32Array(d.x * d.y * d.z);
@@ -110,5 +112,43 @@ describe('classical learner in blocks', () => {
     let fg = 0;
     for (let i = 0; i < pw.data.length / 2; i++) if (pw.data[pw.data.length / 2 + i]! > 0.5) fg++;
     expect(fg / (pw.data.length / 2)).toBeGreaterThan(0.05);
+  });
+
+  it('reports progress per stage and cancels between steps', async () => {
+    const v = await readVolume(dataFile('plantseg_nuclei_mini', '1135_mini.h5'), { dataset: 'raw' });
+    const t = await readVolume(dataFile('plantseg_nuclei_mini', '1135_mini.h5'), { dataset: 'label' });
+    const d = { x: 30, y: 30, z: 30 };
+    const img = crop(v, 35, 35, 35, d);
+    const truth = crop(t, 35, 35, 35, d);
+    const labels = new Uint8Array(d.x * d.y * d.z);
+    for (let i = 0; i < labels.length; i++) if (Math.floor(i / 900) === 15) labels[i] = truth.data[i]! > 0 ? 2 : 1;
+    const seen: Progress[] = [];
+    const r = densifyClassical(img, labels, { forest: { trees: 12 }, onProgress: (p) => seen.push(p) });
+    expect(r.labels.length).toBe(27_000);
+    const stages = [...new Set(seen.map((p) => p.stage))];
+    expect(stages).toEqual(['features', 'forest', 'predict']);
+    for (const st of stages) {
+      const f = seen.filter((p) => p.stage === st).map((p) => p.fraction);
+      expect(f.at(-1)).toBe(1);
+      expect(f.every((x, i) => i === 0 || x >= f[i - 1]!)).toBe(true);
+    }
+    expect(seen.filter((p) => p.stage === 'forest')).toHaveLength(12);
+    expect(seen.filter((p) => p.stage === 'features')).toHaveLength(5); // start + 4 sigmas
+    // cancel during the forest: CancelledError, and nothing after it
+    const signal = { aborted: false };
+    let after = 0;
+    expect(() =>
+      fitClassical(img, labels, {
+        forest: { trees: 12 },
+        signal,
+        onProgress: (p) => {
+          if (signal.aborted) after++;
+          if (p.stage === 'forest' && p.fraction >= 0.25) signal.aborted = true;
+        },
+      }),
+    ).toThrow(CancelledError);
+    expect(after).toBe(0);
+    const m = fitClassical(img, labels, { forest: { trees: 3 } });
+    expect(() => m.predictProba({ axis: 'z', index: 3 }, { signal: { aborted: true } })).toThrow(/cancelled during predict/);
   });
 });
