@@ -40,7 +40,8 @@ describe('explainError on real server errors', () => {
   it('a truncated upload: names the chosen file, says it is incomplete, keeps the detail', async () => {
     const bytes = new Uint8Array(await readFile(HYPERSTACK));
     const e = await failure(api.openVolumeBytes({ name: 'truncated-hyperstack.tif', bytes: bytes.subarray(0, Math.floor(bytes.length * 0.6)) }));
-    expect((e as { kind?: string }).kind).toBe('bad-input');
+    const err = e as { code?: string; kind?: string };
+    expect(err.code ?? err.kind).toBe('bad-input'); // ApiError (code) or the reader's SliceformError (kind)
     const raw = (e as Error).message;
     expect(raw).toMatch(/imports\/[0-9a-f]{12}-truncated-hyperstack\.tif/); // what the server says
     const { text, detail } = explainError(e, 'Opening truncated-hyperstack.tif');
