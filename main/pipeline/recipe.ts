@@ -265,7 +265,9 @@ export async function trainRecipe(
     const evalLabels = useHeldOut
       ? split!.map((x) => x.heldOut)
       : low.map((p) => p.labels.data as Uint8Array);
-    const needed = plan.calibration !== 'none' || useHeldOut || plan.ensemble !== 'none';
+    // the network's probabilities are needed only on held-out paint: fitting a decision or choosing a mixing
+    // weight on the voxels it was trained on measured no better than the defaults (docs/densify.md)
+    const needed = useHeldOut;
     const at = needed
       ? await probabilitiesAt(
           trained.model,
@@ -293,7 +295,7 @@ export async function trainRecipe(
       );
       const n = l.length;
       const q = new Float32Array(K * n);
-      for (let v = 0; v < images.length; v++) {
+      for (let v = 0; v < images.length && n > 0; v++) {
         if (!at.vol.includes(v)) continue;
         const full = forestProbabilities(images[v]!, forest, ENSEMBLE_FEATURES, undefined, caches[v]);
         const N = full.length / K;
@@ -318,7 +320,7 @@ export async function trainRecipe(
       );
       p = mixed(best.weight);
     }
-    calibration = fitCalibration(p, l, K, plan.calibration);
+    calibration = fitCalibration(p, l, K, useHeldOut ? plan.calibration : 'none');
     if (useHeldOut) {
       selfValidation = {
         estimate: foregroundIoU(decide(p, l.length, K, calibration.weights), l, K),
@@ -326,7 +328,7 @@ export async function trainRecipe(
         heldOutVoxels: l.length,
         fittedOn: plan.calibration === 'none' ? 'none' : 'held-out',
       };
-    } else if (plan.calibration !== 'none') selfValidation = { ...selfValidation, fittedOn: 'training' };
+    }
   } catch (e) {
     trained.model.dispose();
     throw e;

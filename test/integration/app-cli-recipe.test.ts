@@ -141,8 +141,10 @@ describe('the app and the CLI train one recipe', () => {
     expect(a.normalisation).toEqual(c.normalisation);
     expect(a.training.classWeights).toEqual(c.training.classWeights);
     expect(a.training.samplesPerStep).toBe(c.training.samplesPerStep);
-    expect(a.calibration.decisionWeights).toEqual(c.calibration.decisionWeights);
+    expect(a.calibration).toEqual(c.calibration);
+    expect(a.prediction).toEqual({ testTimeFlips: true });
     expect(a.ensemble.weight).toBe(c.ensemble.weight);
+    expect(a.ensemble.weight).toBe(0.5);
     expect(
       Buffer.compare(
         await readFile(join(OUT, 'app-model', 'forest.bin')),
