@@ -11,9 +11,6 @@
 import type { Rng } from './rng.js';
 import { mirrorIndex } from '../volume/mirror.js';
 
-// Re-exported for callers of the old path; goes at 11:45 UTC (import it from main/volume/mirror.ts).
-export { mirrorIndex };
-
 export type Vec3 = [number, number, number];
 /** row-major 3x3, acting on [z, y, x] column vectors */
 export type Mat3 = [number, number, number, number, number, number, number, number, number];
