@@ -8,7 +8,13 @@ import type { Volume } from '../common/volume.js';
 import { SliceformError } from '../common/errors.js';
 import type { CancelSignal, ProgressCallback } from '../common/progress.js';
 import type { Normalisation } from '../volume/preprocess.js';
-import { predictRegion, sourceFromVolume, type PredictResult, type Slab } from '../volume/predict.js';
+import {
+  decideInto,
+  predictRegion,
+  sourceFromVolume,
+  type PredictResult,
+  type Slab,
+} from '../volume/predict.js';
 import { downsampleVolume, isIdentity, upsampleSlab, type Factors } from '../volume/resample.js';
 
 export interface SegmentOptions {
@@ -154,20 +160,7 @@ async function segmentDownsampled(
     const probs = upsampleSlab(lowProbs, K, lowShape, [Z, Y, X], f, z0, depth);
     const n = depth * Y * X;
     const lab = K > 255 ? new Uint16Array(n) : new Uint8Array(n);
-    const w = opts.decisionWeights ?? new Array<number>(K).fill(1);
-    for (let i = 0; i < n; i++) {
-      let best = 0;
-      let bv = probs[i]! * w[0]!;
-      for (let k = 1; k < K; k++) {
-        const v = probs[k * n + i]! * w[k]!;
-        if (v > bv) {
-          bv = v;
-          best = k;
-        }
-      }
-      lab[i] = best + 1;
-      counts[best + 1]!++;
-    }
+    decideInto(probs, n, K, opts.decisionWeights, lab, counts);
     labels?.set(lab, z0 * Y * X);
     if (opts.probabilities && opts.decisionWeights) reweight(probs, K, opts.decisionWeights);
     await opts.onSlab?.({ z0, depth, labels: lab, ...(opts.probabilities ? { probabilities: probs } : {}) });

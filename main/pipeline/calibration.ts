@@ -5,6 +5,7 @@
  * voxels: 'fraction' chooses w so that the predicted class fractions on the annotated voxels equal the painted
  * fractions there. Any K (iterative proportional fitting; exact quantile cut for K = 2). Pure.
  */
+import { decideInto } from '../volume/predict.js';
 
 export interface Calibration {
   mode: CalibrationMode;
@@ -37,8 +38,10 @@ function meanFgIoU(
   const tp = new Float64Array(K);
   const fp = new Float64Array(K);
   const fn = new Float64Array(K);
+  const dec = new Uint8Array(n);
+  decideInto(p, n, K, w, dec);
   for (let i = 0; i < n; i++) {
-    const d = decide(p, n, K, i, w);
+    const d = dec[i]! - 1;
     const t = labels[i]! - 1;
     if (d === t) tp[d]!++;
     else {
@@ -86,24 +89,12 @@ function fitIoU(p: Float32Array, labels: ArrayLike<number>, n: number, K: number
 /** Most extreme weight ratio the fit may choose (a guard against a degenerate fit on few voxels). */
 const MAX_RATIO = 50;
 
-function decide(p: Float32Array, n: number, K: number, i: number, w: ArrayLike<number>): number {
-  let best = 0;
-  let bv = p[i]! * w[0]!;
-  for (let k = 1; k < K; k++) {
-    const v = p[k * n + i]! * w[k]!;
-    if (v > bv) {
-      bv = v;
-      best = k;
-    }
-  }
-  return best;
-}
 
 /** Class fractions of argmax_k w_k p_k over n voxels (p is class-planar: p[k * n + i]). */
 export function predictedFractions(p: Float32Array, n: number, K: number, w: ArrayLike<number>): number[] {
-  const c = new Float64Array(K);
-  for (let i = 0; i < n; i++) c[decide(p, n, K, i, w)]!++;
-  return Array.from(c, (v) => v / Math.max(1, n));
+  const counts = new Array<number>(K + 1).fill(0);
+  decideInto(p, n, K, w, new Uint8Array(n), counts);
+  return counts.slice(1).map((v) => v / Math.max(1, n));
 }
 
 /**

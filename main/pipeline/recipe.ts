@@ -29,7 +29,7 @@ import {
   isIdentity,
   type Factors,
 } from '../volume/resample.js';
-import { predictRegion, sourceFromVolume } from '../volume/predict.js';
+import { decideInto, predictRegion, sourceFromVolume } from '../volume/predict.js';
 import type { Vec3 } from '../volume/tiling.js';
 import { fitCalibration, type Calibration } from './calibration.js';
 import { foregroundIoU, splitBlocks } from './holdout.js';
@@ -450,18 +450,7 @@ async function probabilitiesAt(
 /** Decisions 1..K of class-planar probabilities with decision weights. */
 function decide(p: Float32Array, n: number, K: number, w: number[]): Uint8Array {
   const out = new Uint8Array(n);
-  for (let i = 0; i < n; i++) {
-    let best = 0;
-    let bv = p[i]! * w[0]!;
-    for (let k = 1; k < K; k++) {
-      const v = p[k * n + i]! * w[k]!;
-      if (v > bv) {
-        bv = v;
-        best = k;
-      }
-    }
-    out[i] = best + 1;
-  }
+  decideInto(p, n, K, w, out);
   return out;
 }
 

@@ -21,7 +21,11 @@ export interface ImageSource {
 
 export function sourceFromVolume(v: Volume, norm: Normalisation): ImageSource {
   if (norm.channels.length !== v.shape.c) {
-    throw new SliceformError('bad-input', `the model expects ${norm.channels.length} channel(s), but the stack has ${v.shape.c}`, { file: v.source });
+    throw new SliceformError(
+      'bad-input',
+      `the model expects ${norm.channels.length} channel(s), but the stack has ${v.shape.c}`,
+      { file: v.source },
+    );
   }
   return {
     shape: [v.shape.z, v.shape.y, v.shape.x],
@@ -37,7 +41,12 @@ export function sourceFromNormalised(data: Float32Array, shape: Vec3, channels: 
 }
 
 /** Mirror-padded, normalised input tile starting at `origin` (input coordinates, may be negative). */
-export function extractTile(src: ImageSource, origin: Vec3, shape: Vec3, flip?: [boolean, boolean, boolean]): Float32Array {
+export function extractTile(
+  src: ImageSource,
+  origin: Vec3,
+  shape: Vec3,
+  flip?: [boolean, boolean, boolean],
+): Float32Array {
   const [Z, Y, X] = src.shape;
   const [D, H, W] = shape;
   const n = D * H * W;
@@ -59,6 +68,33 @@ export function extractTile(src: ImageSource, origin: Vec3, shape: Vec3, flip?: 
     }
   }
   return out;
+}
+
+/**
+ * Labels 1..K = argmax_k w_k p_k of class-planar probabilities (K x n; w all 1 when absent) into `out`, counting
+ * each class into counts[k] when given. The one decision rule of prediction, densify and the recipe's fits.
+ */
+export function decideInto(
+  p: Float32Array,
+  n: number,
+  K: number,
+  w: ArrayLike<number> | undefined,
+  out: Uint8Array | Uint16Array,
+  counts?: number[],
+): void {
+  for (let i = 0; i < n; i++) {
+    let best = 0;
+    let bv = p[i]! * (w ? w[0]! : 1);
+    for (let k = 1; k < K; k++) {
+      const v = p[k * n + i]! * (w ? w[k]! : 1);
+      if (v > bv) {
+        bv = v;
+        best = k;
+      }
+    }
+    out[i] = best + 1;
+    if (counts) counts[best + 1]!++;
+  }
 }
 
 export interface Slab {
@@ -125,7 +161,12 @@ export async function predictRegion(
 ): Promise<PredictResult> {
   const K = opts.numClasses;
   const C = src.channels;
-  const plan = planTiles(shape, { levels: opts.levels, padding: opts.padding }, opts.maxTileInputVoxels ?? 3_000_000, opts.maxTileOutput);
+  const plan = planTiles(
+    shape,
+    { levels: opts.levels, padding: opts.padding },
+    opts.maxTileInputVoxels ?? 3_000_000,
+    opts.maxTileOutput,
+  );
   const [, RY, RX] = shape;
   const [oD, oH, oW] = plan.out;
   const flips = opts.testTimeFlips ? FLIPS : FLIPS.slice(0, 1);
@@ -139,7 +180,11 @@ export async function predictRegion(
     const probs = new Float32Array(K * slabN);
     for (const y0 of plan.starts[1]) {
       for (const x0 of plan.starts[2]) {
-        const tileOrigin: Vec3 = [origin[0] + z0 - plan.before[0], origin[1] + y0 - plan.before[1], origin[2] + x0 - plan.before[2]];
+        const tileOrigin: Vec3 = [
+          origin[0] + z0 - plan.before[0],
+          origin[1] + y0 - plan.before[1],
+          origin[2] + x0 - plan.before[2],
+        ];
         for (const flip of flips) {
           if (opts.signal?.aborted) throw new CancelledError('prediction cancelled');
           const input = extractTile(src, tileOrigin, plan.in, flip);
@@ -147,10 +192,18 @@ export async function predictRegion(
           try {
             out = await model.predict(input, [1, C, ...plan.in]);
           } catch (e) {
-            throw new SliceformError('engine', `prediction of tile at z=${z0}, y=${y0}, x=${x0} (input ${plan.in.join('x')}) failed: ${(e as Error).message}`, { cause: e });
+            throw new SliceformError(
+              'engine',
+              `prediction of tile at z=${z0}, y=${y0}, x=${x0} (input ${plan.in.join('x')}) failed: ${(e as Error).message}`,
+              { cause: e },
+            );
           }
           const on = oD * oH * oW;
-          if (out.length !== K * on) throw new SliceformError('engine', `model returned ${out.length} values for a ${plan.out.join('x')} output with ${K} classes`);
+          if (out.length !== K * on)
+            throw new SliceformError(
+              'engine',
+              `model returned ${out.length} values for a ${plan.out.join('x')} output with ${K} classes`,
+            );
           // accumulate the valid part (flipped back)
           const h = Math.min(oH, shape[1] - y0);
           const w = Math.min(oW, shape[2] - x0);
@@ -168,7 +221,12 @@ export async function predictRegion(
           }
           done++;
           const fraction = done / total;
-          opts.onProgress?.({ fraction, etaSeconds: eta.eta(fraction), stage: 'predicting', details: { tile: done, tiles: total } });
+          opts.onProgress?.({
+            fraction,
+            etaSeconds: eta.eta(fraction),
+            stage: 'predicting',
+            details: { tile: done, tiles: total },
+          });
         }
       }
     }
@@ -186,20 +244,7 @@ export async function predictRegion(
       }
     }
     const labels = K > 255 ? new Uint16Array(slabN) : new Uint8Array(slabN);
-    const w = opts.decisionWeights ?? new Array<number>(K).fill(1);
-    for (let i = 0; i < slabN; i++) {
-      let best = 0;
-      let bv = probs[i]! * w[0]!;
-      for (let k = 1; k < K; k++) {
-        const v = probs[k * slabN + i]! * w[k]!;
-        if (v > bv) {
-          bv = v;
-          best = k;
-        }
-      }
-      labels[i] = best + 1;
-      counts[best + 1]!++;
-    }
+    decideInto(probs, slabN, K, opts.decisionWeights, labels, counts);
     await onSlab({ z0, depth, labels, ...(opts.probabilities ? { probabilities: probs } : {}) });
   }
   return { plan, classCounts: counts, seconds: eta.elapsedSeconds(), tilesPredicted: done };
