@@ -6,6 +6,7 @@
  * fractions there. Any K (iterative proportional fitting; exact quantile cut for K = 2). Pure.
  */
 import { decideInto } from '../volume/predict.js';
+import { foregroundIoU } from './holdout.js';
 
 export interface Calibration {
   mode: CalibrationMode;
@@ -35,30 +36,9 @@ function meanFgIoU(
   K: number,
   w: ArrayLike<number>,
 ): number {
-  const tp = new Float64Array(K);
-  const fp = new Float64Array(K);
-  const fn = new Float64Array(K);
   const dec = new Uint8Array(n);
   decideInto(p, n, K, w, dec);
-  for (let i = 0; i < n; i++) {
-    const d = dec[i]! - 1;
-    const t = labels[i]! - 1;
-    if (d === t) tp[d]!++;
-    else {
-      fp[d]!++;
-      if (t >= 0) fn[t]!++;
-    }
-  }
-  let s = 0;
-  let c = 0;
-  for (let k = 1; k < K; k++) {
-    const den = tp[k]! + fp[k]! + fn[k]!;
-    if (den > 0) {
-      s += tp[k]! / den;
-      c++;
-    }
-  }
-  return c ? s / c : 0;
+  return foregroundIoU(dec, labels, K) ?? 0;
 }
 
 function fitIoU(p: Float32Array, labels: ArrayLike<number>, n: number, K: number): number[] {
@@ -88,7 +68,6 @@ function fitIoU(p: Float32Array, labels: ArrayLike<number>, n: number, K: number
 
 /** Most extreme weight ratio the fit may choose (a guard against a degenerate fit on few voxels). */
 const MAX_RATIO = 50;
-
 
 /** Class fractions of argmax_k w_k p_k over n voxels (p is class-planar: p[k * n + i]). */
 export function predictedFractions(p: Float32Array, n: number, K: number, w: ArrayLike<number>): number[] {
@@ -126,24 +105,10 @@ export function fitCalibration(
     predictedFractionsArgmax: before,
     predictedFractions: before,
   };
-  if (mode === 'none' || n < 50) return base;
-  if (mode === 'iou') {
-    const present = painted.filter((f) => f > 0).length;
-    if (present < 2) return base;
-    const w = fitIoU(p, labels, n, K);
-    return {
-      mode,
-      weights: w,
-      voxels: n,
-      paintedFractions: painted,
-      predictedFractionsArgmax: before,
-      predictedFractions: predictedFractions(p, n, K, w),
-    };
-  }
-  const present = painted.filter((f) => f > 0).length;
-  if (present < 2) return base;
+  if (mode === 'none' || n < 50 || painted.filter((f) => f > 0).length < 2) return base;
   let w: number[];
-  if (K === 2) {
+  if (mode === 'iou') w = fitIoU(p, labels, n, K);
+  else if (K === 2) {
     // exact: a cut on the probability ratio r = p2 / p1 such that the share above it is the painted share of 2
     const r = new Float64Array(n);
     for (let i = 0; i < n; i++) r[i] = p[n + i]! / Math.max(1e-12, p[i]!);

@@ -15,6 +15,8 @@ export interface BlockSplit {
   heldOutVoxels: number;
   /** held-out voxels per class (index k = class k) */
   heldOutCounts: number[];
+  /** all painted voxels per class (index k = class k) */
+  paintedCounts: number[];
 }
 
 export interface BlockSplitOptions {
@@ -65,7 +67,7 @@ export function splitBlocks(
     }
   }
   if (annotated < (o.minAnnotated ?? 2000) || fraction <= 0)
-    return { train, heldOut, heldOutVoxels: 0, heldOutCounts: counts };
+    return { train, heldOut, heldOutVoxels: 0, heldOutCounts: counts, paintedCounts: total };
   // a random offset of the grid so that block borders do not sit on the same voxels for every seed
   const off = [
     Math.floor(hash3(1, 2, 3, seed) * b),
@@ -99,7 +101,7 @@ export function splitBlocks(
       train[i] = 0;
       held++;
     }
-  return { train, heldOut, heldOutVoxels: held, heldOutCounts: counts };
+  return { train, heldOut, heldOutVoxels: held, heldOutCounts: counts, paintedCounts: total };
 }
 
 /** Mean IoU over the classes 2..K (the foreground classes) of decisions vs labels on the given voxels. */

@@ -96,10 +96,6 @@ export function recipeFromValues(values: Record<string, unknown>, defaultMinutes
       );
     downsample = f;
   }
-  const named = (n: string) => {
-    const v = values[n];
-    return v === undefined ? undefined : v;
-  };
   try {
     return recipeSettings(
       {
@@ -118,8 +114,8 @@ export function recipeFromValues(values: Record<string, unknown>, defaultMinutes
         batch: num(values, 'batch'),
         average: num(values, 'average'),
         bnAtTest: str(values, 'bn-at-test') as RecipeSettings['bnAtTest'] | undefined,
-        batchNorm: named('no-batch-norm') ? false : undefined,
-        flips: named('no-flips') ? false : undefined,
+        batchNorm: values['no-batch-norm'] ? false : undefined,
+        flips: values['no-flips'] ? false : undefined,
         downsample,
         calibration: str(values, 'calibration') as RecipeSettings['calibration'] | undefined,
         validation: str(values, 'validation') as RecipeSettings['validation'] | undefined,

@@ -206,16 +206,10 @@ export async function trainRecipe(
       : null;
   const heldOutVoxels = split ? split.reduce((a, x) => a + x.heldOutVoxels, 0) : 0;
   // held-out paint is only worth its cost when every painted class is in it (else: fit on the training paint)
-  const painted = low.map((p) => {
-    const c = new Array<number>(K + 1).fill(0);
-    const d = p.labels.data;
-    for (let i = 0; i < d.length; i++) c[d[i]!]!++;
-    return c;
-  });
   const everyClassHeld =
     split !== null &&
     [...Array(K).keys()].every((k) =>
-      painted.every((c, v) => c[k + 1] === 0 || split[v]!.heldOutCounts[k + 1]! >= 20),
+      split.every((x) => x.paintedCounts[k + 1] === 0 || x.heldOutCounts[k + 1]! >= 20),
     );
   const useHeldOut = split !== null && heldOutVoxels >= 500 && everyClassHeld;
   const trainPairs = useHeldOut
