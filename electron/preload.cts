@@ -14,6 +14,7 @@ const METHODS = [
   'getClasses', 'setClasses', 'paintStroke', 'paintRegion', 'undo', 'redo', 'clearAnnotation',
   'getAnnotationSummary', 'getLabelSlice', 'getLabelVolume',
   'startTraining', 'stopTraining', 'densify', 'evaluate', 'startBatch', 'cancelJob', 'getJob', 'listJobs', 'waitJob', 'listModels',
+  'setVisiblePlanes', 'getPreview', 'getPreviewVolume', 'getSuggestions',
   'exportLabels', 'saveSnapshot',
   'computeObjects', 'getObjects', 'getObjectSlice', 'getObjectVolume', 'mergeObjects', 'splitObject', 'undoObjects', 'exportObjects',
   'newProject', 'openProject', 'saveProject', 'getProject', 'relocateVolume', 'updateSettings',
@@ -28,6 +29,7 @@ const EVENTS: Record<string, string> = {
   onCompute: 'compute',
   onMenu: 'menu',
   onVolumeProgress: 'volumeProgress',
+  onPreview: 'preview',
 };
 
 const listeners = new Map<string, Set<(p: unknown) => void>>();

@@ -37,9 +37,11 @@ const trainSettings = z
     seed: z.number().int().optional(),
     device: z.enum(['cpu', 'cuda']).optional(),
     engine: z.enum(['auto', 'native', 'tfjs']).optional(),
+    live: z.boolean().optional(),
+    fresh: z.boolean().optional(),
   })
   .strict()
-  .refine((s) => s.minutes !== undefined || s.iterations !== undefined, { message: 'give minutes or iterations (or both)' });
+  .refine((s) => s.live === true || s.minutes !== undefined || s.iterations !== undefined, { message: 'give minutes or iterations (or both), or live: true' });
 
 const settingsPatch = z
   .object({
@@ -105,6 +107,10 @@ export const REQUEST_SCHEMAS = {
   listJobs: none,
   waitJob: z.object({ jobId: id, timeoutMs: z.number().int().min(0).max(24 * 3600 * 1000).optional() }).strict(),
   listModels: none,
+  setVisiblePlanes: z.object({ volumeId: id, planes: z.array(z.object({ plane, index: idx }).strict()).max(6) }).strict(),
+  getPreview: z.object({ volumeId: id, plane, index: idx }).strict(),
+  getPreviewVolume: volumeOnly,
+  getSuggestions: volumeOnly,
   exportLabels: z
     .object({ volumeId: id, layer: z.enum(['annotation', 'prediction', 'merged']), path, format: z.enum(['tiff', 'ome-tiff']) })
     .strict(),

@@ -233,6 +233,8 @@ export interface EditResult {
   box: Box | null;
   canUndo: boolean;
   canRedo: boolean;
+  /** the volume's annotation revision after the edit (bumps with every change; compare TrainProgress.seenRevision) */
+  revision: number;
 }
 
 export interface AnnotationSummary {
@@ -243,6 +245,8 @@ export interface AnnotationSummary {
   classVoxels: number[];
   canUndo: boolean;
   canRedo: boolean;
+  /** the volume's current annotation revision (see EditResult.revision) */
+  revision: number;
 }
 
 export interface LabelSliceRequest {
@@ -300,8 +304,18 @@ export interface TrainSettings {
   preset: PresetName;
   /** stop after this wall time ... */
   minutes?: number;
-  /** ... or this many iterations, whichever comes first (at least one of the two is required) */
+  /** ... or this many iterations, whichever comes first (at least one of the two is required unless `live`) */
   iterations?: number;
+  /**
+   * a live session: trains until stopped (minutes/iterations, when given, still end it), picks up annotation
+   * deltas within one step and predicts the visible planes (setVisiblePlanes) after each stroke and every few steps
+   */
+  live?: boolean;
+  /**
+   * start a new model; default: continue (warm start) from the newest compatible model of the project (same
+   * classes, channels and preset), falling back to a fresh one with a reason (TrainProgress/TrainResult.freshReason)
+   */
+  fresh?: boolean;
   /** continue from this model instead of a fresh one */
   resumeModelId?: string;
   learningRate?: number;
@@ -324,6 +338,14 @@ export interface TrainProgress {
   fraction: number;
   /** latest held-out IoU (mean over foreground classes), when measured */
   heldOutIoU?: number;
+  /** per volumeId, the annotation revision the sampler has used (live sessions; compare EditResult.revision) */
+  seenRevision?: Record<string, number>;
+  /** iteration count the session continued from (0 for a fresh model) */
+  startIteration?: number;
+  /** the model id the session was warm-started from */
+  warmStartFrom?: string;
+  /** why a fresh model was started although a warm start was the default */
+  freshReason?: string;
 }
 
 export interface ModelInfo {
@@ -341,10 +363,83 @@ export interface ModelInfo {
 
 export interface TrainResult {
   model: ModelInfo;
+  /** total iterations of the model (including those it was warm-started from) */
   iterations: number;
   finalLoss: number;
   seconds: number;
   heldOutIoU?: number;
+  /** iteration count it continued from (0 for a fresh model) */
+  startIteration?: number;
+  warmStartFrom?: string;
+  freshReason?: string;
+  /** per volumeId, the annotation revision the last training step used */
+  seenRevision?: Record<string, number>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Live preview (live training sessions) and suggestions
+// ---------------------------------------------------------------------------------------------
+
+export interface VisiblePlanesRequest {
+  volumeId: string;
+  /** what the slice views show (at most one entry per plane is useful; up to 6 are accepted) */
+  planes: { plane: Plane; index: number }[];
+}
+
+export interface PreviewRequest {
+  volumeId: string;
+  plane: Plane;
+  index: number;
+}
+
+/** The live session's prediction of one visible plane with the newest weights (not the densified result). */
+export interface PreviewSliceData {
+  volumeId: string;
+  plane: Plane;
+  index: number;
+  width: number;
+  height: number;
+  /** class id per pixel (1..K; 0 = none), u fastest */
+  labels: Uint8Array;
+  /** K x pixels, class-planar (optional) */
+  probabilities?: Float32Array;
+  /** training iteration of the weights that predicted it */
+  iteration: number;
+  /** annotation revision the weights had seen when it was predicted */
+  revision: number;
+  /** ISO time of the prediction */
+  modelTime: string;
+}
+
+/** Coarse 3D preview: labels of every step-th voxel along each axis. */
+export interface PreviewVolumeData {
+  volumeId: string;
+  /** size of `labels` (after step) */
+  dims: { x: number; y: number; z: number };
+  step: number;
+  labels: Uint8Array;
+  iteration: number;
+}
+
+export interface PreviewEvent {
+  volumeId: string;
+  plane: Plane;
+  index: number;
+  iteration: number;
+  revision: number;
+  /** stroke -> preview (ms) when the preview was triggered by a stroke */
+  latencyMs?: number;
+}
+
+/** "Annotate here next": per-slice uncertainty and the best slices to paint. */
+export interface SliceSuggestions {
+  volumeId: string;
+  from: 'prediction' | 'preview';
+  iteration?: number;
+  /** uncertainty score per slice index, 0..1 normalised */
+  perAxis: { xy: number[]; xz: number[]; yz: number[] };
+  /** best first, already-painted slices excluded, at most 10 */
+  ranked: { plane: Plane; index: number; score: number }[];
 }
 
 export interface DensifyRequest {
@@ -674,6 +769,16 @@ export interface SliceformApi {
   waitJob(req: JobRef & { timeoutMs?: number }): Promise<JobInfo>;
   listModels(): Promise<ModelInfo[]>;
 
+  // live session: preview of the visible planes, suggestions
+  /** what the three slice views show: a live session predicts these planes after each stroke and every few steps */
+  setVisiblePlanes(req: VisiblePlanesRequest): Promise<void>;
+  /** the newest preview of a plane ('not-found' when there is none yet) */
+  getPreview(req: PreviewRequest): Promise<PreviewSliceData>;
+  /** a coarse 3D preview ('not-found' when there is none yet) */
+  getPreviewVolume(req: { volumeId: string }): Promise<PreviewVolumeData>;
+  /** per-slice uncertainty and the best slices to annotate next */
+  getSuggestions(req: { volumeId: string }): Promise<SliceSuggestions>;
+
   // export
   exportLabels(req: ExportLabelsRequest): Promise<ExportResult>;
   saveSnapshot(req: SaveSnapshotRequest): Promise<ExportResult>;
@@ -711,6 +816,8 @@ export interface SliceformApi {
   onCompute(cb: (e: ComputeStatusEvent) => void): Unsubscribe;
   onMenu(cb: (cmd: MenuCommand) => void): Unsubscribe;
   onVolumeProgress(cb: (e: VolumeProgressEvent) => void): Unsubscribe;
+  /** a live session predicted a visible plane (fetch it with getPreview) */
+  onPreview(cb: (e: PreviewEvent) => void): Unsubscribe;
 
   /**
    * Electron only, synchronous and local to the preload: the filesystem path of a dropped DOM File
@@ -747,6 +854,10 @@ export const API_METHODS = [
   'listJobs',
   'waitJob',
   'listModels',
+  'setVisiblePlanes',
+  'getPreview',
+  'getPreviewVolume',
+  'getSuggestions',
   'exportLabels',
   'saveSnapshot',
   'computeObjects',
@@ -779,6 +890,7 @@ export const API_EVENTS = {
   onCompute: 'compute',
   onMenu: 'menu',
   onVolumeProgress: 'volumeProgress',
+  onPreview: 'preview',
 } as const;
 
 export type ApiEventMethod = keyof typeof API_EVENTS;
@@ -793,6 +905,7 @@ export interface ApiEventPayloads {
   compute: ComputeStatusEvent;
   menu: MenuCommand;
   volumeProgress: VolumeProgressEvent;
+  preview: PreviewEvent;
 }
 
 /** Request payload type of a method (undefined for no-argument methods). */

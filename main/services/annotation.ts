@@ -275,6 +275,7 @@ export class LabelEditor {
       classVoxels: Array.from(this.classCounts.subarray(0, maxClass + 1)),
       canUndo: this.canUndo,
       canRedo: this.canRedo,
+      revision: this.revision,
     };
   }
 

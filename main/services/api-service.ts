@@ -46,6 +46,11 @@ import {
   type ProjectEvent,
   type ProjectInfo,
   type ProjectSettings,
+  type PreviewRequest,
+  type PreviewSliceData,
+  type PreviewVolumeData,
+  type SliceSuggestions,
+  type VisiblePlanesRequest,
   type RegionEdit,
   type RelocateVolumeRequest,
   type SaveSnapshotRequest,
@@ -136,6 +141,7 @@ export class ApiService implements SliceformApi {
     this.jobFacade = new JobFacade(manager, this.volumes, this.project, {
       emitJob: (j) => this.emitter.emit('job', j),
       emitTrainProgress: (p) => this.emitter.emit('trainProgress', p),
+      emitPreview: (e) => this.emitter.emit('preview', e),
     });
     this.objectsService = new ObjectsService(this.volumes);
     this.autosaveTimer = setInterval(() => void this.project.autosaveTick(), opts.autosaveTickMs ?? 30_000);
@@ -162,6 +168,7 @@ export class ApiService implements SliceformApi {
   onCompute = (cb: (e: EventMap['compute']) => void) => this.emitter.on('compute', cb);
   onMenu = (cb: (e: EventMap['menu']) => void) => this.emitter.on('menu', cb);
   onVolumeProgress = (cb: (e: EventMap['volumeProgress']) => void) => this.emitter.on('volumeProgress', cb);
+  onPreview = (cb: (e: EventMap['preview']) => void) => this.emitter.on('preview', cb);
 
   /** Subscribe to every event channel at once (transports forward them). */
   subscribeAll(cb: <K extends keyof EventMap>(name: K, payload: EventMap[K]) => void): () => void {
@@ -328,6 +335,25 @@ export class ApiService implements SliceformApi {
 
   async listModels(): Promise<ModelInfo[]> {
     return this.project.models;
+  }
+
+  // ------------------------------------------------------------------------------------------ live preview (job-facade.ts)
+  async setVisiblePlanes(req: VisiblePlanesRequest): Promise<void> {
+    return this.jobFacade.setVisiblePlanes(req);
+  }
+
+  async getPreview(req: PreviewRequest): Promise<PreviewSliceData> {
+    return this.jobFacade.getPreview(req);
+  }
+
+  async getPreviewVolume(req: { volumeId: string }): Promise<PreviewVolumeData> {
+    return this.jobFacade.getPreviewVolume(req);
+  }
+
+  /** "Annotate here next" (helper L3 builds it in its own handler; answers 'not-available' until then). */
+  async getSuggestions(req: { volumeId: string }): Promise<SliceSuggestions> {
+    this.volumes.get(req.volumeId);
+    throw new ApiError('not-available', 'slice suggestions are not built yet');
   }
 
   // ------------------------------------------------------------------------------------------ export

@@ -17,7 +17,12 @@ import {
   type JobInfo,
   type JobRef,
   type ModelInfo,
+  type PreviewEvent,
+  type PreviewRequest,
+  type PreviewSliceData,
+  type PreviewVolumeData,
   type TrainSettings,
+  type VisiblePlanesRequest,
 } from '../common/api.js';
 import { PRESETS } from '../common/engine.js';
 import type { JobManager } from './jobs.js';
@@ -27,6 +32,7 @@ import type { ProjectStore } from './project-store.js';
 export interface JobFacadeHost {
   emitJob(j: JobInfo): void;
   emitTrainProgress(p: ApiEventPayloads['trainProgress']): void;
+  emitPreview(e: PreviewEvent): void;
 }
 
 export class JobFacade {
@@ -175,6 +181,22 @@ export class JobFacade {
       },
     });
     return { jobId: info.id };
+  }
+
+  // ------------------------------------------------------------------------------------------ live preview
+  async setVisiblePlanes(req: VisiblePlanesRequest): Promise<void> {
+    this.volumes.get(req.volumeId);
+    throw new ApiError('not-available', 'the live preview is not built yet');
+  }
+
+  async getPreview(req: PreviewRequest): Promise<PreviewSliceData> {
+    this.volumes.get(req.volumeId);
+    throw new ApiError('not-available', 'the live preview is not built yet');
+  }
+
+  async getPreviewVolume(req: { volumeId: string }): Promise<PreviewVolumeData> {
+    this.volumes.get(req.volumeId);
+    throw new ApiError('not-available', 'the live preview is not built yet');
   }
 
   async startBatch(req: BatchRequest): Promise<JobRef> {

@@ -254,7 +254,7 @@ export class VolumeStore {
       ov.pendingAnnotation = ov.pendingAnnotation === 'all' || !r.box ? 'all' : unionBox(ov.pendingAnnotation, r.box);
       this.host.emitLabelsChanged({ volumeId, layer: 'annotation', box: r.box, cause });
     }
-    return { volumeId, changed: r.changed, box: r.box, canUndo: ov.editor.canUndo, canRedo: ov.editor.canRedo };
+    return { volumeId, changed: r.changed, box: r.box, canUndo: ov.editor.canUndo, canRedo: ov.editor.canRedo, revision: ov.editor.revision };
   }
 
   paintStroke(req: StrokeEdit): EditResult {
