@@ -7,15 +7,21 @@
 //
 //   node bench/quality.mjs [--quick] [--tasks 1135,1136,ovule] [--k 1,3] [--seeds 1,2,3] [--minutes 4]
 //                          [--iterations N] [--densify "--balance 1 ..."] [--runner dist|tsx] [--out F.json]
+//                          [--keep DIR]
+//
+// --keep DIR keeps, per run, the model folder and the network's and the forest's probabilities apart
+// (DIR/<task>-k<k>-s<seed>/{model, cnn.tif, forest.tif}: `segment` with the model's forest weight set to 0 and
+// to 1), for offline experiments on the mix and the decision (bench/quality_mix.py). Runs go k by k (all tasks
+// at k = 1 first), so a run cut short has whole k rows.
 //
 // --quick = seed 1, k = 1 (about 15 minutes on the 2-core machine); the full run (3 tasks x k 1,3 x seeds 1-3 at
 // 4 minutes each) takes about 80 minutes: run it alone, in the background. Needs the build (npm run build:ts) for
 // --runner dist (default), and Debian's python3-sklearn + python3-skimage for the anchor.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const data = resolve(root, '..', 'shared', 'data');
@@ -33,6 +39,7 @@ const minutes = opt('minutes', '4');
 const iterations = opt('iterations');
 const extra = (opt('densify', '') ?? '').split(/\s+/).filter(Boolean);
 const runner = opt('runner', 'dist');
+const keep = opt('keep');
 const outFile = opt('out', join(root, 'bench', 'out', `quality-${new Date().toISOString().slice(0, 16).replace(/[:T]/g, '')}.json`));
 
 const TASKS = {
@@ -43,8 +50,18 @@ const TASKS = {
 for (const t of taskNames) if (!TASKS[t]) throw new Error(`unknown task ${t} (${Object.keys(TASKS).join(', ')})`);
 for (const t of taskNames) if (!existsSync(TASKS[t].image)) throw new Error(`missing ${TASKS[t].image} (the shared data)`);
 
-const cli = runner === 'tsx' ? [join(root, 'node_modules', '.bin', 'tsx'), join(root, 'bench', 'cli-entry.ts')] : [process.execPath, join(root, 'bin', 'sliceform.js')];
-if (runner !== 'tsx' && !existsSync(join(root, 'dist', 'main', 'cli', 'index.js'))) throw new Error('not built: run npm run build:ts (or --runner tsx)');
+// --runner dist | tsx | the folder of a build (e.g. a private `tsc --outDir F` snapshot, so a long run is not
+// changed under it by a rebuild of dist/ in the shared tree; F/main/cli/index.js)
+const cli =
+  runner === 'tsx'
+    ? [join(root, 'node_modules', '.bin', 'tsx'), join(root, 'bench', 'cli-entry.ts')]
+    : runner === 'dist'
+      ? [process.execPath, join(root, 'bin', 'sliceform.js')]
+      : [process.execPath, join(resolve(runner), 'sliceform-launch.mjs')];
+if (runner === 'dist' && !existsSync(join(root, 'dist', 'main', 'cli', 'index.js'))) throw new Error('not built: run npm run build:ts (or --runner tsx)');
+if (runner !== 'dist' && runner !== 'tsx' && !existsSync(join(resolve(runner), 'main', 'cli', 'index.js'))) throw new Error(`no build at ${runner} (main/cli/index.js)`);
+if (runner !== 'dist' && runner !== 'tsx')
+  writeFileSync(cli[1], `const { main } = await import(${JSON.stringify(pathToFileURL(join(resolve(runner), 'main', 'cli', 'index.js')).href)});\nprocess.exitCode = await main(process.argv.slice(2));\n`);
 const tmp = join(root, 'bench', 'out', 'quality-tmp');
 mkdirSync(tmp, { recursive: true });
 
@@ -65,13 +82,17 @@ const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() 
 console.log(`bench:quality ${new Date().toISOString()} on ${machine}`);
 console.log(`tasks ${taskNames.join(', ')}; k ${ks.join(', ')}; seeds ${seeds.join(', ')}; ${iterations ? `${iterations} iterations` : `${minutes} min`} per run${extra.length ? `; densify ${extra.join(' ')}` : ''}`);
 const rows = [];
+function save() {
+  mkdirSync(dirname(outFile), { recursive: true });
+  writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), machine, minutes, iterations: iterations ?? null, extra, rows, anchors }, null, 2));
+}
 const anchors = {};
 const fmt = (x) => (x === null || x === undefined || Number.isNaN(x) ? '—' : x.toFixed(3));
 console.log('\n| task | k | seed | IoU | RF anchor | IoU − RF | held-out estimate | iterations | predicted fg % | true fg % | load 1 min |');
 console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
-for (const t of taskNames) {
-  const T = TASKS[t];
-  for (const k of ks) {
+for (const k of ks) {
+  for (const t of taskNames) {
+    const T = TASKS[t];
     const a = anchor(t, k);
     anchors[`${t}/${k}`] = a;
     const sparse = join(tmp, `${t}-k${k}.tif`);
@@ -81,11 +102,29 @@ for (const t of taskNames) {
       const load = loadavg()[0];
       const budget = iterations ? ['--iterations', iterations] : ['--minutes', minutes];
       const seg = join(tmp, `${t}-k${k}-s${seed}.tif`);
+      const kd = keep ? join(resolve(keep), `${t}-k${k}-s${seed}`) : null;
+      if (kd) mkdirSync(kd, { recursive: true });
       const r = sliceform([
         'densify', '--image', T.image, '--dataset', T.dataset, '--labels', sparse, '--out', seg, ...budget, '--seed', String(seed),
         '--truth', T.truth, ...(T.truthDataset ? ['--truth-dataset', T.truthDataset] : []), '--truth-mode', 'instances', ...extra,
+        ...(kd ? ['--model', join(kd, 'model'), '--probabilities', join(kd, 'mixed.tif')] : []),
       ]);
       const j = JSON.parse(r.out);
+      if (kd) {
+        writeFileSync(join(kd, 'densify.json'), r.out);
+        cpSync(sparse, join(kd, 'sparse.tif'));
+        // the two members apart: the same model folder with the forest's weight set to 0 (network) and 1 (forest)
+        const manifest = JSON.parse(readFileSync(join(kd, 'model', 'model.json'), 'utf8'));
+        for (const [name, w] of [['cnn', 0], ['forest', 1]]) {
+          if (!manifest.ensemble) break;
+          const md = join(kd, `model-${name}`);
+          cpSync(join(kd, 'model'), md, { recursive: true });
+          const m = { ...manifest, ensemble: { ...manifest.ensemble, weight: w } };
+          delete m.calibration;
+          writeFileSync(join(md, 'model.json'), JSON.stringify(m, null, 2));
+          sliceform(['segment', '--model', md, '--input', T.image, '--dataset', T.dataset, '--out', join(kd, `${name}-seg.tif`), '--probabilities', join(kd, `${name}.tif`)]);
+        }
+      }
       const iou = j.truth?.iou?.['2'] ?? null;
       const counts = j.classCounts ?? {};
       const total = Object.values(counts).reduce((s, c) => s + c, 0);
@@ -95,6 +134,7 @@ for (const t of taskNames) {
         seconds: j.totalSeconds, calibration: j.calibration ?? null,
       };
       rows.push(row);
+      save(); // after every run, so a run cut short keeps what finished
       console.log(`| ${t} | ${k} | ${seed} | ${fmt(iou)} | ${fmt(a.iou)} | ${iou - a.iou >= 0 ? '+' : ''}${fmt(iou - a.iou)} | ${fmt(row.heldOut)} | ${row.iterations} | ${row.predictedFg !== null ? (100 * row.predictedFg).toFixed(1) : '—'} | ${row.trueFg !== null ? (100 * row.trueFg).toFixed(1) : '—'} | ${load.toFixed(1)} |`);
     }
   }
@@ -119,7 +159,6 @@ if (est.length) {
   console.log(`\nheld-out estimate − true IoU over ${est.length} runs: mean ${fmt(err.reduce((s, e) => s + e, 0) / err.length)}, mean |error| ${fmt(err.reduce((s, e) => s + Math.abs(e), 0) / err.length)}`);
 }
 console.log(`\nacceptance (mean ≥ RF + 0.03 and no seed below RF, every task and k): ${allOk ? 'met' : 'NOT met'}`);
-mkdirSync(dirname(outFile), { recursive: true });
-writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), machine, minutes, iterations: iterations ?? null, extra, rows, anchors }, null, 2));
+save();
 console.log(`results: ${outFile}`);
 
