@@ -1,0 +1,183 @@
+#!/usr/bin/python3
+"""Offline experiments on the recipe's mix and decision, from the runs `bench/quality.mjs --keep DIR` kept.
+
+Each kept run has the network's and the forest's full-resolution probabilities apart (cnn.tif, forest.tif:
+`segment` with the forest weight 0 and 1; the product mixes at the working resolution and interpolates
+trilinearly, which is linear, so a mix of the two files is the product's mix exactly), the sparse labels and
+the bench's JSON row. Every candidate rule below decides from those and from the painted voxels only (never
+from the scored ones); the score is the bench's: IoU of class 2 over the unannotated voxels.
+
+Then leave-one-task-out (LOTO): for each task, the candidate with the best mean IoU - RF over the other two
+tasks' cells (k = 1, 3, every seed) is what the held-out task would have got.
+
+  python3 bench/quality_mix.py --keep bench/out/q1-keep --bench bench/out/quality-full-q1.json [--json F]
+      [--variants full,trees300,depth14]   (the forest variants of bench/forest_variants.ts instead)
+"""
+import argparse
+import glob
+import json
+import os
+import sys
+
+import numpy as np
+import tifffile
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'shared', 'data')
+
+
+def truth_classes(task):
+    if task in ('1135', '1136'):
+        import h5py
+
+        with h5py.File(os.path.join(DATA, 'plantseg_nuclei_mini', f'{task}_mini.h5'), 'r') as f:
+            return np.where(np.asarray(f['label']) > 0, 2, 1).astype(np.uint8)
+    t = tifffile.imread(os.path.join(DATA, 'plantseg_ovule_membrane', 'sample_ovule_membrane_truth.tif'))
+    return np.where(t == 255, 2, 1).astype(np.uint8)
+
+
+def fg(path):
+    """class-2 probability of a (Z, 2, Y, X) float32 hyperstack."""
+    a = tifffile.imread(path).astype(np.float32)
+    if a.ndim != 4 or a.shape[1] != 2:
+        sys.exit(f'{path}: expected (Z, 2, Y, X) probabilities, got {a.shape}')
+    return a[:, 1] / np.maximum(a[:, 0] + a[:, 1], 1e-12)
+
+
+def iou(pred2, truth2, mask):
+    p, t = pred2[mask], truth2[mask]
+    u = np.logical_or(p, t).sum()
+    return float(np.logical_and(p, t).sum() / u) if u else 1.0
+
+
+def fg_iou_painted(pred2, sparse):
+    m = sparse > 0
+    return iou(pred2, sparse == 2, m)
+
+
+def sharpen(p, T):
+    """temperature on the two-class probabilities: logit / T."""
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    z = np.log(p / (1 - p)) / T
+    return 1 / (1 + np.exp(-z))
+
+
+def cut_for_fraction(score, frac):
+    """threshold so that a fraction `frac` of `score` lies above it."""
+    if frac <= 0:
+        return np.inf
+    return np.quantile(score, 1 - frac)
+
+
+def candidates(c, f, sparse):
+    """name -> boolean class-2 prediction; each uses the painted voxels (sparse > 0) at most."""
+    painted = sparse > 0
+    paint_frac = float((sparse == 2).sum() / painted.sum())
+    out = {}
+    mix = {w: (1 - w) * c + w * f for w in (0, 0.3, 0.4, 0.5, 0.6, 0.7, 1)}
+    for w, m in mix.items():
+        out[f'w{w}'] = m > 0.5
+    for T in (0.5, 2):
+        for w in (0.5,):
+            out[f'w{w}_T{T}'] = ((1 - w) * sharpen(c, T) + w * f) > 0.5
+    # the weight that maximises the foreground IoU on the painted voxels (which both learners were fitted on)
+    best = max((0.3, 0.5, 0.7), key=lambda w: (fg_iou_painted(mix[w] > 0.5, sparse), -abs(w - 0.5)))
+    out['w_painted_best'] = mix[best] > 0.5
+    # inverse-error weights from the painted voxels: the member that errs less there weighs more
+    ec = float(((c > 0.5) != (sparse == 2))[painted].mean())
+    ef = float(((f > 0.5) != (sparse == 2))[painted].mean())
+    wa = ec / (ec + ef) if ec + ef > 0 else 0.5
+    out['w_inverse_error'] = ((1 - wa) * c + wa * f) > 0.5
+    # decision by the painted class fraction: the cut on the w=0.5 mix such that...
+    m = mix[0.5]
+    # ...the painted voxels' predicted class-2 fraction equals the painted one
+    out['w0.5_cut_painted_fraction'] = m > cut_for_fraction(m[painted], paint_frac)
+    # ...the whole volume's predicted class-2 fraction equals the painted one
+    out['w0.5_cut_volume_fraction'] = m > cut_for_fraction(m.ravel(), paint_frac)
+    return out, {'inverse_error_weight': wa, 'painted_best_weight': best, 'paint_fraction': paint_frac}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--keep', required=True)
+    ap.add_argument('--bench', required=True, help="the bench's JSON (rows with anchors)")
+    ap.add_argument('--json')
+    ap.add_argument('--variants', help='forest variants to compare instead, e.g. full,trees300,depth14')
+    a = ap.parse_args()
+    bench = json.load(open(a.bench))
+    rows = {(r['task'], r['k'], r['seed']): r for r in bench['rows']}
+    truths = {}
+    results = []  # (task, k, seed, name, iou, rf)
+    info = {}
+    for d in sorted(glob.glob(os.path.join(a.keep, '*-k*-s*'))):
+        name = os.path.basename(d)
+        task, ks, ss = name.split('-')
+        k, seed = int(ks[1:]), int(ss[1:])
+        if (task, k, seed) not in rows or not os.path.exists(os.path.join(d, 'forest.tif')):
+            continue
+        r = rows[(task, k, seed)]
+        truths.setdefault(task, truth_classes(task))
+        t2 = truths[task] == 2
+        sparse = tifffile.imread(os.path.join(d, 'sparse.tif'))
+        if sparse.shape != t2.shape:
+            sys.exit(f'{d}: sparse {sparse.shape} vs truth {t2.shape}')
+        c, f = fg(os.path.join(d, 'cnn.tif')), fg(os.path.join(d, 'forest.tif'))
+        scored = sparse == 0
+        if a.variants:
+            # forest variants (bench/forest_variants.ts) in the default mix; only runs that have all of them
+            files = {v: os.path.join(d, f'forest-{v}.f32') for v in a.variants.split(',')}
+            if not all(os.path.exists(x) for x in files.values()):
+                continue
+            cands = {'w0.5': (0.5 * c + 0.5 * f) > 0.5}
+            for v, x in files.items():
+                fv = np.fromfile(x, np.float32).reshape(c.shape)
+                for w in (0.5, 0.7):
+                    cands[f'{v}_w{w}'] = ((1 - w) * c + w * fv) > 0.5
+        else:
+            cands, extra = candidates(c, f, sparse)
+            info[name] = extra
+        for cn, pred in cands.items():
+            results.append((task, k, seed, cn, iou(pred, t2, scored), r['anchor']))
+        # the product's own result must be the w0.5 candidate (a check of this script)
+        mine = [x for x in results if x[:4] == (task, k, seed, 'w0.5')][0][4]
+        if r['iou'] is not None and abs(mine - r['iou']) > 2e-3:
+            print(f'warning: {name}: w0.5 here {mine:.4f}, bench {r["iou"]:.4f}', file=sys.stderr)
+    if not results:
+        sys.exit('no kept runs with probabilities')
+    names = list(dict.fromkeys(x[3] for x in results))
+    tasks = sorted(set(x[0] for x in results))
+    cells = sorted(set((x[0], x[1]) for x in results))
+
+    def diffs(name, task_set):
+        return [x[4] - x[5] for x in results if x[3] == name and x[0] in task_set]
+
+    print(f'runs: {len(results) // len(names)}; cells (task, k): {cells}\n')
+    print('| candidate | ' + ' | '.join(f'{t} k={k}' for t, k in cells) + ' | mean IoU − RF | worst cell mean − RF |')
+    print('| --- |' + ' --- |' * (len(cells) + 2))
+    for n in names:
+        cellv = []
+        for t, k in cells:
+            v = [x for x in results if x[3] == n and x[0] == t and x[1] == k]
+            cellv.append((np.mean([x[4] for x in v]), np.mean([x[4] - x[5] for x in v]), len(v)))
+        print(f'| {n} | ' + ' | '.join(f'{m:.3f} ({d:+.3f})' for m, d, _ in cellv) + f' | {np.mean(diffs(n, tasks)):+.4f} | {min(d for _, d, _ in cellv):+.3f} |')
+    print('\nLOTO (each held-out task gets the candidate best on the other tasks, by mean IoU − RF over their cells):\n')
+    print('| held-out task | chosen on the others | its mean IoU − RF there | held-out task mean IoU − RF with it | with w0.5 (default) |')
+    print('| --- | --- | --- | --- | --- |')
+    loto = {}
+    for t in tasks:
+        others = [u for u in tasks if u != t]
+        best = max(names, key=lambda n: np.mean(diffs(n, others)))
+        loto[t] = best
+        print(f'| {t} | {best} | {np.mean(diffs(best, others)):+.4f} | {np.mean(diffs(best, [t])):+.4f} | {np.mean(diffs("w0.5", [t])):+.4f} |')
+    picks = set(loto.values())
+    if len(picks) == 1 and len(tasks) >= 3:
+        print(f'\nLOTO picks {picks.pop()} in every fold: a default by this rule')
+    else:
+        print(f'\nLOTO picks {sorted(picks)} over {len(tasks)} task(s): not unanimous over three folds, keep the simpler rule')
+    if info:
+        print('\nper-run weights chosen from the paint:', json.dumps(info))
+    if a.json:
+        json.dump({'results': results, 'loto': loto, 'info': info}, open(a.json, 'w'), indent=1)
+
+
+if __name__ == '__main__':
+    main()
