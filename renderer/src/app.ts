@@ -24,6 +24,7 @@ import {
 } from './render/composite.js';
 import { deleteImage, LabelLuts, makeLabelImage, setLabelValues, type LabelImage } from './render/labels.js';
 import { CLASS_COLORS, Store, type ClassDef, type LoadedVolume } from './state.js';
+import { LivePreview } from './live/preview.js';
 import { SliceView } from './views/slice-view.js';
 import { VolumeView } from './views/volume-view.js';
 
@@ -40,6 +41,8 @@ export class App {
   readonly layout = new Layout();
   views!: Record<Plane, SliceView>;
   view3d!: VolumeView;
+  /** the live session's previews of the shown planes, its coarse 3D preview and the suggestions */
+  preview!: LivePreview;
   readonly annotator: Annotator;
   annotationImg: LabelImage | null = null;
   predictionImg: LabelImage | null = null;
@@ -83,6 +86,7 @@ export class App {
       channels: () => this.composite,
       annotation: () => this.annotationImg,
       prediction: () => this.objectsImg ?? this.predictionImg,
+      preview: () => this.preview?.shownPreview(plane) ?? null,
       onRendered: (p: Plane, ms: number) => {
         this.perf.renders.push({ plane: p, ms, at: performance.now() });
         if (this.perf.renders.length > 2000) this.perf.renders.splice(0, 1000);
@@ -124,6 +128,13 @@ export class App {
       this.renderSlices();
     });
     this.store.on('tool', () => this.applyTool());
+    this.preview = new LivePreview(this);
+    this.preview.wire();
+    this.store.on('preview', (p) => {
+      if (p === '3d') return this.view3d.requestRender(250);
+      this.views[p].updatePreview();
+      this.views[p].requestRender();
+    });
     this.api.onLabelsChanged((e) => {
       if (e.volumeId !== this.store.volume?.id) return;
       if (e.cause === 'edit') return; // our own strokes are already applied locally
@@ -245,6 +256,7 @@ export class App {
     this.annotator.canUndo = summary?.canUndo ?? false;
     this.annotator.canRedo = summary?.canRedo ?? false;
     this.serverPainted = summary?.paintedSlices ?? { xy: [], xz: [], yz: [] };
+    st.revision = typeof summary?.revision === 'number' ? summary.revision : 0;
     st.cursor = [Math.floor(vol.dims.x / 2), Math.floor(vol.dims.y / 2), Math.floor(vol.dims.z / 2)];
     this.rebuildComposite();
     this.view3d.setLabels(this.labels3D());
@@ -256,6 +268,7 @@ export class App {
     st.emit('channels', st.channels);
     st.emit('cursor', st.cursor);
     st.emit('painted', undefined);
+    st.emit('revision', st.revision);
     this.renderAll();
   }
 
@@ -295,6 +308,7 @@ export class App {
   dispose(): void {
     this.closeVolume();
     for (const v of Object.values(this.views)) v.dispose();
+    this.preview.dispose();
     this.view3d.dispose();
     this.annotator.dispose();
     this.luts.dispose();
@@ -387,7 +401,9 @@ export class App {
 
   /** the label image shown in 3D: the dense prediction when there is one, else the annotation */
   labels3D(): LabelImage | null {
-    return this.objectsImg ?? this.predictionImg ?? this.annotationImg;
+    // the live session's coarse preview while it is newer than the densified result (and the preview is on)
+    const preview = this.store.showPreview && this.preview && !this.preview.predictionNewer ? this.preview.volumeImg : null;
+    return this.objectsImg ?? preview ?? this.predictionImg ?? this.annotationImg;
   }
 
   /**

@@ -65,6 +65,12 @@ export interface Events {
   tool: Tool;
   overlay: void;
   painted: void;
+  /** the server's annotation revision of the shown volume changed (a stroke, undo, redo, a reload) */
+  revision: number;
+  /** a live preview arrived or went (the plane it belongs to, '3d' for the coarse volume) */
+  preview: Plane | '3d';
+  /** new "annotate here next" suggestions */
+  suggestions: void;
   /** detail: the technical message behind an error, shown on demand */
   status: { level: 'info' | 'error'; text: string; detail?: string };
   layout: void;
@@ -95,6 +101,10 @@ export class Store {
   /** the stroke log mirrored from the server's undo stack: done strokes then undone ones */
   strokes: StrokeRecord[] = [];
   strokeCursor = 0;
+  /** the server's annotation revision of the shown volume (EditResult / AnnotationSummary.revision) */
+  revision = 0;
+  /** draw the live session's preview layer in the slice views (and the coarse preview in 3D) */
+  showPreview = true;
   private handlers = new Map<keyof Events, Set<Handler<never>>>();
 
   on<K extends keyof Events>(ev: K, fn: Handler<Events[K]>): () => void {

@@ -95,6 +95,7 @@ export class Annotator {
       this.timings.push({ applyMs: applied - released, serverMs: performance.now() - released });
       this.canUndo = res.canUndo;
       this.canRedo = res.canRedo;
+      this.noteRevision(res);
       const st = this.store;
       st.strokes.splice(st.strokeCursor);
       st.strokes.push({ plane: s.plane, index: s.index });
@@ -114,6 +115,7 @@ export class Annotator {
       const res = await (kind === 'undo' ? this.api.undo({ volumeId: vol.id }) : this.api.redo({ volumeId: vol.id }));
       this.canUndo = res.canUndo;
       this.canRedo = res.canRedo;
+      this.noteRevision(res);
       const st = this.store;
       if (res.changed > 0 || res.box) {
         if (kind === 'undo' && st.strokeCursor > 0) st.strokeCursor--;
@@ -125,6 +127,14 @@ export class Annotator {
     const p = this.chain.then(run);
     this.chain = p.catch((e) => this.onError(e));
     return p;
+  }
+
+  /** the server's annotation revision after an edit: what the live panel compares with the model's */
+  private noteRevision(res: EditResult): void {
+    if (typeof res.revision === 'number' && res.revision !== this.store.revision) {
+      this.store.revision = res.revision;
+      this.store.emit('revision', res.revision);
+    }
   }
 
   /** resolves when every queued stroke has reached the server */

@@ -25,6 +25,7 @@ import { compositePlane, PLANE_AXIS, planeDepth, planeSize, type CompositeChanne
 import { deleteImage, type LabelImage, type LabelLuts } from '../render/labels.js';
 import { deleteAll, deleteGenericRenderWindow } from '../render/vtk-dispose.js';
 import type { Store } from '../state.js';
+import type { PreviewSliceData } from '../../../main/common/api.js';
 
 type Vec3 = [number, number, number];
 
@@ -48,6 +49,8 @@ export interface SliceViewDeps {
   channels: () => CompositeChannel[];
   annotation: () => LabelImage | null;
   prediction: () => LabelImage | null;
+  /** the live session's preview of the slice this view shows, or null (live/preview.ts) */
+  preview?: () => PreviewSliceData | null;
   /** called after each render of this view with the time it took (ms) */
   onRendered?: (plane: Plane, ms: number) => void;
   /** when true, each render waits for the GPU so the reported time is the real frame time (measurements) */
@@ -73,6 +76,12 @@ export class SliceView {
   private readonly annActor = vtkImageSlice.newInstance();
   private readonly predMapper = vtkImageMapper.newInstance();
   private readonly predActor = vtkImageSlice.newInstance();
+  /** the live preview of the shown slice: a one-voxel-thick label image drawn as outlines over a faint fill */
+  private readonly previewImage = vtkImageData.newInstance();
+  private readonly previewMapper = vtkImageMapper.newInstance();
+  private readonly previewActor = vtkImageSlice.newInstance();
+  /** iteration of the preview drawn now (null: none), for the badge and tests */
+  previewShown: { iteration: number; revision: number; index: number } | null = null;
   private readonly crossPoly = vtkPolyData.newInstance();
   private readonly crossMapper = vtkMapper.newInstance();
   private readonly crossActor = vtkActor.newInstance();
@@ -123,6 +132,22 @@ export class SliceView {
       p.setInterpolationTypeToNearest();
       actor.setVisibility(false);
     }
+    // the preview: its own thin image, outlined so it never reads as the densified result
+    this.previewActor.setMapper(this.previewMapper);
+    this.previewMapper.setInputData(this.previewImage);
+    this.previewMapper.setSlicingMode(SLICING[plane]);
+    this.previewMapper.setSlice(0);
+    {
+      const p = this.previewActor.getProperty();
+      p.setRGBTransferFunction(0, deps.luts.color);
+      p.setPiecewiseFunction(0, deps.luts.sliceOpacity);
+      p.setUseLookupTableScalarRange(true);
+      p.setInterpolationTypeToNearest();
+      p.setUseLabelOutline(true);
+      p.setLabelOutlineThickness([2]);
+      p.setOpacity(0.22);
+    }
+    this.previewActor.setVisibility(false);
 
     this.crossMapper.setInputData(this.crossPoly);
     this.crossActor.setMapper(this.crossMapper);
@@ -132,6 +157,7 @@ export class SliceView {
 
     this.renderer.addViewProp(this.imageActor);
     this.renderer.addViewProp(this.predActor);
+    this.renderer.addViewProp(this.previewActor);
     this.renderer.addViewProp(this.annActor);
     this.renderer.addActor(this.crossActor);
     const cam = this.renderer.getActiveCamera();
@@ -298,12 +324,52 @@ export class SliceView {
     const { dop } = CAMERA[this.plane];
     const off = (k: number): Vec3 => [-dop[0] * s[0] * k, -dop[1] * s[1] * k, -dop[2] * s[2] * k];
     this.predActor.setPosition(...off(0.1));
+    this.previewActor.setPosition(...off(0.15));
     this.annActor.setPosition(...off(0.2));
     this.crossActor.setPosition(...off(0.3));
     this.updateCrosshair();
+    this.updatePreview();
     const manip = this.paintWidget.getManipulator();
     manip.setUserOrigin(origin);
     manip.setUserNormal([-dop[0], -dop[1], -dop[2]]);
+  }
+
+  /**
+   * Draw the live preview when it belongs to the slice shown (another slice's preview is never drawn here),
+   * and hide it when there is none or the preview layer is switched off.
+   */
+  updatePreview(): void {
+    const v = this.store.volume;
+    const data = this.deps.preview?.() ?? null;
+    const [w, h] = v ? planeSize(this.plane, v.dims) : [0, 0];
+    if (!v || !data || !this.store.showPreview || data.width !== w || data.height !== h || data.labels.length !== w * h) {
+      this.previewActor.setVisibility(false);
+      this.previewShown = null;
+      return;
+    }
+    const dims: Vec3 = this.plane === 'xy' ? [w, h, 1] : this.plane === 'xz' ? [w, 1, h] : [1, w, h];
+    const img = this.previewImage;
+    const d = img.getDimensions();
+    const pd = img.getPointData();
+    const old = pd.getScalars();
+    if (d[0] !== dims[0] || d[1] !== dims[1] || d[2] !== dims[2] || !old) {
+      img.setDimensions(...dims);
+      pd.setScalars(vtkDataArray.newInstance({ name: 'preview', numberOfComponents: 1, values: data.labels.slice() }));
+      if (old && old !== pd.getScalars()) old.delete();
+    } else {
+      (old.getData() as Uint8Array).set(data.labels);
+      old.modified();
+    }
+    const s = this.spacing();
+    img.setSpacing(s);
+    const origin: Vec3 = [0, 0, 0];
+    origin[PLANE_AXIS[this.plane]] = data.index * s[PLANE_AXIS[this.plane]];
+    img.setOrigin(origin);
+    img.modified();
+    const p = this.previewActor.getProperty();
+    p.setLabelOutlineOpacity(this.deps.luts.outlineOpacity);
+    this.previewActor.setVisibility(true);
+    this.previewShown = { iteration: data.iteration, revision: data.revision, index: data.index };
   }
 
   private updateCrosshair(): void {
@@ -471,7 +537,8 @@ export class SliceView {
     deleteAll([...parts, state, manip]);
     for (const g of glyphs) deleteImage(g);
     this.brushColors.delete();
-    for (const o of [this.imageActor, this.imageMapper, this.annActor, this.annMapper, this.predActor, this.predMapper]) o.delete();
+    for (const o of [this.imageActor, this.imageMapper, this.annActor, this.annMapper, this.predActor, this.predMapper, this.previewActor, this.previewMapper]) o.delete();
+    deleteImage(this.previewImage);
     this.crossActor.delete();
     this.crossMapper.delete();
     deleteImage(this.crossPoly);
