@@ -10,6 +10,16 @@
  */
 import { planeDims, planeToVoxel, type Box, type Plane, type StrokeEdit, type RegionEdit, type AnnotationSummary } from '../common/api.js';
 import { ApiError } from '../common/api.js';
+import { DenseLabels, SparseLabels, type LabelStore } from './sparse-labels.js';
+
+/** voxel indices of an edit; Float64Array once a volume has 2^32 voxels or more (sparse, out-of-core layers) */
+export type VoxelIndices = Uint32Array | Float64Array;
+const indexArray = (n: number, voxels: number): VoxelIndices => (voxels > 2 ** 32 ? new Float64Array(n) : new Uint32Array(n));
+const toIndices = (a: ArrayLike<number>, voxels: number): VoxelIndices => {
+  const out = indexArray(a.length, voxels);
+  out.set(a);
+  return out;
+};
 
 export interface Dims {
   x: number;
@@ -35,7 +45,7 @@ const emptyRecord = (): Record3 => ({ xy: new Map(), xz: new Map(), yz: new Map(
 const copyRecord = (r: Record3): Record3 => ({ xy: new Map(r.xy), xz: new Map(r.xz), yz: new Map(r.yz) });
 
 interface Edit {
-  indices: Uint32Array;
+  indices: VoxelIndices;
   before: Uint8Array;
   after: Uint8Array;
   box: Box | null;
@@ -46,7 +56,7 @@ interface Edit {
 }
 
 /** strokeVoxels/regionVoxels remember which slice their voxels belong to, so `apply(voxels, c)` records it */
-const sliceOfVoxels = new WeakMap<Uint32Array, SliceRef>();
+const sliceOfVoxels = new WeakMap<VoxelIndices, SliceRef>();
 
 export interface ApplyResult {
   changed: number;
@@ -57,7 +67,8 @@ const MAX_HISTORY = 500;
 const MAX_HISTORY_BYTES = 512 * 1024 * 1024;
 
 export class LabelEditor {
-  readonly labels: Uint8Array;
+  /** the label storage: dense for in-memory volumes, SparseLabels (painted 64³ blocks only) for out-of-core ones */
+  readonly store: LabelStore;
   private undoStack: Edit[] = [];
   private redoStack: Edit[] = [];
   /** bumps on every change; the project store compares it to know what is dirty */
@@ -74,15 +85,30 @@ export class LabelEditor {
    */
   constructor(
     readonly dims: Dims,
-    labels?: Uint8Array,
+    labels?: Uint8Array | LabelStore,
     painted?: PaintedSlices | null,
   ) {
     const n = dims.x * dims.y * dims.z;
     if (labels && labels.length !== n) throw new ApiError('bad-input', `label volume has ${labels.length} voxels, expected ${n}`);
-    this.labels = labels ?? new Uint8Array(n);
+    this.store = labels instanceof Uint8Array || !labels ? new DenseLabels(dims, labels ?? new Uint8Array(n)) : labels;
     this.perSlice = [new Uint32Array(dims.z), new Uint32Array(dims.y), new Uint32Array(dims.x)];
     this.classCounts[0] = n;
-    if (labels) {
+    if (labels && !(labels instanceof Uint8Array)) {
+      // a store (sparse layer): count its labelled voxels; without a saved record no slice counts as painted
+      const [zs, ys, xs] = this.perSlice;
+      const X = dims.x,
+        XY = dims.x * dims.y;
+      labels.forEachNonzero((i, c) => {
+        const z = Math.floor(i / XY);
+        const y = Math.floor((i - z * XY) / X);
+        this.classCounts[c]!++;
+        this.classCounts[0]!--;
+        zs[z]!++;
+        ys[y]!++;
+        xs[i - z * XY - y * X]!++;
+      });
+      for (const p of PLANE_LIST) for (const i of painted?.[p] ?? []) if (Number.isInteger(i) && i >= 0 && i < planeDims(dims, p).depth) this.painted[p].set(i, 1);
+    } else if (labels) {
       const { x: X, y: Y, z: Z } = dims;
       const [zs, ys, xs] = this.perSlice;
       for (let z = 0, i = 0; z < Z; z++)
@@ -114,6 +140,25 @@ export class LabelEditor {
     return out;
   }
 
+  /** The dense label array of an in-memory volume; an out-of-core (sparse) layer has none (use `store`). */
+  get labels(): Uint8Array {
+    if (this.store instanceof DenseLabels) return this.store.data;
+    throw new ApiError(
+      'not-available',
+      `the annotation of this ${this.dims.x}×${this.dims.y}×${this.dims.z} out-of-core volume is stored sparsely (painted 64³ blocks only); this operation needs it dense and is not supported for out-of-core volumes`,
+    );
+  }
+
+  /** the layer is sparse (an out-of-core volume) */
+  get sparse(): boolean {
+    return this.store instanceof SparseLabels;
+  }
+
+  /** any voxel labelled (O(1)) */
+  hasLabels(): boolean {
+    return this.classCounts[0]! < this.store.length;
+  }
+
   get canUndo(): boolean {
     return this.undoStack.length > 0;
   }
@@ -127,7 +172,7 @@ export class LabelEditor {
   }
 
   /** Voxel indices a brush stroke covers (clipped to the volume). */
-  strokeVoxels(s: Pick<StrokeEdit, 'plane' | 'index' | 'radius' | 'brush' | 'points'>): Uint32Array {
+  strokeVoxels(s: Pick<StrokeEdit, 'plane' | 'index' | 'radius' | 'brush' | 'points'>): VoxelIndices {
     this.checkSlice(s.plane, s.index);
     const { width, height, depth } = planeDims(this.dims, s.plane);
     const r = s.radius;
@@ -168,12 +213,12 @@ export class LabelEditor {
       const steps = Math.max(1, Math.ceil(len / 0.5));
       for (let k = seg[4] ? 0 : 1; k <= steps; k++) stamp(u0 + ((u1 - u0) * k) / steps, v0 + ((v1 - v0) * k) / steps);
     }
-    const voxels = Uint32Array.from(out).sort();
+    const voxels = toIndices([...out], this.store.length).sort();
     sliceOfVoxels.set(voxels, { plane: s.plane, index: s.index });
     return voxels;
   }
 
-  regionVoxels(r: Pick<RegionEdit, 'plane' | 'index' | 'origin' | 'width' | 'height' | 'mask'>): Uint32Array {
+  regionVoxels(r: Pick<RegionEdit, 'plane' | 'index' | 'origin' | 'width' | 'height' | 'mask'>): VoxelIndices {
     this.checkSlice(r.plane, r.index);
     if (r.mask.length !== r.width * r.height) throw new ApiError('bad-request', 'mask length must equal width*height');
     const { width, height } = planeDims(this.dims, r.plane);
@@ -188,7 +233,7 @@ export class LabelEditor {
         out.push((z * this.dims.y + y) * this.dims.x + x);
       }
     }
-    const voxels = Uint32Array.from(out).sort();
+    const voxels = toIndices([...out], this.store.length).sort();
     sliceOfVoxels.set(voxels, { plane: r.plane, index: r.index });
     return voxels;
   }
@@ -197,11 +242,11 @@ export class LabelEditor {
    * Sets `indices` to `classId` as one undoable edit. A painting edit (classId > 0) on a slice (given, or known
    * because `indices` came from strokeVoxels/regionVoxels) marks that slice as painted until it is undone.
    */
-  apply(indices: Uint32Array, classId: number, slice: SliceRef | undefined = sliceOfVoxels.get(indices)): ApplyResult {
+  apply(indices: VoxelIndices, classId: number, slice: SliceRef | undefined = sliceOfVoxels.get(indices)): ApplyResult {
     const changedIdx: number[] = [];
     const before: number[] = [];
     for (const i of indices) {
-      const old = this.labels[i]!;
+      const old = this.store.get(i);
       if (old !== classId) {
         changedIdx.push(i);
         before.push(old);
@@ -209,7 +254,7 @@ export class LabelEditor {
     }
     if (changedIdx.length === 0) return { changed: 0, box: null };
     const edit: Edit = {
-      indices: Uint32Array.from(changedIdx),
+      indices: toIndices(changedIdx, this.store.length),
       before: Uint8Array.from(before),
       after: new Uint8Array(changedIdx.length).fill(classId),
       box: null,
@@ -235,6 +280,31 @@ export class LabelEditor {
       after: Uint8Array.from(idx, (i) => next[i]!),
       box: this.boxOf(indices),
       record: { before: copyRecord(this.painted), after: next.some((v) => v > 0) ? copyRecord(this.painted) : emptyRecord() },
+    };
+    this.write(indices, edit.after);
+    this.mark(edit, +1);
+    this.pushUndo(edit);
+    this.redoStack = [];
+    return { changed: idx.length, box: edit.box };
+  }
+
+  /** Erases every label as one undoable edit (what applyAll(zeros) does, without a dense array: sparse layers). */
+  clear(): ApplyResult {
+    if (!(this.store instanceof SparseLabels)) return this.applyAll(new Uint8Array(this.store.length));
+    const idx: number[] = [];
+    const before: number[] = [];
+    this.store.forEachNonzero((i, v) => {
+      idx.push(i);
+      before.push(v);
+    });
+    if (!idx.length) return { changed: 0, box: null };
+    const indices = toIndices(idx, this.store.length);
+    const edit: Edit = {
+      indices,
+      before: Uint8Array.from(before),
+      after: new Uint8Array(idx.length),
+      box: this.boxOf(indices),
+      record: { before: copyRecord(this.painted), after: emptyRecord() },
     };
     this.write(indices, edit.after);
     this.mark(edit, +1);
@@ -290,18 +360,18 @@ export class LabelEditor {
     }
   }
 
-  private write(indices: Uint32Array, values: Uint8Array): void {
+  private write(indices: VoxelIndices, values: Uint8Array): void {
     const { x: X, y: Y } = this.dims;
     const XY = X * Y;
     const [zs, ys, xs] = this.perSlice;
-    const L = this.labels;
+    const L = this.store;
     const cc = this.classCounts;
     for (let k = 0; k < indices.length; k++) {
       const i = indices[k]!;
-      const old = L[i]!;
+      const old = L.get(i);
       const v = values[k]!;
       if (old === v) continue;
-      L[i] = v;
+      L.set(i, v);
       cc[old]!--;
       cc[v]!++;
       if ((old === 0) !== (v === 0)) {
@@ -326,7 +396,7 @@ export class LabelEditor {
     }
   }
 
-  private boxOf(indices: Uint32Array): Box {
+  private boxOf(indices: VoxelIndices): Box {
     const { x: X, y: Y } = this.dims;
     const min: [number, number, number] = [Infinity, Infinity, Infinity];
     const max: [number, number, number] = [-Infinity, -Infinity, -Infinity];
