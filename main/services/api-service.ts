@@ -71,6 +71,7 @@ import { refuseOutputOverInput } from './path-guard.js';
 import { ProjectStore } from './project-store.js';
 import { JobFacade } from './job-facade.js';
 import { ObjectsService } from './objects-service.js';
+import { suggestionsFor } from './suggestions.js';
 
 export interface ApiServiceOptions {
   shell: 'web' | 'electron';
@@ -350,10 +351,15 @@ export class ApiService implements SliceformApi {
     return this.jobFacade.getPreviewVolume(req);
   }
 
-  /** "Annotate here next" (helper L3 builds it in its own handler; answers 'not-available' until then). */
+  /** "Annotate here next": the newest prediction's per-slice uncertainty, ranked against the paint (suggestions.ts). */
   async getSuggestions(req: { volumeId: string }): Promise<SliceSuggestions> {
-    this.volumes.get(req.volumeId);
-    throw new ApiError('not-available', 'slice suggestions are not built yet');
+    const painted = this.volumes.summary(req.volumeId).paintedSlices;
+    // a restarted compute process holds the volume again on first use, but not its prediction's uncertainty
+    const rec = await this.jobs.call('getUncertainty', { volumeId: req.volumeId }).catch((e: unknown) => {
+      if (e instanceof ApiError && e.code === 'not-found') return null;
+      throw e;
+    });
+    return suggestionsFor(req.volumeId, rec, painted);
   }
 
   // ------------------------------------------------------------------------------------------ export

@@ -42,6 +42,7 @@ function callsFor(callId: number): ComputeCalls {
     getSlice: async (r) => store.slice(r),
     getBrick: async (r) => store.brick(r),
     setLabels: async (r) => store.setLabels(r),
+    getUncertainty: async (r) => store.uncertainty(r.volumeId),
     resident: async () => store.resident(),
   };
 }

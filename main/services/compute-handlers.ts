@@ -169,15 +169,22 @@ async function train(p: ParsedJobRequest<'train'>, ctx: JobContext): Promise<Job
 async function densify(p: ParsedJobRequest<'densify'>, ctx: JobContext): Promise<JobResult<'densify'>> {
   const { segmentVolume } = await import('../inference/segment.js');
   const { loadRecipeModel } = await import('../pipeline/recipe.js');
+  const { SliceUncertaintyAccumulator } = await import('../pipeline/suggest.js');
   const engine = await engineFor(p.engine);
-  const { model, segment: segmentOpts } = await loadRecipeModel(p.modelDir, engine, { device: p.device });
+  const { model, manifest, segment: segmentOpts } = await loadRecipeModel(p.modelDir, engine, { device: p.device });
   const t0 = Date.now();
   const image = ctx.store.image(p.volumeId);
+  // "annotate here next": per-slice uncertainty of the decision's probabilities, summed as the slabs stream by
+  const uncertainty = new SliceUncertaintyAccumulator(image.shape, model.config.numClasses);
   let out: Uint8Array;
   try {
     const res = await segmentVolume(model, image, {
       ...segmentOpts,
       collect: true,
+      probabilities: true,
+      onSlab: (slab) => {
+        if (slab.probabilities) uncertainty.addSlab(slab.z0, slab.depth, slab.probabilities);
+      },
       signal: ctx.signal,
       onProgress: (pr) => ctx.onProgress({ ...pr, stage: 'densify' }),
     });
@@ -189,6 +196,13 @@ async function densify(p: ParsedJobRequest<'densify'>, ctx: JobContext): Promise
   const ann = ctx.store.layer(p.volumeId, 'annotation');
   if (p.keepAnnotation) for (let i = 0; i < out.length; i++) if (ann[i]) out[i] = ann[i]!;
   ctx.store.setPrediction(p.volumeId, out);
+  const u = uncertainty.result();
+  ctx.store.setUncertainty(p.volumeId, {
+    from: 'prediction',
+    ...(manifest.training ? { iteration: manifest.training.iterations } : {}),
+    at: Date.now(),
+    perAxis: { xy: Array.from(u.xy), xz: Array.from(u.xz), yz: Array.from(u.yz) },
+  });
   return { labels: out, seconds: (Date.now() - t0) / 1000 };
 }
 

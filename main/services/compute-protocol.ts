@@ -75,6 +75,46 @@ export const ResidentVolumeInfo = z.object({
 });
 export type ResidentVolumeInfo = z.infer<typeof ResidentVolumeInfo>;
 
+/** Mean voxel uncertainty (0..1) per slice of each plane (xy[z], xz[y], yz[x]) of one prediction. */
+export const UncertaintyRecord = z.object({
+  from: z.enum(['prediction', 'preview']),
+  /** training iteration of the model that predicted it */
+  iteration: z.number().int().min(0).optional(),
+  /** when it was computed (ms since the epoch): the newer of prediction and preview wins */
+  at: z.number(),
+  perAxis: z.object({ xy: z.array(z.number()), xz: z.array(z.number()), yz: z.array(z.number()) }),
+});
+export type UncertaintyRecord = z.infer<typeof UncertaintyRecord>;
+
+/** A live preview of one plane (main/common/api.ts PreviewSliceData). */
+export const PreviewSlice = z.object({
+  volumeId: id,
+  plane,
+  index: z.number().int().min(0),
+  width: z.number().int().min(1),
+  height: z.number().int().min(1),
+  labels: u8,
+  probabilities: z.custom<Float32Array>((v) => v instanceof Float32Array, 'expected a Float32Array').optional(),
+  iteration: z.number().int().min(0),
+  revision: z.number().int().min(0),
+  modelTime: z.string(),
+});
+export const PreviewVolume = z.object({
+  volumeId: id,
+  dims: z.object({ x: z.number().int().min(1), y: z.number().int().min(1), z: z.number().int().min(1) }),
+  step: z.number().int().min(1),
+  labels: u8,
+  iteration: z.number().int().min(0),
+});
+export const PreviewEventSchema = z.object({
+  volumeId: id,
+  plane,
+  index: z.number().int().min(0),
+  iteration: z.number().int().min(0),
+  revision: z.number().int().min(0),
+  latencyMs: z.number().min(0).optional(),
+});
+
 const sliceData = z.object({ plane, index: z.number().int(), width: z.number().int(), height: z.number().int(), channels: z.number().int(), dtype, data: typed });
 const brickData = z.object({ origin: vec3, size: vec3, step: z.number().int(), channels: z.number().int(), dtype, data: typed });
 
@@ -94,9 +134,31 @@ export const COMPUTE_CALLS = {
   getBrick: { request: REQUEST_SCHEMAS.getBrick, result: brickData },
   /** A label delta: the contents of `box` (x fastest; null = the whole volume) of the volume's layer. */
   setLabels: {
-    request: z.object({ volumeId: id, layer, box: BoxSchema.nullable(), data: u8 }).strict(),
+    request: z
+      .object({
+        volumeId: id,
+        layer,
+        box: BoxSchema.nullable(),
+        data: u8,
+        /** the annotation's revision after this delta (the app's editor) */
+        revision: z.number().int().min(0).optional(),
+        /** when the stroke that made it was painted (ms since the epoch): the live preview's latency */
+        strokeAt: z.number().optional(),
+      })
+      .strict(),
     result: z.object({ voxels: z.number().int().min(0) }),
   },
+  /**
+   * The newest per-slice uncertainty of a volume's prediction (densify) or live preview, for "annotate here
+   * next" (main/pipeline/suggest.ts); null when neither exists yet. A few numbers per slice, not a volume.
+   */
+  getUncertainty: { request: z.object({ volumeId: id }).strict(), result: UncertaintyRecord.nullable() },
+  /** The planes the app's slice views show (a live session predicts them after each stroke and every few seconds). */
+  setVisiblePlanes: { request: REQUEST_SCHEMAS.setVisiblePlanes, result: z.object({ planes: z.number().int().min(0) }) },
+  /** The newest live preview of a plane. */
+  getPreview: { request: REQUEST_SCHEMAS.getPreview, result: PreviewSlice },
+  /** The coarse 3D live preview. */
+  getPreviewVolume: { request: REQUEST_SCHEMAS.getPreviewVolume, result: PreviewVolume },
   /** What is resident, and how many files the process has read (tests, diagnostics). */
   resident: {
     request: z.undefined().or(z.object({}).strict()),
@@ -133,12 +195,25 @@ export const COMPUTE_JOBS = {
         settings: REQUEST_SCHEMAS.startTraining,
         net: NetConfigSchema,
         classNames: z.array(z.string()).min(1),
+        /** warm start: the model folder to continue from (and its id, for the progress) */
         resumeModelDir: path.optional(),
+        resumeModelId: id.optional(),
+        /** why a fresh model was started although warm starts are the default */
+        freshReason: z.string().max(1000).optional(),
         /** resident volumes (with their annotation) to train on */
         volumeIds: z.array(id).min(1),
       })
       .strict(),
-    result: z.object({ iterations: z.number().int().min(0), finalLoss: num, seconds: z.number(), heldOutIoU: num.optional(), stopped: z.boolean() }),
+    result: z.object({
+      iterations: z.number().int().min(0),
+      finalLoss: num,
+      seconds: z.number(),
+      heldOutIoU: num.optional(),
+      stopped: z.boolean(),
+      startIteration: z.number().int().min(0).optional(),
+      /** per volume id, the annotation revision the last step trained on */
+      seenRevision: z.record(z.string(), z.number().int()).optional(),
+    }),
   },
   densify: {
     request: z
@@ -231,7 +306,11 @@ const CALL_RESULTS: { [M in ComputeCallName]: Checker<CallResult<M>> } = {
   getSlice: (raw) => COMPUTE_CALLS.getSlice.result.safeParse(raw),
   getBrick: (raw) => COMPUTE_CALLS.getBrick.result.safeParse(raw),
   setLabels: (raw) => COMPUTE_CALLS.setLabels.result.safeParse(raw),
+  getUncertainty: (raw) => COMPUTE_CALLS.getUncertainty.result.safeParse(raw),
   resident: (raw) => COMPUTE_CALLS.resident.result.safeParse(raw),
+  setVisiblePlanes: (raw) => COMPUTE_CALLS.setVisiblePlanes.result.safeParse(raw),
+  getPreview: (raw) => COMPUTE_CALLS.getPreview.result.safeParse(raw),
+  getPreviewVolume: (raw) => COMPUTE_CALLS.getPreviewVolume.result.safeParse(raw),
 };
 
 export function parseJobResult<K extends ComputeJobKind>(kind: K, raw: unknown): { ok: true; value: JobResult<K> } | { ok: false; message: string } {
@@ -266,6 +345,8 @@ export const FromCompute = z.discriminatedUnion('type', [
   z.object({ type: z.literal('call-progress'), callId: z.number().int(), progress }),
   /** checked against the method's result schema by the parent (parseCallResult) */
   z.object({ type: z.literal('reply'), callId: z.number().int(), ok: z.boolean(), value: z.unknown().optional(), error: apiErrorInfo.optional() }),
+  /** a live session predicted a visible plane (main/common/api.ts PreviewEvent) */
+  z.object({ type: z.literal('preview'), event: PreviewEventSchema }),
   /** the child could not parse a message it was sent */
   z.object({ type: z.literal('protocol-error'), message: z.string() }),
 ]);

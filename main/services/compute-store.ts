@@ -16,7 +16,7 @@ import { loadIo } from './modules.js';
 import { sha256File } from './project.js';
 import { channelStats, volumeBrick, volumeSlice } from './volume-data.js';
 import { jsonSafe } from './volume-store.js';
-import type { CallRequest, CallResult, ResidentVolumeInfo } from './compute-protocol.js';
+import type { CallRequest, CallResult, ResidentVolumeInfo, UncertaintyRecord } from './compute-protocol.js';
 
 interface ResidentImage {
   key: string;
@@ -30,6 +30,8 @@ interface ResidentVolume {
   /** allocated on the first non-empty delta */
   annotation: Uint8Array | null;
   prediction: Uint8Array | null;
+  /** per-slice uncertainty of the last densify and of the live preview ("annotate here next") */
+  uncertainty?: { prediction?: UncertaintyRecord; preview?: UncertaintyRecord };
 }
 
 export class ComputeStore {
@@ -176,5 +178,20 @@ export class ComputeStore {
 
   setPrediction(id: string, labels: Uint8Array): void {
     this.vol(id).prediction = labels;
+  }
+
+  /** Records the per-slice uncertainty of a densify ('prediction') or of the live session's preview. */
+  setUncertainty(id: string, rec: UncertaintyRecord): void {
+    const v = this.vol(id);
+    v.uncertainty = { ...v.uncertainty, [rec.from]: rec };
+  }
+
+  /** The newer of the prediction's and the preview's per-slice uncertainty (null when there is neither). */
+  uncertainty(id: string): UncertaintyRecord | null {
+    const u = this.vol(id).uncertainty;
+    const a = u?.prediction;
+    const b = u?.preview;
+    if (a && b) return b.at > a.at ? b : a;
+    return a ?? b ?? null;
   }
 }

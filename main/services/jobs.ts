@@ -8,7 +8,7 @@ import { fork } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import { ApiError, type ApiErrorCode, type ApiErrorInfo, type ComputeStatusEvent, type JobInfo, type JobKind } from '../common/api.js';
+import { ApiError, type ApiErrorCode, type ApiErrorInfo, type ComputeStatusEvent, type JobInfo, type JobKind, type PreviewEvent } from '../common/api.js';
 import type { Progress } from '../common/progress.js';
 import {
   FromCompute,
@@ -95,6 +95,8 @@ interface PendingCall {
 export interface JobManagerEvents {
   job(j: JobInfo): void;
   compute(e: ComputeStatusEvent): void;
+  /** a live session's preview of a visible plane */
+  preview?(e: PreviewEvent): void;
 }
 
 const now = () => new Date().toISOString();
@@ -259,7 +261,11 @@ export class JobManager {
       getSlice: (r) => this.call('getSlice', r),
       getBrick: (r) => this.call('getBrick', r),
       setLabels: (r) => this.call('setLabels', r),
+      getUncertainty: (r) => this.call('getUncertainty', r),
       resident: (r) => this.call('resident', r),
+      setVisiblePlanes: (r) => this.call('setVisiblePlanes', r),
+      getPreview: (r) => this.call('getPreview', r),
+      getPreviewVolume: (r) => this.call('getPreviewVolume', r),
     };
   }
 
@@ -359,6 +365,10 @@ export class JobManager {
     if (m.type === 'ready') return;
     if (m.type === 'protocol-error') {
       process.emitWarning(`sliceform: compute process rejected a message: ${m.message}`);
+      return;
+    }
+    if (m.type === 'preview') {
+      this.events.preview?.(m.event);
       return;
     }
     if (m.type === 'call-progress') {
