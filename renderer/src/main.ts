@@ -169,6 +169,11 @@ function installTestHook(app: App): void {
     view3dRenderMs() {
       return app.view3d.lastRenderMs;
     },
+    /** the live previews that reached the page, what each view draws now, and the annotation revision */
+    previews() {
+      const shown = { xy: app.views.xy.previewShown, xz: app.views.xz.previewShown, yz: app.views.yz.previewShown };
+      return { log: app.preview.log.slice(), shown, revision: app.store.revision, volume: app.preview.volume ? { dims: app.preview.volume.dims, step: app.preview.volume.step, iteration: app.preview.volume.iteration } : null };
+    },
   };
   (window as unknown as { __sliceformUi: typeof hook }).__sliceformUi = hook;
 }

@@ -97,7 +97,7 @@ export interface App {
 }
 
 /** Starts the web shell and Chromium, opens the app, waits until window.sliceform answers. */
-export async function startApp(opts: { serveArgs?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<App> {
+export async function startApp(opts: { serveArgs?: string[]; env?: NodeJS.ProcessEnv; live?: boolean } = {}): Promise<App> {
   const serve = await startServe(opts.serveArgs, opts.env);
   const profile = await mkdtemp(join(tmpdir(), 'sliceform-chromium-'));
   let context: BrowserContext | undefined;
@@ -114,7 +114,9 @@ export async function startApp(opts: { serveArgs?: string[]; env?: NodeJS.Proces
     page.on('console', (m) => {
       if (m.type() === 'error') pageErrors.push(`console: ${m.text()}`);
     });
-    await page.goto(serve.url);
+    // live training starts by itself once two classes are painted; tests of other features open the page with
+    // ?live=off (the user's "Live" switched off) so no background session competes with what they measure
+    await page.goto(opts.live ? serve.url : `${serve.url}${serve.url.includes('?') ? '&' : '?'}live=off`);
     await page.waitForFunction(() => typeof (window as unknown as { sliceform?: unknown }).sliceform === 'object', null, { timeout: 30_000 });
     const ctx = context;
     return {

@@ -8,6 +8,17 @@ import { PRESETS } from '../../../main/common/engine.js';
 import type { BatchResult, DensifyResult, JobInfo, ModelInfo, ProjectEvent, TrainProgress, TrainResult, TrainSettings } from '../../../main/common/api.js';
 import type { App } from '../app.js';
 import { button, el } from '../dom.js';
+import { drawLossPlot, progressText, type LossPoint } from '../render/loss-plot.js';
+import { planeSliceLabel } from '../render/numbering.js';
+import type { Plane } from '../render/composite.js';
+
+/** localStorage key: 'off' when the user switched live training off */
+const LIVE_KEY = 'sliceform.live';
+
+/** "xz y 38" — a suggested slice as the user names it (Fiji's 1-based numbers) */
+export function suggestionLabel(plane: Plane, index: number): string {
+  return planeSliceLabel(plane, index);
+}
 
 export function trainingPanel(app: App): HTMLElement {
   const st = app.store;
@@ -17,19 +28,198 @@ export function trainingPanel(app: App): HTMLElement {
   const bar = el('progress', { max: 1, value: 0, testid: 'train-progress' });
   const eta = el('span', { class: 'eta', testid: 'train-eta' }, '');
   const iou = el('span', { class: 'iou', testid: 'train-iou' }, '');
-  const statusLine = el('div', { class: 'job-status', testid: 'train-status' }, 'Paint a few slices with at least two classes, then train.');
-  const plot = el('canvas', { width: 260, height: 90, class: 'loss-plot', testid: 'train-loss-plot' });
+  const statusLine = el('div', { class: 'job-status', testid: 'train-status' }, 'Paint a few slices with at least two classes: live training starts by itself (or press Train).');
+  const plot = el('canvas', { width: 260, height: 96, class: 'loss-plot', testid: 'train-loss-plot', 'aria-label': 'training loss (log scale) against iteration' });
   const densifyStatus = el('div', { class: 'job-status', testid: 'densify-status' }, '');
+  /** the timed training started with Train */
   let jobId: string | null = null;
+  /** the live session (Live toggle / Continue / Start over) */
+  let liveJobId: string | null = null;
   let densifyJob: string | null = null;
-  const losses: number[] = [];
+  const points: LossPoint[] = [];
+  /** the newest progress of the training shown (timed or live), and the seen revisions of the last finished one */
+  let lastProgress: TrainProgress | null = null;
+  let lastSeen: Record<string, number> | undefined;
+  /** a model exists for this volume (the live panel offers Continue only then) */
+  let haveModel = false;
+  let unseenShown = 0;
 
-  const start = button('Train', 'train-start', () => void startTraining(), 'train a 3D U-Net on your annotation');
+  const start = button('Train', 'train-start', () => void startTraining(), 'train a 3D U-Net on your annotation for the minutes/iterations given (stops a live session first)');
   const stop = button('Stop', 'train-stop', () => {
     if (jobId) void app.api.stopTraining({ jobId }).catch((e) => app.error(e, 'Stopping training'));
   }, 'stop and keep the model trained so far');
   const densifyBtn = button('Densify', 'densify', () => void densify(), 'segment the whole stack with the latest model');
   stop.disabled = true;
+  drawLossPlot(plot, points);
+
+  // ------------------------------------------------------------------ live session controls
+  const liveParam = new URLSearchParams(location.search).get('live');
+  /** the user's choice: off when they switched Live off (kept in this browser), or the page was opened with ?live=off */
+  let liveDeclined = liveParam === 'off' || localStorage.getItem(LIVE_KEY) === 'off';
+  const liveToggle = el('input', { type: 'checkbox', testid: 'live-toggle', title: 'train while you paint: each stroke is learned within a step and the shown slices are predicted again' });
+  const liveStop = button('Stop', 'live-stop', () => void stopLive(), 'pause the live session; the model learned so far is kept');
+  const liveContinue = button('Continue', 'live-continue', () => void startLive(false), 'resume live training from the newest model (warm start)');
+  const liveFresh = button('Start over', 'live-start-over', () => {
+    if (window.confirm('Start over with a new, untrained model? The current model stays saved, but the live session forgets what it learned.')) void startLive(true);
+  }, 'a new model from scratch (asks first)');
+  const liveStatus = el('div', { class: 'job-status', testid: 'live-status' }, '');
+  const unseen = el('div', { class: 'live-unseen', testid: 'live-unseen', role: 'status', hidden: true }, '');
+  const previewToggle = el('input', { type: 'checkbox', testid: 'preview-toggle', checked: st.showPreview, title: 'show the live preview layer (P)' });
+  previewToggle.addEventListener('change', () => {
+    st.showPreview = previewToggle.checked;
+    for (const p of ['xy', 'xz', 'yz'] as const) st.emit('preview', p);
+    app.view3d.setLabels(app.labels3D());
+  });
+  const suggestHost = el('ol', { class: 'suggest-list', testid: 'suggest-list' });
+  const suggestNote = el('div', { class: 'hint', testid: 'suggest-note' }, 'Suggestions appear with the first preview or densify result.');
+
+  const setLiveState = (s: 'off' | 'starting' | 'running' | 'stopping' | 'stopped') => {
+    root.dataset.live = s;
+    liveToggle.checked = s === 'starting' || s === 'running';
+    liveStop.disabled = !(s === 'starting' || s === 'running');
+    liveContinue.disabled = s === 'starting' || s === 'running' || s === 'stopping' || !!jobId;
+    liveFresh.disabled = s === 'stopping' || !!jobId;
+    liveContinue.hidden = !haveModel && s !== 'stopped';
+    refreshUnseen();
+  };
+
+  /** two classes painted on the shown volume (the server's count) */
+  let classesPainted = 0;
+  let summaryAsking = false;
+  let summaryAgain = false;
+  const fetchSummary = async () => {
+    if (summaryAsking) {
+      summaryAgain = true;
+      return;
+    }
+    summaryAsking = true;
+    try {
+      do {
+        summaryAgain = false;
+        const v = st.volume;
+        if (!v) return;
+        const s = await app.api.getAnnotationSummary({ volumeId: v.id }).catch(() => null);
+        if (!s || st.volume !== v) continue;
+        classesPainted = s.classVoxels.filter((n, id) => id > 0 && n > 0).length;
+        if (typeof s.revision === 'number' && s.revision !== st.revision) {
+          st.revision = s.revision;
+          st.emit('revision', s.revision);
+        }
+      } while (summaryAgain);
+    } finally {
+      summaryAsking = false;
+    }
+    maybeAutoStart();
+  };
+
+  /** Live is on by default once two classes are painted, unless the user switched it off */
+  const maybeAutoStart = () => {
+    if (liveDeclined || liveJobId || jobId || !st.volume || classesPainted < 2 || root.dataset.live === 'starting' || root.dataset.live === 'stopping') return;
+    if (root.dataset.live === 'stopped') return; // paused by Stop: Continue resumes
+    void startLive(false);
+  };
+
+  liveToggle.addEventListener('change', () => {
+    if (liveToggle.checked) {
+      liveDeclined = false;
+      localStorage.removeItem(LIVE_KEY);
+      void startLive(false);
+    } else {
+      liveDeclined = true;
+      localStorage.setItem(LIVE_KEY, 'off');
+      void stopLive();
+    }
+  });
+
+  async function startLive(fresh: boolean) {
+    const vol = st.volume;
+    if (!vol) return app.store.status('Open a stack and paint two classes first.', 'error');
+    if (liveJobId || jobId) return;
+    setLiveState('starting');
+    liveStatus.textContent = fresh ? 'Starting over with a new model…' : 'Starting live training…';
+    if (fresh) points.length = 0;
+    drawLossPlot(plot, points, 'starting…');
+    try {
+      await app.annotator.idle();
+      const ref = await app.api.startTraining({ volumeIds: [vol.id], preset: preset.value as keyof typeof PRESETS, live: true, fresh: fresh || undefined });
+      liveJobId = ref.jobId;
+      root.dataset.liveJobId = ref.jobId;
+      setLiveState('running');
+      statusLine.textContent = 'starting…';
+    } catch (e) {
+      liveJobId = null;
+      liveDeclined = true; // do not retry on every stroke; the toggle turns it on again
+      setLiveState('off');
+      liveStatus.textContent = '';
+      app.error(e, 'Starting live training');
+    }
+  }
+
+  async function stopLive(): Promise<void> {
+    const id = liveJobId;
+    if (!id) {
+      if (root.dataset.live === 'starting') setLiveState('stopped');
+      return;
+    }
+    setLiveState('stopping');
+    liveStatus.textContent = 'Stopping; the model learned so far is kept…';
+    await app.api.stopTraining({ jobId: id }).catch((e) => app.error(e, 'Stopping live training'));
+  }
+
+  function refreshUnseen() {
+    const v = st.volume;
+    const live = root.dataset.live === 'running' || root.dataset.live === 'starting';
+    const seen = v ? (lastProgress?.seenRevision?.[v.id] ?? (live || jobId ? undefined : lastSeen?.[v.id])) : undefined;
+    const rev = st.revision;
+    let text = '';
+    if (v && rev > 0 && (live || jobId)) {
+      if (seen === undefined) text = lastProgress ? `New paint (edit ${rev}) has not been used by the model yet.` : '';
+      else if (rev > seen) text = `New paint not yet seen by the model (edit ${rev}; the model has used up to ${seen}). It is picked up within a step.`;
+    } else if (v && rev > 0 && haveModel && lastSeen && (lastSeen[v.id] ?? 0) < rev)
+      text = `Paint since the last training is not in the model yet (edit ${rev}, the model used ${lastSeen[v.id] ?? 0}): press Continue or Train.`;
+    const was = !unseen.hidden;
+    unseen.textContent = text;
+    unseen.hidden = !text;
+    root.dataset.unseen = text ? '1' : '0';
+    if (text && !was) root.dataset.unseenShown = String(++unseenShown);
+  }
+  st.on('revision', () => refreshUnseen());
+  st.on('painted', () => void fetchSummary());
+  st.on('volume', () => {
+    classesPainted = 0;
+    lastProgress = null;
+    lastSeen = undefined;
+    points.length = 0;
+    drawLossPlot(plot, points);
+    void fetchSummary();
+    void refreshModels();
+  });
+  const refreshModels = async () => {
+    const models = await app.api.listModels().catch(() => [] as ModelInfo[]);
+    haveModel = models.length > 0;
+    setLiveState((root.dataset.live as 'off') ?? 'off');
+  };
+  app.onModelsChanged.push(() => void refreshModels());
+
+  // ------------------------------------------------------------------ suggestions ("annotate here next")
+  st.on('suggestions', () => {
+    const s = app.preview.suggestions;
+    suggestHost.replaceChildren();
+    if (!s || !s.ranked.length) {
+      suggestNote.textContent = s ? 'No suggestion: every uncertain slice is painted already.' : 'Suggestions appear with the first preview or densify result.';
+      suggestHost.dataset.count = '0';
+      return;
+    }
+    suggestNote.textContent = `Most uncertain slices (from the ${s.from === 'preview' ? `live preview${s.iteration !== undefined ? `, iteration ${s.iteration}` : ''}` : 'densify result'}); click to go there:`;
+    s.ranked.forEach((r, i) => {
+      const b = button(suggestionLabel(r.plane, r.index), 'suggest-item', () => app.setSlice(r.plane, r.index), `uncertainty ${r.score.toFixed(2)}: show this slice`);
+      b.dataset.plane = r.plane;
+      b.dataset.index = String(r.index);
+      b.dataset.rank = String(i + 1);
+      suggestHost.append(el('li', {}, b));
+    });
+    suggestHost.dataset.count = String(s.ranked.length);
+  });
 
   // the project keeps the last training settings: show them when a project opens (or the page reloads), and
   // keep them when they are edited, so a saved project reopens with the same preset and time budget
@@ -64,13 +254,14 @@ export function trainingPanel(app: App): HTMLElement {
     start.disabled = on;
     stop.disabled = !on;
     preset.disabled = on;
+    setLiveState((root.dataset.live as 'off') ?? 'off');
   };
 
   async function startTraining() {
     const vol = st.volume;
     if (!vol) return app.store.status('Open a stack and paint some labels before training.', 'error');
-    losses.length = 0;
-    drawLoss(plot, losses);
+    points.length = 0;
+    drawLossPlot(plot, points, 'starting…');
     plot.dataset.points = '0';
     eta.textContent = '';
     iou.textContent = '';
@@ -79,9 +270,16 @@ export function trainingPanel(app: App): HTMLElement {
     const mins = Number(minutes.value);
     const its = Number(iterations.value);
     try {
-      await app.annotator.idle();
       setRunning(true);
-      statusLine.textContent = 'Starting…';
+      statusLine.textContent = 'starting…';
+      // a timed training replaces the live session: stop it (its model is kept) and wait until it has ended
+      const live = liveJobId;
+      if (live) {
+        liveDeclined = true;
+        await stopLive();
+        await app.api.waitJob({ jobId: live, timeoutMs: 120_000 }).catch(() => null);
+      }
+      await app.annotator.idle();
       const ref = await app.api.startTraining({
         volumeIds: [vol.id],
         preset: preset.value as keyof typeof PRESETS,
@@ -91,6 +289,7 @@ export function trainingPanel(app: App): HTMLElement {
       jobId = ref.jobId;
       root.dataset.jobId = jobId;
       root.dataset.state = 'running';
+      setRunning(true);
     } catch (e) {
       setRunning(false);
       statusLine.textContent = '';
@@ -165,22 +364,62 @@ export function trainingPanel(app: App): HTMLElement {
   }
 
   app.api.onTrainProgress((p: TrainProgress) => {
-    if (p.jobId !== jobId) return;
-    bar.value = p.fraction;
-    eta.textContent = p.etaSeconds !== undefined ? `ETA ${fmtSeconds(p.etaSeconds)}` : '';
-    if (Number.isFinite(p.loss)) losses.push(p.loss);
-    drawLoss(plot, losses);
-    plot.dataset.points = String(losses.length);
-    if (p.heldOutIoU !== undefined) iou.textContent = `held-out IoU ${p.heldOutIoU.toFixed(3)}`;
-    statusLine.textContent = `iteration ${p.iteration}${p.totalIterations ? ` / ${p.totalIterations}` : ''} · loss ${p.loss.toFixed(4)} · ${Math.round(p.voxelsPerSecond).toLocaleString()} voxels/s`;
+    if (p.jobId !== jobId && p.jobId !== liveJobId) return;
+    lastProgress = p;
+    bar.value = p.jobId === liveJobId ? 0 : p.fraction;
+    eta.textContent = p.jobId !== liveJobId && p.etaSeconds !== undefined ? `ETA ${fmtSeconds(p.etaSeconds)}` : '';
+    if (Number.isFinite(p.loss) && p.iteration > 0) {
+      const last = points[points.length - 1];
+      // a continued session counts on from its model; an iteration count that goes back starts a new curve
+      if (last && p.iteration < last.iteration) points.length = 0;
+      if (!last || p.iteration !== last.iteration) points.push({ iteration: p.iteration, loss: p.loss });
+      if (points.length > 4000) points.splice(0, points.length - 4000);
+    }
+    drawLossPlot(plot, points, 'starting…');
+    plot.dataset.points = String(points.length);
+    if (p.heldOutIoU !== undefined) iou.textContent = `held-out IoU ${p.heldOutIoU.toFixed(3)} (iteration ${p.iteration})`;
+    statusLine.textContent = progressText(p);
+    if (p.jobId === liveJobId) {
+      const from = p.warmStartFrom ? `continuing model ${p.warmStartFrom}` : p.freshReason ? `new model (${p.freshReason})` : p.startIteration === 0 ? 'new model' : '';
+      liveStatus.textContent = `Live: the model learns each stroke; the slice views show its preview.${from ? ` ${from}.` : ''}`;
+    }
+    refreshUnseen();
   });
 
   app.api.onJob((job: JobInfo) => {
-    if (job.kind === 'train' && densifyAfterTraining && job.id !== jobId && (job.state === 'done' || job.state === 'failed' || job.state === 'cancelled')) {
+    if (job.kind === 'train' && densifyAfterTraining && job.id !== jobId && job.id !== liveJobId && (job.state === 'done' || job.state === 'failed' || job.state === 'cancelled')) {
       // a training started elsewhere (another window, before a reload) ended
       densifyAfterTraining = false;
       if (job.state === 'done') void densifyNow((job.result as TrainResult | undefined)?.model);
       else densifyStatus.textContent = 'The training did not finish, so there is no new model: densify was not started.';
+    }
+    if (job.id === liveJobId) {
+      if (job.state === 'running' || job.state === 'queued') return;
+      liveJobId = null;
+      const r = job.result as TrainResult | undefined;
+      if (r?.seenRevision) lastSeen = r.seenRevision;
+      else if (lastProgress?.seenRevision) lastSeen = lastProgress.seenRevision;
+      lastProgress = null;
+      if (job.state === 'done' || job.state === 'cancelled') {
+        if (r) {
+          haveModel = true;
+          app.emitModelsChanged();
+        }
+        liveStatus.textContent = r
+          ? `Live session paused at iteration ${r.iterations} (loss ${r.finalLoss.toFixed(4)}); its model is saved. Continue resumes from it.`
+          : 'Live session stopped.';
+        statusLine.textContent = r ? `Trained ${r.iterations - (r.startIteration ?? 0)} iterations live (model at ${r.iterations}), final loss ${r.finalLoss.toFixed(4)}.` : 'Live session stopped.';
+        if (r?.heldOutIoU !== undefined) iou.textContent = `held-out IoU ${r.heldOutIoU.toFixed(3)} (iteration ${r.iterations})`;
+      } else {
+        liveStatus.textContent = '';
+        app.error(Object.assign(new Error(job.error?.message ?? 'unknown error'), { code: job.error?.code }), 'Live training');
+      }
+      setLiveState(liveDeclined ? 'off' : 'stopped');
+      if (densifyAfterTraining && job.state === 'done') {
+        densifyAfterTraining = false;
+        void densifyNow(r?.model);
+      }
+      return;
     }
     if (job.id === jobId) {
       if (job.state === 'running' || job.state === 'queued') {
@@ -188,6 +427,11 @@ export function trainingPanel(app: App): HTMLElement {
         if (job.progress.etaSeconds !== undefined) eta.textContent = `ETA ${fmtSeconds(job.progress.etaSeconds)}`;
         return;
       }
+      jobId = null;
+      const r = job.result as TrainResult | undefined;
+      if (r?.seenRevision) lastSeen = r.seenRevision;
+      else if (lastProgress?.seenRevision) lastSeen = lastProgress.seenRevision;
+      lastProgress = null;
       setRunning(false);
       root.dataset.state = job.state;
       if (job.state !== 'done' && densifyAfterTraining) {
@@ -195,13 +439,14 @@ export function trainingPanel(app: App): HTMLElement {
         densifyStatus.textContent = 'The training did not finish, so there is no new model: densify was not started.';
       }
       if (job.state === 'done') {
-        const r = job.result as TrainResult | undefined;
         bar.value = 1;
         eta.textContent = '';
+        // the iterations of this training (a warm start counts on from its model)
         statusLine.textContent = r
-          ? `Trained ${r.iterations} iterations in ${fmtSeconds(r.seconds)}, final loss ${r.finalLoss.toFixed(4)}. Press Densify.`
+          ? `Trained ${r.iterations - (r.startIteration ?? 0)} iterations in ${fmtSeconds(r.seconds)}${r.startIteration ? ` (model at ${r.iterations})` : ''}, final loss ${r.finalLoss.toFixed(4)}. Press Densify.`
           : 'Training finished.';
         if (r?.heldOutIoU !== undefined) iou.textContent = `held-out IoU ${r.heldOutIoU.toFixed(3)}`;
+        haveModel = true;
         app.emitModelsChanged();
         if (densifyAfterTraining) {
           densifyAfterTraining = false;
@@ -212,6 +457,7 @@ export function trainingPanel(app: App): HTMLElement {
         statusLine.textContent = '';
         app.error(Object.assign(new Error(job.error?.message ?? 'unknown error'), { code: job.error?.code }), 'Training');
       }
+      refreshUnseen();
     } else if (job.id === densifyJob) {
       if (job.state === 'running' || job.state === 'queued') {
         densifyStatus.textContent = `Densifying… ${Math.round(job.progress.fraction * 100)} %`;
@@ -242,6 +488,11 @@ export function trainingPanel(app: App): HTMLElement {
       'div',
       { class: 'panel-body' },
       el('label', { class: 'row' }, 'preset ', preset),
+      el('div', { class: 'row live-row' }, el('label', { class: 'live-label' }, liveToggle, ' Live'), liveStop, liveContinue, liveFresh),
+      liveStatus,
+      unseen,
+      el('label', { class: 'row' }, previewToggle, ' show preview'),
+      el('div', { class: 'subhead' }, 'timed training'),
       el('label', { class: 'row' }, 'minutes ', minutes),
       el('label', { class: 'row' }, 'iterations ', iterations),
       el('div', { class: 'row' }, start, stop),
@@ -252,8 +503,12 @@ export function trainingPanel(app: App): HTMLElement {
       el('div', { class: 'row' }, densifyBtn),
       densifyStatus,
       densifyChoice,
+      el('div', { class: 'subhead' }, 'annotate here next'),
+      suggestNote,
+      suggestHost,
     ),
   );
+  setLiveState('off');
   return root;
 }
 
@@ -269,34 +524,6 @@ function fmtSeconds(s: number): string {
   if (s < 60) return `${Math.round(s)} s`;
   const m = Math.floor(s / 60);
   return m < 60 ? `${m} min ${Math.round(s % 60)} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
-}
-
-/** Loss on a log axis (it falls over orders of magnitude), newest on the right. */
-export function drawLoss(canvas: HTMLCanvasElement, losses: number[]): void {
-  const g = canvas.getContext('2d');
-  if (!g) return;
-  const { width: w, height: h } = canvas;
-  g.clearRect(0, 0, w, h);
-  g.fillStyle = '#14161c';
-  g.fillRect(0, 0, w, h);
-  if (losses.length < 1) return;
-  const ls = losses.map((l) => Math.log10(Math.max(l, 1e-6)));
-  const lo = Math.min(...ls);
-  const hi = Math.max(...ls);
-  const span = hi - lo || 1;
-  g.strokeStyle = '#f97316';
-  g.lineWidth = 1.5;
-  g.beginPath();
-  ls.forEach((l, i) => {
-    const x = ls.length === 1 ? w / 2 : (i / (ls.length - 1)) * (w - 8) + 4;
-    const y = h - 6 - ((l - lo) / span) * (h - 12);
-    if (i === 0) g.moveTo(x, y);
-    else g.lineTo(x, y);
-  });
-  g.stroke();
-  g.fillStyle = '#9aa3b2';
-  g.font = '10px sans-serif';
-  g.fillText(`loss ${losses[losses.length - 1].toPrecision(3)}`, 6, 12);
 }
 
 export function batchPanel(app: App): HTMLElement {

@@ -10,7 +10,7 @@ import { planeSliceLabel, shownSlice, voxelLabel } from '../render/numbering.js'
 
 export function mountViewChrome(app: App, readoutHost: HTMLElement): void {
   const st = app.store;
-  const sliders = {} as Record<Plane, { input: HTMLInputElement; ticks: HTMLElement; label: HTMLElement; count: HTMLElement }>;
+  const sliders = {} as Record<Plane, { input: HTMLInputElement; ticks: HTMLElement; suggest: HTMLElement; strip: HTMLCanvasElement; label: HTMLElement; count: HTMLElement; badge: HTMLElement }>;
 
   for (const plane of PLANES) {
     const cell = app.layout.cells[plane];
@@ -18,10 +18,15 @@ export function mountViewChrome(app: App, readoutHost: HTMLElement): void {
     const ticks = el('div', { class: 'slice-ticks', testid: `slice-ticks-${plane}` });
     const label = el('span', { class: 'slice-label', testid: `slice-label-${plane}` }, '–');
     const count = el('span', { class: 'painted-count', testid: `painted-count-${plane}`, title: 'slices of this plane you painted on' }, '0 painted');
-    const track = el('div', { class: 'slice-track' }, input, ticks);
+    // "annotate here next": the per-slice uncertainty as a heat strip under the slider, the ranked slices as ticks
+    const strip = el('canvas', { class: 'suggest-strip', testid: `suggest-strip-${plane}`, width: 1, height: 1, hidden: true });
+    const suggest = el('div', { class: 'slice-ticks suggest-ticks', testid: `suggest-ticks-${plane}` });
+    const track = el('div', { class: 'slice-track' }, input, ticks, suggest, strip);
     cell.footer.append(track, label, count);
     input.addEventListener('input', () => app.setSlice(plane, Number(input.value)));
-    sliders[plane] = { input, ticks, label, count };
+    const badge = el('span', { class: 'preview-badge', testid: `preview-badge-${plane}`, hidden: true, title: "the live session's prediction of this slice (outlined); Densify gives the whole-stack result" }, '');
+    cell.header.querySelector('.view-title')?.after(badge);
+    sliders[plane] = { input, ticks, suggest, strip, label, count, badge };
   }
 
   for (const id of ['xy', 'xz', 'yz', '3d'] as ViewId[]) {
@@ -94,6 +99,57 @@ export function mountViewChrome(app: App, readoutHost: HTMLElement): void {
     refreshTicks();
   };
   st.on('painted', () => void fetchPainted());
+
+  // the preview badge says what the outlined layer is and which iteration drew it
+  const refreshBadge = (plane: Plane) => {
+    const b = sliders[plane].badge;
+    const shown = app.views[plane].previewShown;
+    b.hidden = !shown;
+    b.textContent = shown ? `preview · iteration ${shown.iteration}` : '';
+    b.dataset.iteration = shown ? String(shown.iteration) : '';
+    b.dataset.revision = shown ? String(shown.revision) : '';
+  };
+  st.on('preview', (p) => {
+    if (p !== '3d') refreshBadge(p);
+  });
+  st.on('cursor', () => {
+    for (const p of PLANES) refreshBadge(p);
+  });
+  const refreshSuggestions = () => {
+    const s = app.preview.suggestions;
+    const v = st.volume;
+    for (const plane of PLANES) {
+      const { suggest, strip } = sliders[plane];
+      suggest.replaceChildren();
+      const scores = s && v ? s.perAxis[plane] : null;
+      const depth = v ? planeDepth(plane, v.dims) : 0;
+      if (!s || !v || !scores || scores.length !== depth) {
+        strip.hidden = true;
+        suggest.dataset.count = '0';
+        continue;
+      }
+      strip.hidden = false;
+      strip.width = depth;
+      const g = strip.getContext('2d');
+      if (g) {
+        g.clearRect(0, 0, depth, 1);
+        scores.forEach((sc, i) => {
+          g.fillStyle = `rgba(34, 211, 238, ${Math.max(0, Math.min(1, sc)).toFixed(3)})`;
+          g.fillRect(i, 0, 1, 1);
+        });
+      }
+      const ranked = s.ranked.filter((r) => r.plane === plane);
+      ranked.forEach((r) => {
+        const rank = s.ranked.indexOf(r) + 1;
+        const t = el('i', { class: 'tick suggest-tick', 'data-slice': r.index, 'data-rank': rank, title: `annotate here next (#${rank}): ${planeSliceLabel(plane, r.index)}` });
+        t.style.left = `calc(${depth > 1 ? (r.index / (depth - 1)) * 100 : 0}% )`;
+        suggest.append(t);
+      });
+      suggest.dataset.count = String(ranked.length);
+    }
+  };
+  st.on('suggestions', refreshSuggestions);
+  st.on('volume', refreshSuggestions);
 
   // readout: voxel, µm and the values under the pointer (or the crosshair)
   const readout = el(
