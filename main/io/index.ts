@@ -1,6 +1,6 @@
 /**
  * Volume I/O entry point: a reader registry (by extension, then magic bytes) over the TIFF family
- * (plain, ImageJ, OME-TIFF, LSM) and HDF5, plus writers and snapshots.
+ * (plain, ImageJ, OME-TIFF, LSM), HDF5 and OME-Zarr / Zarr (a folder, v2 or v3), plus writers and snapshots.
  *
  *   const vol = await readVolume('stack.tif', { onProgress, signal });
  *   const info = await probeVolume('stack.lsm'); // header only
@@ -11,14 +11,16 @@ import type { Volume } from '../common/volume.js';
 import { FileSource, openRegular } from './source.js';
 import { probeTiff, readTiff } from './tiff/reader.js';
 import { probeHdf5, readHdf5 } from './hdf5.js';
+import { isZarrPath, probeZarr, readZarr } from './zarr/reader.js';
 import type { ReadOptions, VolumeInfo } from './types.js';
 
 export type { ReadOptions, VolumeInfo } from './types.js';
 export { writeImageJTiff, writeOmeTiff, type TiffWriteOptions } from './writer.js';
 export { writeSnapshot, renderSlice, type SnapshotOptions } from './snapshot.js';
+export { openZarrSource, ZarrSource, isZarrPath, type ZarrSourceOptions } from './zarr/reader.js';
 
 export interface VolumeReader {
-  id: 'tiff' | 'hdf5';
+  id: 'tiff' | 'hdf5' | 'zarr';
   /** lower-case, with dot */
   extensions: string[];
   magic(head: Buffer): boolean;
@@ -59,6 +61,15 @@ export const READERS: VolumeReader[] = [
   },
 ];
 
+/** OME-Zarr and Zarr stores are folders: found by isZarrPath before any file head is read. */
+export const ZARR_READER: VolumeReader = {
+  id: 'zarr',
+  extensions: ['.zarr', '.ome.zarr'],
+  magic: () => false,
+  probe: probeZarr,
+  read: readZarr,
+};
+
 async function head(path: string): Promise<Buffer> {
   // regular files only, refused before any open that could block (FIFOs, devices, sockets)
   const { fh, size } = await openRegular(path);
@@ -74,6 +85,7 @@ async function head(path: string): Promise<Buffer> {
 
 /** The reader for a file: by extension when its magic agrees, otherwise by magic alone. */
 export async function readerFor(path: string): Promise<VolumeReader> {
+  if (await isZarrPath(path)) return ZARR_READER;
   const h = await head(path);
   const lower = path.toLowerCase();
   const byExt = READERS.find((r) => r.extensions.some((e) => lower.endsWith(e)));
