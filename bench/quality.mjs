@@ -129,7 +129,7 @@ for (const k of ks) {
       const counts = j.classCounts ?? {};
       const total = Object.values(counts).reduce((s, c) => s + c, 0);
       const row = {
-        task: t, k, seed, iou, anchor: a.iou, diff: iou - a.iou, heldOut: j.selfValidation?.estimate ?? null,
+        task: t, k, seed, iou, anchor: a.iou, diff: iou - a.iou, heldOut: j.heldOut?.iou ?? j.selfValidation?.estimate ?? null,
         iterations: j.training?.iterations, predictedFg: total ? counts['2'] / total : null, trueFg: a.truthFraction ?? null, load,
         seconds: j.totalSeconds, calibration: j.calibration ?? null,
       };

@@ -32,6 +32,20 @@ export interface TrainingSummary {
   preset?: string;
 }
 
+/** The held-out estimate as densify JSON and model.json record it (`when`: the iteration whose model was scored). */
+export interface HeldOutRecord {
+  iou: number | null;
+  reason?: string;
+  mode: string;
+  planes: number;
+  blocks: number;
+  voxels: number;
+  when: number | null;
+  conservative?: boolean;
+  iouArgmax?: number | null;
+  iouNetwork?: number | null;
+}
+
 export interface ModelManifest {
   format: typeof MODEL_FORMAT;
   version: number;
@@ -58,6 +72,8 @@ export interface ModelManifest {
   /** how the recipe predicts (the decision was fitted that way): test-time flip averaging */
   prediction?: { testTimeFlips: boolean };
   ensemble?: { kind: 'forest'; file: string; weight: number; features: Record<string, unknown>; candidates?: { weight: number; estimate: number | null }[] };
+  /** the recipe's held-out estimate of the IoU (main/pipeline/recipe.ts heldOutReport); iou null with a reason */
+  heldOut?: HeldOutRecord;
   calibration?: { mode: string; decisionWeights: number[]; voxels: number; paintedFractions: number[]; predictedFractionsArgmax: number[]; predictedFractions: number[] };
 }
 

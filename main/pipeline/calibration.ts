@@ -6,7 +6,7 @@
  * fractions there. Any K (iterative proportional fitting; exact quantile cut for K = 2). Pure.
  */
 import { decideInto } from '../volume/predict.js';
-import { foregroundIoU } from './holdout.js';
+import { foregroundIoU } from '../volume/iou.js';
 
 export interface Calibration {
   mode: CalibrationMode;

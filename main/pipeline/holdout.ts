@@ -13,6 +13,8 @@ export interface BlockSplit {
   /** labels of the held-out voxels only (0 elsewhere) */
   heldOut: Uint8Array;
   heldOutVoxels: number;
+  /** grid blocks holding held-out voxels */
+  heldOutBlocks: number;
   /** held-out voxels per class (index k = class k) */
   heldOutCounts: number[];
   /** all painted voxels per class (index k = class k) */
@@ -67,7 +69,7 @@ export function splitBlocks(
     }
   }
   if (annotated < (o.minAnnotated ?? 2000) || fraction <= 0)
-    return { train, heldOut, heldOutVoxels: 0, heldOutCounts: counts, paintedCounts: total };
+    return { train, heldOut, heldOutVoxels: 0, heldOutBlocks: 0, heldOutCounts: counts, paintedCounts: total };
   // a random offset of the grid so that block borders do not sit on the same voxels for every seed
   const off = [
     Math.floor(hash3(1, 2, 3, seed) * b),
@@ -96,36 +98,65 @@ export function splitBlocks(
     }
   }
   let held = 0;
-  for (let i = 0; i < n; i++)
-    if (heldOut[i]) {
-      train[i] = 0;
-      held++;
-    }
-  return { train, heldOut, heldOutVoxels: held, heldOutCounts: counts, paintedCounts: total };
+  const blocks = new Set<string>();
+  for (let z = 0, i = 0; z < Z; z++)
+    for (let y = 0; y < Y; y++)
+      for (let x = 0; x < X; x++, i++)
+        if (heldOut[i]) {
+          train[i] = 0;
+          held++;
+          blocks.add(`${Math.floor((z + off[0]!) / b)},${Math.floor((y + off[1]!) / b)},${Math.floor((x + off[2]!) / b)}`);
+        }
+  return { train, heldOut, heldOutVoxels: held, heldOutBlocks: blocks.size, heldOutCounts: counts, paintedCounts: total };
 }
 
-/** Mean IoU over the classes 2..K (the foreground classes) of decisions vs labels on the given voxels. */
-export function foregroundIoU(pred: ArrayLike<number>, truth: ArrayLike<number>, K: number): number | null {
-  const tp = new Float64Array(K + 1);
-  const fp = new Float64Array(K + 1);
-  const fn = new Float64Array(K + 1);
-  for (let i = 0; i < truth.length; i++) {
-    const t = truth[i]!;
-    const p = pred[i]!;
-    if (p === t) tp[t]!++;
-    else {
-      fp[p]!++;
-      fn[t]!++;
+/** Fewest painted voxels a plane needs to count as a painted plane (a stroke or two at least). */
+export const MIN_PLANE_VOXELS = 100;
+
+/**
+ * How many planes (xy, xz or yz slices) the paint lies on: the fewest planes, chosen greedily (the plane with the
+ * most paint not yet covered, any axis), that cover 95 % of the painted voxels, each with at least
+ * MIN_PLANE_VOXELS of them. Whole painted slices and strokes on a slice count alike; paint scattered in 3D
+ * covers no plane well and counts few (only planes holding MIN_PLANE_VOXELS uncovered voxels count).
+ */
+export function paintedPlanes(labels: ArrayLike<number>, shape: Vec3, cover = 0.95): number {
+  const [Z, Y, X] = shape;
+  const dims = [Z, Y, X];
+  let total = 0;
+  for (let i = 0; i < labels.length; i++) if (labels[i]) total++;
+  if (total === 0) return 0;
+  const covered = new Uint8Array(total);
+  // painted voxels' coordinates by axis: pos[a][j]
+  const pos = [new Int32Array(total), new Int32Array(total), new Int32Array(total)];
+  for (let i = 0, j = 0; i < labels.length; i++)
+    if (labels[i]) {
+      pos[0][j] = Math.floor(i / (Y * X));
+      pos[1][j] = Math.floor(i / X) % Y;
+      pos[2][j] = i % X;
+      j++;
     }
+  let done = 0;
+  let planes = 0;
+  while (done < cover * total) {
+    const counts = dims.map((d) => new Float64Array(d));
+    for (let j = 0; j < total; j++) if (!covered[j]) for (let a = 0; a < 3; a++) counts[a]![pos[a]![j]!]!++;
+    let best = -1;
+    let bestAxis = 0;
+    let bestIndex = 0;
+    for (let a = 0; a < 3; a++)
+      for (let k = 0; k < dims[a]!; k++)
+        if (counts[a]![k]! > best) {
+          best = counts[a]![k]!;
+          bestAxis = a;
+          bestIndex = k;
+        }
+    if (best < MIN_PLANE_VOXELS) break;
+    planes++;
+    for (let j = 0; j < total; j++)
+      if (!covered[j] && pos[bestAxis]![j] === bestIndex) {
+        covered[j] = 1;
+        done++;
+      }
   }
-  let s = 0;
-  let c = 0;
-  for (let k = 2; k <= K; k++) {
-    const d = tp[k]! + fp[k]! + fn[k]!;
-    if (d > 0) {
-      s += tp[k]! / d;
-      c++;
-    }
-  }
-  return c ? s / c : null;
+  return planes;
 }

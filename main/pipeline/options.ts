@@ -55,9 +55,10 @@ export function recipeUsage(defaultMinutes: number): string {
   --calibration C        iou (default): per-class decision weights that maximise the foreground IoU on the
                          held-out paint (undoes the class weights' bias; the argmax wins ties) | fraction: the
                          predicted class fractions there match the painted ones | none: plain argmax
-  --validation V         none (default): train on all paint | blocks: keep a fifth of the paint (random blocks)
-                         out of training to estimate the IoU you will get, fit the decision and choose the forest
-                         weight there (on 1135 the estimate was right within 0.001 but the choices cost 0.05 IoU)
+  --validation V         early (default, from paint on 3 planes on, any axes): keep a fifth of the paint
+                         (random 12-voxel blocks) out of the first half of training, score it there (the
+                         held-out IoU estimate, conservative), then train on all of it | blocks: keep it out all
+                         the way and fit the decision and the forest weight there (cost 0.05 IoU on 1135) | none
   --ensemble E           forest (default): mix a random forest on multiscale features, fitted on the same paint,
                          into the network's probabilities (weight 0.5; chosen on held-out paint with
                          --validation blocks) | none

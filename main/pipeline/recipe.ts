@@ -20,6 +20,7 @@ import {
   saveModelDir,
   type TrainingSummary,
   type ModelManifest,
+  type HeldOutRecord,
 } from '../inference/model-dir.js';
 import { normaliseVolume, type Normalisation } from '../volume/preprocess.js';
 import {
@@ -32,9 +33,11 @@ import {
 import { decideInto, predictRegion, sourceFromVolume } from '../volume/predict.js';
 import type { Vec3 } from '../volume/tiling.js';
 import { fitCalibration, type Calibration } from './calibration.js';
-import { foregroundIoU, splitBlocks } from './holdout.js';
+import { paintedPlanes, splitBlocks, type BlockSplit } from './holdout.js';
+import { foregroundIoU } from '../volume/iou.js';
 import {
   ENSEMBLE_FEATURES,
+  featureHalo,
   fitEnsembleForest,
   forestProbabilities,
   loadForest,
@@ -46,6 +49,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Forest } from '../classical/index.js';
 import type { RecipeSettings } from './settings.js';
+import { liveTraining, warmStartFrom, type RecipeLive } from './live.js';
 
 export interface RecipePlan {
   net: NetConfig;
@@ -125,6 +129,12 @@ export interface RecipeHooks {
   resume?: boolean;
   /** number of classes when the labels do not show all of them (default: the largest label, at least 2) */
   numClasses?: number;
+  /** warm start: continue from this model folder (weights, optimizer state, normalisation, iteration count) */
+  initFrom?: string;
+  /** a live session (pipeline/live.ts): trains until stopped, label changes between steps, previews */
+  live?: RecipeLive;
+  /** the label volumes (working resolution) the training samples are drawn from, whenever they are set (tests) */
+  onTrainLabels?: (labels: ArrayLike<number>[], phase: 'before-release' | 'all') => void;
 }
 
 export interface TrainedRecipe {
@@ -133,7 +143,7 @@ export interface TrainedRecipe {
   normalisation: Normalisation;
   summary: TrainingSummary;
   calibration: Calibration;
-  /** the IoU estimated on held-out blocks of the paint (estimate null when the paint was too thin to hold any out) */
+  /** the IoU estimated on held-out blocks of the paint (estimate null, with the reason, when there is none) */
   selfValidation: SelfValidation;
   /** the forest mixed into the network's probabilities (null when the recipe has none) */
   ensemble: EnsembleMember | null;
@@ -167,13 +177,50 @@ function normalisedImage(v: Volume, norm: Normalisation): NormalisedImage {
 }
 
 export interface SelfValidation {
-  /** mean IoU of the foreground classes (2..K) on the held-out painted voxels, with the calibrated decision */
+  /** how it was made: 'early' = blocks held out for the first part of training only (the default), 'blocks' = all the way */
+  mode: RecipeSettings['validation'];
+  /**
+   * mean IoU of the foreground classes (2..K) on the held-out painted voxels, with the final decision rule
+   * (network + forest at its weight); null when there is none (`reason` says why)
+   */
   estimate: number | null;
   /** the same with a plain argmax */
   estimateArgmax: number | null;
+  /** the network alone ('early'; null otherwise) */
+  estimateNetwork: number | null;
+  /** why there is no estimate (null when there is one) */
+  reason: string | null;
+  /** planes (any axes) the paint lies on (holdout.ts paintedPlanes; 3 needed) */
+  paintedPlanes: number;
+  /** held-out 12-voxel blocks and their painted voxels (at the working resolution) */
+  heldOutBlocks: number;
   heldOutVoxels: number;
+  /** 'early': the iteration whose model was scored (then the held-out paint was trained on too), else null */
+  scoredAtIteration: number | null;
   /** what the decision was fitted on */
   fittedOn: 'held-out' | 'training' | 'none';
+}
+
+/** Painted planes (any axes) the held-out estimate needs: fewer leave too little paint to spare. */
+export const MIN_PLANES_FOR_ESTIMATE = 3;
+
+/** 'early' self-validation: the fraction of the budget trained without the held-out blocks before they are scored and released. */
+export const EARLY_RELEASE_AT = 0.5;
+
+/** The densify JSON / model.json form of the estimate: `heldOut`. */
+export function heldOutReport(v: SelfValidation): HeldOutRecord {
+  return {
+    iou: v.estimate,
+    ...(v.reason ? { reason: v.reason } : {}),
+    mode: v.mode,
+    planes: v.paintedPlanes,
+    blocks: v.heldOutBlocks,
+    voxels: v.heldOutVoxels,
+    when: v.scoredAtIteration,
+    ...(v.estimate !== null
+      ? { iouArgmax: v.estimateArgmax, iouNetwork: v.estimateNetwork, conservative: v.mode === 'early' }
+      : {}),
+  };
 }
 
 /** Trains the recipe on full-resolution images and sparse labels. The caller disposes the model. */
@@ -196,27 +243,95 @@ export async function trainRecipe(
     image: downsampleVolume(p.image, f),
     labels: downsampleLabelVolume(p.labels, f),
   }));
-  const split =
-    plan.validation === 'blocks'
-      ? low.map((p) =>
-          splitBlocks(p.labels.data, [p.labels.shape.z, p.labels.shape.y, p.labels.shape.x], K, {
-            seed: s.seed,
-          }),
-        )
-      : null;
+  const zyxOf = (v: Volume): Vec3 => [v.shape.z, v.shape.y, v.shape.x];
+  // self-validation needs paint on a few planes (any axes) to spare some of it; it is never made up
+  const planes = pairs.reduce((a, p) => a + paintedPlanes(p.labels.data, zyxOf(p.labels)), 0);
+  let reason: string | null =
+    plan.validation === 'none'
+      ? 'self-validation is off (validation none)'
+      : planes < MIN_PLANES_FOR_ESTIMATE
+        ? `the paint lies on ${planes} plane${planes === 1 ? '' : 's'}; a held-out estimate needs paint on at least ${MIN_PLANES_FOR_ESTIMATE} planes (any axes)`
+        : null;
+  const split: BlockSplit[] | null =
+    reason === null ? low.map((p) => splitBlocks(p.labels.data, zyxOf(p.labels), K, { seed: s.seed })) : null;
   const heldOutVoxels = split ? split.reduce((a, x) => a + x.heldOutVoxels, 0) : 0;
+  const heldOutBlocks = split ? split.reduce((a, x) => a + x.heldOutBlocks, 0) : 0;
   // held-out paint is only worth its cost when every painted class is in it (else: fit on the training paint)
   const everyClassHeld =
     split !== null &&
     [...Array(K).keys()].every((k) =>
       split.every((x) => x.paintedCounts[k + 1] === 0 || x.heldOutCounts[k + 1]! >= 20),
     );
-  const useHeldOut = split !== null && heldOutVoxels >= 500 && everyClassHeld;
-  const trainPairs = useHeldOut
+  const useSplit = split !== null && heldOutVoxels >= 500 && everyClassHeld;
+  if (split !== null && !useSplit)
+    reason =
+      heldOutVoxels < 500
+        ? `too little paint to hold any out (${heldOutVoxels} painted voxels in held-out blocks at the working resolution, 500 needed)`
+        : 'a painted class has fewer than 20 voxels in the held-out blocks';
+  // 'blocks': the held-out paint is never trained on and the decision is fitted there; 'early': it is scored
+  // at EARLY_RELEASE_AT of the budget, then trained on like the rest (nothing is chosen on it)
+  const useHeldOut = useSplit && plan.validation === 'blocks';
+  const early = useSplit && plan.validation === 'early';
+  const trainPairs = useSplit
     ? low.map((p, i) => ({ image: p.image, labels: { ...p.labels, data: split![i]!.train } }))
     : low;
-  if (useHeldOut)
-    hooks.log?.(`self-validation: ${heldOutVoxels} painted voxels in held-out blocks (not trained on)`);
+  if (useSplit)
+    hooks.log?.(
+      `self-validation: ${heldOutVoxels} painted voxels in ${heldOutBlocks} held-out blocks (not trained on${early ? ` for the first ${EARLY_RELEASE_AT * 100} % of training` : ''})`,
+    );
+  // the forest is fitted on the same working-resolution images the network sees, features cached per stack
+  const forestImages = () => low.map((x) => normalisedImage(x.image, trained0.normalisation!));
+  const caches = () => pairs.map((x) => featureCacheKey(x.image, f, trained0.normalisation!));
+  const trained0: { normalisation: Normalisation | null } = { normalisation: null };
+  /** the forest fitted on `labelSets`, its probabilities at the voxels of `at` (class-planar K x n) */
+  const forestAt = (labelSets: ArrayLike<number>[], at: { vol: Uint16Array; idx: Uint32Array; l: Uint8Array }) => {
+    const images = forestImages();
+    const cs = caches();
+    const forest = fitEnsembleForest(images, labelSets, K, s.seed, ENSEMBLE_FEATURES, cs);
+    const n = at.l.length;
+    const q = new Float32Array(K * n);
+    for (let v = 0; v < images.length && n > 0; v++) {
+      if (!at.vol.includes(v)) continue;
+      const full = forestProbabilities(images[v]!, forest, ENSEMBLE_FEATURES, undefined, cs[v]);
+      const N = full.length / K;
+      for (let j = 0; j < n; j++)
+        if (at.vol[j] === v) for (let k = 0; k < K; k++) q[k * n + j] = full[k * N + at.idx[j]!]!;
+    }
+    return { forest, q };
+  };
+  const mix = (p: Float32Array, q: Float32Array, w: number) => {
+    const m = new Float32Array(p.length);
+    for (let i = 0; i < m.length; i++) m[i] = (1 - w) * p[i]! + w * q[i]!;
+    return m;
+  };
+  const argmaxWeights = new Array<number>(K).fill(1);
+  // set by scoreEarly during training (a box: assigned in a callback)
+  const earlyBox: {
+    e: { iou: number | null; argmax: number | null; network: number | null; iteration: number } | null;
+  } = { e: null };
+  const scoreEarly = async (model: Model, norm: Normalisation, iteration: number) => {
+    trained0.normalisation = norm;
+    const heldOut = split!.map((x) => x.heldOut);
+    const at = await probabilitiesAt(
+      model,
+      low.map((x) => x.image),
+      heldOut,
+      norm,
+      plan,
+      hooks.signal,
+    );
+    const n = at.l.length;
+    const network = foregroundIoU(decide(at.p, n, K, argmaxWeights), at.l, K);
+    let p = at.p;
+    // the decision of the final model: the forest (fitted on the same training paint) at its default weight,
+    // a plain argmax; nothing is fitted or chosen on these voxels
+    if (plan.ensemble !== 'none') p = mix(p, forestAt(trainPairs.map((x) => x.labels.data), at).q, DEFAULT_ENSEMBLE_WEIGHT);
+    const iou = foregroundIoU(decide(p, n, K, argmaxWeights), at.l, K);
+    earlyBox.e = { iou, argmax: iou, network, iteration };
+    hooks.log?.(
+      `held-out IoU estimate at iteration ${iteration}: ${iou?.toFixed(3)} (network alone ${network?.toFixed(3)}) on ${n} painted voxels; they are trained on from now on`,
+    );
+  };
   // the training loop ends on a stop or a cancel; what follows it ends on a cancel only
   const stop = hooks.stopSignal;
   const trainSignal: CancelSignal | undefined = stop
@@ -226,6 +341,31 @@ export async function trainRecipe(
         },
       }
     : hooks.signal;
+  const onProgress: ProgressCallback | undefined = hooks.onProgress
+    ? (pr) => {
+        // the app's training panel shows the early estimate from the moment it exists
+        const e = earlyBox.e?.iou;
+        hooks.onProgress!(
+          e !== null && e !== undefined && pr.details?.heldOutIoU === undefined
+            ? { ...pr, details: { ...pr.details, heldOutIoU: e } }
+            : pr,
+        );
+      }
+    : undefined;
+  const init = hooks.initFrom ? await warmStartFrom(hooks.initFrom, plan) : undefined;
+  const zyxShape = (v: Volume): Vec3 => [v.shape.z, v.shape.y, v.shape.x];
+  const live = hooks.live
+    ? liveTraining(hooks.live, {
+        low: trainPairs.map((p) => p.labels.data as Uint8Array),
+        lowShapes: trainPairs.map((p) => zyxShape(p.labels)),
+        fullShapes: pairs.map((p) => zyxShape(p.labels)),
+        factors: f,
+        numClasses: K,
+        levels: plan.net.levels,
+        padding: plan.net.padding,
+        signal: hooks.signal,
+      })
+    : undefined;
   const trained = await trainModel(engine, trainPairs, {
     net: plan.net,
     optim: plan.optim,
@@ -244,25 +384,53 @@ export async function trainRecipe(
     checkpointMinutes: hooks.checkpointMinutes,
     resume: hooks.resume,
     signal: trainSignal,
-    onProgress: hooks.onProgress,
+    onProgress,
     onStep: hooks.onStep,
+    onTrainLabels: hooks.onTrainLabels,
+    ...(init ? { init } : {}),
+    // a live session trains until stopped at a constant learning rate (there is no budget to decay over)
+    ...(live ? { live, schedule: 'constant' as const } : {}),
+    ...(early
+      ? { release: { at: EARLY_RELEASE_AT, labels: low.map((p) => p.labels.data), score: scoreEarly } }
+      : {}),
   });
+  trained0.normalisation = trained.normalisation;
+  // what the final model learnt from: all the paint, except with 'blocks'
+  const finalLabels = useHeldOut ? trainPairs.map((x) => x.labels.data) : low.map((x) => x.labels.data);
   let calibration: Calibration;
   let ensemble: EnsembleMember | null = null;
   let selfValidation: SelfValidation = {
+    mode: plan.validation,
     estimate: null,
     estimateArgmax: null,
-    heldOutVoxels: 0,
+    estimateNetwork: null,
+    reason,
+    paintedPlanes: planes,
+    heldOutBlocks: useSplit ? heldOutBlocks : 0,
+    heldOutVoxels: useSplit ? heldOutVoxels : 0,
+    scoredAtIteration: null,
     fittedOn: 'none',
   };
+  if (early) {
+    const e = earlyBox.e;
+    selfValidation = e
+      ? {
+          ...selfValidation,
+          estimate: e.iou,
+          estimateArgmax: e.argmax,
+          estimateNetwork: e.network,
+          scoredAtIteration: e.iteration,
+        }
+      : {
+          ...selfValidation,
+          reason: `training ended (iteration ${trained.summary.iterations}) before ${EARLY_RELEASE_AT * 100} % of its budget, where the estimate is made`,
+        };
+  }
   try {
-    const evalLabels = useHeldOut
-      ? split!.map((x) => x.heldOut)
-      : low.map((p) => p.labels.data as Uint8Array);
-    // the network's probabilities are needed only on held-out paint: fitting a decision or choosing a mixing
-    // weight on the voxels it was trained on measured no better than the defaults (docs/densify.md)
-    const needed = useHeldOut;
-    const at = needed
+    const evalLabels = useHeldOut ? split!.map((x) => x.heldOut) : low.map((p) => p.labels.data as Uint8Array);
+    // the network's probabilities are needed only on held-out paint ('blocks'): fitting a decision or choosing
+    // a mixing weight on the voxels it was trained on measured no better than the defaults (docs/densify.md)
+    const at = useHeldOut
       ? await probabilitiesAt(
           trained.model,
           low.map((x) => x.image),
@@ -275,34 +443,11 @@ export async function trainRecipe(
     let p = at.p;
     const l = at.l;
     if (plan.ensemble !== 'none') {
-      // the forest learns from the same training voxels, on the same normalised working-resolution images
       const t0 = Date.now();
-      const images = low.map((x) => normalisedImage(x.image, trained.normalisation));
-      const caches = pairs.map((x) => featureCacheKey(x.image, f, trained.normalisation));
-      const forest = fitEnsembleForest(
-        images,
-        trainPairs.map((x) => x.labels.data),
-        K,
-        s.seed,
-        ENSEMBLE_FEATURES,
-        caches,
-      );
+      const { forest, q } = forestAt(finalLabels, at);
       const n = l.length;
-      const q = new Float32Array(K * n);
-      for (let v = 0; v < images.length && n > 0; v++) {
-        if (!at.vol.includes(v)) continue;
-        const full = forestProbabilities(images[v]!, forest, ENSEMBLE_FEATURES, undefined, caches[v]);
-        const N = full.length / K;
-        for (let j = 0; j < n; j++)
-          if (at.vol[j] === v) for (let k = 0; k < K; k++) q[k * n + j] = full[k * N + at.idx[j]!]!;
-      }
-      const mixed = (w: number) => {
-        const m = new Float32Array(K * n);
-        for (let i = 0; i < m.length; i++) m[i] = (1 - w) * p[i]! + w * q[i]!;
-        return m;
-      };
       const candidates = (useHeldOut ? [0, 0.25, 0.5, 0.75, 1] : [DEFAULT_ENSEMBLE_WEIGHT]).map((w) => {
-        const m = mixed(w);
+        const m = mix(p, q, w);
         const c = fitCalibration(m, l, K, plan.calibration);
         return { weight: w, estimate: useHeldOut ? foregroundIoU(decide(m, n, K, c.weights), l, K) : null };
       });
@@ -310,15 +455,16 @@ export async function trainRecipe(
       for (const c of candidates) if ((c.estimate ?? -1) > (best.estimate ?? -1) + 1e-9) best = c;
       ensemble = { forest, weight: best.weight, candidates, seconds: (Date.now() - t0) / 1000 };
       hooks.log?.(
-        `forest member: ${forest.roots.length} trees in ${ensemble.seconds.toFixed(1)} s; mixing weight ${best.weight}${useHeldOut ? ` chosen on the held-out blocks (${candidates.map((c) => `${c.weight}: ${c.estimate?.toFixed(3)}`).join(', ')})` : ' (no held-out paint: default)'}`,
+        `forest member: ${forest.roots.length} trees in ${ensemble.seconds.toFixed(1)} s; mixing weight ${best.weight}${useHeldOut ? ` chosen on the held-out blocks (${candidates.map((c) => `${c.weight}: ${c.estimate?.toFixed(3)}`).join(', ')})` : ' (default)'}`,
       );
-      p = mixed(best.weight);
+      p = mix(p, q, best.weight);
     }
     calibration = fitCalibration(p, l, K, useHeldOut ? plan.calibration : 'none');
     if (useHeldOut) {
       selfValidation = {
+        ...selfValidation,
         estimate: foregroundIoU(decide(p, l.length, K, calibration.weights), l, K),
-        estimateArgmax: foregroundIoU(decide(p, l.length, K, new Array<number>(K).fill(1)), l, K),
+        estimateArgmax: foregroundIoU(decide(p, l.length, K, argmaxWeights), l, K),
         heldOutVoxels: l.length,
         fittedOn: plan.calibration === 'none' ? 'none' : 'held-out',
       };
@@ -335,8 +481,9 @@ export async function trainRecipe(
   }
   if (selfValidation.estimate !== null)
     hooks.log?.(
-      `held-out IoU estimate ${selfValidation.estimate.toFixed(3)} (argmax ${selfValidation.estimateArgmax?.toFixed(3)}) on ${selfValidation.heldOutVoxels} painted voxels`,
+      `held-out IoU estimate ${selfValidation.estimate.toFixed(3)} (argmax ${selfValidation.estimateArgmax?.toFixed(3)}) on ${selfValidation.heldOutVoxels} painted voxels${early ? `, scored at iteration ${selfValidation.scoredAtIteration} (conservative: the final model trained longer, on all the paint)` : ''}`,
     );
+  else hooks.log?.(`no held-out IoU estimate: ${selfValidation.reason}`);
   return {
     model: trained.model,
     plan,
@@ -462,6 +609,7 @@ export function manifestFor(
     downsample: t.plan.downsample,
     training: { ...t.summary, preset: o.preset },
     prediction: { testTimeFlips: t.plan.testTimeFlips },
+    heldOut: heldOutReport(t.selfValidation),
     ...(t.ensemble
       ? {
           ensemble: {
@@ -511,6 +659,7 @@ export function segmentOptionsFor(
       ? {
           mixer: {
             weight,
+            halo: featureHalo(ENSEMBLE_FEATURES),
             probabilities: (img: Volume, source: Volume) =>
               forestProbabilities(
                 normalisedImage(img, norm),

@@ -50,12 +50,13 @@ export interface RecipeSettings {
   /** hold annotated planes out for a held-out IoU (auto: one per axis with >= 4 planes on that axis) */
   holdout: 'auto' | 'none';
   /**
-   * self-validation: 'blocks' keeps a fifth of the painted voxels (random 12-voxel blocks) out of training, fits
-   * the decision and the forest weight there and estimates the IoU the user will get; 'none' (default) trains
-   * on all paint. On 1135 (k = 1, 500 steps) the block estimate was right (0.728 vs 0.728) but the decisions
-   * made on it lost 0.055 IoU against 'none' with the default forest weight (docs/densify.md)
+   * self-validation (pipeline/holdout.ts), from paint on 3 planes on (any axes): 'early' (default) keeps a fifth
+   * of the painted voxels (random 12-voxel blocks) out of the first half of training, scores them with the model
+   * (and forest) of that moment, then trains on all the paint: an estimate of the IoU the user will get that is
+   * conservative and costs (almost) nothing, nothing chosen on it; 'blocks' keeps them out all the way and fits
+   * the decision and the forest weight there (on 1135 k = 1 that lost 0.055 IoU, docs/densify.md); 'none'
    */
-  validation: 'blocks' | 'none';
+  validation: 'early' | 'blocks' | 'none';
   /**
    * second learner: 'forest' mixes a random forest on multiscale features (fitted on the same paint) into the
    * network's probabilities, its weight chosen on the held-out blocks; 'none' = the network alone
@@ -79,7 +80,7 @@ export const RECIPE_DEFAULTS = {
   flips: true,
   calibration: 'iou' as const,
   holdout: 'auto' as const,
-  validation: 'none' as const,
+  validation: 'early' as const,
   ensemble: 'forest' as const,
 };
 
@@ -175,8 +176,8 @@ export function recipeSettings(
   );
   check(s.holdout === 'auto' || s.holdout === 'none', `holdout must be auto or none, got "${s.holdout}"`);
   check(
-    s.validation === 'blocks' || s.validation === 'none',
-    `validation must be blocks or none, got "${s.validation}"`,
+    s.validation === 'early' || s.validation === 'blocks' || s.validation === 'none',
+    `validation must be early, blocks or none, got "${s.validation}"`,
   );
   check(
     s.ensemble === 'forest' || s.ensemble === 'none',

@@ -8,8 +8,9 @@
  *    asynchronous and computes off the JS thread)
  *  - stops after `iterations` or `minutes`, whichever comes first; AbortSignal cancels between steps
  *  - checkpoints every `checkpointMinutes` and at the end (atomic), `resume` continues from one
- *  - with enough annotated planes some are held out, scored every `evalMinutes`, and the best model by
- *    held-out IoU is the one returned
+ *  - with enough annotated planes some are held out, scored every `evalMinutes` (foreground IoU, volume/iou.ts),
+ *    and the best model by held-out IoU is the one returned
+ *  - `release`: the caller's held-out paint is trained on after a first part of the budget (recipe self-validation)
  */
 import { mkdir, readFile, rename, writeFile, copyFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -20,17 +21,53 @@ import type { CancelSignal, ProgressCallback } from '../common/progress.js';
 import { DEFAULT_BALANCE } from './presets.js';
 import { computeNormalisation, normaliseVolume, type Normalisation } from '../volume/preprocess.js';
 import { analyseLabels, chooseHoldout, classWeights, withoutPlanes, type AnnotatedPlane, type LabelSummary } from './sparse.js';
-import { DEFAULT_AUGMENT, TileSampler, planTileShapes, type AugmentOptions } from './sampler.js';
+import { DEFAULT_AUGMENT, TileSampler, planTileShapes, type AugmentOptions, type HotSpot } from './sampler.js';
 import { createSampleSource } from './samples.js';
 import type { Sample, TrainVolumeData, Vec3 } from './augment.js';
 import { Rng } from './rng.js';
 import { predictRegion, sourceFromNormalised } from '../volume/predict.js';
+import { ClassConfusion } from '../volume/iou.js';
 import type { TrainingSummary } from '../inference/model-dir.js';
 
 export interface TrainPair {
   image: Volume;
   /** 0 = unannotated, 1..K */
   labels: Volume;
+}
+
+/** Warm start: continue from saved weights (with their optimizer state) instead of a fresh network. */
+export interface TrainInit {
+  /** the engine's checkpoint file (a model folder's weights.pt) */
+  weights: string;
+  /** the normalisation the weights were trained with (the inputs must look the same) */
+  normalisation: Normalisation;
+  /** iterations the weights have had: the count continues from here, `iterations` more are trained */
+  iteration: number;
+  /** the loss (running mean) the weights ended with: the reported loss continues from it */
+  lastLoss: number | null;
+}
+
+/** Where labels changed, in the grid of a training volume: [z, y, x], min inclusive, max exclusive. */
+export interface LabelChange {
+  volume: number;
+  min: Vec3;
+  max: Vec3;
+}
+
+/**
+ * A live session (the app's live training): between two steps the loop asks for label changes (the caller has
+ * written them into the `labels` arrays it gave trainModel), re-reads the annotation of the changed volumes,
+ * favours tiles on new paint and on `hot` spots (e.g. paint the current prediction gets wrong), and lets the
+ * caller use the newest weights (previews) while the engine is idle.
+ */
+export interface LiveTraining {
+  sync(): Promise<{ changes: LabelChange[]; hot?: HotSpot[] }>;
+  /** runs between two engine steps (never during one: the engine is not re-entrant) */
+  between?(s: { model: Model; iteration: number; volumes: readonly TrainVolumeData[]; changed: boolean }): Promise<void>;
+  /** share of samples centred on hot spots while there are any (default 0.5) */
+  hotShare?: number;
+  /** steps during which new paint stays hot (default 40); spots from `hot` stay for `hotSteps / 2` */
+  hotSteps?: number;
 }
 
 export interface TrainOptions {
@@ -67,10 +104,31 @@ export interface TrainOptions {
   /** learning-rate schedule: constant, or cosine decay to 5 % over the budget (default) */
   schedule?: 'constant' | 'cosine';
   worker?: 'auto' | 'worker' | 'inline';
+  /** continue from saved weights (see TrainInit) */
+  init?: TrainInit;
+  /** a live session: no budget needed (it trains until `signal`), label changes between steps (see LiveTraining) */
+  live?: LiveTraining;
   signal?: CancelSignal;
   onProgress?: ProgressCallback;
   /** called for every step (for logs/tests) */
   onStep?: (s: StepInfo) => void;
+  /**
+   * self-validation that costs little: the pairs' labels (some paint removed by the caller) are trained on until
+   * `at` (a fraction of the budget), then `score` sees the model as it is (the caller scores the removed paint),
+   * then training goes on with `labels` (all the paint) for the rest of the budget
+   */
+  release?: ReleaseOptions;
+  /** called with the label volumes the sampler draws from whenever they are set (what is trained on; tests) */
+  onTrainLabels?: (labels: ArrayLike<number>[], phase: 'before-release' | 'all') => void;
+}
+
+export interface ReleaseOptions {
+  /** fraction of the budget (iterations or minutes, whichever ends first) trained before the release, in (0, 1) */
+  at: number;
+  /** the labels trained on after the release, one per pair (same shapes) */
+  labels: ArrayLike<number>[];
+  /** called once at the release with the model and its iteration; an error in it ends the training */
+  score: (model: Model, normalisation: Normalisation, iteration: number) => Promise<void>;
 }
 
 export interface StepInfo {
@@ -156,28 +214,44 @@ export function validatePairs(pairs: TrainPair[], net: NetConfig): void {
 export async function trainModel(engine: Engine, pairs: TrainPair[], opts: TrainOptions): Promise<TrainResult> {
   const net = opts.net;
   validatePairs(pairs, net);
-  if (!opts.iterations && !opts.minutes) throw new SliceformError('bad-input', 'give a training budget: iterations or minutes');
+  if (!opts.iterations && !opts.minutes && !opts.live) throw new SliceformError('bad-input', 'give a training budget: iterations or minutes');
+  const live = opts.live;
   const batch = opts.batch ?? 2;
   if (!(Number.isInteger(batch) && batch >= 1 && batch <= 64)) throw new SliceformError('bad-input', `batch must be an integer 1..64, got ${batch}`);
   const seed = opts.seed ?? 1;
   const K = net.numClasses;
   const aug = opts.augment ?? DEFAULT_AUGMENT;
   const geometry = { levels: net.levels, padding: net.padding };
-  const norm = computeNormalisation(pairs.map((p) => p.image));
+  const norm = opts.init?.normalisation ?? computeNormalisation(pairs.map((p) => p.image));
 
   // volumes, annotation summaries, held-out planes
+  const release = opts.release;
+  if (release) {
+    if (!(release.at > 0 && release.at < 1)) throw new SliceformError('internal', `release.at must be in (0, 1), got ${release.at}`);
+    if (release.labels.length !== pairs.length || release.labels.some((l, v) => l.length !== pairs[v]!.labels.data.length || maxLabel(l) > K))
+      throw new SliceformError('internal', 'release labels must match the pairs (one per pair, same size, classes 1..K)');
+  }
   const volumes: TrainVolumeData[] = [];
-  const summaries: LabelSummary[] = [];
-  const fullSummaries: LabelSummary[] = [];
+  let summaries: LabelSummary[] = [];
+  let fullSummaries: LabelSummary[] = [];
   const heldOut: AnnotatedPlane[] = [];
   const heldOutLabels: (Uint8Array | null)[] = [];
+  const planesOut: AnnotatedPlane[][] = [];
   for (let v = 0; v < pairs.length; v++) {
     const { image, labels } = pairs[v]!;
     const shape = zyx(image);
     let lab = labels.data instanceof Uint8Array ? labels.data : Uint8Array.from(labels.data as ArrayLike<number>);
+    if (live) {
+      // a live session writes label changes into its own copy, shared with the augmentation worker
+      const sh = new Uint8Array(new SharedArrayBuffer(lab.length));
+      sh.set(lab);
+      lab = sh;
+    }
     const full = analyseLabels(lab, shape, K, v);
     fullSummaries.push(full);
-    const ho = opts.holdout === 'none' ? [] : chooseHoldout(full.planes);
+    // a live session trains on all of the paint (new strokes land anywhere; held-out planes would ignore them)
+    const ho = opts.holdout === 'none' || live ? [] : chooseHoldout(full.planes);
+    planesOut.push(ho);
     heldOutLabels.push(ho.length ? lab : null);
     if (ho.length) {
       heldOut.push(...ho);
@@ -186,22 +260,48 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
     volumes.push({ shape, channels: image.shape.c, image: normaliseVolume(image, norm), labels: lab });
     summaries.push(ho.length ? analyseLabels(lab, shape, K, v) : full);
   }
-  const classCounts = new Array<number>(K + 1).fill(0);
-  for (const s of summaries) s.classCounts.forEach((c, k) => (classCounts[k]! += c));
-  const weights = classWeights(classCounts, opts.classWeightPower ?? DEFAULT_BALANCE);
+  const weightsOf = (sums: LabelSummary[]) => {
+    const classCounts = new Array<number>(K + 1).fill(0);
+    for (const s of sums) s.classCounts.forEach((c, k) => (classCounts[k]! += c));
+    return classWeights(classCounts, opts.classWeightPower ?? DEFAULT_BALANCE);
+  };
+  let weights = weightsOf(summaries);
 
   const minDims = [0, 1, 2].map((a) => Math.min(...volumes.map((v) => v.shape[a]!))) as Vec3;
   const shapes = planTileShapes(geometry, opts.planeOut ?? 64, opts.cubeOut ?? 32, minDims);
-  const sampler = new TileSampler(
-    pairs.map((p) => ({ shape: zyx(p.image), spacing: [p.image.spacing.z, p.image.spacing.y, p.image.spacing.x] as Vec3, channels: p.image.shape.c })),
-    summaries,
-    shapes,
-    aug,
-  );
+  const samplerVolumes = pairs.map((p) => ({ shape: zyx(p.image), spacing: [p.image.spacing.z, p.image.spacing.y, p.image.spacing.x] as Vec3, channels: p.image.shape.c }));
+  let sampler = new TileSampler(samplerVolumes, summaries, shapes, aug);
+  opts.onTrainLabels?.(volumes.map((v) => v.labels), release ? 'before-release' : 'all');
+  // after the release: all the paint (the trainer's own held-out planes stay out), its summaries, class weights, sampler
+  const releaseLabels = () => {
+    fullSummaries = [];
+    summaries = [];
+    for (let v = 0; v < pairs.length; v++) {
+      const shape = volumes[v]!.shape;
+      let lab = Uint8Array.from(release!.labels[v]!);
+      fullSummaries.push(analyseLabels(lab, shape, K, v));
+      if (planesOut[v]!.length) lab = withoutPlanes(lab, shape, planesOut[v]!);
+      volumes[v] = { ...volumes[v]!, labels: lab };
+      summaries.push(planesOut[v]!.length ? analyseLabels(lab, shape, K, v) : fullSummaries[v]!);
+    }
+    weights = weightsOf(summaries);
+    sampler = new TileSampler(samplerVolumes, summaries, shapes, aug);
+    opts.onTrainLabels?.(volumes.map((v) => v.labels), 'all');
+  };
+  let released = !release;
 
-  // model, possibly resumed
+  // model, possibly resumed (checkpoint) or warm-started (saved weights)
   const model = await engine.createModel(net, opts.optim, { seed, ...opts.modelOptions });
   let state: CheckpointState = { iteration: 0, elapsedSeconds: 0, seed, bestIoU: null, bestIteration: null, lastLoss: null };
+  if (opts.init) {
+    try {
+      await model.load(opts.init.weights);
+    } catch (e) {
+      model.dispose();
+      throw new SliceformError('bad-input', `cannot continue from these weights: ${(e as Error).message}`, { file: opts.init.weights, cause: e });
+    }
+    state = { ...state, iteration: opts.init.iteration, lastLoss: opts.init.lastLoss };
+  }
   const ckdir = opts.checkpointDir;
   if (ckdir) await mkdir(ckdir, { recursive: true });
   if (opts.resume) {
@@ -212,8 +312,10 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
     state = JSON.parse(await readFile(join(ckdir, CKPT_STATE), 'utf8')) as CheckpointState;
     await model.load(join(ckdir, CKPT_WEIGHTS));
   }
+  // a warm start trains `iterations` more; a checkpoint's resume keeps its total
+  const startIt = opts.init && !opts.resume ? state.iteration : 0;
 
-  const source = createSampleSource(volumes, opts.worker ?? 'auto');
+  let source = createSampleSource(volumes, opts.worker ?? 'auto');
   // each iteration's sample comes from its own stream: deterministic whatever the timing, and on resume
   const specsFor = (it: number) => sampler.nextBatch(new Rng((seed * 1_000_003 + it * 7919) >>> 0), batch);
   // renders iteration `it`'s samples (in order, in the worker), joined into one batch, with their tile shape
@@ -235,10 +337,10 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
     return { input, labels, inShape };
   };
   const budgetSeconds = opts.minutes ? opts.minutes * 60 : Infinity;
-  const maxIt = opts.iterations ?? Infinity;
+  const maxIt = opts.iterations ? startIt + opts.iterations : Infinity;
   const startWall = Date.now();
   const elapsed = () => state.elapsedSeconds + (Date.now() - startWall) / 1000;
-  const progressFraction = () => Math.min(1, Math.max(state.iteration / maxIt, elapsed() / budgetSeconds));
+  const progressFraction = () => Math.min(1, Math.max((state.iteration - startIt) / (maxIt - startIt), elapsed() / budgetSeconds));
   const lrAt = (f: number) => (opts.schedule === 'constant' ? opts.optim.lr : opts.optim.lr * (0.05 + 0.95 * 0.5 * (1 + Math.cos(Math.PI * Math.min(1, f)))));
 
   let lastCkpt = Date.now();
@@ -279,10 +381,8 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
 
   const scoreHeldOut = async (): Promise<number | null> => {
     if (!heldOut.length) return null;
-    // mean over classes of IoU on held-out annotated voxels (accumulated over planes)
-    const tp = new Float64Array(K + 1);
-    const fp = new Float64Array(K + 1);
-    const fn = new Float64Array(K + 1);
+    // mean IoU of the foreground classes on the held-out annotated voxels (accumulated over planes)
+    const confusion = new ClassConfusion(K);
     for (const p of heldOut) {
       const vol = volumes[p.volume]!;
       const truth = heldOutLabels[p.volume]!;
@@ -303,27 +403,11 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
           r = Math.floor(r / rx);
           c[1] = r % ry;
           c[0] = Math.floor(r / ry) + slab.z0;
-          const t = truth[((origin[0] + c[0]) * Y + origin[1] + c[1]) * X + origin[2] + c[2]]!;
-          if (t === 0) continue;
-          const pr = slab.labels[i]!;
-          if (pr === t) tp[t]!++;
-          else {
-            fp[pr]!++;
-            fn[t]!++;
-          }
+          confusion.add(slab.labels[i]!, truth[((origin[0] + c[0]) * Y + origin[1] + c[1]) * X + origin[2] + c[2]]!);
         }
       });
     }
-    let sum = 0;
-    let n = 0;
-    for (let k = 1; k <= K; k++) {
-      const d = tp[k]! + fp[k]! + fn[k]!;
-      if (d > 0) {
-        sum += tp[k]! / d;
-        n++;
-      }
-    }
-    return n ? sum / n : null;
+    return confusion.foregroundIoU();
   };
   // A graceful stop aborts the same signal as a cancel: scoring the held-out planes after it (in the loop or on
   // the final weights) must not turn "stop and keep the model" into a cancelled job ("prediction cancelled").
@@ -337,12 +421,74 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
     }
   };
 
+  // live session: hot spots with the iteration they expire at
+  let hot: Array<{ spot: HotSpot; until: number }> = [];
+  const hotSteps = live?.hotSteps ?? 40;
+  /** label changes -> training labels, summaries, sampler, hot spots; true when labels changed, null when stopped while waiting for paint */
+  const applyLive = async (): Promise<boolean | null> => {
+    if (!live) return false;
+    for (;;) {
+      const { changes, hot: extra } = await live.sync();
+      const touched = new Set<number>();
+      for (const c of changes) {
+        const vol = volumes[c.volume]!;
+        const src = pairs[c.volume]!.labels.data;
+        const [, Y, X] = vol.shape;
+        const voxels: number[] = [];
+        for (let z = c.min[0]; z < c.max[0]; z++)
+          for (let y = c.min[1]; y < c.max[1]; y++) {
+            const row = (z * Y + y) * X;
+            for (let x = c.min[2]; x < c.max[2]; x++) {
+              const l = src[row + x]!;
+              vol.labels[row + x] = l;
+              if (l) voxels.push(row + x);
+            }
+          }
+        touched.add(c.volume);
+        // the new paint is favoured for a while: thin tiles over its plane when it lies on one
+        const flat = ([0, 1, 2] as const).filter((a) => c.max[a] - c.min[a] === 1);
+        const axis = flat[0];
+        if (voxels.length)
+          hot.push({ spot: { volume: c.volume, voxels: Uint32Array.from(voxels), ...(axis !== undefined ? { axis, index: c.min[axis] } : {}) }, until: state.iteration + hotSteps });
+      }
+      for (const h of extra ?? []) hot.push({ spot: h, until: state.iteration + Math.max(1, Math.round(hotSteps / 2)) });
+      for (const v of touched) {
+        summaries[v] = analyseLabels(volumes[v]!.labels, volumes[v]!.shape, K, v);
+        fullSummaries[v] = summaries[v]!;
+      }
+      const before = hot.length;
+      hot = hot.filter((h) => h.until > state.iteration);
+      if (summaries.every((s) => s.annotated === 0)) {
+        // everything was erased: wait for new paint (or the stop)
+        if (opts.signal?.aborted) return null;
+        await new Promise((r) => setTimeout(r, 250));
+        continue;
+      }
+      if (touched.size) {
+        weights = weightsOf(summaries);
+        sampler = new TileSampler(samplerVolumes, summaries, shapes, aug);
+      }
+      if (touched.size || extra?.length || hot.length !== before) sampler.setHotSpots(hot.map((h) => h.spot), live.hotShare ?? 0.5);
+      return touched.size > 0 || (extra?.length ?? 0) > 0;
+    }
+  };
+
   try {
     let pending: Promise<Sample & { inShape: Vec3 }> | null = state.iteration < maxIt ? renderStep(state.iteration) : null;
     while (pending) {
       if (opts.signal?.aborted) {
         cancelled = true;
         break;
+      }
+      if (!released && progressFraction() >= release!.at) {
+        // the next sample was drawn from the labels before the release: render it again from all the paint
+        await pending.catch(() => undefined);
+        released = true;
+        await release!.score(model, norm, state.iteration);
+        releaseLabels();
+        await source.dispose();
+        source = createSampleSource(volumes, opts.worker ?? 'auto');
+        pending = renderStep(state.iteration);
       }
       const sample = await pending;
       const it = state.iteration;
@@ -404,7 +550,7 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
       }
       const fraction = progressFraction();
       const byTime = opts.minutes ? Math.max(0, budgetSeconds - el) : Infinity;
-      const byIt = Number.isFinite(maxIt) ? ((maxIt - state.iteration) * el) / Math.max(1, state.iteration) : Infinity;
+      const byIt = Number.isFinite(maxIt) ? ((maxIt - state.iteration) * el) / Math.max(1, state.iteration - startIt) : Infinity;
       const remaining = Math.min(byTime, byIt);
       const info: StepInfo = { iteration: state.iteration, loss: lossEma, annotatedShare: annotated / Math.max(1, outVoxels), voxelsPerSecond: vps, elapsed: el, lr, heldOutIoU };
       opts.onStep?.(info);
@@ -412,8 +558,24 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
         fraction,
         etaSeconds: Number.isFinite(remaining) ? remaining : undefined,
         stage: 'training',
-        details: { iteration: state.iteration, loss: lossEma, voxelsPerSecond: Math.round(vps), heldOutIoU: heldOutIoU ?? undefined, annotatedShare: info.annotatedShare },
+        details: { iteration: state.iteration, loss: lossEma, stepLoss: res.loss, voxelsPerSecond: Math.round(vps), heldOutIoU: heldOutIoU ?? undefined, annotatedShare: info.annotatedShare, startIteration: startIt },
       });
+      if (live && pending) {
+        const changed = await applyLive();
+        if (changed === null) {
+          cancelled = true;
+          await pending.catch(() => undefined);
+          pending = null;
+          break;
+        }
+        if (changed) {
+          // the sample rendered during this step was drawn before the change: draw it again
+          await pending.catch(() => undefined);
+          pending = renderStep(state.iteration);
+          pending.catch(() => undefined);
+        }
+        await live.between?.({ model, iteration: state.iteration, volumes, changed });
+      }
     }
     if (pending) await (pending as Promise<unknown>).catch(() => undefined);
   } finally {

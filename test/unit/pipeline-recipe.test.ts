@@ -2,7 +2,8 @@
 // block hold-out. Synthetic probabilities and labels: these are arithmetic checks, no image is involved.
 import { describe, expect, it } from 'vitest';
 import { fitCalibration, predictedFractions } from '../../main/pipeline/calibration.js';
-import { foregroundIoU, splitBlocks } from '../../main/pipeline/holdout.js';
+import { splitBlocks } from '../../main/pipeline/holdout.js';
+import { foregroundIoU } from '../../main/volume/iou.js';
 import { recipeFromApi, recipeSettings, RECIPE_DEFAULTS } from '../../main/pipeline/settings.js';
 import { recipeFromValues } from '../../main/pipeline/options.js';
 import { planRecipe } from '../../main/pipeline/recipe.js';

@@ -7,7 +7,7 @@ import { loadEngine } from '../../engine/index.js';
 import { readLabels, segmentToFiles, truthToClasses } from '../../inference/files.js';
 import { progressPrinter } from '../../training/progress-line.js';
 import { RECIPE_OPTIONS, recipeFromValues, recipeUsage } from '../../pipeline/options.js';
-import { defaultClassNames, saveRecipeModel, segmentOptionsFor, trainRecipe } from '../../pipeline/recipe.js';
+import { defaultClassNames, heldOutReport, saveRecipeModel, segmentOptionsFor, trainRecipe } from '../../pipeline/recipe.js';
 import {
   assertFiniteImage,
   checkDownsample,
@@ -192,7 +192,7 @@ const densify: Command = {
         seed,
         training: trained.summary,
         calibration: trained.calibration,
-        selfValidation: trained.selfValidation,
+        heldOut: heldOutReport(trained.selfValidation),
         ensemble: trained.ensemble
           ? {
               weight: trained.ensemble.weight,
