@@ -102,7 +102,7 @@ export class SliceUncertaintyAccumulator {
     }
   }
 
-  /** Mean uncertainty per slice; slices no slab reached are 0. */
+  /** Mean uncertainty per slice (slices no slab reached are 0). */
   result(): PerPlane {
     const out = {} as PerPlane;
     for (const p of PLANES) {
@@ -138,6 +138,19 @@ export interface RankOptions {
   /** at most this many suggestions (default 10) */
   max?: number;
   /**
+   * 'mean' (default): a slice's score is its mean voxel uncertainty; 'sum': mean x the slice's voxel count (what
+   * one painted slice could teach at most; favours the larger planes of an anisotropic stack)
+   */
+  aggregate?: 'mean' | 'sum';
+  /**
+   * score a slice by the uncertainty of its neighbourhood, the slab it would teach: the mean over slices
+   * i - w .. i + w with w = window x depth (rounded), counting slices outside the volume as certain (so a slice at
+   * the border, whose slab lies half outside, is not preferred for the uncertainty of the edge). Default 0 (off).
+   */
+  window?: number;
+  /** the volume's size, needed for aggregate 'sum' */
+  dims?: Dims;
+  /**
    * near-duplicates: slices closer than this to a painted slice, or to a better suggestion, of the same plane
    * are left out (default: 4 % of the plane's depth, at least 1, i.e. 4 for 100 slices, 1 for 32)
    */
@@ -167,10 +180,29 @@ export interface Suggestions {
  */
 export function suggestSlices(u: PerPlane, painted: Partial<Record<Plane, readonly number[]>>, opts: RankOptions = {}): Suggestions {
   const max = opts.max ?? 10;
+  const area = (p: Plane) => {
+    const d = opts.dims;
+    if (!d) throw new SliceformError('internal', "suggestSlices: aggregate 'sum' needs the volume's dims");
+    return p === 'xy' ? d.x * d.y : p === 'xz' ? d.x * d.z : d.y * d.z;
+  };
+  const raw = {} as PerPlane;
+  for (const p of PLANES) {
+    let a = opts.aggregate === 'sum' ? Float64Array.from(u[p], (v) => v * area(p)) : u[p];
+    const w = Math.round((opts.window ?? 0) * a.length);
+    if (w > 0) {
+      const src = a;
+      a = Float64Array.from(src, (_, i) => {
+        let t = 0;
+        for (let j = Math.max(0, i - w); j <= Math.min(src.length - 1, i + w); j++) t += src[j]!;
+        return t / (2 * w + 1);
+      });
+    }
+    raw[p] = a;
+  }
   let top = 0;
-  for (const p of PLANES) for (const v of u[p]) if (v > top) top = v;
+  for (const p of PLANES) for (const v of raw[p]) if (v > top) top = v;
   const perAxis = {} as Record<Plane, number[]>;
-  for (const p of PLANES) perAxis[p] = Array.from(u[p], (v) => (top > 0 ? v / top : 0));
+  for (const p of PLANES) perAxis[p] = Array.from(raw[p], (v) => (top > 0 ? v / top : 0));
   const gapOf = (depth: number) => {
     const g = typeof opts.gap === 'function' ? opts.gap(depth) : (opts.gap ?? defaultGap(depth));
     return Math.max(0, Math.floor(g));

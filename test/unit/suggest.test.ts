@@ -119,6 +119,23 @@ describe('suggestSlices', () => {
     expect(zero.ranked[0]).toEqual({ plane: 'xy', index: 0, score: 0 });
   });
 
+  it('window: scores the slab a slice would teach, so an uncertain border slice does not win for its edge', () => {
+    const u = sliceUncertainty(volume((_x, y) => y === 0 || (y >= 4 && y <= 6)), dims, 2);
+    expect(suggestSlices(u, {}).ranked[0]).toEqual({ plane: 'xz', index: 0, score: 1 });
+    const w = suggestSlices(u, {}, { window: 0.1 }); // ±1 slice of 10
+    expect(w.ranked[0]).toEqual({ plane: 'xz', index: 5, score: 1 });
+    // slices outside the volume count as certain: y = 0 averages (1 + H95 + 0) / 3
+    expect(w.perAxis.xz[0]).toBeCloseTo((1 + H95) / 3, 5);
+  });
+
+  it("aggregate 'sum' weighs a slice by its voxel count (larger planes first), 'mean' does not", () => {
+    // yz x=2 (80 voxels) entirely uncertain, xy z=3 (120 voxels) uncertain on 9 of its 10 rows
+    const u = sliceUncertainty(volume((x, y, z) => x === 2 || (z === 3 && y < 9)), dims, 2);
+    expect(describeSlice(suggestSlices(u, {}).ranked[0]!)).toBe('yz x=2');
+    expect(describeSlice(suggestSlices(u, {}, { aggregate: 'sum', dims }).ranked[0]!)).toBe('xy z=3');
+    expect(() => suggestSlices(u, {}, { aggregate: 'sum' })).toThrow(/needs the volume's dims/);
+  });
+
   it('spreads a coarse preview back to full slice indices', () => {
     const coarse = { xy: Float64Array.of(0.1, 0.9), xz: Float64Array.of(0.2, 0.3, 0.4), yz: Float64Array.of(0.5) };
     const e = expandCoarse(coarse, { x: 2, y: 5, z: 4 }, 2);
