@@ -12,44 +12,26 @@ import type { Volume } from '../common/volume.js';
 import type { EngineInfo } from '../common/engine.js';
 import { engineLimitsShort } from '../common/engine-limits.js';
 import { refuseExistingKind, refuseOutputOverInput, requireRegularFile } from '../services/path-guard.js';
+import { RECIPE_RANGES, inRange, rangeMessage, type Range } from '../pipeline/settings.js';
 
 type Values = Record<string, unknown>;
 
-export interface Range {
-  min: number;
-  max: number;
-  /** min itself is not allowed (e.g. minutes > 0) */
-  minExclusive?: boolean;
-  /** max itself is not allowed (e.g. average < 1) */
-  maxExclusive?: boolean;
-  integer?: boolean;
-}
-
-const show = (r: Range) => (r.minExclusive ? `> ${r.min} and <= ${r.max}` : r.maxExclusive ? `in [${r.min}, ${r.max})` : `${r.min}..${r.max}`);
+export type { Range };
 
 /** A numeric option inside its range, or undefined when absent. */
 export function rangeOpt(values: Values, name: string, r: Range): number | undefined {
   const n = numOpt(values, name);
   if (n === undefined) return undefined;
-  const ok = (r.minExclusive ? n > r.min : n >= r.min) && (r.maxExclusive ? n < r.max : n <= r.max) && (!r.integer || Number.isInteger(n));
-  if (!ok) throw new SliceformError('bad-input', `--${name} must be ${r.integer ? 'an integer' : 'a number'} ${show(r)}, got ${strOpt(values, name)}`);
+  if (!inRange(n, r)) throw new SliceformError('bad-input', `--${rangeMessage(name, r, strOpt(values, name) ?? n)}`);
   return n;
 }
 
-/** The documented ranges (the same as the recipe's, main/pipeline/settings.ts), for densify, train, segment, crossval. */
+/**
+ * The documented ranges for densify, train, segment, crossval: the recipe's own table (main/pipeline/settings.ts
+ * RECIPE_RANGES, the one the API checks too) and the ranges of options only commands have.
+ */
 export const RANGES = {
-  minutes: { min: 0, max: 7 * 24 * 60, minExclusive: true },
-  iterations: { min: 1, max: 1e9, integer: true },
-  threads: { min: 1, max: 4096, integer: true },
-  seed: { min: 0, max: 0xffffffff, integer: true },
-  lr: { min: 0, max: 1e300, minExclusive: true },
-  'plane-tile': { min: 4, max: 512, integer: true },
-  balance: { min: 0, max: 2 },
-  dice: { min: 0, max: 10 },
-  batch: { min: 1, max: 64, integer: true },
-  average: { min: 0, max: 1, maxExclusive: true },
-  levels: { min: 1, max: 6, integer: true },
-  'base-filters': { min: 1, max: 256, integer: true },
+  ...RECIPE_RANGES,
   'checkpoint-minutes': { min: 0, max: 7 * 24 * 60, minExclusive: true },
   folds: { min: 2, max: 100, integer: true },
   'slice-min-fraction': { min: 0, max: 1, minExclusive: true },

@@ -88,6 +88,64 @@ function check(ok: boolean, msg: string): void {
   if (!ok) throw new SliceformError('bad-input', msg);
 }
 
+/** A numeric range; the bounds are allowed unless said otherwise. */
+export interface Range {
+  min: number;
+  max: number;
+  /** min itself is not allowed (e.g. minutes > 0) */
+  minExclusive?: boolean;
+  /** max itself is not allowed (e.g. average < 1) */
+  maxExclusive?: boolean;
+  integer?: boolean;
+}
+
+/**
+ * The ranges of the recipe's numeric settings, by their option names: the one table that recipeSettings (the
+ * API, the app) and the CLI's checks before any file is read (main/cli/validate.ts) both use.
+ */
+export const RECIPE_RANGES = {
+  minutes: { min: 0, max: 7 * 24 * 60, minExclusive: true },
+  iterations: { min: 1, max: 1e9, integer: true },
+  threads: { min: 1, max: 4096, integer: true },
+  seed: { min: 0, max: 0xffffffff, integer: true },
+  lr: { min: 0, max: Infinity, minExclusive: true },
+  'plane-tile': { min: 4, max: 512, integer: true },
+  balance: { min: 0, max: 2 },
+  dice: { min: 0, max: 10 },
+  batch: { min: 1, max: 64, integer: true },
+  average: { min: 0, max: 1, maxExclusive: true },
+  levels: { min: 1, max: 6, integer: true },
+  'base-filters': { min: 1, max: 256, integer: true },
+} satisfies Record<string, Range>;
+
+/** How a range reads in a message: `4..512`, `> 0`, `> 0 and <= 10080`, `in [0, 1)`. */
+export function showRange(r: Range): string {
+  if (r.minExclusive) return r.max === Infinity ? `> ${r.min}` : `> ${r.min} and ${r.maxExclusive ? '<' : '<='} ${r.max}`;
+  if (r.maxExclusive) return `in [${r.min}, ${r.max})`;
+  return `${r.min}..${r.max}`;
+}
+
+export function inRange(n: number, r: Range): boolean {
+  return (
+    Number.isFinite(n) &&
+    (r.minExclusive ? n > r.min : n >= r.min) &&
+    (r.maxExclusive ? n < r.max : n <= r.max) &&
+    (!r.integer || Number.isInteger(n))
+  );
+}
+
+/** The error message for a value out of its range: `plane-tile must be an integer 4..512, got -5`. */
+export function rangeMessage(name: string, r: Range, got: string | number): string {
+  return `${name} must be ${r.integer ? 'an integer' : 'a number'} ${showRange(r)}, got ${got}`;
+}
+
+/** Refuses a value outside RECIPE_RANGES[name] (bad-input, the message names the setting and its range). */
+export function checkRange(name: keyof typeof RECIPE_RANGES, n: number | undefined): void {
+  if (n === undefined) return;
+  const r: Range = RECIPE_RANGES[name];
+  check(inRange(n, r), rangeMessage(name, r, n));
+}
+
 /** Fills defaults and validates ranges; throws a bad-input error naming the setting and its range. */
 export function recipeSettings(
   partial: Omit<Partial<RecipeSettings>, 'preset'> & { preset?: string },
@@ -103,66 +161,24 @@ export function recipeSettings(
   } as RecipeSettings;
   if (s.minutes === undefined && s.iterations === undefined)
     throw new SliceformError('bad-input', 'give a training budget: minutes or iterations');
-  if (s.minutes !== undefined)
-    check(
-      Number.isFinite(s.minutes) && s.minutes > 0 && s.minutes <= 7 * 24 * 60,
-      `minutes must be > 0 and at most a week (10080), got ${s.minutes}`,
-    );
-  if (s.iterations !== undefined)
-    check(
-      Number.isInteger(s.iterations) && s.iterations > 0,
-      `iterations must be a positive integer, got ${s.iterations}`,
-    );
-  check(
-    Number.isInteger(s.seed) && s.seed >= 0 && s.seed <= 0xffffffff,
-    `seed must be an integer 0..4294967295, got ${s.seed}`,
-  );
+  checkRange('minutes', s.minutes);
+  checkRange('iterations', s.iterations);
+  checkRange('seed', s.seed);
   check(s.device === 'cpu' || s.device === 'cuda', `device must be cpu or cuda, got "${s.device}"`);
-  if (s.threads !== undefined) {
-    check(
-      Number.isInteger(s.threads) && s.threads >= 1,
-      `threads must be a positive integer, got ${s.threads}`,
-    );
-    s.threads = Math.min(s.threads, maxThreads);
-  }
-  if (s.lr !== undefined)
-    check(Number.isFinite(s.lr) && s.lr > 0, `lr (learning rate) must be a positive number, got ${s.lr}`);
-  if (s.levels !== undefined)
-    check(
-      Number.isInteger(s.levels) && s.levels >= 1 && s.levels <= 6,
-      `levels must be an integer 1..6, got ${s.levels}`,
-    );
-  if (s.baseFilters !== undefined)
-    check(
-      Number.isInteger(s.baseFilters) && s.baseFilters >= 1 && s.baseFilters <= 256,
-      `base-filters must be an integer 1..256, got ${s.baseFilters}`,
-    );
+  checkRange('threads', s.threads);
+  if (s.threads !== undefined) s.threads = Math.min(s.threads, maxThreads);
+  checkRange('lr', s.lr);
+  checkRange('levels', s.levels);
+  checkRange('base-filters', s.baseFilters);
   check(
     s.bnAtTest === 'batch' || s.bnAtTest === 'running',
     `bn-at-test must be batch or running, got "${s.bnAtTest}"`,
   );
-  check(
-    Number.isFinite(s.balance) && s.balance >= 0 && s.balance <= 2,
-    `balance must be in 0..2 (0 = equal class weights, 1 = inverse frequency), got ${s.balance}`,
-  );
-  check(
-    Number.isFinite(s.dice) && s.dice >= 0 && s.dice <= 10,
-    `dice (weight) must be in 0..10, got ${s.dice}`,
-  );
-  if (s.batch !== undefined)
-    check(
-      Number.isInteger(s.batch) && s.batch >= 1 && s.batch <= 64,
-      `batch must be an integer 1..64, got ${s.batch}`,
-    );
-  check(
-    Number.isFinite(s.average) && s.average >= 0 && s.average < 1,
-    `average must be a fraction in [0, 1), got ${s.average}`,
-  );
-  if (s.planeTile !== undefined)
-    check(
-      Number.isInteger(s.planeTile) && s.planeTile >= 4 && s.planeTile <= 512,
-      `plane-tile must be an integer 4..512, got ${s.planeTile}`,
-    );
+  checkRange('balance', s.balance);
+  checkRange('dice', s.dice);
+  checkRange('batch', s.batch);
+  checkRange('average', s.average);
+  checkRange('plane-tile', s.planeTile);
   if (s.downsample !== 'auto')
     check(
       Array.isArray(s.downsample) &&

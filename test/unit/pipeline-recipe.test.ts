@@ -23,11 +23,11 @@ describe('recipe settings', () => {
     expect(s.downsample).toBe('auto');
     expect(recipeSettings({ preset: 'paper', iterations: 1 }).downsample).toEqual([1, 1, 1]);
     expect(() => recipeSettings({})).toThrow(/training budget/);
-    expect(() => recipeSettings({ minutes: 4, balance: -3 })).toThrow(/balance must be in 0\.\.2/);
+    expect(() => recipeSettings({ minutes: 4, balance: -3 })).toThrow(/balance must be a number 0\.\.2, got -3/);
     expect(() => recipeSettings({ minutes: 4, planeTile: 0 })).toThrow(
       /plane-tile must be an integer 4\.\.512/,
     );
-    expect(() => recipeSettings({ minutes: 4, dice: -1 })).toThrow(/dice \(weight\) must be in 0\.\.10/);
+    expect(() => recipeSettings({ minutes: 4, dice: -1 })).toThrow(/dice must be a number 0\.\.10, got -1/);
     expect(() => recipeSettings({ minutes: 4, preset: 'huge' })).toThrow(/unknown preset "huge"/);
     expect(recipeSettings({ minutes: 4, threads: 1000 }, 2).threads).toBe(2);
   });
@@ -43,7 +43,7 @@ describe('recipe settings', () => {
     expect(() => recipeFromValues({ downsample: '9' }, 4)).toThrow(
       /--downsample must be auto, none, F or Z,Y,X with integers 1\.\.8/,
     );
-    expect(() => recipeFromValues({ balance: '-3' }, 4)).toThrow(/^--balance must be in 0\.\.2/);
+    expect(() => recipeFromValues({ balance: '-3' }, 4)).toThrow(/^--balance must be a number 0\.\.2, got -3$/);
     expect(() => recipeFromValues({ lr: 'abc' }, 4)).toThrow(/--lr must be a number/);
     expect(() => recipeFromValues({ preset: 'huge' }, 4)).toThrow(/unknown --preset "huge"/);
   });
