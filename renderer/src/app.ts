@@ -399,6 +399,23 @@ export class App {
     }
   }
 
+  /** the live preview layer on or off (panel checkbox, P): slice views and the coarse 3D preview */
+  setShowPreview(on: boolean): void {
+    this.store.showPreview = on;
+    for (const p of PLANES) this.store.emit('preview', p);
+    this.view3d.setLabels(this.labels3D());
+    this.store.emit('overlay', undefined);
+  }
+
+  /** "annotate here next": show the best suggested slice (G) */
+  goToSuggestion(rank = 0): boolean {
+    const r = this.preview.suggestions?.ranked[rank];
+    if (!r) return false;
+    this.activePlane = r.plane;
+    this.setSlice(r.plane, r.index);
+    return true;
+  }
+
   /** the label image shown in 3D: the dense prediction when there is one, else the annotation */
   labels3D(): LabelImage | null {
     // the live session's coarse preview while it is newer than the densified result (and the preview is on)

@@ -172,6 +172,14 @@ export function wireInteraction(app: App, help?: ShortcutHelp): void {
         st.showAnnotation = st.showPrediction = !(st.showAnnotation || st.showPrediction);
         st.emit('overlay', undefined);
         return;
+      case 'p':
+      case 'P':
+        app.setShowPreview(!st.showPreview);
+        return;
+      case 'g':
+      case 'G':
+        if (!app.goToSuggestion(0)) st.status('No suggestion yet: they come with the first live preview or densify result.');
+        return;
       case 'f':
       case 'F':
         app.layout.toggleMaximise(hovered);

@@ -65,11 +65,8 @@ export function trainingPanel(app: App): HTMLElement {
   const liveStatus = el('div', { class: 'job-status', testid: 'live-status' }, '');
   const unseen = el('div', { class: 'live-unseen', testid: 'live-unseen', role: 'status', hidden: true }, '');
   const previewToggle = el('input', { type: 'checkbox', testid: 'preview-toggle', checked: st.showPreview, title: 'show the live preview layer (P)' });
-  previewToggle.addEventListener('change', () => {
-    st.showPreview = previewToggle.checked;
-    for (const p of ['xy', 'xz', 'yz'] as const) st.emit('preview', p);
-    app.view3d.setLabels(app.labels3D());
-  });
+  previewToggle.addEventListener('change', () => app.setShowPreview(previewToggle.checked));
+  st.on('overlay', () => (previewToggle.checked = st.showPreview));
   const suggestHost = el('ol', { class: 'suggest-list', testid: 'suggest-list' });
   const suggestNote = el('div', { class: 'hint', testid: 'suggest-note' }, 'Suggestions appear with the first preview or densify result.');
 
@@ -212,7 +209,7 @@ export function trainingPanel(app: App): HTMLElement {
     }
     suggestNote.textContent = `Most uncertain slices (from the ${s.from === 'preview' ? `live preview${s.iteration !== undefined ? `, iteration ${s.iteration}` : ''}` : 'densify result'}); click to go there:`;
     s.ranked.forEach((r, i) => {
-      const b = button(suggestionLabel(r.plane, r.index), 'suggest-item', () => app.setSlice(r.plane, r.index), `uncertainty ${r.score.toFixed(2)}: show this slice`);
+      const b = button(suggestionLabel(r.plane, r.index), 'suggest-item', () => app.goToSuggestion(i), `uncertainty ${r.score.toFixed(2)}: show this slice${i === 0 ? ' (G)' : ''}`);
       b.dataset.plane = r.plane;
       b.dataset.index = String(r.index);
       b.dataset.rank = String(i + 1);

@@ -27,8 +27,10 @@ export const SHORTCUTS: readonly Shortcut[] = [
   { keys: ['R'], what: 'reset the zoom of the view under the pointer', group: 'Slices and views' },
   { keys: ['H'], what: 'hide / show the labels (annotation and result)', group: 'Labels' },
   { keys: ['O'], what: 'labels as outlines only', group: 'Labels' },
+  { keys: ['P'], what: 'show / hide the live preview layer', group: 'Labels' },
   { keys: ['T'], what: 'train on the annotation', group: 'Model' },
   { keys: ['D'], what: 'densify: segment the whole stack', group: 'Model' },
+  { keys: ['G'], what: 'go to the slice to annotate next (best suggestion)', group: 'Model' },
   { keys: ['?'], what: 'this help', group: 'Help' },
   { keys: ['Esc'], what: 'close this help (else: navigate tool)', group: 'Help' },
 ];
