@@ -431,8 +431,10 @@ export async function trainRecipe(
   try {
     const evalLabels = useHeldOut ? split!.map((x) => x.heldOut) : low.map((p) => p.labels.data as Uint8Array);
     // the network's probabilities are needed only on held-out paint ('blocks'): fitting a decision or choosing
-    // a mixing weight on the voxels it was trained on measured no better than the defaults (docs/densify.md)
-    const at = useHeldOut
+    // a mixing weight on the voxels it was trained on measured no better than the defaults (docs/densify.md);
+    // except the 'fraction' decision, whose target (the painted class fractions) holds on the training paint too
+    const fitOnPaint = !useHeldOut && plan.calibration === 'fraction';
+    const at = useHeldOut || fitOnPaint
       ? await probabilitiesAt(
           trained.model,
           low.map((x) => x.image),
@@ -461,7 +463,8 @@ export async function trainRecipe(
       );
       p = mix(p, q, best.weight);
     }
-    calibration = fitCalibration(p, l, K, useHeldOut ? plan.calibration : 'none');
+    calibration = fitCalibration(p, l, K, useHeldOut || fitOnPaint ? plan.calibration : 'none');
+    if (fitOnPaint && calibration.mode !== 'none') selfValidation = { ...selfValidation, fittedOn: 'training' };
     if (useHeldOut) {
       selfValidation = {
         ...selfValidation,

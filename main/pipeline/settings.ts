@@ -42,9 +42,10 @@ export interface RecipeSettings {
   /** test-time flip averaging in prediction */
   flips: boolean;
   /**
-   * the label decision: per-class probability weights fitted on the held-out paint (else the training paint):
+   * the label decision: per-class probability weights fitted on the held-out paint ('blocks'):
    * 'iou' maximises the foreground IoU there (the argmax wins ties), 'fraction' makes the predicted class
-   * fractions equal the painted ones; 'none' = argmax
+   * fractions equal the painted ones; 'none' = argmax. Without held-out paint 'iou' is the plain argmax (an IoU
+   * fitted on the voxels trained on measured no better) and 'fraction' is fitted on the training paint
    */
   calibration: 'iou' | 'fraction' | 'none';
   /** hold annotated planes out for a held-out IoU (auto: one per axis with >= 4 planes on that axis) */
