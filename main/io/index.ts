@@ -18,6 +18,19 @@ export type { ReadOptions, VolumeInfo } from './types.js';
 export { writeImageJTiff, writeOmeTiff, type TiffWriteOptions } from './writer.js';
 export { writeSnapshot, renderSlice, type SnapshotOptions } from './snapshot.js';
 export { openZarrSource, ZarrSource, isZarrPath, type ZarrSourceOptions } from './zarr/reader.js';
+export {
+  ZarrArrayWriter,
+  createOmeZarrImage,
+  writePyramid,
+  addLabelName,
+  writeOmeZarr,
+  writeOmeZarrLabels,
+  DEFAULT_COMPRESSION,
+  type ZarrCompression,
+  type NgffVersion,
+  type OmeZarrImageSpec,
+  type OmeZarrWriteOptions,
+} from './zarr/writer.js';
 
 export interface VolumeReader {
   id: 'tiff' | 'hdf5' | 'zarr';
