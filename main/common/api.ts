@@ -338,6 +338,13 @@ export interface TrainProgress {
   fraction: number;
   /** latest held-out IoU (mean over foreground classes), when measured */
   heldOutIoU?: number;
+  /**
+   * the iteration whose model the held-out IoU was measured on: the recipe's estimate scores held-out paint at
+   * half the budget, then trains on it too, so the final model is usually better (a conservative estimate)
+   */
+  heldOutIteration?: number;
+  /** why there is no held-out estimate (e.g. paint on fewer than 3 planes), once that is known */
+  heldOutNote?: string;
   /** per volumeId, the annotation revision the sampler has used (live sessions; compare EditResult.revision) */
   seenRevision?: Record<string, number>;
   /** iteration count the session continued from (0 for a fresh model) */
@@ -368,6 +375,9 @@ export interface TrainResult {
   finalLoss: number;
   seconds: number;
   heldOutIoU?: number;
+  /** see TrainProgress.heldOutIteration / heldOutNote */
+  heldOutIteration?: number;
+  heldOutNote?: string;
   /** iteration count it continued from (0 for a fresh model) */
   startIteration?: number;
   warmStartFrom?: string;

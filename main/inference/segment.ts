@@ -32,9 +32,10 @@ export interface SegmentOptions {
   decisionWeights?: number[];
   /**
    * a second learner (main/pipeline/ensemble.ts): its class probabilities for the image at the working
-   * resolution (class-planar K x voxels), mixed into the network's before the decision with this weight
+   * resolution (class-planar K x voxels), mixed into the network's before the decision with this weight;
+   * `halo` (z-planes) is how far its features reach, so that streamed segment can feed it z-slabs
    */
-  mixer?: { weight: number; probabilities(workingImage: Volume, source: Volume): Float32Array };
+  mixer?: { weight: number; halo?: number; probabilities(workingImage: Volume, source: Volume): Float32Array };
   /** receives every finished z-slab in order (write it to disk here); without a sink labels are collected */
   onSlab?: (slab: Slab) => void | Promise<void>;
   /** collect the full label volume in memory (default: true when there is no onSlab) */
@@ -114,9 +115,26 @@ async function segmentDownsampled(
   opts: SegmentOptions,
   labels: Uint8Array | undefined,
 ): Promise<SegmentResult> {
+  return predictDownsampled(model, downsampleVolume(volume, f), volume, [volume.shape.z, volume.shape.y, volume.shape.x], f, opts, labels);
+}
+
+/**
+ * The downsampled path from the low-resolution image on: prediction at low resolution, the second learner,
+ * then interpolation back to the full grid `full` ([Z, Y, X]) slab by slab, over the planes of `zRange` only
+ * (a shard; `labels`, when given, hold the whole volume). Streamed segment builds `low` region by region.
+ */
+export async function predictDownsampled(
+  model: Model,
+  low: Volume,
+  mixerSource: Volume,
+  full: Factors,
+  f: Factors,
+  opts: SegmentOptions,
+  labels: Uint8Array | undefined,
+  zRange?: [number, number],
+): Promise<SegmentResult> {
   const net = model.config;
   const K = net.numClasses;
-  const low = downsampleVolume(volume, f);
   const lowShape: Factors = [low.shape.z, low.shape.y, low.shape.x];
   const lowN = lowShape[0] * lowShape[1] * lowShape[2];
   const lowProbs = new Float32Array(K * lowN);
@@ -144,7 +162,7 @@ async function segmentDownsampled(
   );
   if (opts.mixer && opts.mixer.weight > 0) {
     const w = opts.mixer.weight;
-    const m = opts.mixer.probabilities(low, volume);
+    const m = opts.mixer.probabilities(low, mixerSource);
     if (m.length !== lowProbs.length)
       throw new SliceformError(
         'internal',
@@ -152,11 +170,12 @@ async function segmentDownsampled(
       );
     for (let i = 0; i < lowProbs.length; i++) lowProbs[i] = (1 - w) * lowProbs[i]! + w * m[i]!;
   }
-  const { x: X, y: Y, z: Z } = volume.shape;
+  const [Z, Y, X] = full;
+  const [zr0, zr1] = zRange ?? [0, Z];
   const counts = new Array<number>(K + 1).fill(0);
   const step = Math.max(1, Math.min(Z, Math.floor(4_000_000 / (K * X * Y)) || 1));
-  for (let z0 = 0; z0 < Z; z0 += step) {
-    const depth = Math.min(step, Z - z0);
+  for (let z0 = zr0; z0 < zr1; z0 += step) {
+    const depth = Math.min(step, zr1 - z0);
     const probs = upsampleSlab(lowProbs, K, lowShape, [Z, Y, X], f, z0, depth);
     const n = depth * Y * X;
     const lab = K > 255 ? new Uint16Array(n) : new Uint8Array(n);

@@ -5,10 +5,11 @@
  */
 import { VolumeReadError } from '../common/errors.js';
 import { EtaEstimator } from '../common/progress.js';
-import { DTYPE_BYTES, type DType, type Volume } from '../common/volume.js';
+import { DTYPE_BYTES, allocTyped, type DType, type Volume } from '../common/volume.js';
 import { allocVolume, throwIfCancelled } from './memory.js';
 import { assertRegularFile } from './source.js';
 import type { ReadOptions, VolumeInfo } from './types.js';
+import { assertBoxInside, type RegionSource } from './region.js';
 
 type H5 = typeof import('h5wasm');
 type H5File = InstanceType<H5['File']>;
@@ -383,4 +384,86 @@ export async function readHdf5(path: string, opts: ReadOptions): Promise<Volume>
     }
     return { ...info, data };
   });
+}
+
+/**
+ * HDF5 RegionSource: the file stays open and each region is one hyperslab read (h5wasm's slice), so only the
+ * chunks the box touches are decompressed (HDF5's own chunk cache). ZYXC datasets are de-interleaved per region.
+ */
+export async function openHdf5Region(
+  path: string,
+  opts: { dataset?: string; timepoint?: number } = {},
+): Promise<RegionSource> {
+  await assertRegularFile(path);
+  const lib = await h5();
+  let f: H5File;
+  try {
+    f = new lib.File(path, 'r');
+  } catch (e) {
+    throw new VolumeReadError(path, reason(e), { cause: e });
+  }
+  let p: Picked;
+  let info: VolumeInfo;
+  try {
+    p = pickDataset(path, f, lib, opts.dataset);
+    info = infoOf(path, p, { timepoint: opts.timepoint });
+  } catch (e) {
+    f.close();
+    if (e instanceof VolumeReadError) throw e;
+    throw new VolumeReadError(path, reason(e), { cause: e });
+  }
+  const { x: X, y: Y, z: Z, c: C } = info.shape;
+  const chunks = (p.ds.metadata as { chunks?: number[] | null }).chunks;
+  const zyx = chunks ? (p.axes === 'czyx' ? chunks.slice(1, 4) : chunks.slice(0, 3)) : [1, Y, X];
+  let closed = false;
+  return {
+    info,
+    levels: [{ factors: [1, 1, 1], shape: { x: X, y: Y, z: Z } }],
+    chunk: [zyx[0]!, zyx[1]!, zyx[2]!],
+    async read(box, ro = {}) {
+      if (closed) throw new VolumeReadError(path, 'region read after close');
+      if ((ro.level ?? 0) !== 0) throw new RangeError(`${path}: level ${ro.level} does not exist (HDF5 has level 0 only)`);
+      assertBoxInside(box, { x: X, y: Y, z: Z }, path);
+      throwIfCancelled(ro.signal);
+      const channels = ro.channels ?? Array.from({ length: C }, (_, i) => i);
+      for (const c of channels) if (!(Number.isInteger(c) && c >= 0 && c < C)) throw new RangeError(`${path}: channel ${c} not in 0..${C - 1}`);
+      const n = (box.z1 - box.z0) * (box.y1 - box.y0) * (box.x1 - box.x0);
+      const out = allocTyped(p.dtype, channels.length * n);
+      const zyxR: [number, number][] = [
+        [box.z0, box.z1],
+        [box.y0, box.y1],
+        [box.x0, box.x1],
+      ];
+      const slice = (ranges: [number, number][], len: number) => {
+        let s: ArrayLike<number> & { length: number };
+        try {
+          s = p.ds.slice(ranges) as unknown as ArrayLike<number> & { length: number };
+        } catch (e) {
+          throw new VolumeReadError(path, reason(e), { cause: e });
+        }
+        if (!s || s.length !== len) throw new VolumeReadError(path, `dataset ${p.path.slice(1)}: short read of region z ${box.z0}..${box.z1}`);
+        return s;
+      };
+      if (p.axes === 'zyxc') {
+        const s = slice([...zyxR, [0, C]], n * C);
+        channels.forEach((c, ci) => {
+          for (let i = 0; i < n; i++) out[ci * n + i] = s[i * C + c]!;
+        });
+      } else if (p.axes === 'czyx') {
+        channels.forEach((c, ci) => (out as unknown as { set(a: ArrayLike<number>, o: number): void }).set(slice([[c, c + 1], ...zyxR], n), ci * n));
+      } else {
+        (out as unknown as { set(a: ArrayLike<number>, o: number): void }).set(slice(zyxR, n), 0);
+      }
+      return out;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      try {
+        f.close();
+      } catch {
+        /* already broken */
+      }
+    },
+  };
 }

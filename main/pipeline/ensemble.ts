@@ -50,6 +50,11 @@ export interface FeatureCacheKey {
   key: string;
 }
 
+/** How far (voxels) the features of a voxel reach: feature slabs carry this halo, streamed segment too. */
+export function featureHalo(o: FeatureOptions = ENSEMBLE_FEATURES): number {
+  return halo(o);
+}
+
 function halo(o: FeatureOptions): number {
   return Math.ceil((o.truncate ?? 4) * (o.sigmaMax ?? 8)) + 2;
 }

@@ -207,6 +207,12 @@ export const MIN_PLANES_FOR_ESTIMATE = 3;
 /** 'early' self-validation: the fraction of the budget trained without the held-out blocks before they are scored and released. */
 export const EARLY_RELEASE_AT = 0.5;
 
+/** What the app's TrainResult carries of the estimate besides heldOutIoU: the iteration it was scored at, or why there is none. */
+export function heldOutExtras(v: SelfValidation): { heldOutIteration?: number; heldOutNote?: string } {
+  if (v.estimate !== null) return v.scoredAtIteration !== null ? { heldOutIteration: v.scoredAtIteration } : {};
+  return v.reason ? { heldOutNote: v.reason } : {};
+}
+
 /** The densify JSON / model.json form of the estimate: `heldOut`. */
 export function heldOutReport(v: SelfValidation): HeldOutRecord {
   return {
@@ -345,13 +351,16 @@ export async function trainRecipe(
     : hooks.signal;
   const onProgress: ProgressCallback | undefined = hooks.onProgress
     ? (pr) => {
-        // the app's training panel shows the early estimate from the moment it exists
-        const e = earlyBox.e?.iou;
-        hooks.onProgress!(
-          e !== null && e !== undefined && pr.details?.heldOutIoU === undefined
-            ? { ...pr, details: { ...pr.details, heldOutIoU: e } }
-            : pr,
-        );
+        // the app's training panel shows the early estimate (and its iteration) from the moment it exists, or
+        // why there is none
+        const e = earlyBox.e;
+        const extra =
+          e && e.iou !== null && pr.details?.heldOutIoU === undefined
+            ? { heldOutIoU: e.iou, heldOutIteration: e.iteration }
+            : reason !== null
+              ? { heldOutNote: reason }
+              : null;
+        hooks.onProgress!(extra ? { ...pr, details: { ...pr.details, ...extra } } : pr);
       }
     : undefined;
   const init = hooks.initFrom ? await warmStartFrom(hooks.initFrom, plan) : undefined;

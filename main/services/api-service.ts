@@ -72,6 +72,7 @@ import { ProjectStore } from './project-store.js';
 import { JobFacade } from './job-facade.js';
 import { ObjectsService } from './objects-service.js';
 import { suggestionsFor } from './suggestions.js';
+import { isZarrStore } from './big-volume.js';
 
 export interface ApiServiceOptions {
   shell: 'web' | 'electron';
@@ -188,7 +189,9 @@ export class ApiService implements SliceformApi {
     if (!(await isFile(path))) {
       try {
         const s = await stat(path);
-        if (s.isDirectory()) throw new ApiError('bad-input', `${path}: is a folder; open a volume file (TIFF, OME-TIFF, LSM, HDF5)`, { file: path });
+        // an OME-Zarr / Zarr store is a folder (opened out of core when big, big-volume.ts)
+        if (s.isDirectory() && !(await isZarrStore(path)))
+          throw new ApiError('bad-input', `${path}: is a folder; open a volume file (TIFF, OME-TIFF, LSM, HDF5) or an OME-Zarr store`, { file: path });
       } catch (e) {
         if (e instanceof ApiError) throw e;
         throw new ApiError('not-found', `${path}: no such file`, { file: path });

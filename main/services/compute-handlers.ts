@@ -134,7 +134,7 @@ async function engineFor(choice: 'auto' | 'native' | 'tfjs' | undefined): Promis
 
 /** Sparse-label training (main/training/trainer.ts); the model folder is written with saveModelDir. */
 async function train(p: ParsedJobRequest<'train'>, ctx: JobContext): Promise<JobResult<'train'>> {
-  const { trainRecipe, saveRecipeModel } = await import('../pipeline/recipe.js');
+  const { trainRecipe, saveRecipeModel, heldOutExtras } = await import('../pipeline/recipe.js');
   const { recipeFromApi } = await import('../pipeline/settings.js');
   const engine = await engineFor(p.settings.engine);
   // the CLI's recipe, defaults and all; the app differs only in what the request says
@@ -162,7 +162,7 @@ async function train(p: ParsedJobRequest<'train'>, ctx: JobContext): Promise<Job
     res.model.dispose();
   }
   const s = res.summary;
-  return { iterations: s.iterations, finalLoss: s.finalLoss ?? NaN, seconds: s.seconds, heldOutIoU: res.selfValidation.estimate ?? s.heldOutIoU ?? undefined, stopped: res.cancelled };
+  return { iterations: s.iterations, finalLoss: s.finalLoss ?? NaN, seconds: s.seconds, heldOutIoU: res.selfValidation.estimate ?? s.heldOutIoU ?? undefined, ...heldOutExtras(res.selfValidation), stopped: res.cancelled };
 }
 
 /** Overlap-tile prediction of the whole volume with a saved model (main/volume/predict.ts). */

@@ -70,6 +70,8 @@ export const ResidentVolumeInfo = z.object({
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   timepoint: z.number().int().min(0),
   metadata: z.record(z.string(), z.unknown()),
+  /** an out-of-core image (big-volume.ts): the 3D level served by getBrick({ step }) */
+  outOfCore: z.object({ level: z.number().int().min(0), step: z.number().int().min(1), size: vec3 }).optional(),
   /** true when the image was already resident (no file read) */
   reused: z.boolean(),
 });

@@ -16,12 +16,16 @@ import { loadIo } from './modules.js';
 import { sha256File } from './project.js';
 import { channelStats, volumeBrick, volumeSlice } from './volume-data.js';
 import { jsonSafe } from './volume-store.js';
+import { identityHash, openBigImage, outOfCoreBytes, refuseOutOfCore, type BigVolume } from './big-volume.js';
+import { SparseLabels } from './sparse-labels.js';
 import type { CallRequest, CallResult, ResidentVolumeInfo, UncertaintyRecord } from './compute-protocol.js';
 
 interface ResidentImage {
   key: string;
   volume: Volume;
   info: Omit<ResidentVolumeInfo, 'volumeId' | 'reused'>;
+  /** an out-of-core image (big-volume.ts): slices are read from its source, `volume` is only its 3D level */
+  big?: BigVolume;
   volumeIds: Set<string>;
 }
 
@@ -30,6 +34,8 @@ interface ResidentVolume {
   /** allocated on the first non-empty delta */
   annotation: Uint8Array | null;
   prediction: Uint8Array | null;
+  /** the annotation of an out-of-core image: painted 64³ blocks only (`annotation` stays null) */
+  sparse?: SparseLabels;
   /** per-slice uncertainty of the last densify and of the live preview ("annotate here next") */
   uncertainty?: { prediction?: UncertaintyRecord; preview?: UncertaintyRecord };
 }
@@ -39,6 +45,8 @@ export class ComputeStore {
   private readonly volumes = new Map<string, ResidentVolume>();
   /** files read since the process started */
   reads = 0;
+  /** volumes with more voxel bytes open out of core (big-volume.ts) */
+  outOfCoreBytes = outOfCoreBytes();
 
   private vol(id: string): ResidentVolume {
     const v = this.volumes.get(id);
@@ -49,7 +57,8 @@ export class ComputeStore {
   async open(req: CallRequest<'openVolume'>, onProgress?: ProgressCallback): Promise<CallResult<'openVolume'>> {
     const path = resolve(req.path);
     const st = await stat(path);
-    if (!st.isFile()) throw new ApiError('bad-input', `${path}: not a regular file`, { file: path });
+    // a folder is a Zarr store (the reader says so when it is not)
+    if (!st.isFile() && !st.isDirectory()) throw new ApiError('bad-input', `${path}: not a regular file`, { file: path });
     const tp = req.timepoint ?? 0;
     const key = `${path}|${st.size}|${st.mtimeMs}|${req.dataset ?? ''}|${tp}`;
     let image = this.images.get(key);
@@ -59,10 +68,18 @@ export class ComputeStore {
     const reused = image !== undefined;
     if (!image) {
       this.evictUnused();
+      const big = await openBigImage(path, req, this.outOfCoreBytes, onProgress, jsonSafe);
+      if (big) {
+        this.reads++;
+        image = { key, volume: big.volume.preview, big: big.volume, info: big.info, volumeIds: new Set() };
+        this.images.set(key, image);
+      }
+    }
+    if (!image) {
       const io = await loadIo();
       // a checksum the app already has (an upload hashed as it streamed in, a project's record) is not recomputed
       const known = req.sha256 && /^[0-9a-f]{64}$/.test(req.sha256) ? req.sha256 : undefined;
-      const [volume, sha256] = await Promise.all([io.readVolume(path, { timepoint: req.timepoint, dataset: req.dataset, onProgress }), known ?? sha256File(path)]);
+      const [volume, sha256] = await Promise.all([io.readVolume(path, { timepoint: req.timepoint, dataset: req.dataset, onProgress }), known ?? (st.isDirectory() ? identityHash(path, [req.dataset ?? '', tp]) : sha256File(path))]);
       this.reads++;
       image = {
         key,
@@ -91,7 +108,11 @@ export class ComputeStore {
 
   /** Drops cached images that no volume refers to (before reading another file). */
   private evictUnused(): void {
-    for (const [k, im] of this.images) if (im.volumeIds.size === 0) this.images.delete(k);
+    for (const [k, im] of this.images)
+      if (im.volumeIds.size === 0) {
+        void im.big?.close();
+        this.images.delete(k);
+      }
   }
 
   private release(id: string): boolean {
@@ -106,17 +127,27 @@ export class ComputeStore {
     return { released: this.release(req.volumeId) };
   }
 
-  slice(req: CallRequest<'getSlice'>): CallResult<'getSlice'> {
+  slice(req: CallRequest<'getSlice'>): CallResult<'getSlice'> | Promise<CallResult<'getSlice'>> {
+    const big = this.vol(req.volumeId).image.big;
+    if (big) return big.slice(req.plane, req.index, req.channel);
     return volumeSlice(this.vol(req.volumeId).image.volume, req.plane, req.index, req.channel);
   }
 
-  brick(req: CallRequest<'getBrick'>): CallResult<'getBrick'> {
+  brick(req: CallRequest<'getBrick'>): CallResult<'getBrick'> | Promise<CallResult<'getBrick'>> {
+    const big = this.vol(req.volumeId).image.big;
+    if (big) return big.brick(req.origin, req.size, req.step ?? 1, req.channel);
     return volumeBrick(this.vol(req.volumeId).image.volume, req.origin, req.size, req.step ?? 1, req.channel);
   }
 
   /** Applies a label delta: the box's contents, x fastest (a null box replaces the whole layer). */
   setLabels(req: CallRequest<'setLabels'>): CallResult<'setLabels'> {
     const v = this.vol(req.volumeId);
+    if (v.image.big) {
+      // out of core: deltas go into painted blocks; a whole dense layer is never sent for such a volume
+      if (req.layer !== 'annotation' || !req.box) throw refuseOutOfCore(v.image.big, req.layer === 'annotation' ? 'a whole-layer label delta' : 'a prediction layer');
+      (v.sparse ??= new SparseLabels(v.image.big.shape)).writeBox(req.box, req.data);
+      return { voxels: req.data.length };
+    }
     const { x: X, y: Y, z: Z } = v.image.volume.shape;
     const n = X * Y * Z;
     const b = req.box ?? { min: [0, 0, 0], max: [X, Y, Z] };
@@ -151,18 +182,21 @@ export class ComputeStore {
     return {
       reads: this.reads,
       images: [...this.images.values()].map((im) => ({ key: im.key, sha256: im.info.sha256, bytes: im.volume.data.byteLength, volumeIds: [...im.volumeIds] })),
-      volumes: [...this.volumes].map(([volumeId, v]) => ({ volumeId, annotation: v.annotation !== null, prediction: v.prediction !== null })),
+      volumes: [...this.volumes].map(([volumeId, v]) => ({ volumeId, annotation: v.annotation !== null || (v.sparse?.blockCount ?? 0) > 0, prediction: v.prediction !== null })),
     };
   }
 
   // ------------------------------------------------------------------------------------------ for jobs
   image(id: string): Volume {
-    return this.vol(id).image.volume;
+    const im = this.vol(id).image;
+    if (im.big) throw refuseOutOfCore(im.big, 'this job');
+    return im.volume;
   }
 
   /** The annotation as a label volume of the image's shape (all zeros when nothing was painted). */
   layer(id: string, layer: 'annotation' | 'prediction'): Uint8Array {
     const v = this.vol(id);
+    if (v.image.big) throw refuseOutOfCore(v.image.big, `a dense ${layer} layer`);
     const { x, y, z } = v.image.volume.shape;
     return v[layer] ?? new Uint8Array(x * y * z);
   }

@@ -80,11 +80,11 @@ export class JobFacade {
 
   async startTraining(req: TrainSettings): Promise<JobRef> {
     const vs = this.volumes;
-    const ids = req.volumeIds ?? vs.ids().filter((id) => vs.get(id).editor.canUndo || vs.get(id).editor.labels.some((l) => l > 0));
+    const ids = req.volumeIds ?? vs.ids().filter((id) => vs.get(id).editor.canUndo || vs.get(id).editor.hasLabels());
     if (ids.length === 0) throw new ApiError('bad-request', 'nothing to train on: open a volume and paint some labels first');
     const vols = ids.map((id) => vs.get(id));
     for (const v of vols)
-      if (!v.editor.labels.some((l) => l > 0)) throw new ApiError('bad-request', `volume ${v.info.name} has no annotation yet: paint at least one slice`);
+      if (!v.editor.hasLabels()) throw new ApiError('bad-request', `volume ${v.info.name} has no annotation yet: paint at least one slice`);
     if (this.manager.isActive((j) => j.kind === 'train')) throw new ApiError('busy', 'a training job is already running; stop it first');
     const channels = new Set(vols.map((v) => v.info.shape.c));
     if (channels.size > 1) throw new ApiError('bad-request', 'all training volumes must have the same number of channels');

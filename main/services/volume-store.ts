@@ -34,6 +34,7 @@ import {
 import type { Box } from '../common/api.js';
 import type { Progress } from '../common/progress.js';
 import { LabelEditor, labelSlice } from './annotation.js';
+import { SparseLabels } from './sparse-labels.js';
 import { loadWriters } from './modules.js';
 import type { JobManager } from './jobs.js';
 
@@ -163,12 +164,14 @@ export class VolumeStore {
       sha256: r.sha256,
       timepoint: r.timepoint,
       metadata: r.metadata,
+      ...(r.outOfCore ? { outOfCore: r.outOfCore } : {}),
     };
     const ov: OpenVolume = {
       info,
       path,
       dataset: opts.dataset,
-      editor: new LabelEditor(r.shape),
+      // out of core: the annotation keeps painted 64³ blocks only (sparse-labels.ts)
+      editor: new LabelEditor(r.shape, r.outOfCore ? new SparseLabels(r.shape) : undefined),
       savedRevision: 0,
       prediction: null,
       predictionDirty: false,
@@ -190,11 +193,17 @@ export class VolumeStore {
     if (ov.residentIn !== this.compute.generation || !this.compute.computePid) {
       await this.compute.call('openVolume', { volumeId: ov.info.id, path: ov.path, timepoint: ov.info.timepoint, dataset: ov.dataset, sha256: ov.info.sha256 });
       ov.residentIn = this.compute.generation;
-      if (ov.editor.revision > 0 || ov.editor.labels.some((l) => l > 0)) ov.pendingAnnotation = 'all';
+      if (ov.editor.revision > 0 || ov.editor.hasLabels()) ov.pendingAnnotation = 'all';
       ov.pendingPrediction = ov.prediction !== null;
     }
     const pa = ov.pendingAnnotation;
-    if (pa) {
+    if (pa && ov.editor.store instanceof SparseLabels) {
+      // out of core: no dense layer travels; 'all' (a fresh compute copy) is the painted blocks, one delta each
+      ov.pendingAnnotation = null;
+      const store = ov.editor.store;
+      for (const box of pa === 'all' ? store.paintedBlocks() : [pa])
+        await this.compute.call('setLabels', { volumeId: ov.info.id, layer: 'annotation', box, data: store.box(box), revision: ov.editor.revision });
+    } else if (pa) {
       ov.pendingAnnotation = null;
       const data = pa === 'all' ? ov.editor.labels : boxData(ov.editor.labels, ov.info.shape, pa);
       await this.compute.call('setLabels', { volumeId: ov.info.id, layer: 'annotation', box: pa === 'all' ? null : pa, data });
@@ -207,7 +216,7 @@ export class VolumeStore {
 
   /** The annotation was replaced wholesale (a project's saved layer): the compute process gets all of it. */
   layersReplaced(ov: OpenVolume): void {
-    if (ov.editor.labels.some((l) => l > 0)) ov.pendingAnnotation = 'all';
+    if (ov.editor.hasLabels()) ov.pendingAnnotation = 'all';
     ov.pendingPrediction = ov.prediction !== null;
   }
 
@@ -279,7 +288,7 @@ export class VolumeStore {
 
   clearAnnotation(volumeId: string): EditResult {
     const ed = this.get(volumeId).editor;
-    return this.editResult(volumeId, ed.applyAll(new Uint8Array(ed.labels.length)), 'clear');
+    return this.editResult(volumeId, ed.clear(), 'clear');
   }
 
   summary(volumeId: string): AnnotationSummary {
@@ -293,13 +302,19 @@ export class VolumeStore {
 
   labelSlice(req: LabelSliceRequest): LabelSliceData {
     const ov = this.get(req.volumeId);
-    const s = labelSlice(this.layerData(ov, req.layer), ov.info.shape, req.plane, req.index);
+    const s = req.layer === 'annotation' ? ov.editor.store.slice(req.plane, req.index) : labelSlice(this.layerData(ov, req.layer), ov.info.shape, req.plane, req.index);
     return { plane: req.plane, index: req.index, ...s };
   }
 
   labelVolume(req: { volumeId: string; layer: LabelLayer }): LabelVolumeData {
     const ov = this.get(req.volumeId);
     const { x, y, z } = ov.info.shape;
+    const ooc = ov.info.outOfCore;
+    if (ooc && ov.editor.store instanceof SparseLabels) {
+      // out of core: the layer at the 3D level (a full-resolution layer would be the size of the stack)
+      const s = req.layer === 'annotation' ? ov.editor.store.sample(ooc.step) : new SparseLabels(ov.info.shape).sample(ooc.step);
+      return { volumeId: req.volumeId, layer: req.layer, size: s.size, step: ooc.step, data: s.data };
+    }
     return { volumeId: req.volumeId, layer: req.layer, size: [x, y, z], data: this.layerData(ov, req.layer).slice() };
   }
 
@@ -315,6 +330,8 @@ export class VolumeStore {
   // ------------------------------------------------------------------------------------------ export
   async exportLabels(req: ExportLabelsRequest, classNames: string[]): Promise<ExportResult> {
     const ov = this.get(req.volumeId);
+    if (ov.editor.sparse)
+      throw new ApiError('not-available', `exporting the labels of the out-of-core volume ${ov.info.name} is not supported yet (it would need a streamed OME-Zarr label writer)`);
     let data: Uint8Array;
     if (req.layer === 'merged') {
       data = (ov.prediction ?? new Uint8Array(ov.editor.labels.length)).slice();

@@ -17,6 +17,12 @@ export interface ImageSource {
   data: ArrayLike<number>;
   scale: number[];
   offset: number[];
+  /**
+   * when set, `data` holds only this window of the volume (channel-planar over the window's shape): streamed
+   * prediction reads a tile row with its halo from a RegionSource. Mirroring is still about the whole `shape`,
+   * so a tile extracted from a window equals the one extracted from the whole volume, bit for bit.
+   */
+  window?: { origin: Vec3; shape: Vec3 };
 }
 
 export function sourceFromVolume(v: Volume, norm: Normalisation): ImageSource {
@@ -27,10 +33,12 @@ export function sourceFromVolume(v: Volume, norm: Normalisation): ImageSource {
       { file: v.source },
     );
   }
+  return { shape: [v.shape.z, v.shape.y, v.shape.x], channels: v.shape.c, data: v.data, ...normAffine(norm) };
+}
+
+/** The normalisation as the affine map v = x * scale[c] + offset[c] that tiles apply (one formula for all paths). */
+export function normAffine(norm: Normalisation): { scale: number[]; offset: number[] } {
   return {
-    shape: [v.shape.z, v.shape.y, v.shape.x],
-    channels: v.shape.c,
-    data: v.data,
     scale: norm.channels.map((c) => 1 / ((c.hi - c.lo) * c.std)),
     offset: norm.channels.map((c) => -(c.lo / (c.hi - c.lo) + c.mean) / c.std),
   };
@@ -51,17 +59,19 @@ export function extractTile(
   const [D, H, W] = shape;
   const n = D * H * W;
   const out = new Float32Array(src.channels * n);
+  const [wz, wy, wx] = src.window?.origin ?? [0, 0, 0];
+  const [WZ, WY, WX] = src.window?.shape ?? src.shape;
   const xi = new Int32Array(W);
-  for (let x = 0; x < W; x++) xi[x] = mirrorIndex(origin[2] + (flip?.[2] ? W - 1 - x : x), X);
-  const plane = Z * Y * X;
+  for (let x = 0; x < W; x++) xi[x] = mirrorIndex(origin[2] + (flip?.[2] ? W - 1 - x : x), X) - wx;
+  const plane = WZ * WY * WX;
   for (let c = 0; c < src.channels; c++) {
     const a = src.scale[c]!;
     const b = src.offset[c]!;
     for (let z = 0; z < D; z++) {
-      const sz = mirrorIndex(origin[0] + (flip?.[0] ? D - 1 - z : z), Z);
+      const sz = mirrorIndex(origin[0] + (flip?.[0] ? D - 1 - z : z), Z) - wz;
       for (let y = 0; y < H; y++) {
-        const sy = mirrorIndex(origin[1] + (flip?.[1] ? H - 1 - y : y), Y);
-        const base = c * plane + (sz * Y + sy) * X;
+        const sy = mirrorIndex(origin[1] + (flip?.[1] ? H - 1 - y : y), Y) - wy;
+        const base = c * plane + (sz * WY + sy) * WX;
         const ob = c * n + (z * H + y) * W;
         for (let x = 0; x < W; x++) out[ob + x] = src.data[base + xi[x]!]! * a + b;
       }

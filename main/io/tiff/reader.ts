@@ -16,7 +16,7 @@ async function open(src: FileSource): Promise<{ tf: TiffFile; layout: TiffLayout
   return { tf, layout };
 }
 
-function timepointOf(file: string, layout: TiffLayout, opts: ReadOptions, warn: (m: string) => void): number {
+export function timepointOf(file: string, layout: TiffLayout, opts: ReadOptions, warn: (m: string) => void): number {
   const nt = layout.shape.t;
   const t = opts.timepoint ?? 0;
   if (!Number.isInteger(t) || t < 0 || t >= nt) {
@@ -30,7 +30,7 @@ function timepointOf(file: string, layout: TiffLayout, opts: ReadOptions, warn: 
   return t;
 }
 
-function info(src: FileSource, layout: TiffLayout, t: number, warnings: string[]): VolumeInfo {
+export function info(src: FileSource, layout: TiffLayout, t: number, warnings: string[]): VolumeInfo {
   return {
     dtype: layout.dtype,
     shape: layout.shape,

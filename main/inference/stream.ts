@@ -1,0 +1,263 @@
+/**
+ * Streamed (out-of-core) segment: a model applied to a RegionSource (main/io/region.ts) without the stack in
+ * memory. Tiles are read with their halo window by window (main/volume/stream.ts), decided as they finish and
+ * handed on in z-slabs; the forest member gets z-slabs with its feature halo; the downsampled path builds the
+ * low-resolution image region by region. Labels equal segmentVolume's voxel for voxel (same plan, tiles and
+ * float operations; tested). `zRange` makes one shard of a volume. Before any work, fitCheck says whether the
+ * outputs fit on disk and the working set in memory, with the numbers.
+ */
+import { readFileSync } from 'node:fs';
+import { statfs } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { freemem } from 'node:os';
+import type { Model, NetConfig } from '../common/engine.js';
+import { DTYPE_BYTES, type TypedArray, type Volume } from '../common/volume.js';
+import { SliceformError } from '../common/errors.js';
+import type { RegionSource } from '../io/region.js';
+import { normAffine } from '../volume/predict.js';
+import { downsampleVolume, isIdentity, type Factors } from '../volume/resample.js';
+import { maxWindowVoxels, predictStreamed, streamPlan, type WindowBox } from '../volume/stream.js';
+import type { TilePlan } from '../volume/tiling.js';
+import { predictDownsampled, reweight, type SegmentOptions, type SegmentResult } from './segment.js';
+
+export interface StreamSegmentOptions extends SegmentOptions {
+  /** output planes [z0, z1) (one shard of the volume; default all). onSlab gets only these planes. */
+  zRange?: [number, number];
+}
+
+/** z-planes of the forest member's feature halo when the mixer does not say (ENSEMBLE_FEATURES: 34). */
+const DEFAULT_MIX_HALO = 40;
+
+function gib(n: number): string {
+  return n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : `${(n / 2 ** 20).toFixed(0)} MiB`;
+}
+
+/** Float images must be finite; checked per window, since the stack is never whole in memory. */
+function assertFinite(data: TypedArray, file: string, box: WindowBox): void {
+  if (!(data instanceof Float32Array || data instanceof Float64Array)) return;
+  for (let i = 0; i < data.length; i++)
+    if (!Number.isFinite(data[i]!))
+      throw new SliceformError(
+        'bad-input',
+        `the image holds a non-finite value (${data[i]}) in the region z ${box.z0}..${box.z1 - 1}, y ${box.y0}..${box.y1 - 1}, x ${box.x0}..${box.x1 - 1}; replace NaN/Inf before segmenting`,
+        { file },
+      );
+}
+
+export async function segmentSource(model: Model, source: RegionSource, opts: StreamSegmentOptions): Promise<SegmentResult> {
+  const net = model.config;
+  const info = source.info;
+  const file = info.source;
+  const { x: X, y: Y, z: Z, c: C } = info.shape;
+  if (C !== net.inChannels || opts.normalisation.channels.length !== C)
+    throw new SliceformError('bad-input', `the model expects ${net.inChannels} channel(s), the stack has ${C}`, { file });
+  const K = net.numClasses;
+  const collect = opts.collect ?? !opts.onSlab;
+  if (collect && K > 255)
+    throw new SliceformError('unsupported', `the model has ${K} classes; labels held in memory support at most 255 (write them to a file instead)`);
+  const labels = collect ? new Uint8Array(X * Y * Z) : undefined;
+  const [zr0, zr1] = opts.zRange ?? [0, Z];
+  const read = async (box: WindowBox): Promise<TypedArray> => {
+    const d = await source.read(box, { signal: opts.signal });
+    assertFinite(d, file, box);
+    return d;
+  };
+  const f = opts.downsample ?? [1, 1, 1];
+  if (!isIdentity(f)) {
+    const low = await downsampleSource(source, f, read);
+    return predictDownsampled(model, low, low, [Z, Y, X], f, opts, labels, [zr0, zr1]);
+  }
+  const mixer = opts.mixer && opts.mixer.weight > 0 ? opts.mixer : undefined;
+  const plane = X * Y;
+  const res = await predictStreamed(
+    model,
+    read,
+    [Z, Y, X],
+    C,
+    normAffine(opts.normalisation),
+    {
+      numClasses: K,
+      levels: net.levels,
+      padding: net.padding,
+      maxTileInputVoxels: opts.maxTileInputVoxels,
+      testTimeFlips: opts.testTimeFlips,
+      probabilities: opts.probabilities,
+      decisionWeights: opts.decisionWeights,
+      zRange: [zr0, zr1],
+      ...(mixer
+        ? {
+            mix: {
+              weight: mixer.weight,
+              // the slab with the features' halo: inner voxels see exactly what they see in the whole stack
+              async slab(z0: number, depth: number): Promise<Float32Array> {
+                const h = mixer.halo ?? DEFAULT_MIX_HALO;
+                const a = Math.max(0, z0 - h);
+                const b = Math.min(Z, z0 + depth + h);
+                const data = await read({ z0: a, z1: b, y0: 0, y1: Y, x0: 0, x1: X });
+                const vol: Volume = { ...info, shape: { ...info.shape, z: b - a }, data };
+                const p = mixer.probabilities(vol, vol);
+                const n = (b - a) * plane;
+                const m = depth * plane;
+                const out = new Float32Array(K * m);
+                for (let k = 0; k < K; k++) out.set(p.subarray(k * n + (z0 - a) * plane, k * n + (z0 - a) * plane + m), k * m);
+                return out;
+              },
+            },
+          }
+        : {}),
+      signal: opts.signal,
+      onProgress: opts.onProgress,
+    },
+    async (slab) => {
+      labels?.set(slab.labels, slab.z0 * plane);
+      if (slab.probabilities && opts.decisionWeights) reweight(slab.probabilities, K, opts.decisionWeights);
+      await opts.onSlab?.(slab);
+    },
+  );
+  return { ...res, ...(labels ? { labels } : {}) };
+}
+
+/** The low-resolution image, built from z-slabs whose depth is a multiple of the z factor (box average is local). */
+async function downsampleSource(source: RegionSource, f: Factors, read: (b: WindowBox) => Promise<TypedArray>): Promise<Volume> {
+  const info = source.info;
+  const { x: X, y: Y, z: Z, c: C } = info.shape;
+  const [fz, fy, fx] = f;
+  const oz = Math.ceil(Z / fz);
+  const oy = Math.ceil(Y / fy);
+  const ox = Math.ceil(X / fx);
+  const lowPlane = oy * ox;
+  const data = new Float32Array(C * oz * lowPlane);
+  const per = Math.max(1, Math.floor(32_000_000 / (C * X * Y * fz))) * fz;
+  for (let z0 = 0; z0 < Z; z0 += per) {
+    const z1 = Math.min(Z, z0 + per);
+    const slab = await read({ z0, z1, y0: 0, y1: Y, x0: 0, x1: X });
+    const low = downsampleVolume({ ...info, shape: { ...info.shape, z: z1 - z0 }, data: slab }, f);
+    const lz = low.shape.z;
+    for (let c = 0; c < C; c++)
+      data.set((low.data as Float32Array).subarray(c * lz * lowPlane, (c + 1) * lz * lowPlane), (c * oz + z0 / fz) * lowPlane);
+  }
+  return {
+    ...info,
+    dtype: 'float32',
+    shape: { ...info.shape, x: ox, y: oy, z: oz },
+    spacing: { ...info.spacing, x: info.spacing.x * fx, y: info.spacing.y * fy, z: info.spacing.z * fz },
+    data,
+  };
+}
+
+// ------------------------------------------------------------------------------------------------ fit check
+/** Bytes of activations per input voxel of a tile: ~32 bytes per first-level filter (1 KB for 32 filters). */
+export function netBytesPerInputVoxel(net: Pick<NetConfig, 'baseFilters'>): number {
+  return 32 * net.baseFilters;
+}
+
+export interface FitEstimate {
+  plan: TilePlan;
+  /** working set of the streamed segment, bytes (excluding the runtime's own ~0.3 GiB) */
+  memoryBytes: number;
+  /** what it is made of, for the message */
+  parts: Record<string, number>;
+}
+
+/** The streamed segment's working set for a source and model (pure arithmetic over the plan). */
+export function estimateStreamMemory(
+  net: NetConfig,
+  info: RegionSource['info'],
+  o: Pick<StreamSegmentOptions, 'downsample' | 'maxTileInputVoxels' | 'probabilities' | 'mixer' | 'collect'>,
+): FitEstimate {
+  const { x: X, y: Y, z: Z, c: C } = info.shape;
+  const K = net.numClasses;
+  const f = o.downsample ?? [1, 1, 1];
+  const shape: [number, number, number] = [Math.ceil(Z / f[0]), Math.ceil(Y / f[1]), Math.ceil(X / f[2])];
+  const plan = streamPlan(shape, { levels: net.levels, padding: net.padding, maxTileInputVoxels: o.maxTileInputVoxels });
+  const inVox = plan.in[0] * plan.in[1] * plan.in[2];
+  const outVox = plan.out[0] * plan.out[1] * plan.out[2];
+  const slabPlanes = Math.min(Z, plan.out[0]);
+  const labelBytes = K > 255 ? 2 : 1;
+  const parts: Record<string, number> = {
+    network: netBytesPerInputVoxel(net) * inVox,
+    tiles: C * inVox * 4 + 3 * K * outVox * 4,
+  };
+  if (isIdentity(f)) {
+    parts['input windows'] = 2 * C * maxWindowVoxels(plan, shape) * DTYPE_BYTES[info.dtype];
+    parts['label slab'] = 2 * slabPlanes * X * Y * labelBytes;
+    if (o.probabilities) parts['probability slab'] = 2 * K * slabPlanes * X * Y * 4;
+    if (o.mixer && o.mixer.weight > 0) {
+      const h = o.mixer.halo ?? DEFAULT_MIX_HALO;
+      const planes = Math.min(Z, slabPlanes + 2 * h);
+      // image + normalised copy + its probabilities, plus ~20 float features per channel over a 4 M-voxel slab
+      parts['forest member'] = planes * X * Y * (C * (DTYPE_BYTES[info.dtype] + 4) + 2 * K * 4) + 20 * C * 4 * Math.min(planes * X * Y, 4_000_000);
+    }
+  } else {
+    const lowN = shape[0] * shape[1] * shape[2];
+    parts['low-resolution image'] = C * lowN * 4;
+    parts['low-resolution probabilities'] = 2 * K * lowN * 4;
+    parts['upsampled slab'] = 2 * 4_000_000 * 4 + 4_000_000;
+    if (o.mixer && o.mixer.weight > 0) parts['forest member'] = K * lowN * 4 + C * lowN * 4 + 20 * C * 4 * Math.min(lowN, 4_000_000);
+  }
+  if (o.collect) parts['collected labels'] = X * Y * Z;
+  const memoryBytes = Object.values(parts).reduce((a, b) => a + b, 0);
+  return { plan, memoryBytes, parts };
+}
+
+/** Memory the kernel says is available (MemAvailable; freemem() elsewhere). */
+export function availableMemory(): number {
+  try {
+    const m = /MemAvailable:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'latin1'));
+    if (m) return Number(m[1]) * 1024;
+  } catch {
+    /* not Linux */
+  }
+  return freemem();
+}
+
+/** Free bytes for an unprivileged writer on the file system holding `path` (its folder). */
+export async function freeDiskBytes(path: string): Promise<number> {
+  const s = await statfs(dirname(resolve(path)));
+  return Number(s.bavail) * Number(s.bsize);
+}
+
+export interface FitInput {
+  /** files or stores to be written, with their size in bytes */
+  outputs: { path: string; bytes: number }[];
+  memory: FitEstimate;
+  /** what to measure against (tests inject these) */
+  env?: { freeDisk?(path: string): Promise<number>; freeMemory?(): number };
+}
+
+/**
+ * Throws a 'too-large' SliceformError naming the numbers when the outputs do not fit on their disks or the
+ * working set does not fit in the available memory. Called before the model runs.
+ */
+export async function fitCheck(i: FitInput): Promise<void> {
+  const freeDisk = i.env?.freeDisk ?? freeDiskBytes;
+  const byDir = new Map<string, { bytes: number; paths: string[] }>();
+  for (const o of i.outputs) {
+    const d = dirname(resolve(o.path));
+    const e = byDir.get(d) ?? { bytes: 0, paths: [] };
+    e.bytes += o.bytes;
+    e.paths.push(o.path);
+    byDir.set(d, e);
+  }
+  for (const [dir, e] of byDir) {
+    const free = await freeDisk(e.paths[0]!);
+    if (e.bytes > free)
+      throw new SliceformError(
+        'too-large',
+        `not enough disk space: ${e.paths.length > 1 ? `the ${e.paths.length} outputs need` : 'the output needs'} ${gib(e.bytes)}, ${dir} has ${gib(free)} free`,
+        { file: e.paths.join(', ') },
+      );
+  }
+  const avail = (i.env?.freeMemory ?? availableMemory)();
+  const m = i.memory;
+  if (m.memoryBytes > avail) {
+    const parts = Object.entries(m.parts)
+      .filter(([, b]) => b > 0)
+      .map(([k, b]) => `${k} ${gib(b)}`)
+      .join(', ');
+    throw new SliceformError(
+      'too-large',
+      `not enough memory: the tile plan (input tile ${m.plan.in.join('x')}, output ${m.plan.out.join('x')}) needs ${gib(m.memoryBytes)} (${parts}), ${gib(avail)} is available; lower the tile size (maxTileInputVoxels) or free memory`,
+    );
+  }
+}
