@@ -120,6 +120,12 @@ export interface VolumeInfo {
   sha256: string;
   timepoint: number;
   metadata: Record<string, unknown>;
+  /**
+   * Set when the volume is open out of core (its voxels exceed the in-memory limit, docs/app.md): slices are
+   * read from the file on demand at full resolution, the 3D view uses the downsampled level (getBrick with
+   * `step`, `size` voxels [x, y, z]), the annotation is stored sparsely. Training and densify refuse it.
+   */
+  outOfCore?: { level: number; step: number; size: [number, number, number] };
 }
 
 export interface OpenVolumeRequest {
@@ -271,6 +277,8 @@ export interface LabelVolumeData {
   size: [number, number, number];
   /** x fastest; empty layer (never densified) -> all zeros */
   data: Uint8Array;
+  /** out-of-core volumes: the layer at the 3D level, every `step`-th voxel (size is that level's) */
+  step?: number;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -261,6 +261,26 @@ export class SparseLabels implements LabelStore {
     return { width, height, data: this.box({ min: [index, 0, 0], max: [index + 1, Y, Z] }) };
   }
 
+  /**
+   * Every `step`-th voxel (x, y, z multiples of step) as a dense array of ceil(dims / step) voxels, x fastest:
+   * the layer at an out-of-core volume's 3D level. Only painted blocks are visited.
+   */
+  sample(step: number): { size: [number, number, number]; data: Uint8Array } {
+    const size: [number, number, number] = [Math.ceil(this.dims.x / step), Math.ceil(this.dims.y / step), Math.ceil(this.dims.z / step)];
+    const out = new Uint8Array(size[0] * size[1] * size[2]);
+    for (const bb of this.paintedBlocks()) {
+      const b = this.blocks.get(this.locate(bb.min[0], bb.min[1], bb.min[2])[0])!;
+      const first = (v: number) => Math.ceil(v / step) * step;
+      for (let z = first(bb.min[2]); z < bb.max[2]; z += step)
+        for (let y = first(bb.min[1]); y < bb.max[1]; y += step) {
+          const o = ((z - bb.min[2]) * BLOCK + (y - bb.min[1])) * BLOCK - bb.min[0];
+          const row = ((z / step) * size[1] + y / step) * size[0];
+          for (let x = first(bb.min[0]); x < bb.max[0]; x += step) out[row + x / step] = b[o + x]!;
+        }
+    }
+    return { size, data: out };
+  }
+
   /** The whole layer as one dense array (exports of small volumes, tests). */
   toDense(): Uint8Array {
     if (this.length > 2 ** 31) throw new ApiError('not-available', `a dense label layer of ${this.length} voxels does not fit one array`);
