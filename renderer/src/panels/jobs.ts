@@ -9,6 +9,7 @@ import type { BatchResult, DensifyResult, JobInfo, ModelInfo, ProjectEvent, Trai
 import type { App } from '../app.js';
 import { button, el } from '../dom.js';
 import { drawLossPlot, progressText, type LossPoint } from '../render/loss-plot.js';
+import { heldOutText } from '../render/held-out.js';
 import { planeSliceLabel } from '../render/numbering.js';
 import type { Plane } from '../render/composite.js';
 
@@ -374,7 +375,7 @@ export function trainingPanel(app: App): HTMLElement {
     }
     drawLossPlot(plot, points, 'starting…');
     plot.dataset.points = String(points.length);
-    if (p.heldOutIoU !== undefined) iou.textContent = `held-out IoU ${p.heldOutIoU.toFixed(3)} (iteration ${p.iteration})`;
+    if (p.heldOutIoU !== undefined || p.heldOutNote) iou.textContent = heldOutText({ heldOutIteration: p.heldOutIoU !== undefined ? p.iteration : undefined, ...p });
     statusLine.textContent = progressText(p);
     if (p.jobId === liveJobId) {
       const from = p.warmStartFrom ? `continuing model ${p.warmStartFrom}` : p.freshReason ? `new model (${p.freshReason})` : p.startIteration === 0 ? 'new model' : '';
@@ -442,7 +443,7 @@ export function trainingPanel(app: App): HTMLElement {
         statusLine.textContent = r
           ? `Trained ${r.iterations - (r.startIteration ?? 0)} iterations in ${fmtSeconds(r.seconds)}${r.startIteration ? ` (model at ${r.iterations})` : ''}, final loss ${r.finalLoss.toFixed(4)}. Press Densify.`
           : 'Training finished.';
-        if (r?.heldOutIoU !== undefined) iou.textContent = `held-out IoU ${r.heldOutIoU.toFixed(3)}`;
+        if (r && (r.heldOutIoU !== undefined || r.heldOutNote)) iou.textContent = heldOutText(r);
         haveModel = true;
         app.emitModelsChanged();
         if (densifyAfterTraining) {

@@ -54,6 +54,8 @@ export class LabelLuts {
   readonly volumeOpacity = vtkPiecewiseFunction.newInstance();
   /** outline mode: no fill at all, only the border (vtk.js label outline) */
   readonly noFill = vtkPiecewiseFunction.newInstance();
+  /** the live preview's fill: every visible class but the first (background), whose outline is enough */
+  readonly previewFill = vtkPiecewiseFunction.newInstance();
   /** per label value - 1: border opacity in outline mode (0 for hidden classes) */
   outlineOpacity: number[] = [1];
   maxId = 1;
@@ -64,6 +66,8 @@ export class LabelLuts {
     this.color.removeAllPoints();
     this.sliceOpacity.removeAllPoints();
     this.volumeOpacity.removeAllPoints();
+    this.previewFill.removeAllPoints();
+    const firstId = Math.min(...classes.map((c) => c.id));
     // Steps, not ramps: each id owns [id - 0.45, id + 0.45] so nearest-sampled labels never blend.
     for (let id = 0; id <= maxId; id++) {
       const c = classes.find((k) => k.id === id);
@@ -72,6 +76,7 @@ export class LabelLuts {
       for (const x of [id - 0.45, id + 0.45]) {
         this.color.addRGBPoint(x, rgb[0], rgb[1], rgb[2]);
         this.sliceOpacity.addPoint(x, id === 0 ? 0 : on);
+        this.previewFill.addPoint(x, id === 0 || id === firstId ? 0 : on);
         this.volumeOpacity.addPoint(x, id === 0 ? 0 : on * (c?.opacity ?? 0));
       }
     }
@@ -82,6 +87,7 @@ export class LabelLuts {
     this.color.modified();
     this.sliceOpacity.modified();
     this.volumeOpacity.modified();
+    this.previewFill.modified();
   }
 
   dispose(): void {
@@ -89,5 +95,6 @@ export class LabelLuts {
     this.sliceOpacity.delete();
     this.volumeOpacity.delete();
     this.noFill.delete();
+    this.previewFill.delete();
   }
 }

@@ -140,12 +140,12 @@ export class SliceView {
     {
       const p = this.previewActor.getProperty();
       p.setRGBTransferFunction(0, deps.luts.color);
-      p.setPiecewiseFunction(0, deps.luts.sliceOpacity);
+      p.setPiecewiseFunction(0, deps.luts.previewFill);
       p.setUseLookupTableScalarRange(true);
       p.setInterpolationTypeToNearest();
       p.setUseLabelOutline(true);
       p.setLabelOutlineThickness([2]);
-      p.setOpacity(0.22);
+      p.setOpacity(0.3);
     }
     this.previewActor.setVisibility(false);
 
