@@ -211,6 +211,8 @@ export const COMPUTE_JOBS = {
       finalLoss: num,
       seconds: z.number(),
       heldOutIoU: num.optional(),
+      heldOutIteration: z.number().int().min(0).optional(),
+      heldOutNote: z.string().max(1000).optional(),
       stopped: z.boolean(),
       startIteration: z.number().int().min(0).optional(),
       /** per volume id, the annotation revision the last step trained on */

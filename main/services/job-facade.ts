@@ -67,6 +67,8 @@ export class JobFacade {
         elapsedSeconds: num('elapsedSeconds') ?? 0,
         fraction: j.progress.fraction,
         heldOutIoU: num('heldOutIoU'),
+        ...(num('heldOutIteration') !== undefined ? { heldOutIteration: num('heldOutIteration') } : {}),
+        ...(typeof d.heldOutNote === 'string' ? { heldOutNote: d.heldOutNote } : {}),
       });
     }
   }
@@ -127,7 +129,15 @@ export class JobFacade {
         });
         this.project.touch();
         void this.project.autosaveNow(); // autosave after training
-        return { model, iterations: r.iterations, finalLoss: r.finalLoss, seconds: r.seconds, heldOutIoU: r.heldOutIoU };
+        return {
+          model,
+          iterations: r.iterations,
+          finalLoss: r.finalLoss,
+          seconds: r.seconds,
+          heldOutIoU: r.heldOutIoU,
+          ...(r.heldOutIteration !== undefined ? { heldOutIteration: r.heldOutIteration } : {}),
+          ...(r.heldOutNote ? { heldOutNote: r.heldOutNote } : {}),
+        };
       },
     });
     return { jobId: info.id };
