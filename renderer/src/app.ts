@@ -182,7 +182,10 @@ export class App {
       const t1 = performance.now();
       await this.showVolume(info);
       this.perf.lastLoad = { readFileMs: this.readFileMs, openMs: t1 - t0 - this.readFileMs, fetchMs: this.fetchMs, renderMs: performance.now() - t1 - this.fetchMs };
-      this.store.status(`${info.name}: ${info.shape.x}×${info.shape.y}×${info.shape.z}, ${info.shape.c} channel(s), ${info.dtype}`);
+      this.store.status(
+        `${info.name}: ${info.shape.x}×${info.shape.y}×${info.shape.z}, ${info.shape.c} channel(s), ${info.dtype}` +
+          (info.outOfCore ? ` · big volume (out of core): shown and painted at 1/${info.outOfCore.step}` : ''),
+      );
       return info;
     } catch (e) {
       this.error(e, what);
@@ -203,7 +206,8 @@ export class App {
     const generation = ++this.loadGeneration;
     const tFetch = performance.now();
     const [brick, classes, ann, pred, summary] = await Promise.all([
-      this.api.getBrick({ volumeId: info.id }),
+      // out of core: the 3D level (the whole stack would not fit the page), see VolumeInfo.outOfCore
+      this.api.getBrick(info.outOfCore ? { volumeId: info.id, step: info.outOfCore.step } : { volumeId: info.id }),
       this.api.getClasses().catch(() => null),
       this.api.getLabelVolume({ volumeId: info.id, layer: 'annotation' }),
       this.api.getLabelVolume({ volumeId: info.id, layer: 'prediction' }).catch(() => null),
@@ -211,17 +215,21 @@ export class App {
     ]);
     if (generation !== this.loadGeneration) return;
     this.fetchMs = performance.now() - tFetch;
-    const n = info.shape.x * info.shape.y * info.shape.z;
+    const ooc = info.outOfCore;
+    const step = ooc?.step ?? 1;
+    const dims = ooc ? { x: ooc.size[0], y: ooc.size[1], z: ooc.size[2] } : { x: info.shape.x, y: info.shape.y, z: info.shape.z };
+    const n = dims.x * dims.y * dims.z;
     const channels: TypedArray[] = [];
     for (let c = 0; c < brick.channels; c++) channels.push(brick.data.subarray(c * n, (c + 1) * n) as TypedArray);
     const vol: LoadedVolume = {
       id: info.id,
       name: info.name,
       source: info.source,
-      dims: { x: info.shape.x, y: info.shape.y, z: info.shape.z },
+      dims,
       channels,
-      spacing: { ...info.spacing },
+      spacing: { ...info.spacing, x: info.spacing.x * step, y: info.spacing.y * step, z: info.spacing.z * step },
       dtype: info.dtype,
+      ...(ooc ? { step } : {}),
     };
     const st = this.store;
     const channelDisplays = channels.map((data, c) => {

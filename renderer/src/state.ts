@@ -46,6 +46,11 @@ export interface LoadedVolume {
   channels: TypedArray[];
   spacing: { x: number; y: number; z: number; unit: string };
   dtype: string;
+  /**
+   * An out-of-core volume (VolumeInfo.outOfCore) is shown at its 3D level: `dims` are that level's, and each
+   * shown voxel stands for step³ voxels of the file (strokes are scaled up when sent to the server).
+   */
+  step?: number;
 }
 
 export type Tool = 'navigate' | 'brush' | 'eraser';

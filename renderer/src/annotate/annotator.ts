@@ -80,12 +80,15 @@ export class Annotator {
       if (!buf) return;
       const applied = performance.now();
       this.onLocalChange();
-      const crop = cropPlaneMask(new Uint8Array(buf), vol.dims, s.plane, s.index);
-      if (!crop) return;
+      const shown = cropPlaneMask(new Uint8Array(buf), vol.dims, s.plane, s.index);
+      if (!shown) return;
+      // an out-of-core volume is shown at 1/step: each painted pixel is a step×step square of the file's slice
+      const k = vol.step ?? 1;
+      const crop = k > 1 ? scaleMask(shown, k) : shown;
       const res: EditResult = await this.api.paintRegion({
         volumeId: vol.id,
         plane: s.plane,
-        index: s.index,
+        index: s.index * k,
         classId: s.label,
         origin: crop.origin,
         width: crop.width,
@@ -145,4 +148,16 @@ export class Annotator {
   dispose(): void {
     this.filter.delete();
   }
+}
+
+/** A plane mask scaled up k times (nearest): origin, size and every pixel (out-of-core volumes, see end()). */
+export function scaleMask(m: { origin: [number, number]; width: number; height: number; mask: Uint8Array }, k: number) {
+  const width = m.width * k,
+    height = m.height * k;
+  const mask = new Uint8Array(width * height);
+  for (let v = 0; v < height; v++) {
+    const src = Math.floor(v / k) * m.width;
+    for (let u = 0; u < width; u++) mask[v * width + u] = m.mask[src + Math.floor(u / k)]!;
+  }
+  return { origin: [m.origin[0] * k, m.origin[1] * k] as [number, number], width, height, mask };
 }
