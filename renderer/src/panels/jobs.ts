@@ -407,7 +407,7 @@ export function trainingPanel(app: App): HTMLElement {
           ? `Live session paused at iteration ${r.iterations} (loss ${r.finalLoss.toFixed(4)}); its model is saved. Continue resumes from it.`
           : 'Live session stopped.';
         statusLine.textContent = r ? `Trained ${r.iterations - (r.startIteration ?? 0)} iterations live (model at ${r.iterations}), final loss ${r.finalLoss.toFixed(4)}.` : 'Live session stopped.';
-        if (r?.heldOutIoU !== undefined) iou.textContent = `held-out IoU ${r.heldOutIoU.toFixed(3)} (iteration ${r.iterations})`;
+        if (r && (r.heldOutIoU !== undefined || r.heldOutNote)) iou.textContent = heldOutText(r);
       } else {
         liveStatus.textContent = '';
         app.error(Object.assign(new Error(job.error?.message ?? 'unknown error'), { code: job.error?.code }), 'Live training');
