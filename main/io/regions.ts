@@ -6,12 +6,12 @@
  *   const block = await src.read({ x0: 0, y0: 0, z0: 100, x1: 512, y1: 512, z1: 164 });
  *   await src.close();
  */
-import { stat } from 'node:fs/promises';
-import { SliceformError, VolumeReadError } from '../common/errors.js';
+import { SliceformError } from '../common/errors.js';
 import { allocTyped, type TypedArray, type Volume } from '../common/volume.js';
 import { readerFor } from './index.js';
 import { openHdf5Region } from './hdf5.js';
 import { openTiffRegion } from './tiff/region.js';
+import { isZarrPath, openZarrSource } from './zarr/reader.js';
 import { assertBoxInside, type OpenRegionOptions, type RegionBox, type RegionReadOptions, type RegionSource } from './region.js';
 
 /** A Volume in memory as a RegionSource (the in-memory path and tests use the streamed code through it). */
@@ -49,38 +49,9 @@ export function volumeRegionSource(v: Volume): RegionSource {
   };
 }
 
-/** OME-Zarr sources (helper S1's main/io/zarr), loaded on first use so this module does not need them. */
-type ZarrOpener = (path: string, opts: OpenRegionOptions) => Promise<RegionSource>;
-let zarrOpener: ZarrOpener | null = null;
-
-/** Registers the OME-Zarr RegionSource (main/io/zarr calls this, or a caller that imports it). */
-export function registerZarrSource(open: ZarrOpener): void {
-  zarrOpener = open;
-}
-
-async function isDirectory(path: string): Promise<boolean> {
-  try {
-    return (await stat(path)).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
 /** A RegionSource for a file (TIFF family, HDF5) or an OME-Zarr store (a folder, usually *.zarr). */
 export async function openRegionSource(path: string, opts: OpenRegionOptions = {}): Promise<RegionSource> {
-  if (/\.zarr\/?$/i.test(path) || (await isDirectory(path))) {
-    if (!zarrOpener) {
-      try {
-        const where = './zarr/index.js'; // a variable: the module is S1's and may not be built yet
-        const m = (await import(where)) as { openZarrSource?: ZarrOpener };
-        if (m.openZarrSource) zarrOpener = m.openZarrSource;
-      } catch {
-        /* not built */
-      }
-    }
-    if (!zarrOpener) throw new VolumeReadError(path, 'OME-Zarr stores cannot be read by this build', { kind: 'unsupported' });
-    return zarrOpener(path, opts);
-  }
+  if (await isZarrPath(path)) return openZarrSource(path, opts);
   const r = await readerFor(path);
   return r.id === 'tiff'
     ? openTiffRegion(path, opts)
