@@ -41,6 +41,8 @@ export interface HeldOutRecord {
   blocks: number;
   voxels: number;
   when: number | null;
+  /** seconds the scoring took */
+  seconds?: number;
   conservative?: boolean;
   iouArgmax?: number | null;
   iouNetwork?: number | null;

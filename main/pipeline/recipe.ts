@@ -197,6 +197,8 @@ export interface SelfValidation {
   heldOutVoxels: number;
   /** 'early': the iteration whose model was scored (then the held-out paint was trained on too), else null */
   scoredAtIteration: number | null;
+  /** seconds the early scoring took (prediction, the forest on the training paint); 0 without it */
+  seconds: number;
   /** what the decision was fitted on */
   fittedOn: 'held-out' | 'training' | 'none';
 }
@@ -223,6 +225,7 @@ export function heldOutReport(v: SelfValidation): HeldOutRecord {
     blocks: v.heldOutBlocks,
     voxels: v.heldOutVoxels,
     when: v.scoredAtIteration,
+    ...(v.scoredAtIteration !== null ? { seconds: Math.round(v.seconds * 10) / 10 } : {}),
     ...(v.estimate !== null
       ? { iouArgmax: v.estimateArgmax, iouNetwork: v.estimateNetwork, conservative: v.mode === 'early' }
       : {}),
@@ -315,29 +318,54 @@ export async function trainRecipe(
   const argmaxWeights = new Array<number>(K).fill(1);
   // set by scoreEarly during training (a box: assigned in a callback)
   const earlyBox: {
-    e: { iou: number | null; argmax: number | null; network: number | null; iteration: number } | null;
+    e: { iou: number | null; argmax: number | null; network: number | null; iteration: number; seconds: number } | null;
   } = { e: null };
   const scoreEarly = async (model: Model, norm: Normalisation, iteration: number) => {
+    const t0 = Date.now();
     trained0.normalisation = norm;
-    const heldOut = split!.map((x) => x.heldOut);
+    // the final model's decision rule, made the same way now: the forest (fitted on the same training paint) at
+    // its default weight, and the 'fraction' decision fitted on the training paint; the held-out voxels only score
+    const fraction = plan.calibration === 'fraction';
     const at = await probabilitiesAt(
       model,
       low.map((x) => x.image),
-      heldOut,
+      fraction ? low.map((x) => x.labels.data) : split!.map((x) => x.heldOut),
       norm,
       plan,
       hooks.signal,
     );
     const n = at.l.length;
-    const network = foregroundIoU(decide(at.p, n, K, argmaxWeights), at.l, K);
-    let p = at.p;
-    // the decision of the final model: the forest (fitted on the same training paint) at its default weight,
-    // a plain argmax; nothing is fitted or chosen on these voxels
-    if (plan.ensemble !== 'none') p = mix(p, forestAt(trainPairs.map((x) => x.labels.data), at).q, DEFAULT_ENSEMBLE_WEIGHT);
-    const iou = foregroundIoU(decide(p, n, K, argmaxWeights), at.l, K);
-    earlyBox.e = { iou, argmax: iou, network, iteration };
+    const held = new Uint8Array(n);
+    for (let j = 0; j < n; j++) held[j] = split![at.vol[j]!]!.heldOut[at.idx[j]!] ? 1 : 0;
+    const pick = (p: Float32Array, keep: number) => {
+      const m = held.reduce((a, h) => a + (h === keep ? 1 : 0), 0);
+      const out = new Float32Array(K * m);
+      const l = new Uint8Array(m);
+      for (let j = 0, i = 0; j < n; j++) {
+        if (held[j] !== keep) continue;
+        for (let k = 0; k < K; k++) out[k * m + i] = p[k * n + j]!;
+        l[i++] = at.l[j]!;
+      }
+      return { p: out, l, n: m };
+    };
+    const netHeld = pick(at.p, 1);
+    const network = foregroundIoU(decide(netHeld.p, netHeld.n, K, argmaxWeights), netHeld.l, K);
+    const p =
+      plan.ensemble !== 'none'
+        ? mix(at.p, forestAt(trainPairs.map((x) => x.labels.data), at).q, DEFAULT_ENSEMBLE_WEIGHT)
+        : at.p;
+    const h = pick(p, 1);
+    let w = argmaxWeights;
+    if (fraction) {
+      const t = pick(p, 0);
+      w = fitCalibration(t.p, t.l, K, 'fraction').weights;
+    }
+    const iou = foregroundIoU(decide(h.p, h.n, K, w), h.l, K);
+    const argmax = foregroundIoU(decide(h.p, h.n, K, argmaxWeights), h.l, K);
+    const seconds = (Date.now() - t0) / 1000;
+    earlyBox.e = { iou, argmax, network, iteration, seconds };
     hooks.log?.(
-      `held-out IoU estimate at iteration ${iteration}: ${iou?.toFixed(3)} (network alone ${network?.toFixed(3)}) on ${n} painted voxels; they are trained on from now on`,
+      `held-out IoU estimate at iteration ${iteration}: ${iou?.toFixed(3)} (network alone ${network?.toFixed(3)}) on ${h.n} painted voxels, ${seconds.toFixed(1)} s; they are trained on from now on`,
     );
   };
   // the training loop ends on a stop or a cancel; what follows it ends on a cancel only
@@ -420,6 +448,7 @@ export async function trainRecipe(
     heldOutBlocks: useSplit ? heldOutBlocks : 0,
     heldOutVoxels: useSplit ? heldOutVoxels : 0,
     scoredAtIteration: null,
+    seconds: 0,
     fittedOn: 'none',
   };
   if (early) {
@@ -431,6 +460,7 @@ export async function trainRecipe(
           estimateArgmax: e.argmax,
           estimateNetwork: e.network,
           scoredAtIteration: e.iteration,
+          seconds: e.seconds,
         }
       : {
           ...selfValidation,

@@ -61,13 +61,14 @@ const base: SelfValidation = {
   heldOutBlocks: 18,
   heldOutVoxels: 2321,
   scoredAtIteration: 200,
+  seconds: 4.24,
   fittedOn: 'none',
 };
 
 describe('the estimate in densify JSON, model.json, the API and the panel', () => {
   it('reports the estimate with its planes, blocks, voxels and iteration, or a reason and no number', () => {
-    expect(heldOutReport(base)).toEqual({ iou: 0.71, mode: 'early', planes: 3, blocks: 18, voxels: 2321, when: 200, iouArgmax: 0.71, iouNetwork: 0.66, conservative: true });
-    const none = { ...base, estimate: null, estimateArgmax: null, estimateNetwork: null, paintedPlanes: 2, heldOutBlocks: 0, heldOutVoxels: 0, scoredAtIteration: null, reason: 'the paint lies on 2 planes; a held-out estimate needs paint on at least 3 planes (any axes)' };
+    expect(heldOutReport(base)).toEqual({ iou: 0.71, mode: 'early', planes: 3, blocks: 18, voxels: 2321, when: 200, seconds: 4.2, iouArgmax: 0.71, iouNetwork: 0.66, conservative: true });
+    const none = { ...base, estimate: null, estimateArgmax: null, estimateNetwork: null, paintedPlanes: 2, heldOutBlocks: 0, heldOutVoxels: 0, scoredAtIteration: null, seconds: 0, reason: 'the paint lies on 2 planes; a held-out estimate needs paint on at least 3 planes (any axes)' };
     expect(heldOutReport(none)).toEqual({ iou: null, reason: none.reason, mode: 'early', planes: 2, blocks: 0, voxels: 0, when: null });
     expect(heldOutExtras(base)).toEqual({ heldOutIteration: 200 });
     expect(heldOutExtras(none)).toEqual({ heldOutNote: none.reason });
