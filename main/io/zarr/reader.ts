@@ -73,9 +73,17 @@ async function openNode(store: FsStore, path: string, where: string): Promise<ZA
   try {
     return (await zarr.open(zarr.root(store).resolve(path))) as ZArray | zarr.Group<FsStore>;
   } catch (e) {
-    if (e instanceof zarr.NotFoundError)
-      throw new VolumeReadError(store.root, `not a Zarr store: no .zarray/.zgroup (v2) or zarr.json (v3) at ${where}`);
-    throw new VolumeReadError(store.root, `${where}: unreadable Zarr metadata (${why(e)})`, { cause: e });
+    if (!(e instanceof zarr.NotFoundError)) throw new VolumeReadError(store.root, `${where}: unreadable Zarr metadata (${why(e)})`, { cause: e });
+    // open() tries v3 after a v2 failure and reports the last "not found": when v2 metadata is there, say why
+    // it did not open (an unknown data type, bad JSON)
+    const base = zarr.root(store).resolve(path);
+    const has = async (k: string) => (await store.get(base.resolve(k).path as `/${string}`)) !== undefined;
+    if ((await has('.zarray')) || (await has('.zgroup'))) {
+      const kind = (await has('.zarray')) ? 'array' : 'group';
+      const e2 = await zarr.open.v2(base, { kind }).then(() => undefined, (x: unknown) => x);
+      throw new VolumeReadError(store.root, `${where}: unreadable Zarr v2 metadata (${why(e2 ?? e)})`, { cause: e2 ?? e });
+    }
+    throw new VolumeReadError(store.root, `not a Zarr store: no .zarray/.zgroup (v2) or zarr.json (v3)${path ? ` at "${path}"` : ''}`);
   }
 }
 
@@ -162,7 +170,9 @@ export class ZarrSource implements RegionSource {
     if (!st.isDirectory()) throw new VolumeReadError(path, 'not a Zarr store: a file, not a folder');
     const store = new FsStore(path);
     const inner = (opts.dataset ?? '').replace(/^\/+|\/+$/g, '');
-    const where = inner ? `"${inner}" in ${path}` : path;
+    // messages of VolumeReadError start with the store's path already
+    const where = inner ? `"${inner}"` : 'the store';
+    const full = inner ? `${path}/${inner}` : path;
     const warnings: string[] = [];
     const node = await openNode(store, inner, where);
     let ngff: NgffImage;
@@ -185,7 +195,7 @@ export class ZarrSource implements RegionSource {
         );
       }
       ngff = parsed;
-      if (Number(ngff.version) > 0.5) warnings.push(`${where}: NGFF version ${ngff.version} is newer than 0.5; read as 0.5`);
+      if (Number(ngff.version) > 0.5) warnings.push(`${full}: NGFF version ${ngff.version} is newer than 0.5; read as 0.5`);
       arrays = [];
       for (const d of ngff.datasets) {
         const p = [inner, d.path].filter((s) => s).join('/');
@@ -202,7 +212,7 @@ export class ZarrSource implements RegionSource {
         throw new VolumeReadError(path, why(e));
       }
       ngff = { version: null, axes, datasets: [{ path: inner, scale: axes.map(() => 1) }] };
-      warnings.push(`${where}: a Zarr array without OME-NGFF metadata: axes ${axes.map((a) => a.name).join('')} by its ${node.dimensionNames ? 'dimension names' : 'rank'}, spacing in pixels`);
+      warnings.push(`${full}: a Zarr array without OME-NGFF metadata: axes ${axes.map((a) => a.name).join('')} by its ${node.dimensionNames ? 'dimension names' : 'rank'}, spacing in pixels`);
     }
     const a0 = arrays[0]!;
     const nd = a0.shape.length;
@@ -219,13 +229,13 @@ export class ZarrSource implements RegionSource {
     }
     const dtype = DTYPES[a0.dtype];
     if (!dtype) throw new VolumeReadError(path, `${where}: data type ${a0.dtype} is not supported (integers up to 32 bits, float32, float64)`, { kind: 'unsupported' });
-    if (a0.dtype === 'int64' || a0.dtype === 'uint64') warnings.push(`${where}: ${a0.dtype} voxels read as uint32 (a value outside 0..2^32-1 is refused)`);
+    if (a0.dtype === 'int64' || a0.dtype === 'uint64') warnings.push(`${full}: ${a0.dtype} voxels read as uint32 (a value outside 0..2^32-1 is refused)`);
     const at = (r: keyof AxisMap) => (map[r] >= 0 ? a0.shape[map[r]]! : 1);
     const nt = at('t');
     const t = opts.timepoint ?? 0;
     if (!Number.isInteger(t) || t < 0 || t >= nt) throw new VolumeReadError(path, `time point ${t} out of range (the store has ${nt}: 0..${nt - 1})`);
     if (nt > 1 && opts.timepoint === undefined) warnings.push(`${path}: time series with ${nt} time points; loaded time point 0 (use --timepoint to pick another)`);
-    const spacing = spacingOf(ngff, map, warnings, where);
+    const spacing = spacingOf(ngff, map, warnings, full);
     const nc = at('c');
     const names = ngff.channelLabels?.length === nc ? ngff.channelLabels : Array.from({ length: nc }, (_, i) => `C${i + 1}`);
     const info: VolumeInfo = {
@@ -250,7 +260,7 @@ export class ZarrSource implements RegionSource {
       },
     };
     for (const w of warnings) opts.onWarning?.(w);
-    return new ZarrSource(info, store, arrays, map, ngff, labels, opts.cacheBytes ?? 256 * 2 ** 20, where);
+    return new ZarrSource(info, store, arrays, map, ngff, labels, opts.cacheBytes ?? 256 * 2 ** 20, full);
   }
 
   /** bytes of decoded chunks held now (at most cacheBytes, plus the chunks of one read in flight) */
@@ -274,7 +284,7 @@ export class ZarrSource implements RegionSource {
       try {
         c = await this.arrays[level]!.getChunk(coords, signal ? { signal } : undefined);
       } catch (e) {
-        throw new VolumeReadError(this.store.root, `${this.where}: chunk ${coords.join('/')} of level "${this.ngff.datasets[level]!.path}" is unreadable (${why(e)})`, { cause: e });
+        throw new VolumeReadError(this.where, `chunk ${coords.join('/')} of level "${this.ngff.datasets[level]!.path}" is unreadable (${why(e)})`, { cause: e });
       }
       const data = this.convert(c.data, coords);
       const entry = { data, stride: c.stride, bytes: data.byteLength };
@@ -303,7 +313,7 @@ export class ZarrSource implements RegionSource {
       for (let i = 0; i < data.length; i++) {
         const v = data[i]!;
         if (v < 0n || v > 0xffffffffn)
-          throw new VolumeReadError(this.store.root, `${this.where}: chunk ${coords.join('/')} holds ${v}, outside the uint32 range Sliceform reads ${this.arrays[0]!.dtype} labels into`);
+          throw new VolumeReadError(this.where, `chunk ${coords.join('/')} holds ${v}, outside the uint32 range Sliceform reads ${this.arrays[0]!.dtype} labels into`);
         out[i] = Number(v);
       }
       return out;
