@@ -51,6 +51,12 @@ export class LivePreview {
     const { api, store } = this.app;
     this.unsubscribe.push(api.onPreview((e) => this.onPreview(e)));
     this.unsubscribe.push(store.on('cursor', () => this.planesChanged()));
+    // a maximised view hides the other two: only what is visible is predicted
+    const layoutChanged = this.app.layout.onChange;
+    this.app.layout.onChange = () => {
+      layoutChanged();
+      this.planesChanged();
+    };
     this.unsubscribe.push(
       store.on('volume', () => {
         this.clear();
@@ -71,7 +77,9 @@ export class LivePreview {
   /** the slices the three views show now */
   visiblePlanes(): { plane: Plane; index: number }[] {
     const c = this.app.store.cursor;
-    return PLANES.map((plane) => ({ plane, index: c[PLANE_AXIS[plane]] }));
+    const max = this.app.layout.maximised;
+    const planes = max && max !== '3d' ? [max] : max === '3d' ? [] : PLANES;
+    return planes.map((plane) => ({ plane, index: c[PLANE_AXIS[plane]] }));
   }
 
   /** the preview of this plane when it is the slice the view shows, else null */
@@ -97,6 +105,12 @@ export class LivePreview {
         /* no live backend (or an older server): the views just show no preview */
       });
       for (const { plane, index } of planes) if (this.previews[plane]?.index !== index) void this.fetch(plane);
+      // a view shown again after a maximised one may hold an old preview: fetch it too
+      for (const plane of PLANES)
+        if (!planes.some((p) => p.plane === plane) && this.previews[plane]) {
+          this.previews[plane] = null;
+          this.app.store.emit('preview', plane);
+        }
     };
     if (now) go();
     else this.visibleTimer = setTimeout(go, VISIBLE_DEBOUNCE_MS);
