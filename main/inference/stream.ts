@@ -39,13 +39,21 @@ function gib(n: number): string {
 /** Float images must be finite; checked per window, since the stack is never whole in memory. */
 function assertFinite(data: TypedArray, file: string, box: WindowBox): void {
   if (!(data instanceof Float32Array || data instanceof Float64Array)) return;
-  for (let i = 0; i < data.length; i++)
-    if (!Number.isFinite(data[i]!))
-      throw new SliceformError(
-        'bad-input',
-        `the image holds a non-finite value (${data[i]}) in the region z ${box.z0}..${box.z1 - 1}, y ${box.y0}..${box.y1 - 1}, x ${box.x0}..${box.x1 - 1}; replace NaN/Inf before segmenting`,
-        { file },
-      );
+  let nan = 0;
+  let inf = 0;
+  for (let i = 0; i < data.length; i++) {
+    const x = data[i]!;
+    if (x !== x) nan++;
+    else if (x === Infinity || x === -Infinity) inf++;
+  }
+  if (nan || inf) {
+    const parts = [nan ? `${nan} NaN` : '', inf ? `${inf} infinite` : ''].filter(Boolean).join(' and ');
+    throw new SliceformError(
+      'bad-input',
+      `the image has ${parts} voxel values in the region z ${box.z0}..${box.z1 - 1}, y ${box.y0}..${box.y1 - 1}, x ${box.x0}..${box.x1 - 1}; replace them (e.g. with 0) before segmenting`,
+      { file },
+    );
+  }
 }
 
 export async function segmentSource(model: Model, source: RegionSource, opts: StreamSegmentOptions): Promise<SegmentResult> {
