@@ -99,7 +99,10 @@ describe('segment --shard I/N on one volume', () => {
     const shards = await Promise.all(
       [1, 2, 3].map((i) => runProcess(runner, ['segment', ...common, '--out', sharded, '--chunks', '16,64,64', '--shard', `${i}/3`])),
     );
-    for (const r of shards) expect(r.err).not.toMatch(/error/i), expect(r.code).toBe(0);
+    for (const r of shards) {
+      expect(r.err).not.toMatch(/error/i);
+      expect(r.code).toBe(0);
+    }
     const planes = shards.map((r) => JSON.parse(r.out).planes);
     expect(planes).toEqual([[0, 32], [32, 64], [64, 100]]);
 
