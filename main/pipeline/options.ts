@@ -29,6 +29,7 @@ export const RECIPE_OPTIONS = {
   downsample: { type: 'string' },
   calibration: { type: 'string' },
   validation: { type: 'string' },
+  'validation-at': { type: 'string' },
   ensemble: { type: 'string' },
 } as const;
 
@@ -59,6 +60,8 @@ export function recipeUsage(defaultMinutes: number): string {
                          (random 12-voxel blocks) out of the first half of training, score it there (the
                          held-out IoU estimate, conservative), then train on all of it | blocks: keep it out all
                          the way and fit the decision and the forest weight there (cost 0.05 IoU on 1135) | none
+  --validation-at F      early: the fraction of the budget trained before the held-out paint is scored and
+                         released, in (0, 1) (default ${RECIPE_DEFAULTS.validationAt})
   --ensemble E           forest (default): mix a random forest on multiscale features, fitted on the same paint,
                          into the network's probabilities (weight 0.5; chosen on held-out paint with
                          --validation blocks) | none
@@ -120,6 +123,7 @@ export function recipeFromValues(values: Record<string, unknown>, defaultMinutes
         downsample,
         calibration: str(values, 'calibration') as RecipeSettings['calibration'] | undefined,
         validation: str(values, 'validation') as RecipeSettings['validation'] | undefined,
+        validationAt: num(values, 'validation-at'),
         ensemble: str(values, 'ensemble') as RecipeSettings['ensemble'] | undefined,
       },
       availableParallelism(),

@@ -48,7 +48,7 @@ import {
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Forest } from '../classical/index.js';
-import type { RecipeSettings } from './settings.js';
+import { RECIPE_DEFAULTS, type RecipeSettings } from './settings.js';
 import { liveTraining, warmStartFrom, type RecipeLive } from './live.js';
 
 export interface RecipePlan {
@@ -206,8 +206,8 @@ export interface SelfValidation {
 /** Painted planes (any axes) the held-out estimate needs: fewer leave too little paint to spare. */
 export const MIN_PLANES_FOR_ESTIMATE = 3;
 
-/** 'early' self-validation: the fraction of the budget trained without the held-out blocks before they are scored and released. */
-export const EARLY_RELEASE_AT = 0.5;
+/** 'early' self-validation: the default fraction of the budget trained without the held-out blocks before they are scored and released (settings validationAt). */
+export const EARLY_RELEASE_AT = RECIPE_DEFAULTS.validationAt;
 
 /** What the app's TrainResult carries of the estimate besides heldOutIoU: the iteration it was scored at, or why there is none. */
 export function heldOutExtras(v: SelfValidation): { heldOutIteration?: number; heldOutNote?: string } {
@@ -288,7 +288,7 @@ export async function trainRecipe(
     : low;
   if (useSplit)
     hooks.log?.(
-      `self-validation: ${heldOutVoxels} painted voxels in ${heldOutBlocks} held-out blocks (not trained on${early ? ` for the first ${EARLY_RELEASE_AT * 100} % of training` : ''})`,
+      `self-validation: ${heldOutVoxels} painted voxels in ${heldOutBlocks} held-out blocks (not trained on${early ? ` for the first ${s.validationAt * 100} % of training` : ''})`,
     );
   // the forest is fitted on the same working-resolution images the network sees, features cached per stack
   const forestImages = () => low.map((x) => normalisedImage(x.image, trained0.normalisation!));
@@ -430,7 +430,7 @@ export async function trainRecipe(
     // a live session trains until stopped at a constant learning rate (there is no budget to decay over)
     ...(live ? { live, schedule: 'constant' as const } : {}),
     ...(early
-      ? { release: { at: EARLY_RELEASE_AT, labels: low.map((p) => p.labels.data), score: scoreEarly } }
+      ? { release: { at: s.validationAt, labels: low.map((p) => p.labels.data), score: scoreEarly } }
       : {}),
   });
   trained0.normalisation = trained.normalisation;
@@ -464,7 +464,7 @@ export async function trainRecipe(
         }
       : {
           ...selfValidation,
-          reason: `training ended (iteration ${trained.summary.iterations}) before ${EARLY_RELEASE_AT * 100} % of its budget, where the estimate is made`,
+          reason: `training ended (iteration ${trained.summary.iterations}) before ${s.validationAt * 100} % of its budget, where the estimate is made`,
         };
   }
   try {

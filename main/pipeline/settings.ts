@@ -58,6 +58,8 @@ export interface RecipeSettings {
    * the decision and the forest weight there (on 1135 k = 1 that lost 0.055 IoU, docs/densify.md); 'none'
    */
   validation: 'early' | 'blocks' | 'none';
+  /** 'early': the fraction of the budget trained without the held-out blocks before they are scored, in (0, 1) */
+  validationAt: number;
   /**
    * second learner: 'forest' mixes a random forest on multiscale features (fitted on the same paint) into the
    * network's probabilities, its weight chosen on the held-out blocks; 'none' = the network alone
@@ -82,6 +84,7 @@ export const RECIPE_DEFAULTS = {
   calibration: 'iou' as const,
   holdout: 'auto' as const,
   validation: 'early' as const,
+  validationAt: 0.5,
   ensemble: 'forest' as const,
 };
 
@@ -117,6 +120,7 @@ export const RECIPE_RANGES = {
   average: { min: 0, max: 1, maxExclusive: true },
   levels: { min: 1, max: 6, integer: true },
   'base-filters': { min: 1, max: 256, integer: true },
+  'validation-at': { min: 0, max: 1, minExclusive: true, maxExclusive: true },
 } satisfies Record<string, Range>;
 
 /** How a range reads in a message: `4..512`, `> 0`, `> 0 and <= 10080`, `in [0, 1)`. */
@@ -180,6 +184,7 @@ export function recipeSettings(
   checkRange('batch', s.batch);
   checkRange('average', s.average);
   checkRange('plane-tile', s.planeTile);
+  checkRange('validation-at', s.validationAt);
   if (s.downsample !== 'auto')
     check(
       Array.isArray(s.downsample) &&

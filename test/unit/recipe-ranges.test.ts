@@ -20,6 +20,7 @@ const FIELD: Record<keyof typeof RECIPE_RANGES, string> = {
   average: 'average',
   levels: 'levels',
   'base-filters': 'baseFilters',
+  'validation-at': 'validationAt',
 };
 
 /** values just inside and just outside a range */
