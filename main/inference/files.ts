@@ -1,6 +1,7 @@
 /**
  * File-level helpers shared by densify / train / segment (and batch): reading label volumes with clear errors,
- * converting a ground truth to classes, and streaming a segmentation (and probabilities) to ImageJ TIFFs.
+ * converting a ground truth to classes, and streaming a segmentation (and probabilities) to ImageJ TIFFs or
+ * OME-Zarr stores (by the output's name: NAME.zarr / NAME.ome.zarr).
  */
 import { readVolume } from '../io/index.js';
 import { labelDType } from '../io/writer.js';
@@ -10,6 +11,7 @@ import type { CancelSignal, ProgressCallback } from '../common/progress.js';
 import type { Model } from '../common/engine.js';
 import type { Normalisation } from '../volume/preprocess.js';
 import { SlabTiffWriter } from './slab-writer.js';
+import { isZarrOutputPath, SlabZarrWriter } from '../io/zarr/slab.js';
 import { segmentVolume, type SegmentOptions, type SegmentResult } from './segment.js';
 
 /** Reads a label volume (integer, one channel, 0 = unannotated) and checks it against its image. */
@@ -81,12 +83,15 @@ export async function segmentToFiles(model: Model, image: Volume, o: WriteSegmen
   const { x: W, y: H, z: D } = image.shape;
   const K = model.config.numClasses;
   // uint16 labels when K > 255: uint8 would wrap class 281 to 25 (issue 14, item 13)
-  const lw = await SlabTiffWriter.create(o.out, { width: W, height: H, depth: D, channels: 1, dtype: labelDType(K), spacing: image.spacing, displayRange: [0, K] });
-  let pw: SlabTiffWriter | null = null;
+  // NAME.zarr / NAME.ome.zarr outputs are OME-Zarr stores (a label image; probabilities one channel per class)
+  const slabWriter = (path: string, channels: number, dtype: 'uint8' | 'uint16' | 'float32', label: boolean) =>
+    isZarrOutputPath(path)
+      ? SlabZarrWriter.create(path, { width: W, height: H, depth: D, channels, dtype, spacing: image.spacing, label, channelNames: label ? undefined : Array.from({ length: K }, (_, k) => `class${k + 1}`) })
+      : SlabTiffWriter.create(path, { width: W, height: H, depth: D, channels, dtype, spacing: image.spacing, displayRange: label ? [0, K] : [0, 1] });
+  const lw = await slabWriter(o.out, 1, labelDType(K), true);
+  let pw: SlabTiffWriter | SlabZarrWriter | null = null;
   try {
-    if (o.probabilitiesOut) {
-      pw = await SlabTiffWriter.create(o.probabilitiesOut, { width: W, height: H, depth: D, channels: K, dtype: 'float32', spacing: image.spacing, displayRange: [0, 1] });
-    }
+    if (o.probabilitiesOut) pw = await slabWriter(o.probabilitiesOut, K, 'float32', false);
     const res = await segmentVolume(model, image, {
       normalisation: o.normalisation,
       downsample: o.downsample,

@@ -2,7 +2,8 @@ import type { Command, CliIO } from '../command.js';
 import { strOpt } from '../command.js';
 import { CancelledError, SliceformError } from '../../common/errors.js';
 import type { Device } from '../../common/engine.js';
-import { readVolume, writeSnapshot } from '../../io/index.js';
+import { isZarrPath, readVolume, writeSnapshot } from '../../io/index.js';
+import { isZarrOutputPath } from '../../io/zarr/slab.js';
 import { loadEngine } from '../../engine/index.js';
 import { readLabels, segmentToFiles, truthToClasses } from '../../inference/files.js';
 import { progressPrinter } from '../../training/progress-line.js';
@@ -21,17 +22,18 @@ import { scoreSegmentation } from '../../evaluation/metrics.js';
 const usage = `Usage: sliceform densify --image IMG --labels SPARSE --out SEG.tif [options]
 
 Trains a 3D U-Net on this stack's sparse labels (a few painted slices: 0 = unannotated, 1..K = classes),
-then writes its dense segmentation as a calibrated ImageJ label TIFF (uint8, classes 1..K).
+then writes its dense segmentation as a calibrated ImageJ label TIFF (uint8, classes 1..K), or as an OME-Zarr
+label image with a pyramid when --out ends in .zarr (NAME.ome.zarr: napari, Fiji/MoBIE, neuroglancer).
 Prints a JSON summary on stdout; progress on stderr. Ctrl+C cancels cleanly.
 
 Options:
-  --image IMG            image stack (TIFF, OME-TIFF, LSM, HDF5)
-  --dataset D            HDF5 dataset of the image (default: "raw" or the first image dataset)
+  --image IMG            image stack (TIFF, OME-TIFF, LSM, HDF5, OME-Zarr)
+  --dataset D            HDF5 dataset / OME-Zarr image path of the image (default: "raw" or the first image)
   --labels SPARSE        sparse label volume, same x/y/z as the image
   --labels-dataset D     HDF5 dataset of the labels
-  --out SEG.tif          dense segmentation (written atomically)
+  --out SEG              dense segmentation: SEG.tif or SEG.ome.zarr (written atomically)
 ${recipeUsage(4)}
-  --probabilities P.tif  also write per-class probabilities (float32, one channel per class)
+  --probabilities P      also write per-class probabilities (float32, one channel per class; .tif or .ome.zarr)
   --snapshot PNG         also write a PNG of the middle xy slice with the segmentation overlaid
   --model DIR            also save the trained model folder (for 'sliceform segment')
   --truth GT             dense ground truth: prints the IoU over the voxels SPARSE leaves unannotated
@@ -91,15 +93,18 @@ const densify: Command = {
       'base-filters',
     ]);
     checkDownsample(v);
+    // OME-Zarr inputs and outputs are folders (the reader and SlabZarrWriter check them)
+    const notZarrIn = async (p?: string) => (p && (await isZarrPath(p)) ? undefined : p);
+    const notZarrOut = (p?: string) => (p && isZarrOutputPath(p) ? undefined : p);
     await checkPaths({
       inputs: [
-        { label: '--image', path: imagePath },
-        { label: '--labels', path: labelsPath },
-        { label: '--truth', path: strOpt(v, 'truth') },
+        { label: '--image', path: await notZarrIn(imagePath) },
+        { label: '--labels', path: await notZarrIn(labelsPath) },
+        { label: '--truth', path: await notZarrIn(strOpt(v, 'truth')) },
       ],
       fileOutputs: [
-        { label: '--out', path: out },
-        { label: '--probabilities', path: strOpt(v, 'probabilities') },
+        { label: '--out', path: notZarrOut(out) },
+        { label: '--probabilities', path: notZarrOut(strOpt(v, 'probabilities')) },
         { label: '--snapshot', path: strOpt(v, 'snapshot') },
       ],
       dirOutputs: [{ label: '--model', path: strOpt(v, 'model') }],
