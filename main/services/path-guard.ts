@@ -12,6 +12,7 @@ import { realpath, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { SliceformError } from '../common/errors.js';
+import { isZarrStore } from './big-volume.js';
 
 export interface NamedPath {
   /** how the user named it: "--image", "the volume being exported" */
@@ -88,7 +89,9 @@ export async function requireRegularFile(path: string, opts: { label?: string; m
     return;
   }
   if (!s.isFile()) {
-    throw new SliceformError('bad-input', `${opts.label ? `${opts.label}: ` : ''}is ${fileKind(s)}, not a regular file: give an image file (TIFF, OME-TIFF, LSM, HDF5)`, { file: path });
+    // an OME-Zarr / Zarr store is a folder that reads as one volume (opened out of core when big)
+    if (s.isDirectory() && (await isZarrStore(path))) return;
+    throw new SliceformError('bad-input', `${opts.label ? `${opts.label}: ` : ''}is ${fileKind(s)}, not a regular file: give an image file (TIFF, OME-TIFF, LSM, HDF5) or an OME-Zarr store`, { file: path });
   }
 }
 

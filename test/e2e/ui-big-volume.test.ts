@@ -1,0 +1,161 @@
+/**
+ * E2E (Chromium via the web shell): a 3 GiB OME-Zarr (1024×1024×512 × 3 channels uint16) opens out of core,
+ * the views show its 3D level, a brush stroke on the xy view lands at full resolution on the server, and the
+ * server's memory stays bounded. The stack is the one `npm run bench:scale` generates (or any store named by
+ * SLICEFORM_BIG_ZARR); without one the test is skipped with a message saying how to make it.
+ *
+ * Figures (open seconds, peak RSS of the web shell and of the compute process) are printed. The acceptance
+ * asks for under 10 s and under 1.5 GiB on the 2-core machine; the RSS bound is asserted, the time is asserted
+ * only loosely (60 s) because the shared machine's load decides it, and printed.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { e2eMissing, startApp, type App } from './harness.js';
+import { dragVoxels, openByPath, waitForUi, type UiWindow } from './ui-helpers.js';
+import { DEBIAN_PYTHON, REPO } from '../helpers/paths.js';
+
+/** a 1024×1024×512×3 uint16 OME-Zarr: SLICEFORM_BIG_ZARR, else what bench:scale (or a developer) left */
+function findStack(): string | null {
+  const shapeOf = (p: string): number[] | null => {
+    for (const a of ['0/.zarray', '0/zarr.json']) {
+      try {
+        const j = JSON.parse(readFileSync(join(p, a), 'utf8')) as { shape?: number[] };
+        if (j.shape) return j.shape;
+      } catch {
+        /* not this layout */
+      }
+    }
+    return null;
+  };
+  const ok = (p: string) => JSON.stringify(shapeOf(p)) === JSON.stringify([3, 512, 1024, 1024]);
+  if (process.env.SLICEFORM_BIG_ZARR) return ok(process.env.SLICEFORM_BIG_ZARR) ? process.env.SLICEFORM_BIG_ZARR : null;
+  for (const dir of [join(REPO, 'bench', 'out', 'scale'), join(REPO, 'bench', '.cache'), join(REPO, 'bench', 'out'), '/tmp/sliceform-scale'])
+    if (existsSync(dir)) for (const f of readdirSync(dir)) if (f.endsWith('.zarr') && ok(join(dir, f))) return join(dir, f);
+  return null;
+}
+
+/** peak RSS (VmHWM, bytes) of a process and of each process below it */
+function peakRss(root: number): { server: number; children: Array<{ pid: number; bytes: number }> } {
+  const hwm = (pid: number) => {
+    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  };
+  const kids = new Map<number, number[]>();
+  for (const d of readdirSync('/proc'))
+    if (/^\d+$/.test(d))
+      try {
+        const st = readFileSync(`/proc/${d}/stat`, 'utf8');
+        const ppid = Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]);
+        kids.set(ppid, [...(kids.get(ppid) ?? []), Number(d)]);
+      } catch {
+        /* gone */
+      }
+  const below: number[] = [];
+  const walk = (p: number) => (kids.get(p) ?? []).forEach((k) => (below.push(k), walk(k)));
+  walk(root);
+  return { server: hwm(root), children: below.map((pid) => ({ pid, bytes: hwm(pid) })) };
+}
+
+const stack = findStack();
+const missing = e2eMissing() ?? (stack ? null : 'no 1024×1024×512×3 OME-Zarr found: run `npm run bench:scale` first, or set SLICEFORM_BIG_ZARR');
+if (missing) console.warn(`ui-big-volume skipped: ${missing}`);
+const GiB = 2 ** 30;
+
+describe.skipIf(missing !== null)('web shell on a 3 GiB OME-Zarr (out of core)', () => {
+  let app: App;
+  beforeAll(async () => {
+    app = await startApp();
+    await waitForUi(app.page);
+  }, 120_000);
+  afterAll(async () => app?.cleanup());
+
+  it('opens it out of core, shows the 3D level, and a stroke lands at full resolution', async () => {
+    const page = app.page;
+    const t0 = Date.now();
+    try {
+      await openByPath(page, stack!);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\nstatus: ${await page.textContent('[data-testid=status-text]')}\npage: ${app.pageErrors.join('\n')}\nserver: ${app.serve.log().slice(-3000)}`);
+    }
+    const openSeconds = (Date.now() - t0) / 1000;
+    const info = (await page.evaluate(async () => (await (window as unknown as UiWindow).sliceform.listVolumes!())) as Array<Record<string, unknown>>)[0]!;
+    expect(info.shape).toMatchObject({ x: 1024, y: 1024, z: 512, c: 3 });
+    expect(info.outOfCore).toEqual({ level: expect.any(Number), step: 4, size: [256, 256, 128] });
+    expect(await page.evaluate(() => (window as unknown as UiWindow).__sliceformUi.app.store.volume?.dims)).toEqual({ x: 256, y: 256, z: 128 });
+    await expect.poll(() => page.textContent('[data-testid=status-text]')).toContain('big volume (out of core): shown and painted at 1/4');
+
+    // a full-resolution slice from the server equals an independent reader (python3-zarr) at a few voxels
+    const probe = [
+      [0, 300, 17, 900],
+      [2, 300, 1000, 3],
+      [1, 300, 511, 512],
+    ];
+    const ours = await page.evaluate(
+      async ({ id, probe }) => {
+        const s = (await (window as unknown as UiWindow).sliceform.getSlice!({ volumeId: id, plane: 'xy', index: 300 })) as { width: number; height: number; channels: number; data: Uint16Array };
+        return { w: s.width, h: s.height, c: s.channels, v: probe.map(([c, , y, x]) => s.data[(c! * s.height + y!) * s.width + x!]) };
+      },
+      { id: info.id as string, probe },
+    );
+    expect([ours.w, ours.h, ours.c]).toEqual([1024, 1024, 3]);
+    const ds = JSON.parse(readFileSync(join(stack!, '.zattrs'), 'utf8')).multiscales[0].datasets[0].path as string;
+    const theirs = JSON.parse(
+      execFileSync(DEBIAN_PYTHON, ['-c', `import zarr,json,sys; a=zarr.open(sys.argv[1],'r'); print(json.dumps([int(a[c,z,y,x]) for c,z,y,x in json.loads(sys.argv[2])]))`, join(stack!, ds), JSON.stringify(probe)], {
+        encoding: 'utf8',
+      }),
+    ) as number[];
+    expect(ours.v).toEqual(theirs);
+
+    // paint on the xy view at level slice 75 (file slice 300): the server holds it at full resolution
+    await page.click('[data-testid=tool-brush]');
+    const z = 75;
+    await page.evaluate((z) => (window as unknown as { __sliceformUi: { app: { setSlice(p: string, i: number): void } } }).__sliceformUi.app.setSlice('xy', z), z);
+    await dragVoxels(page, 'xy', [[60, 100, z], [120, 104, z], [180, 110, z]]);
+    await page.evaluate(() => (window as unknown as UiWindow).__sliceformUi.idle());
+    const server = await page.evaluate(
+      async ({ id }) => {
+        const w = (window as unknown as UiWindow).sliceform;
+        const sum = (await w.getAnnotationSummary!({ volumeId: id })) as { classVoxels: number[]; paintedSlices: Record<string, number[]> };
+        const s = (await w.getLabelSlice!({ volumeId: id, plane: 'xy', index: 300, layer: 'annotation' })) as { width: number; data: Uint8Array };
+        const other = (await w.getLabelSlice!({ volumeId: id, plane: 'xy', index: 301, layer: 'annotation' })) as { data: Uint8Array };
+        let painted = 0;
+        for (const v of s.data) if (v) painted++;
+        let otherPainted = 0;
+        for (const v of other.data) if (v) otherPainted++;
+        return { sum, painted, otherPainted, at: s.data[104 * 4 * s.width + 120 * 4], width: s.width };
+      },
+      { id: info.id as string },
+    );
+    expect(server.width).toBe(1024);
+    expect(server.painted).toBeGreaterThan(1000); // a brush of several shown pixels, each 4×4 in the file
+    expect(server.otherPainted).toBe(0); // one slice of the file only
+    expect(server.at).toBeGreaterThan(0);
+    expect(server.sum.paintedSlices.xy).toEqual([300]);
+    expect(server.sum.classVoxels.slice(1).reduce((a, b) => a + b, 0)).toBe(server.painted);
+
+    // training refuses with the numbers, and never loads the stack
+    const job = await page.evaluate(async () => {
+      const w = (window as unknown as UiWindow).sliceform;
+      const ref = (await w.startTraining!({ preset: 'tiny', iterations: 5 })) as { jobId: string };
+      return (await w.waitJob!({ ...ref, timeoutMs: 120_000 })) as { state: string; error?: { message: string } };
+    });
+    expect(job.state).toBe('failed');
+    expect(job.error?.message).toMatch(/1024×1024×512×3 uint16, 3\.0 GiB\) is open out of core: this job needs the whole image in memory/);
+
+    const rss = peakRss(app.serve.proc.pid!);
+    const compute = Math.max(0, ...rss.children.map((c) => c.bytes));
+    console.log(
+      JSON.stringify({
+        openSeconds,
+        serverPeakRssMiB: Math.round(rss.server / 2 ** 20),
+        computePeakRssMiB: Math.round(compute / 2 ** 20),
+        summedPeakMiB: Math.round((rss.server + rss.children.reduce((a, c) => a + c.bytes, 0)) / 2 ** 20),
+      }),
+    );
+    expect(rss.server).toBeLessThan(1.5 * GiB);
+    expect(compute).toBeLessThan(1.5 * GiB);
+    expect(openSeconds).toBeLessThan(60);
+  }, 300_000);
+});
