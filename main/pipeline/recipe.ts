@@ -262,7 +262,9 @@ export async function trainRecipe(
         ? `the paint lies on ${planes} plane${planes === 1 ? '' : 's'}; a held-out estimate needs paint on at least ${MIN_PLANES_FOR_ESTIMATE} planes (any axes)`
         : hooks.initFrom
           ? 'warm start: the model continued from has trained on this paint already, so none of it is held out (start a fresh model for an estimate)'
-          : null;
+          : hooks.resume
+            ? 'resumed from a checkpoint: the model may have trained on all the paint already (train afresh for an estimate)'
+            : null;
   const split: BlockSplit[] | null =
     reason === null ? low.map((p) => splitBlocks(p.labels.data, zyxOf(p.labels), K, { seed: s.seed })) : null;
   const heldOutVoxels = split ? split.reduce((a, x) => a + x.heldOutVoxels, 0) : 0;
