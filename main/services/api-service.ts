@@ -122,6 +122,7 @@ export class ApiService implements SliceformApi {
     const manager = new JobManager(opts.launcher ?? nodeForkLauncher(), {
       job: (j) => this.jobFacade.onJobEvent(j),
       compute: (e) => this.emitter.emit('compute', e),
+      preview: (e) => this.emitter.emit('preview', e),
     });
     this.volumes = new VolumeStore(
       {
@@ -269,23 +270,38 @@ export class ApiService implements SliceformApi {
   }
 
   async paintStroke(req: StrokeEdit): Promise<EditResult> {
-    return this.volumes.paintStroke(req);
+    const t0 = Date.now();
+    const r = this.volumes.paintStroke(req);
+    if (r.changed) this.jobFacade.afterEdit(req.volumeId, t0);
+    return r;
   }
 
   async paintRegion(req: RegionEdit): Promise<EditResult> {
-    return this.volumes.paintRegion(req);
+    const t0 = Date.now();
+    const r = this.volumes.paintRegion(req);
+    if (r.changed) this.jobFacade.afterEdit(req.volumeId, t0);
+    return r;
   }
 
   async undo(req: { volumeId: string }): Promise<EditResult> {
-    return this.volumes.undo(req.volumeId);
+    const t0 = Date.now();
+    const r = this.volumes.undo(req.volumeId);
+    if (r.changed) this.jobFacade.afterEdit(req.volumeId, t0);
+    return r;
   }
 
   async redo(req: { volumeId: string }): Promise<EditResult> {
-    return this.volumes.redo(req.volumeId);
+    const t0 = Date.now();
+    const r = this.volumes.redo(req.volumeId);
+    if (r.changed) this.jobFacade.afterEdit(req.volumeId, t0);
+    return r;
   }
 
   async clearAnnotation(req: { volumeId: string }): Promise<EditResult> {
-    return this.volumes.clearAnnotation(req.volumeId);
+    const t0 = Date.now();
+    const r = this.volumes.clearAnnotation(req.volumeId);
+    if (r.changed) this.jobFacade.afterEdit(req.volumeId, t0);
+    return r;
   }
 
   async getAnnotationSummary(req: { volumeId: string }): Promise<AnnotationSummary> {

@@ -44,6 +44,9 @@ function callsFor(callId: number): ComputeCalls {
     setLabels: async (r) => store.setLabels(r),
     getUncertainty: async (r) => store.uncertainty(r.volumeId),
     resident: async () => store.resident(),
+    setVisiblePlanes: async (r) => store.setVisiblePlanes(r),
+    getPreview: async (r) => store.preview(r),
+    getPreviewVolume: async (r) => store.previewVolume(r),
   };
 }
 
@@ -78,6 +81,7 @@ async function onStart(m: StartMessage): Promise<void> {
     signal: ctl.cancel.signal,
     stopSignal: ctl.stop.signal,
     store,
+    emitPreview: (event) => send({ type: 'preview', event }),
     onProgress: (p) => {
       const t = Date.now();
       // at most ~10 progress messages a second, but always the last one

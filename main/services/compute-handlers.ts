@@ -4,7 +4,7 @@
  * built the job fails with 'not-available' naming the missing part — never a made-up result.
  */
 import { cpus } from 'node:os';
-import { ApiError } from '../common/api.js';
+import { ApiError, type PreviewEvent } from '../common/api.js';
 import { CancelledError } from '../common/errors.js';
 import type { ProgressCallback } from '../common/progress.js';
 import type { EngineInfo } from '../common/engine.js';
@@ -21,6 +21,8 @@ export interface JobContext {
   onProgress: ProgressCallback;
   /** the volumes resident in this process (jobs name them by id) */
   store: ComputeStore;
+  /** a live session's preview of a visible plane (sent to the app) */
+  emitPreview?: (e: PreviewEvent) => void;
 }
 
 /** One handler per job kind, typed by the protocol's schemas (the request is already checked). */
@@ -132,28 +134,78 @@ async function engineFor(choice: 'auto' | 'native' | 'tfjs' | undefined): Promis
   return loadEngine(choice && choice !== 'auto' ? { engine: choice } : {});
 }
 
-/** Sparse-label training (main/training/trainer.ts); the model folder is written with saveModelDir. */
+/** A week: a live session without a budget trains until it is stopped. */
+const LIVE_MINUTES = 7 * 24 * 60;
+
+/**
+ * Sparse-label training with the recipe (main/pipeline/recipe.ts); the model folder is written with
+ * saveRecipeModel. `resumeModelDir` warm-starts from a saved model (weights, optimizer state, iteration count);
+ * a model that does not fit (another network or working resolution) gives a fresh start with the reason.
+ * A live session (settings.live, live-session.ts) trains until stopped, takes annotation deltas in between two
+ * steps and predicts the visible planes.
+ */
 async function train(p: ParsedJobRequest<'train'>, ctx: JobContext): Promise<JobResult<'train'>> {
   const { trainRecipe, saveRecipeModel, heldOutExtras } = await import('../pipeline/recipe.js');
   const { recipeFromApi } = await import('../pipeline/settings.js');
+  const { LiveSession } = await import('./live-session.js');
   const engine = await engineFor(p.settings.engine);
+  const isLive = p.settings.live === true;
   // the CLI's recipe, defaults and all; the app differs only in what the request says
-  const settings = recipeFromApi(p.settings, cpus().length);
+  let settings = recipeFromApi(
+    { ...p.settings, minutes: p.settings.minutes ?? (isLive && p.settings.iterations === undefined ? LIVE_MINUTES : undefined) },
+    cpus().length,
+  );
+  // a live session trains on all of the paint: new strokes land anywhere, held-out paint would ignore them
+  if (isLive) settings = { ...settings, validation: 'none', holdout: 'none' };
   // graceful stop and cancel both end the loop; only cancel discards the model
   const t0 = Date.now();
-  if (p.resumeModelDir) throw new ApiError('not-available', 'continuing training from a saved model is not supported yet; start a fresh training');
   ctx.onProgress({ fraction: 0, stage: 'preparing', details: { iteration: 0 } });
-  const res = await trainRecipe(
-    engine,
-    p.volumeIds.map((id) => ({ image: ctx.store.image(id), labels: ctx.store.labelVolume(id) })),
-    settings,
-    {
-      numClasses: p.classNames.length,
-      signal: ctx.signal,
-      stopSignal: ctx.stopSignal,
-      onProgress: (pr) => ctx.onProgress({ ...pr, details: { ...pr.details, elapsedSeconds: (Date.now() - t0) / 1000, totalIterations: p.settings.iterations } }),
-    },
-  );
+  const live = isLive ? new LiveSession(ctx.store, p.volumeIds, (e) => ctx.emitPreview?.(e)) : null;
+  let warmStartFrom = p.resumeModelDir ? p.resumeModelId : undefined;
+  let freshReason = p.freshReason;
+  let startIteration = 0;
+  const run = (initFrom: string | undefined) =>
+    trainRecipe(
+      engine,
+      p.volumeIds.map((id) => ({ image: ctx.store.image(id), labels: ctx.store.labelVolume(id) })),
+      settings,
+      {
+        numClasses: p.classNames.length,
+        signal: ctx.signal,
+        stopSignal: ctx.stopSignal,
+        initFrom,
+        live: live?.recipeLive(),
+        onProgress: (pr) => {
+          if (typeof pr.details?.startIteration === 'number') startIteration = pr.details.startIteration;
+          ctx.onProgress({
+            ...pr,
+            details: {
+              ...pr.details,
+              elapsedSeconds: (Date.now() - t0) / 1000,
+              totalIterations: p.settings.iterations !== undefined && typeof pr.details?.startIteration === 'number' ? pr.details.startIteration + p.settings.iterations : p.settings.iterations,
+              ...(live ? { seenRevision: JSON.stringify(live.seenRevision), live: 1 } : {}),
+              ...(warmStartFrom ? { warmStartFrom } : {}),
+              ...(freshReason ? { freshReason } : {}),
+            },
+          });
+        },
+      },
+    );
+  let res;
+  try {
+    try {
+      res = await run(p.resumeModelDir);
+    } catch (e) {
+      // a model of another network or working resolution: start fresh and say why
+      if (!p.resumeModelDir || !(e instanceof Error) || !/^cannot continue from/.test(e.message)) throw e;
+      freshReason = e.message;
+      warmStartFrom = undefined;
+      startIteration = 0;
+      res = await run(undefined);
+    }
+  } finally {
+    live?.dispose();
+  }
   try {
     if (ctx.signal.aborted) throw new CancelledError('training cancelled');
     const v0 = ctx.store.image(p.volumeIds[0]!);
@@ -162,7 +214,18 @@ async function train(p: ParsedJobRequest<'train'>, ctx: JobContext): Promise<Job
     res.model.dispose();
   }
   const s = res.summary;
-  return { iterations: s.iterations, finalLoss: s.finalLoss ?? NaN, seconds: s.seconds, heldOutIoU: res.selfValidation.estimate ?? s.heldOutIoU ?? undefined, ...heldOutExtras(res.selfValidation), stopped: res.cancelled };
+  return {
+    iterations: s.iterations,
+    finalLoss: s.finalLoss ?? NaN,
+    seconds: s.seconds,
+    heldOutIoU: res.selfValidation.estimate ?? s.heldOutIoU ?? undefined,
+    ...heldOutExtras(res.selfValidation),
+    stopped: res.cancelled,
+    startIteration,
+    ...(warmStartFrom ? { warmStartFrom } : {}),
+    ...(freshReason ? { freshReason } : {}),
+    ...(live ? { seenRevision: { ...live.seenRevision } } : {}),
+  };
 }
 
 /** Overlap-tile prediction of the whole volume with a saved model (main/volume/predict.ts). */

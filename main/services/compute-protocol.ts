@@ -215,6 +215,8 @@ export const COMPUTE_JOBS = {
       heldOutNote: z.string().max(1000).optional(),
       stopped: z.boolean(),
       startIteration: z.number().int().min(0).optional(),
+      warmStartFrom: id.optional(),
+      freshReason: z.string().optional(),
       /** per volume id, the annotation revision the last step trained on */
       seenRevision: z.record(z.string(), z.number().int()).optional(),
     }),

@@ -18,6 +18,7 @@ import { channelStats, volumeBrick, volumeSlice } from './volume-data.js';
 import { jsonSafe } from './volume-store.js';
 import { identityHash, openBigImage, outOfCoreBytes, refuseOutOfCore, type BigVolume } from './big-volume.js';
 import { SparseLabels } from './sparse-labels.js';
+import type { Plane, PreviewSliceData, PreviewVolumeData } from '../common/api.js';
 import type { CallRequest, CallResult, ResidentVolumeInfo, UncertaintyRecord } from './compute-protocol.js';
 
 interface ResidentImage {
@@ -40,9 +41,27 @@ interface ResidentVolume {
   uncertainty?: { prediction?: UncertaintyRecord; preview?: UncertaintyRecord };
 }
 
+/** An annotation delta as a live session sees it (compute-store's listeners). */
+export interface AnnotationDelta {
+  volumeId: string;
+  /** null = the whole layer */
+  box: { min: [number, number, number]; max: [number, number, number] } | null;
+  revision?: number;
+  strokeAt?: number;
+}
+
+/** Previews kept per volume (the visible planes and a few recent ones). */
+const MAX_PREVIEWS = 12;
+
 export class ComputeStore {
   private readonly images = new Map<string, ResidentImage>();
   private readonly volumes = new Map<string, ResidentVolume>();
+  private readonly annotationListeners = new Set<(d: AnnotationDelta) => void>();
+  /** the app's annotation revision per volume, as of the last delta */
+  private readonly revisions = new Map<string, number>();
+  private readonly visible = new Map<string, Array<{ plane: Plane; index: number }>>();
+  private readonly previews = new Map<string, Map<string, PreviewSliceData>>();
+  private readonly previewVolumes = new Map<string, PreviewVolumeData>();
   /** files read since the process started */
   reads = 0;
   /** volumes with more voxel bytes open out of core (big-volume.ts) */
@@ -120,6 +139,10 @@ export class ComputeStore {
     if (!v) return false;
     v.image.volumeIds.delete(id);
     this.volumes.delete(id);
+    this.previews.delete(id);
+    this.previewVolumes.delete(id);
+    this.visible.delete(id);
+    this.revisions.delete(id);
     return true;
   }
 
@@ -141,6 +164,16 @@ export class ComputeStore {
 
   /** Applies a label delta: the box's contents, x fastest (a null box replaces the whole layer). */
   setLabels(req: CallRequest<'setLabels'>): CallResult<'setLabels'> {
+    const r = this.writeLabels(req);
+    if (req.layer === 'annotation') {
+      if (req.revision !== undefined) this.revisions.set(req.volumeId, req.revision);
+      const d: AnnotationDelta = { volumeId: req.volumeId, box: req.box, revision: req.revision, strokeAt: req.strokeAt };
+      for (const l of this.annotationListeners) l(d);
+    }
+    return r;
+  }
+
+  private writeLabels(req: CallRequest<'setLabels'>): CallResult<'setLabels'> {
     const v = this.vol(req.volumeId);
     if (v.image.big) {
       // out of core: deltas go into painted blocks; a whole dense layer is never sent for such a volume
@@ -212,6 +245,62 @@ export class ComputeStore {
 
   setPrediction(id: string, labels: Uint8Array): void {
     this.vol(id).prediction = labels;
+  }
+
+  // ------------------------------------------------------------------------------------------ live session
+  /** Calls `cb` after each annotation delta (a live session's sampler); returns the unsubscribe. */
+  onAnnotation(cb: (d: AnnotationDelta) => void): () => void {
+    this.annotationListeners.add(cb);
+    return () => this.annotationListeners.delete(cb);
+  }
+
+  /** The app's annotation revision of a volume as of the last delta (0 before any). */
+  revision(id: string): number {
+    return this.revisions.get(id) ?? 0;
+  }
+
+  setVisiblePlanes(req: CallRequest<'setVisiblePlanes'>): CallResult<'setVisiblePlanes'> {
+    const { x, y, z } = this.image(req.volumeId).shape;
+    const depth = { xy: z, xz: y, yz: x };
+    for (const p of req.planes)
+      if (p.index >= depth[p.plane]) throw new ApiError('bad-request', `${p.plane} plane ${p.index} is outside the volume (0..${depth[p.plane] - 1})`);
+    this.visible.set(req.volumeId, req.planes.map((p) => ({ plane: p.plane, index: p.index })));
+    return { planes: req.planes.length };
+  }
+
+  visiblePlanes(id: string): Array<{ plane: Plane; index: number }> {
+    return this.visible.get(id) ?? [];
+  }
+
+  setPreview(p: PreviewSliceData): void {
+    let m = this.previews.get(p.volumeId);
+    if (!m) this.previews.set(p.volumeId, (m = new Map()));
+    const key = `${p.plane}|${p.index}`;
+    m.delete(key); // most recent last
+    m.set(key, p);
+    const keep = new Set(this.visiblePlanes(p.volumeId).map((v) => `${v.plane}|${v.index}`));
+    for (const k of m.keys()) {
+      if (m.size <= MAX_PREVIEWS) break;
+      if (!keep.has(k)) m.delete(k);
+    }
+  }
+
+  preview(req: CallRequest<'getPreview'>): CallResult<'getPreview'> {
+    this.vol(req.volumeId);
+    const p = this.previews.get(req.volumeId)?.get(`${req.plane}|${req.index}`);
+    if (!p) throw new ApiError('not-found', `no live preview of ${req.plane} plane ${req.index} yet (a live training session predicts the visible planes)`);
+    return p;
+  }
+
+  setPreviewVolume(p: PreviewVolumeData): void {
+    this.previewVolumes.set(p.volumeId, p);
+  }
+
+  previewVolume(req: CallRequest<'getPreviewVolume'>): CallResult<'getPreviewVolume'> {
+    this.vol(req.volumeId);
+    const p = this.previewVolumes.get(req.volumeId);
+    if (!p) throw new ApiError('not-found', 'no coarse 3D preview yet (a live training session builds it)');
+    return p;
   }
 
   /** Records the per-slice uncertainty of a densify ('prediction') or of the live session's preview. */

@@ -21,6 +21,7 @@ import {
   type PreviewRequest,
   type PreviewSliceData,
   type PreviewVolumeData,
+  type TrainResult,
   type TrainSettings,
   type VisiblePlanesRequest,
 } from '../common/api.js';
@@ -28,6 +29,7 @@ import { PRESETS } from '../common/engine.js';
 import type { JobManager } from './jobs.js';
 import type { OpenVolume, VolumeStore } from './volume-store.js';
 import type { ProjectStore } from './project-store.js';
+import { isFile } from './project.js';
 
 export interface JobFacadeHost {
   emitJob(j: JobInfo): void;
@@ -36,6 +38,9 @@ export interface JobFacadeHost {
 }
 
 export class JobFacade {
+  /** the running live session: its job and volumes (their strokes go to the compute process at once) */
+  private live: { jobId: string; volumeIds: Set<string> } | null = null;
+
   constructor(
     readonly manager: JobManager,
     private readonly volumes: VolumeStore,
@@ -53,10 +58,19 @@ export class JobFacade {
 
   /** The JobManager's job events: forwarded, and training progress as its own event. */
   onJobEvent(j: JobInfo): void {
+    if (this.live?.jobId === j.id && j.state !== 'running' && j.state !== 'queued') this.live = null;
     this.host.emitJob(j);
     const d = j.progress.details;
     if (j.kind === 'train' && j.state === 'running' && d && typeof d.iteration === 'number') {
       const num = (k: string) => (typeof d[k] === 'number' ? (d[k] as number) : undefined);
+      const str = (k: string) => (typeof d[k] === 'string' ? (d[k] as string) : undefined);
+      let seenRevision: Record<string, number> | undefined;
+      try {
+        const sr = str('seenRevision');
+        if (sr) seenRevision = JSON.parse(sr) as Record<string, number>;
+      } catch {
+        seenRevision = undefined;
+      }
       this.host.emitTrainProgress({
         jobId: j.id,
         iteration: d.iteration,
@@ -69,6 +83,10 @@ export class JobFacade {
         heldOutIoU: num('heldOutIoU'),
         ...(num('heldOutIteration') !== undefined ? { heldOutIteration: num('heldOutIteration') } : {}),
         ...(typeof d.heldOutNote === 'string' ? { heldOutNote: d.heldOutNote } : {}),
+        ...(seenRevision ? { seenRevision } : {}),
+        ...(num('startIteration') !== undefined ? { startIteration: num('startIteration') } : {}),
+        ...(str('warmStartFrom') ? { warmStartFrom: str('warmStartFrom') } : {}),
+        ...(str('freshReason') ? { freshReason: str('freshReason') } : {}),
       });
     }
   }
@@ -92,18 +110,18 @@ export class JobFacade {
     if (channels.size > 1) throw new ApiError('bad-request', 'all training volumes must have the same number of channels');
     const modelId = `model-${new Date().toISOString().replace(/[-:]/g, '').slice(0, 15)}-${randomBytes(2).toString('hex')}`;
     const modelDir = join(await this.project.modelsDir(), modelId);
-    const resume = req.resumeModelId ? this.project.models.find((m) => m.id === req.resumeModelId) : undefined;
-    if (req.resumeModelId && !resume) throw new ApiError('not-found', `no model with id ${req.resumeModelId}`);
-    if (req.resumeModelId) throw new ApiError('not-available', 'continuing training from a saved model is not supported yet; start a fresh training');
+    const net = { ...PRESETS[req.preset], inChannels: vols[0]!.info.shape.c, numClasses: this.project.numClasses() };
+    const { resume, freshReason } = await this.warmStart(req, net);
     this.project.settings.training = { ...req };
     this.project.markDirty();
     const payload = {
       modelId,
       modelDir,
       settings: req,
-      net: { ...PRESETS[req.preset], inChannels: vols[0]!.info.shape.c, numClasses: this.project.numClasses() },
+      net,
       classNames: this.project.settings.classes.map((c) => c.name),
-      resumeModelDir: resume?.path,
+      ...(resume ? { resumeModelDir: resume.path, resumeModelId: resume.id } : {}),
+      ...(freshReason ? { freshReason } : {}),
       volumeIds: ids,
     };
     const info = this.manager.submit('train', 'train', payload, {
@@ -129,7 +147,7 @@ export class JobFacade {
         });
         this.project.touch();
         void this.project.autosaveNow(); // autosave after training
-        return {
+        const result: TrainResult = {
           model,
           iterations: r.iterations,
           finalLoss: r.finalLoss,
@@ -137,10 +155,55 @@ export class JobFacade {
           heldOutIoU: r.heldOutIoU,
           ...(r.heldOutIteration !== undefined ? { heldOutIteration: r.heldOutIteration } : {}),
           ...(r.heldOutNote ? { heldOutNote: r.heldOutNote } : {}),
+          startIteration: r.startIteration ?? 0,
+          ...(r.warmStartFrom ? { warmStartFrom: r.warmStartFrom } : {}),
+          ...(r.freshReason ? { freshReason: r.freshReason } : {}),
+          ...(r.seenRevision ? { seenRevision: r.seenRevision } : {}),
         };
+        return result;
       },
     });
+    if (req.live) this.live = { jobId: info.id, volumeIds: new Set(ids) };
     return { jobId: info.id };
+  }
+
+  /**
+   * The model a training continues from: the one asked for (resumeModelId), else (unless `fresh`) the project's
+   * newest model with the same classes, channels and preset; none -> a fresh model, with the reason when there
+   * were models but none fitted.
+   */
+  private async warmStart(req: TrainSettings, net: { inChannels: number; numClasses: number }): Promise<{ resume?: ModelInfo; freshReason?: string }> {
+    const fits = (m: ModelInfo) => m.numClasses === net.numClasses && m.inChannels === net.inChannels && m.preset === req.preset;
+    const why = (m: ModelInfo) =>
+      m.numClasses !== net.numClasses
+        ? `the classes changed (the newest model, ${m.name}, has ${m.numClasses}, the project ${net.numClasses})`
+        : m.inChannels !== net.inChannels
+          ? `the channels changed (the newest model, ${m.name}, has ${m.inChannels}, the volume ${net.inChannels})`
+          : `the preset changed (the newest model, ${m.name}, is ${m.preset}, now ${req.preset})`;
+    if (req.resumeModelId) {
+      const m = this.project.models.find((x) => x.id === req.resumeModelId);
+      if (!m) throw new ApiError('not-found', `no model with id ${req.resumeModelId}`);
+      if (!fits(m)) throw new ApiError('bad-request', `cannot continue from model ${m.name}: ${why(m)}`);
+      return { resume: m };
+    }
+    if (req.fresh) return {};
+    const models = [...this.project.models].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+    for (const m of models) {
+      if (!fits(m)) continue;
+      if (await isFile(join(m.path, 'model.json'))) return { resume: m };
+    }
+    return models.length ? { freshReason: `a new model: ${why(models[0]!)}` } : {};
+  }
+
+  /**
+   * After an edit: a live session on this volume gets the delta now (not at the next job), with the time of the
+   * stroke so that its preview can say how long stroke -> preview took.
+   */
+  afterEdit(volumeId: string, strokeAt: number): void {
+    if (!this.live?.volumeIds.has(volumeId)) return;
+    const ov = this.volumes.peek(volumeId);
+    if (!ov) return;
+    void this.volumes.sync(ov, { strokeAt }).catch(() => undefined);
   }
 
   stopTraining(req: JobRef): void {
@@ -194,19 +257,21 @@ export class JobFacade {
   }
 
   // ------------------------------------------------------------------------------------------ live preview
+  /** The planes the slice views show: a live session predicts them (compute process, live-session.ts). */
   async setVisiblePlanes(req: VisiblePlanesRequest): Promise<void> {
-    this.volumes.get(req.volumeId);
-    throw new ApiError('not-available', 'the live preview is not built yet');
+    const ov = this.volumes.get(req.volumeId);
+    await this.volumes.sync(ov);
+    await this.manager.call('setVisiblePlanes', req);
   }
 
   async getPreview(req: PreviewRequest): Promise<PreviewSliceData> {
     this.volumes.get(req.volumeId);
-    throw new ApiError('not-available', 'the live preview is not built yet');
+    return this.manager.call('getPreview', req);
   }
 
   async getPreviewVolume(req: { volumeId: string }): Promise<PreviewVolumeData> {
     this.volumes.get(req.volumeId);
-    throw new ApiError('not-available', 'the live preview is not built yet');
+    return this.manager.call('getPreviewVolume', req);
   }
 
   async startBatch(req: BatchRequest): Promise<JobRef> {

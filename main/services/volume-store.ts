@@ -189,7 +189,7 @@ export class VolumeStore {
   }
 
   /** Makes sure the compute process holds the volume and its current layers (before a job, after a crash). */
-  async sync(ov: OpenVolume): Promise<void> {
+  async sync(ov: OpenVolume, o: { strokeAt?: number } = {}): Promise<void> {
     if (ov.residentIn !== this.compute.generation || !this.compute.computePid) {
       await this.compute.call('openVolume', { volumeId: ov.info.id, path: ov.path, timepoint: ov.info.timepoint, dataset: ov.dataset, sha256: ov.info.sha256 });
       ov.residentIn = this.compute.generation;
@@ -206,7 +206,8 @@ export class VolumeStore {
     } else if (pa) {
       ov.pendingAnnotation = null;
       const data = pa === 'all' ? ov.editor.labels : boxData(ov.editor.labels, ov.info.shape, pa);
-      await this.compute.call('setLabels', { volumeId: ov.info.id, layer: 'annotation', box: pa === 'all' ? null : pa, data });
+      // the revision lets a live session say which paint it has seen; strokeAt times its preview (job-facade.ts)
+      await this.compute.call('setLabels', { volumeId: ov.info.id, layer: 'annotation', box: pa === 'all' ? null : pa, data, revision: ov.editor.revision, ...(o.strokeAt !== undefined ? { strokeAt: o.strokeAt } : {}) });
     }
     if (ov.pendingPrediction && ov.prediction) {
       ov.pendingPrediction = false;

@@ -96,9 +96,25 @@ export interface SamplerVolume {
   channels: number;
 }
 
+/**
+ * A region the next samples should favour (a live session: paint that is new, annotated voxels the current
+ * prediction gets wrong). Tiles are centred on one of its voxels; with `axis` (the plane it lies on) a thin tile
+ * over that plane, else a cube tile.
+ */
+export interface HotSpot {
+  volume: number;
+  /** flat voxel indices (x fastest) of annotated voxels */
+  voxels: Uint32Array;
+  axis?: 0 | 1 | 2;
+  index?: number;
+}
+
 export class TileSampler {
   private readonly planeWeights: number[];
   private readonly total: number;
+  private hot: HotSpot[] = [];
+  private hotShare = 0;
+  private lastHot: HotSpot | null = null;
 
   constructor(
     private readonly volumes: SamplerVolume[],
@@ -119,6 +135,19 @@ export class TileSampler {
     if (t === 0) throw new RangeError('no annotated voxels to train on');
   }
 
+  /**
+   * Priority sampling: a `share` of the first samples of each batch is centred in one of `spots` (picked
+   * uniformly, so a small correction weighs as much as a big new stroke); [] or share 0 = off.
+   */
+  setHotSpots(spots: HotSpot[], share: number): void {
+    this.hot = spots.filter((h) => h.voxels.length > 0);
+    this.hotShare = this.hot.length ? Math.min(1, Math.max(0, share)) : 0;
+  }
+
+  get hotSpots(): number {
+    return this.hot.length;
+  }
+
   /** Share of annotated voxels that sit on detected planes (thin tiles) rather than scattered (cube tiles). */
   get planeShare(): number {
     return (this.planeWeights[this.planeWeights.length - 1] ?? 0) / this.total;
@@ -131,16 +160,37 @@ export class TileSampler {
    * convolutions for batches, im2col + GEMM for a single thin tile).
    */
   nextBatch(rng: Rng, n: number): SampleSpec[] {
+    this.lastHot = null;
     const first = this.next(rng);
+    const hot = this.lastHot as HotSpot | null;
     const out = [first];
     const key = first.inShape.join('x');
-    for (let i = 1; i < n; i++) out.push(this.next(rng, key));
+    // the rest of a batch that starts on a hot spot favours hot spots of the same tile shape too
+    const sameShape = hot ? this.hot.filter((h) => this.shapeKeyOf(h) === key) : [];
+    for (let i = 1; i < n; i++) {
+      if (sameShape.length && rng.next() < this.hotShare) {
+        out.push(this.fromHot(sameShape[rng.int(sameShape.length)]!, rng));
+        continue;
+      }
+      try {
+        out.push(this.next(rng, key));
+      } catch (e) {
+        // a hot spot on a plane no other paint shares the tile shape of: the batch stays on that spot
+        if (!(e instanceof RangeError) || !hot) throw e;
+        out.push(this.fromHot(hot, rng));
+      }
+    }
     return out;
   }
 
   /** One sample; with `shapeKey` ("DxHxW" of the input tile) only from the sources that give that shape. */
   next(rng: Rng, shapeKey?: string): SampleSpec {
     if (shapeKey !== undefined) return this.nextWithShape(rng, shapeKey);
+    if (this.hotShare > 0 && rng.next() < this.hotShare) {
+      const h = this.hot[rng.int(this.hot.length)]!;
+      this.lastHot = h;
+      return this.fromHot(h, rng);
+    }
     const r = rng.next() * this.total;
     let acc = 0;
     let pi = 0;
@@ -159,6 +209,15 @@ export class TileSampler {
       }
     }
     throw new Error('unreachable');
+  }
+
+  private shapeKeyOf(h: HotSpot): string {
+    return (h.axis !== undefined && h.index !== undefined ? this.shapes.thinIn[h.axis] : this.shapes.cubeIn).join('x');
+  }
+
+  private fromHot(h: HotSpot, rng: Rng): SampleSpec {
+    if (h.axis !== undefined && h.index !== undefined) return this.thinSample(h.volume, h.axis, h.index, h.voxels, rng);
+    return this.cubeSample(h.volume, h.voxels[rng.int(h.voxels.length)]!, rng);
   }
 
   private nextWithShape(rng: Rng, shapeKey: string): SampleSpec {
