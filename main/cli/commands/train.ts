@@ -29,6 +29,8 @@ Options:
   --holdout H            auto (default) | none
 ${recipeUsage(10)}
   --resume               continue from DIR/checkpoint
+  --init-from DIR0       continue a saved model folder (weights, optimizer state, normalisation): --iterations
+                         more steps, the count goes on from DIR0's; the network and working resolution must match
   --checkpoint-minutes M checkpoint interval (default 5)
   -h, --help             show this help`;
 
@@ -46,6 +48,7 @@ const train: Command = {
     classes: { type: 'string' },
     holdout: { type: 'string' },
     resume: { type: 'boolean' },
+    'init-from': { type: 'string' },
     'checkpoint-minutes': { type: 'string' },
   },
   async run(args, io, signal) {
@@ -70,6 +73,9 @@ const train: Command = {
       ],
       dirOutputs: [{ label: '--model', path: dir }],
     });
+    const initFrom = strOpt(v, 'init-from');
+    if (initFrom !== undefined && v.resume) throw new SliceformError('bad-input', 'give --resume or --init-from, not both');
+    if (initFrom !== undefined) await checkPaths({ inputs: [{ label: '--init-from', path: join(initFrom, 'model.json') }] });
     const threads = threadsOpt(v, io);
     const holdout = strOpt(v, 'holdout') ?? 'auto';
     if (holdout !== 'auto' && holdout !== 'none')
@@ -104,6 +110,7 @@ const train: Command = {
       checkpointDir: join(dir, 'checkpoint'),
       checkpointMinutes: Number(strOpt(v, 'checkpoint-minutes') ?? 5),
       resume: Boolean(v.resume),
+      ...(initFrom !== undefined ? { initFrom } : {}),
       signal,
       onProgress: bar.update,
       log: (l) => io.err(l),
