@@ -176,6 +176,28 @@ describe('chunk writers', () => {
     expect((await openZarrSource(out)).levels.length).toBe(3);
   }, 60_000);
 
+  it('a raw array with fill_value 7: missing chunks read as 7, a chunk of only 7s is not stored, clipped edge chunks are padded', async () => {
+    const out = join(dir, 'fill.zarr');
+    for (const zarrFormat of [2, 3] as const) {
+      await rm(out, { recursive: true, force: true });
+      const w = await ZarrArrayWriter.create(out, '', { shape: [10, 20, 30], chunks: [4, 8, 16], dtype: 'int16', axes: 'zyx', zarrFormat, fillValue: 7, compression: 'zstd' });
+      expect(w.grid).toEqual([3, 3, 2]);
+      // the corner chunk [2, 2, 1] is clipped to 2×4×14; values -1000 - index so sign and position both show
+      await w.writeChunk([2, 2, 1], Int16Array.from({ length: 2 * 4 * 14 }, (_, i) => -1000 - i));
+      await w.writeChunk([0, 0, 0], new Int16Array(4 * 8 * 16).fill(7));
+      const v = await readVolume(out);
+      expect(v.dtype).toBe('int16');
+      expect(v.shape).toEqual({ x: 30, y: 20, z: 10, c: 1, t: 1 });
+      expect(v.data[0]).toBe(7);
+      expect(v.data[(8 * 20 + 16) * 30 + 16]).toBe(-1000);
+      expect(v.data[(9 * 20 + 19) * 30 + 29]).toBe(-1000 - (1 * 4 * 14 + 3 * 14 + 13));
+      expect(v.data[(7 * 20 + 19) * 30 + 29]).toBe(7);
+      const files = await readdir(zarrFormat === 2 ? out : join(out, 'c'), { recursive: true });
+      expect(files.filter((f) => /^\d/.test(f) && !f.includes('.'))).toContain(join('2', '2', '1'));
+      expect(files).not.toContain(join('0', '0', '0'));
+    }
+  });
+
   it('a store >2^32 voxels with two chunks on disk: the last (clipped) chunk reads back at its indices, the rest is fill', async () => {
     const out = join(dir, 'huge.ome.zarr');
     const shape = { x: 2048, y: 2048, z: 1025, c: 1 };
