@@ -12,7 +12,7 @@
 // score). Prints the mean over seeds of the IoU after rounds 0-4 per task and strategy, with machine and load.
 //
 //   node bench/suggest.mjs [--tasks 1135,1136,ovule] [--seeds 1,2,3] [--rounds 4] [--measure entropy|margin]
-//                          [--aggregate mean|sum] [--window F]
+//                          [--aggregate mean|sum] [--window F] [--gap F]
 //                          [--learner forest|recipe] [--iterations 100] [--dist] [--out F.json]
 //
 // --learner forest (default): the recipe's forest member alone (main/pipeline/ensemble.ts: RECOMMENDED_FOREST
@@ -45,7 +45,7 @@ if (!flag('dist') && !process.env.SF_SUGGEST_CHILD) {
 const src = (p) => (flag('dist') ? pathToFileURL(join(repo, 'dist', p + '.js')).href : pathToFileURL(join(repo, p + '.ts')).href);
 const { readVolume } = await import(src('main/io/index'));
 const { evenlySpaced, spreadOrder, sparseFromSlices, sliceMask } = await import(src('main/evaluation/slices'));
-const { suggestSlices, sliceUncertainty, describeSlice } = await import(src('main/pipeline/suggest'));
+const { suggestSlices, sliceUncertainty, describeSlice, DEFAULT_WINDOW, DEFAULT_GAP } = await import(src('main/pipeline/suggest'));
 const { fitEnsembleForest, forestProbabilities, ENSEMBLE_FEATURES } = await import(src('main/pipeline/ensemble'));
 const { computeNormalisation, normaliseVolume } = await import(src('main/volume/preprocess'));
 const { autoDownsample, downsampleVolume, downsampleLabelVolume, upsampleSlab, isIdentity } = await import(src('main/volume/resample'));
@@ -63,7 +63,10 @@ const seeds = list(opt('seeds', '1,2,3')).map(Number);
 const rounds = Number(opt('rounds', '4'));
 const measure = opt('measure', 'entropy');
 const aggregate = opt('aggregate', 'mean');
-const windowFrac = Number(opt('window', '0'));
+// defaults: the product's (main/pipeline/suggest.ts)
+const windowFrac = Number(opt('window', String(DEFAULT_WINDOW)));
+const gapFrac = Number(opt('gap', String(DEFAULT_GAP)));
+const gapOpt = { gap: (depth) => Math.max(1, Math.round(gapFrac * depth)) };
 const learnerName = opt('learner', 'forest');
 const iterations = Number(opt('iterations', '100'));
 const outFile = opt('out', join(repo, 'bench', 'out', `suggest-${new Date().toISOString().slice(0, 16).replace(/[:T]/g, '')}.json`));
@@ -189,7 +192,7 @@ for (const name of taskNames) {
         const painted = { xy: [], xz: [], yz: [] };
         for (const s of chosen) painted[s.plane].push(s.index);
         let pick;
-        if (strategy === 'suggest') pick = suggestSlices(sliceUncertainty(probs, dims, K, measure), painted, { aggregate, window: windowFrac, dims }).ranked[0];
+        if (strategy === 'suggest') pick = suggestSlices(sliceUncertainty(probs, dims, K, measure), painted, { aggregate, window: windowFrac, dims, ...gapOpt }).ranked[0];
         else if (strategy === 'even') pick = nextEven(dims, painted, r);
         else pick = nextRandom(dims, painted, rng);
         chosen.push({ plane: pick.plane, index: pick.index });
@@ -229,7 +232,7 @@ for (const name of taskNames) {
 }
 const fmt = (x) => (Number.isFinite(x) ? x.toFixed(3) : '—');
 const meanOf = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
-console.log(`\nlearner: ${learnerText}; uncertainty: ${measure}, ${aggregate} per slice${windowFrac ? `, neighbourhood window ±${windowFrac} of the depth` : ''}; seeds ${seeds.join(', ')}; IoU of class 2 over the voxels no strategy annotated, mean over seeds`);
+console.log(`\nlearner: ${learnerText}; uncertainty: ${measure}, ${aggregate} per slice, neighbourhood window ±${windowFrac} of the depth (tent), near-duplicate gap ${gapFrac} of the depth; seeds ${seeds.join(', ')}; IoU of class 2 over the voxels no strategy annotated, mean over seeds`);
 console.log(`\n| task | strategy | start (3 middle slices) | ${Array.from({ length: rounds }, (_, i) => `round ${i + 1}`).join(' | ')} | mean gain over rounds 1-${rounds} vs even |`);
 console.log(`| --- | --- | --- | ${Array.from({ length: rounds }, () => '---').join(' | ')} | --- |`);
 const summary = [];
@@ -246,5 +249,5 @@ for (const name of taskNames) {
 const minutes = (Date.now() - t0) / 60000;
 console.log(`\n${minutes.toFixed(1)} min; load (1 min) during the fits: mean ${meanOf(loads).toFixed(1)}, max ${Math.max(...loads).toFixed(1)}`);
 mkdirSync(dirname(outFile), { recursive: true });
-writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), machine, learner: learnerText, measure, aggregate, window: windowFrac, seeds, rounds, minutes, results, summary }, null, 2));
+writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), machine, learner: learnerText, measure, aggregate, window: windowFrac, gap: gapFrac, seeds, rounds, minutes, results, summary }, null, 2));
 console.log(`results: ${outFile}`);

@@ -90,7 +90,9 @@ describe('getSuggestions on a densified 1135 crop', () => {
     expect(s.volumeId).toBe('v1');
     expect(s.from).toBe('prediction');
     expect(s.iteration).toBe(6);
-    expect(s.ranked.length).toBe(10);
+    // at most 10; the near-duplicate gap (15 % of the depth: 6 of 40, 10 of 64) leaves room for about that many
+    expect(s.ranked.length).toBeGreaterThanOrEqual(6);
+    expect(s.ranked.length).toBeLessThanOrEqual(10);
     expect(Math.max(...s.perAxis.xy, ...s.perAxis.xz, ...s.perAxis.yz)).toBe(1);
     for (let i = 1; i < s.ranked.length; i++) expect(s.ranked[i]!.score).toBeLessThanOrEqual(s.ranked[i - 1]!.score);
     // the top entry is the most uncertain slice that is not painted nor a near-duplicate of a painted one

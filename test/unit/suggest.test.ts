@@ -81,7 +81,7 @@ describe('slice uncertainty', () => {
 describe('suggestSlices', () => {
   it('ranks the one uncertain slice first, with score 1, then others; scores normalised to 0..1', () => {
     const u = sliceUncertainty(volume((_x, y) => y === 6), dims, 2);
-    const s = suggestSlices(u, {});
+    const s = suggestSlices(u, {}, { window: 0 });
     expect(s.ranked[0]).toEqual({ plane: 'xz', index: 6, score: 1 });
     expect(describeSlice(s.ranked[0]!)).toBe('xz y=6');
     expect(s.ranked.length).toBe(10);
@@ -89,7 +89,7 @@ describe('suggestSlices', () => {
     const all = [...s.perAxis.xy, ...s.perAxis.xz, ...s.perAxis.yz];
     expect(Math.min(...all)).toBeGreaterThanOrEqual(0);
     expect(Math.max(...all)).toBe(1);
-    // near-duplicates of a better suggestion are left out (gap 1 here: 4 % of ≤ 12 slices)
+    // near-duplicates of a better suggestion are left out (default gap: 15 % of 10 slices = 2)
     const xz = s.ranked.filter((r) => r.plane === 'xz').map((r) => r.index);
     expect(xz).not.toContain(5);
     expect(xz).not.toContain(7);
@@ -99,9 +99,9 @@ describe('suggestSlices', () => {
 
   it('excludes painted slices and their near neighbours', () => {
     const u = sliceUncertainty(volume((x, y) => y === 6 || x === 2), dims, 2);
-    const free = suggestSlices(u, {});
+    const free = suggestSlices(u, {}, { window: 0 });
     expect(free.ranked.slice(0, 2).map(describeSlice).sort()).toEqual(['xz y=6', 'yz x=2']);
-    const s = suggestSlices(u, { xz: [6], xy: [0] }, { gap: 2 });
+    const s = suggestSlices(u, { xz: [6], xy: [0] }, { gap: 2, window: 0 });
     const keys = s.ranked.map(describeSlice);
     expect(keys[0]).toBe('yz x=2');
     for (const y of [4, 5, 6, 7, 8]) expect(keys).not.toContain(`xz y=${y}`);
@@ -121,18 +121,22 @@ describe('suggestSlices', () => {
 
   it('window: scores the slab a slice would teach, so an uncertain border slice does not win for its edge', () => {
     const u = sliceUncertainty(volume((_x, y) => y === 0 || (y >= 4 && y <= 6)), dims, 2);
-    expect(suggestSlices(u, {}).ranked[0]).toEqual({ plane: 'xz', index: 0, score: 1 });
-    const w = suggestSlices(u, {}, { window: 0.1 }); // ±1 slice of 10
+    expect(suggestSlices(u, {}, { window: 0 }).ranked[0]).toEqual({ plane: 'xz', index: 0, score: 1 });
+    const w = suggestSlices(u, {}, { window: 0.1 }); // ±1 slice of 10, the default
     expect(w.ranked[0]).toEqual({ plane: 'xz', index: 5, score: 1 });
-    // slices outside the volume count as certain: y = 0 averages (1 + H95 + 0) / 3
-    expect(w.perAxis.xz[0]).toBeCloseTo((1 + H95) / 3, 5);
+    expect(suggestSlices(u, {}).ranked[0]).toEqual(w.ranked[0]);
+    // tent weights 1, 2, 1 (of 4); slices outside the volume count as certain: y = 0 is (2 + H95 + 0) / 4
+    expect(w.perAxis.xz[0]).toBeCloseTo((2 + H95) / 4, 5);
+    // a lone uncertain slice still beats its neighbours under the window
+    const lone = suggestSlices(sliceUncertainty(volume((_x, y) => y === 6), dims, 2), {});
+    expect(lone.ranked[0]).toEqual({ plane: 'xz', index: 6, score: 1 });
   });
 
   it("aggregate 'sum' weighs a slice by its voxel count (larger planes first), 'mean' does not", () => {
     // yz x=2 (80 voxels) entirely uncertain, xy z=3 (120 voxels) uncertain on 9 of its 10 rows
     const u = sliceUncertainty(volume((x, y, z) => x === 2 || (z === 3 && y < 9)), dims, 2);
-    expect(describeSlice(suggestSlices(u, {}).ranked[0]!)).toBe('yz x=2');
-    expect(describeSlice(suggestSlices(u, {}, { aggregate: 'sum', dims }).ranked[0]!)).toBe('xy z=3');
+    expect(describeSlice(suggestSlices(u, {}, { window: 0 }).ranked[0]!)).toBe('yz x=2');
+    expect(describeSlice(suggestSlices(u, {}, { aggregate: 'sum', dims, window: 0 }).ranked[0]!)).toBe('xy z=3');
     expect(() => suggestSlices(u, {}, { aggregate: 'sum' })).toThrow(/needs the volume's dims/);
   });
 
