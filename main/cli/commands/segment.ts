@@ -59,7 +59,8 @@ const segment: Command = {
   async run(args, io, signal) {
     const v = args.values;
     // --input FOLDER: batch mode (main/batch)
-    if (await isFolder(strOpt(v, 'input', true))) return segmentFolder(v, io, signal);
+    // (an OME-Zarr store is a folder too, but one stack)
+    if ((await isFolder(strOpt(v, 'input', true))) && !(await isZarrPath(strOpt(v, 'input', true)))) return segmentFolder(v, io, signal);
     for (const k of Object.keys(FOLDER_OPTIONS))
       if (v[k] !== undefined && k !== 'shard') throw new SliceformError('bad-input', `--${k} needs --input FOLDER (a folder of stacks)`);
     const dir = strOpt(v, 'model', true);
