@@ -6,6 +6,9 @@
  * background in the next previews (asserted on the API's getPreview data in the page, not on pixels). The
  * panel says "not yet seen by the model" right after a stroke and clears it once the model has used it.
  * Stop, then Continue: the session warm-starts, and its first loss is within 20 % of the last one before.
+ * Measured 13:40 UTC 2026-12-01 at load 17 on the 2 shared cores: first preview 116 s after the first stroke
+ * (painting included), the correction flipped (19 % still nucleus) 200 s later at about 0.4 iterations/s, 6 min
+ * in all; the timeouts leave room for such a machine.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -104,7 +107,7 @@ describe.skipIf(missing)('live loop in the app (1135)', () => {
     expect(await page.isChecked('[data-testid=live-toggle]')).toBe(true);
     expect(await page.getAttribute('[data-testid=training-panel]', 'data-state')).toBeNull(); // no timed training
     await expect
-      .poll(() => page.evaluate(() => (window as unknown as LiveWindow).__sliceformUi.previews().shown.xy?.iteration ?? -1), { timeout: 120_000, intervals: [1000] })
+      .poll(() => page.evaluate(() => (window as unknown as LiveWindow).__sliceformUi.previews().shown.xy?.iteration ?? -1), { timeout: 180_000, intervals: [1000] })
       .toBeGreaterThanOrEqual(1);
     console.log(`ui-live: first preview after ${elapsed()}`);
     expect(await page.isVisible('[data-testid=preview-badge-xy]')).toBe(true);
@@ -182,7 +185,7 @@ describe.skipIf(missing)('live loop in the app (1135)', () => {
     }
     expect(corr.length).toBeGreaterThan(0);
     const unseenBefore = Number((await page.getAttribute('[data-testid=training-panel]', 'data-unseen-shown')) ?? 0);
-    for (const pts of corr.slice(0, 40)) await dragVoxels(page, plane, pts, 3);
+    for (const pts of corr.sort((a, b) => Math.abs(b[1]![0] - b[0]![0]) + Math.abs(b[1]![1] - b[0]![1]) - Math.abs(a[1]![0] - a[0]![0]) - Math.abs(a[1]![1] - a[0]![1])).slice(0, 25)) await dragVoxels(page, plane, pts, 3);
     await page.evaluate(() => (window as unknown as UiWindow).__sliceformUi.idle());
     const revision = await page.evaluate(() => (window as unknown as LiveWindow).__sliceformUi.previews().revision);
     // the corrected pixels: painted background now, and nucleus in the preview before
@@ -198,7 +201,7 @@ describe.skipIf(missing)('live loop in the app (1135)', () => {
 
     // 3. "not yet seen by the model" appeared after the stroke, and clears once the model has used it
     await expect.poll(async () => Number((await page.getAttribute('[data-testid=training-panel]', 'data-unseen-shown')) ?? 0), { timeout: 10_000, intervals: [200] }).toBeGreaterThan(unseenBefore);
-    await expect.poll(() => page.getAttribute('[data-testid=training-panel]', 'data-unseen'), { timeout: 60_000, intervals: [500] }).toBe('0');
+    await expect.poll(() => page.getAttribute('[data-testid=training-panel]', 'data-unseen'), { timeout: 120_000, intervals: [500] }).toBe('0');
     expect(await page.isHidden('[data-testid=live-unseen]')).toBe(true);
     const seen = await page.evaluate(() => (window as unknown as LiveWindow).__liveLog.progress.at(-1)?.seen ?? -1);
     expect(seen).toBeGreaterThanOrEqual(revision);
@@ -223,7 +226,7 @@ describe.skipIf(missing)('live loop in the app (1135)', () => {
           last = await stillFg();
           return last.fraction;
         },
-        { timeout: 120_000, intervals: [2000] },
+        { timeout: 240_000, intervals: [2000] },
       )
       .toBeLessThan(0.3);
     console.log(`ui-live: ${corrected.length} corrected pixels, ${(100 * last.fraction).toFixed(0)} % still nucleus at iteration ${last.iteration} (${elapsed()})`);
@@ -252,5 +255,6 @@ describe.skipIf(missing)('live loop in the app (1135)', () => {
     expect(texts.length).toBeGreaterThan(0);
     expect(texts.filter((t) => /NaN|iteration 0\b/.test(t))).toEqual([]);
     expect(app.pageErrors.filter((e) => !/favicon/.test(e))).toEqual([]);
-  }, 420_000);
+    console.log(`ui-live: done in ${elapsed()}`);
+  }, 600_000);
 });
