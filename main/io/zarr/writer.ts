@@ -495,45 +495,50 @@ function downsample(src: TypedArray, sn: [number, number, number], nc: number, k
   const isInt = !(out instanceof Float32Array || out instanceof Float64Array);
   const vals = new Float64Array(k[0] * k[1] * k[2]);
   for (let c = 0; c < nc; c++)
-    for (let z = 0; z < onz; z++)
-      for (let y = 0; y < ony; y++)
+    for (let z = 0; z < onz; z++) {
+      const za = z * k[0];
+      const zb = Math.min(snz, za + k[0]);
+      for (let y = 0; y < ony; y++) {
+        const ya = y * k[1];
+        const yb = Math.min(sny, ya + k[1]);
+        const o = ((c * onz + z) * ony + y) * onx;
         for (let x = 0; x < onx; x++) {
+          const xa = x * k[2];
+          const xb = Math.min(snx, xa + k[2]);
+          if (!mode) {
+            let sum = 0;
+            for (let zz = za; zz < zb; zz++)
+              for (let yy = ya; yy < yb; yy++) {
+                const row = ((c * snz + zz) * sny + yy) * snx;
+                for (let xx = xa; xx < xb; xx++) sum += src[row + xx]!;
+              }
+            const m = sum / ((zb - za) * (yb - ya) * (xb - xa));
+            out[o + x] = isInt ? Math.round(m) : m;
+            continue;
+          }
           let n = 0;
-          for (let dz = 0; dz < k[0]; dz++) {
-            const zz = z * k[0] + dz;
-            if (zz >= snz) break;
-            for (let dy = 0; dy < k[1]; dy++) {
-              const yy = y * k[1] + dy;
-              if (yy >= sny) break;
+          for (let zz = za; zz < zb; zz++)
+            for (let yy = ya; yy < yb; yy++) {
               const row = ((c * snz + zz) * sny + yy) * snx;
-              for (let dx = 0; dx < k[2]; dx++) {
-                const xx = x * k[2] + dx;
-                if (xx >= snx) break;
-                vals[n++] = src[row + xx]!;
-              }
+              for (let xx = xa; xx < xb; xx++) vals[n++] = src[row + xx]!;
+            }
+          // most frequent value of the block; ties go to the smaller value (deterministic)
+          let best = vals[0]!;
+          let bestN = 0;
+          for (let i = 0; i < n; i++) {
+            const v = vals[i]!;
+            if (v === best && bestN > 0) continue;
+            let m = 0;
+            for (let j = 0; j < n; j++) if (vals[j] === v) m++;
+            if (m > bestN || (m === bestN && v < best)) {
+              best = v;
+              bestN = m;
             }
           }
-          let v: number;
-          if (mode) {
-            // most frequent value of the block; ties go to the smaller value (deterministic)
-            let best = vals[0]!;
-            let bestN = 0;
-            for (let i = 0; i < n; i++) {
-              let m = 0;
-              for (let j = 0; j < n; j++) if (vals[j] === vals[i]) m++;
-              if (m > bestN || (m === bestN && vals[i]! < best)) {
-                best = vals[i]!;
-                bestN = m;
-              }
-            }
-            v = best;
-          } else {
-            let s = 0;
-            for (let i = 0; i < n; i++) s += vals[i]!;
-            v = isInt ? Math.round(s / n) : s / n;
-          }
-          out[((c * onz + z) * ony + y) * onx + x] = v;
+          out[o + x] = best;
         }
+      }
+    }
 }
 
 /**
