@@ -252,7 +252,7 @@ describe('fit check', () => {
     expect(small.memoryBytes).toBeLessThan(est.memoryBytes);
     const e = await fitCheck({ outputs: [], memory: est, env: { freeMemory: () => 50 * 2 ** 20 } }).catch((x: unknown) => x);
     expect((e as Error).message).toMatch(
-      new RegExp(`^not enough memory: the tile plan \\(input tile ${est.plan.in.join('x')}, output ${est.plan.out.join('x')}\\) needs \\d+ MiB \\(network \\d+ MiB, .*input windows \\d+ MiB.*\\), 50 MiB is available`),
+      new RegExp(`^not enough memory: the tile plan \\(input tile ${est.plan.in.join('x')}, output ${est.plan.out.join('x')}\\) needs [\\d.]+ [MG]iB \\(network [\\d.]+ [MG]iB, .*input windows [\\d.]+ [MG]iB.*\\), 50 MiB is available; lower the tile size`),
     );
     await expect(fitCheck({ outputs: [{ path: join(OUT, 'x.tif'), bytes: 1000 }], memory: est, env: { freeMemory: () => 2 ** 40 } })).resolves.toBeUndefined();
   });
