@@ -20,7 +20,14 @@ import {
   type VolumeMovedDetails,
 } from '../common/api.js';
 import { LabelEditor } from './annotation.js';
-import { annotationFile, isFile, predictionFile, readLayer, readPaintedSlices, readProjectFile, sha256File, writeProject, type VolumeLayers } from './project.js';
+import { annotationFile, isFile, predictionFile, readLayer, readPaintedSlices, readProjectFile, readSparseLayer, sha256File, sparseAnnotationFile, writeProject, type VolumeLayers } from './project.js';
+import { DenseLabels, SparseLabels, type LabelStore } from './sparse-labels.js';
+
+/** A copy of an annotation layer to write while editing goes on: dense bytes, or the painted blocks. */
+function snapshot(store: LabelStore): Uint8Array | SparseLabels {
+  if (store instanceof SparseLabels) return store.clone();
+  return (store as DenseLabels).data.slice();
+}
 import type { OpenVolume, VolumeStore } from './volume-store.js';
 
 export interface ProjectStoreHost {
@@ -218,7 +225,7 @@ export class ProjectStore {
       const revs = new Map<string, number>();
       for (const [id, v] of this.volumes.entries()) {
         if (moving || v.editor.revision !== v.savedRevision || v.predictionDirty) {
-          layers.push({ id, annotation: v.editor.labels.slice(), prediction: v.prediction, paintedSlices: v.editor.paintedSlices() });
+          layers.push({ id, annotation: snapshot(v.editor.store), prediction: v.prediction, paintedSlices: v.editor.paintedSlices() });
           revs.set(id, v.editor.revision);
         }
       }
@@ -278,7 +285,7 @@ export class ProjectStore {
     const stamp = this.changeStamp();
     if (stamp === this.recoveryStamp) return false;
     const run = async () => {
-      const layers: VolumeLayers[] = this.volumes.entries().map(([id, v]) => ({ id, annotation: v.editor.labels.slice(), prediction: v.prediction, paintedSlices: v.editor.paintedSlices() }));
+      const layers: VolumeLayers[] = this.volumes.entries().map(([id, v]) => ({ id, annotation: snapshot(v.editor.store), prediction: v.prediction, paintedSlices: v.editor.paintedSlices() }));
       await writeProject(dir, { name: this.name, volumes: this.refs, models: this.models, settings: this.settings, metrics: this.metrics }, layers);
       this.recoveryStamp = stamp;
       this.lastSaveMs = Date.now();
@@ -337,7 +344,8 @@ export class ProjectStore {
     }
     if (this.path) {
       const n = s.x * s.y * s.z;
-      const ann = await readLayer(annotationFile(this.path, r.id), n);
+      // an out-of-core volume (its editor is sparse) keeps its painted blocks in their own file
+      const ann = ov.editor.sparse ? await readSparseLayer(sparseAnnotationFile(this.path, r.id), s) : await readLayer(annotationFile(this.path, r.id), n);
       if (ann) {
         ov.editor = new LabelEditor(s, ann, await readPaintedSlices(this.path, r.id));
         ov.savedRevision = ov.editor.revision;

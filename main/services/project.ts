@@ -18,6 +18,7 @@ import { promisify } from 'node:util';
 import { z } from 'zod';
 import { ApiError, type ModelInfo, type ProjectMetric, type ProjectSettings, type ProjectVolumeRef } from '../common/api.js';
 import { writeFileAtomic } from './atomic.js';
+import { SparseLabels } from './sparse-labels.js';
 
 const gz = promisify(gzip);
 const gunz = promisify(gunzip);
@@ -65,7 +66,8 @@ export interface ProjectData {
 
 export interface VolumeLayers {
   id: string;
-  annotation: Uint8Array;
+  /** dense, or the painted blocks of an out-of-core volume (annotations/<id>.blocks.gz) */
+  annotation: Uint8Array | SparseLabels;
   prediction: Uint8Array | null;
   /** the slices painted on (LabelEditor.paintedSlices()), saved beside the annotation */
   paintedSlices?: PaintedSlices;
@@ -74,6 +76,8 @@ export interface VolumeLayers {
 export type PaintedSlices = Record<'xy' | 'xz' | 'yz', number[]>;
 
 export const annotationFile = (dir: string, id: string) => join(dir, 'annotations', `${id}.u8.gz`);
+/** the annotation of an out-of-core volume: its painted 64³ blocks (SparseLabels.serialize, gzip) */
+export const sparseAnnotationFile = (dir: string, id: string) => join(dir, 'annotations', `${id}.blocks.gz`);
 export const paintedSlicesFile = (dir: string, id: string) => join(dir, 'annotations', `${id}.slices.json`);
 export const predictionFile = (dir: string, id: string) => join(dir, 'predictions', `${id}.u8.gz`);
 
@@ -82,7 +86,8 @@ export async function writeProject(dir: string, data: ProjectData, layers: Volum
   dir = resolve(dir);
   await mkdir(dir, { recursive: true });
   for (const l of layers) {
-    await writeFileAtomic(annotationFile(dir, l.id), await gz(l.annotation, { level: 1 }));
+    if (l.annotation instanceof SparseLabels) await writeFileAtomic(sparseAnnotationFile(dir, l.id), await gz(l.annotation.serialize(), { level: 1 }));
+    else await writeFileAtomic(annotationFile(dir, l.id), await gz(l.annotation, { level: 1 }));
     if (l.paintedSlices) await writeFileAtomic(paintedSlicesFile(dir, l.id), JSON.stringify({ paintedSlices: l.paintedSlices }) + '\n');
     if (l.prediction) await writeFileAtomic(predictionFile(dir, l.id), await gz(l.prediction, { level: 1 }));
   }
@@ -143,6 +148,24 @@ export async function readLayer(path: string, voxels: number): Promise<Uint8Arra
   }
   if (raw.length !== voxels) throw new ApiError('bad-input', `${path}: label file has ${raw.length} voxels, the volume has ${voxels}`, { file: path });
   return new Uint8Array(raw.buffer, raw.byteOffset, raw.length);
+}
+
+/** Reads a stored sparse annotation (out-of-core volumes); null when the file does not exist. */
+export async function readSparseLayer(path: string, dims: { x: number; y: number; z: number }): Promise<SparseLabels | null> {
+  let buf: Buffer;
+  try {
+    buf = await readFile(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+  let raw: Buffer;
+  try {
+    raw = await gunz(buf);
+  } catch (e) {
+    throw new ApiError('bad-input', `${path}: label file is corrupt (${(e as Error).message})`, { file: path });
+  }
+  return SparseLabels.deserialize(new Uint8Array(raw.buffer, raw.byteOffset, raw.length), dims, path);
 }
 
 const SlicesFile = z.object({ paintedSlices: z.object({ xy: z.array(z.number().int().min(0)), xz: z.array(z.number().int().min(0)), yz: z.array(z.number().int().min(0)) }) });

@@ -281,6 +281,55 @@ export class SparseLabels implements LabelStore {
     return { size, data: out };
   }
 
+  /** A copy (a project save snapshots the layer while editing goes on). */
+  clone(): SparseLabels {
+    const c = new SparseLabels(this.dims);
+    for (const [k, b] of this.blocks) c.blocks.set(k, b.slice());
+    for (const [k, n] of this.counts) c.counts.set(k, n);
+    return c;
+  }
+
+  /**
+   * The layer as bytes for a project file: a JSON header line ({ dims, block, keys }) and then each allocated
+   * block's BLOCK³ bytes in the order of `keys` (blocks at the border are stored whole, their outside zero).
+   */
+  serialize(): Uint8Array {
+    const keys = [...this.blocks.keys()].sort((a, b) => a - b);
+    const head = new TextEncoder().encode(JSON.stringify({ format: 'sliceform-sparse-labels', dims: this.dims, block: BLOCK, keys }) + '\n');
+    const out = new Uint8Array(head.length + keys.length * B3);
+    out.set(head);
+    keys.forEach((k, i) => out.set(this.blocks.get(k)!, head.length + i * B3));
+    return out;
+  }
+
+  /** Reads what serialize() wrote; `where` names the file in errors. */
+  static deserialize(bytes: Uint8Array, dims: Dims, where: string): SparseLabels {
+    const nl = bytes.indexOf(10);
+    let head: { format?: string; dims?: Dims; block?: number; keys?: number[] };
+    try {
+      head = JSON.parse(new TextDecoder().decode(bytes.subarray(0, nl < 0 ? 0 : nl))) as typeof head;
+    } catch {
+      throw new ApiError('bad-input', `${where}: not a sparse label file (no header)`, { file: where });
+    }
+    const s = new SparseLabels(dims);
+    const keys = head.keys ?? [];
+    const n = s.grid[0] * s.grid[1] * s.grid[2];
+    if (head.format !== 'sliceform-sparse-labels' || head.block !== BLOCK || !head.dims || head.dims.x !== dims.x || head.dims.y !== dims.y || head.dims.z !== dims.z)
+      throw new ApiError('bad-input', `${where}: sparse labels of ${head.dims?.x}×${head.dims?.y}×${head.dims?.z} in ${head.block}³ blocks, the volume is ${dims.x}×${dims.y}×${dims.z}`, { file: where });
+    if (bytes.length !== nl + 1 + keys.length * B3 || !keys.every((k) => Number.isInteger(k) && k >= 0 && k < n))
+      throw new ApiError('bad-input', `${where}: sparse label file is truncated or names blocks outside the volume`, { file: where });
+    keys.forEach((k, i) => {
+      const b = bytes.slice(nl + 1 + i * B3, nl + 1 + (i + 1) * B3);
+      let c = 0;
+      for (let j = 0; j < b.length; j++) if (b[j]) c++;
+      if (c) {
+        s.blocks.set(k, b);
+        s.counts.set(k, c);
+      }
+    });
+    return s;
+  }
+
   /** The whole layer as one dense array (exports of small volumes, tests). */
   toDense(): Uint8Array {
     if (this.length > 2 ** 31) throw new ApiError('not-available', `a dense label layer of ${this.length} voxels does not fit one array`);

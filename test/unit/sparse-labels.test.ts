@@ -10,6 +10,10 @@ import { LabelEditor } from '../../main/services/annotation.js';
 import { BLOCK, DenseLabels, SparseLabels } from '../../main/services/sparse-labels.js';
 import type { Plane } from '../../main/common/api.js';
 import { dataFile } from '../helpers/paths.js';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readSparseLayer, sparseAnnotationFile, writeProject } from '../../main/services/project.js';
 
 async function truth(): Promise<{ labels: Uint8Array; dims: { x: number; y: number; z: number } }> {
   const v = await readVolume(dataFile('plantseg_nuclei_mini', '1135_mini.h5'), { dataset: 'label' });
@@ -137,5 +141,36 @@ describe('SparseLabels', () => {
     expect(store.getXYZ(4095, 4095, 299)).toBe(3);
     expect(store.paintedBlocks()).toEqual([{ min: [4032, 4032, 256], max: [4096, 4096, 300] }]);
     expect(ed.summary('v').classVoxels[3]).toBe(1);
+  });
+
+  it('saves the painted blocks in a project folder and reads them back (out-of-core annotation file)', async () => {
+    const { labels, dims } = await truth();
+    const store = new SparseLabels(dims);
+    const ed = new LabelEditor(dims, store);
+    ed.apply(ed.regionVoxels(sliceMask(labels, dims, 'xz', 40, 2)), 2);
+    ed.apply(ed.strokeVoxels({ plane: 'xy', index: 99, radius: 3, points: [[99, 99]] }), 1);
+    const dir = await mkdtemp(join(tmpdir(), 'sliceform-sparse-'));
+    try {
+      await writeProject(dir, { name: 't', volumes: [], models: [], settings: { classes: [], autosaveMinutes: 2 } as never, metrics: [] }, [
+        { id: 'v', annotation: store.clone(), prediction: null, paintedSlices: ed.paintedSlices() },
+      ]);
+      const back = await readSparseLayer(sparseAnnotationFile(dir, 'v'), dims);
+      expect(back!.blockCount).toBe(store.blockCount);
+      expect(firstDiff(back!.toDense(), store.toDense())).toBe(-1);
+      const reopened = new LabelEditor(dims, back!, ed.paintedSlices());
+      expect(reopened.summary('v').classVoxels).toEqual(ed.summary('v').classVoxels);
+      expect(reopened.summary('v').paintedSlices).toEqual({ xy: [99], xz: [40], yz: [] });
+      expect(await readSparseLayer(sparseAnnotationFile(dir, 'none'), dims)).toBeNull();
+      // a truncated file and one of another volume are refused naming the file
+      const f = sparseAnnotationFile(dir, 'v');
+      const raw = store.serialize();
+      const { gzipSync } = await import('node:zlib');
+      await writeFile(f, gzipSync(raw.subarray(0, raw.length - 1)));
+      await expect(readSparseLayer(f, dims)).rejects.toThrow(/v\.blocks\.gz: sparse label file is truncated/);
+      await expect(readSparseLayer(f, { x: 100, y: 100, z: 99 })).rejects.toThrow(/sparse labels of 100×100×100 in 64³ blocks, the volume is 100×100×99/);
+      expect((await readFile(f)).length).toBeGreaterThan(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
