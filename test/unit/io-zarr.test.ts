@@ -301,6 +301,55 @@ describe('Zarr v3 against zarrita and the NGFF 0.5 spec example', () => {
     await expect(openZarrSource(out, { timepoint: 2 })).rejects.toThrow(/time point 2 out of range \(the store has 2: 0\.\.1\)/);
   }, 60_000);
 
+  it('a sharded v3 array (sharding_indexed, built by hand as the v3 spec lays it out): inner chunks, a missing inner chunk, a missing shard', async () => {
+    // zarrita 0.7 cannot write shards: this test writes the bytes itself (inner chunks raw little-endian, then
+    // the index of (offset, nbytes) uint64 pairs at the end, 2^64-1 pairs for an empty inner chunk)
+    const out = join(dir, 'sharded.zarr');
+    const store = new FsStore(out);
+    const bytes = { name: 'bytes', configuration: { endian: 'little' } };
+    await store.set('/zarr.json', new TextEncoder().encode(JSON.stringify({
+      zarr_format: 3, node_type: 'array', shape: [16, 32, 32], data_type: 'uint16',
+      chunk_grid: { name: 'regular', configuration: { chunk_shape: [16, 16, 16] } },
+      chunk_key_encoding: { name: 'default', configuration: { separator: '/' } }, fill_value: 0,
+      codecs: [{ name: 'sharding_indexed', configuration: { chunk_shape: [8, 8, 8], codecs: [bytes], index_codecs: [bytes], index_location: 'end' } }],
+      dimension_names: ['z', 'y', 'x'],
+    })));
+    const value = (z: number, y: number, x: number) => raw.data[(z * 100 + y) * 100 + x]! * 3 + 1;
+    for (const [sy, sx] of [[0, 0], [0, 1], [1, 0]]) {
+      const parts: Buffer[] = [];
+      const index = new BigUint64Array(8 * 2);
+      let offset = 0;
+      for (let i = 0; i < 8; i++) {
+        const [iz, iy, ix] = [i >> 2, (i >> 1) & 1, i & 1];
+        if (sy === 0 && sx === 1 && i === 3) {
+          index[2 * i] = index[2 * i + 1] = 2n ** 64n - 1n; // an empty inner chunk
+          continue;
+        }
+        const c = new Uint16Array(512);
+        for (let z = 0; z < 8; z++) for (let y = 0; y < 8; y++) for (let x = 0; x < 8; x++) c[(z * 8 + y) * 8 + x] = value(iz * 8 + z, sy * 16 + iy * 8 + y, sx * 16 + ix * 8 + x);
+        parts.push(Buffer.from(c.buffer));
+        index[2 * i] = BigInt(offset);
+        index[2 * i + 1] = 1024n;
+        offset += 1024;
+      }
+      parts.push(Buffer.from(index.buffer));
+      await store.set(`/c/0/${sy}/${sx}`, new Uint8Array(Buffer.concat(parts)));
+    } // shard (1, 1) is never written
+    const s = await openZarrSource(out);
+    expect(s.chunk).toEqual([8, 8, 8]);
+    const all = await s.read({ x0: 0, y0: 0, z0: 0, x1: 32, y1: 32, z1: 16 });
+    let wrong = 0;
+    for (let z = 0; z < 16; z++)
+      for (let y = 0; y < 32; y++)
+        for (let x = 0; x < 32; x++) {
+          const emptyInner = y < 16 && x >= 16 && z < 8 && y >= 8 && x >= 24; // shard (0, 1), inner chunk 3 = (0, 1, 1)
+          const want = (y >= 16 && x >= 16) || emptyInner ? 0 : value(z, y, x);
+          if (all[(z * 32 + y) * 32 + x] !== want) wrong++;
+        }
+    expect(wrong).toBe(0);
+    await s.close();
+  });
+
   it('our NGFF 0.5 store reads in zarrita: group attributes under "ome", dimension names, voxels of every level', async () => {
     const out = join(dir, 'ours05.ome.zarr');
     await writeOmeZarr(out, { image: hyper }, { version: '0.5', chunks: [16, 64, 64], pyramid: { minSize: 30 } });
