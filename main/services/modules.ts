@@ -11,6 +11,7 @@ export interface IoModule {
   readVolume(path: string, options?: ReadOptions): Promise<Volume>;
   writeImageJTiff(path: string, v: Pick<Volume, 'data' | 'dtype' | 'shape' | 'spacing'> & Partial<Volume>): Promise<void>;
   writeOmeTiff(path: string, v: Pick<Volume, 'data' | 'dtype' | 'shape' | 'spacing'> & Partial<Volume>): Promise<void>;
+  writeOmeZarrLabels(path: string, labels: { data: Uint8Array | Uint16Array | Uint32Array; dims: { x: number; y: number; z: number }; spacing: Volume['spacing']; name?: string }): Promise<void>;
 }
 
 let ioP: Promise<IoModule> | null = null;
@@ -33,6 +34,12 @@ export interface Writers {
 export async function loadWriters(): Promise<Writers> {
   const io = await loadIo();
   return {
-    writeLabels: (path, v, format) => (format === 'ome-tiff' ? io.writeOmeTiff(path, v) : io.writeImageJTiff(path, v)),
+    // a path ending in .zarr is an OME-Zarr label store (with a pyramid), whatever the TIFF flavour asked
+    writeLabels: (path, v, format) =>
+      /\.zarr\/?$/i.test(path)
+        ? io.writeOmeZarrLabels(path, { data: v.data as Uint8Array | Uint16Array, dims: v.shape, spacing: v.spacing, name: 'labels' })
+        : format === 'ome-tiff'
+          ? io.writeOmeTiff(path, v)
+          : io.writeImageJTiff(path, v),
   };
 }

@@ -412,6 +412,18 @@ describe('errors name the store and the problem', () => {
     expect(v.data.reduce((s, x) => s + (x === 2 ? 1 : 0), 0)).toBe(ids.reduce((s, x) => s + (x > 0 ? 1 : 0), 0));
   });
 
+  it("the app's label export (services/modules writeLabels) writes an OME-Zarr label store for a .ome.zarr path", async () => {
+    const { loadWriters } = await import('../../main/services/modules.js');
+    const out = join(dir, 'export.ome.zarr');
+    const data = Uint8Array.from(ids, (v) => (v > 0 ? 2 : 1));
+    await (await loadWriters()).writeLabels(out, { data, dtype: 'uint8', shape: { ...raw.shape, c: 1 }, spacing: raw.spacing }, 'tiff');
+    const v = await readVolume(out);
+    expect(v.format).toBe('ome-zarr');
+    expect(v.metadata.imageLabel).toBeDefined();
+    expect(v.spacing.z).toBeCloseTo(raw.spacing.z, 9);
+    expect(Array.from(v.data).every((x, i) => x === data[i])).toBe(true);
+  });
+
   it('a chunk written by another process (a child node) is visible and leaves no temporary file', async () => {
     const out = join(dir, 'child.ome.zarr');
     await createOmeZarrImage(out, '', { shape: { x: 64, y: 64, z: 64, c: 1 }, dtype: 'uint8', spacing: raw.spacing, chunks: [32, 32, 32] });
