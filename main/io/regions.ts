@@ -57,3 +57,24 @@ export async function openRegionSource(path: string, opts: OpenRegionOptions = {
     ? openTiffRegion(path, opts)
     : openHdf5Region(path, { dataset: opts.dataset, timepoint: opts.timepoint });
 }
+
+/**
+ * A box of another source as a source of its own (a block of a huge volume segmented by itself; its reads are
+ * offset by the box origin, in float64, so boxes past 2^31 voxels work). Closing it leaves `src` open.
+ */
+export function cropRegionSource(src: RegionSource, box: RegionBox): RegionSource {
+  const { x: X, y: Y, z: Z } = src.info.shape;
+  assertBoxInside(box, { x: X, y: Y, z: Z }, src.info.source);
+  const shape = { x: box.x1 - box.x0, y: box.y1 - box.y0, z: box.z1 - box.z0 };
+  return {
+    info: { ...src.info, shape: { ...src.info.shape, ...shape }, metadata: { ...src.info.metadata, crop: box } },
+    levels: [{ factors: [1, 1, 1], shape }],
+    chunk: src.chunk,
+    async read(b: RegionBox, o: RegionReadOptions = {}): Promise<TypedArray> {
+      if ((o.level ?? 0) !== 0) throw new RangeError(`${src.info.source}: a crop has level 0 only`);
+      assertBoxInside(b, shape, `${src.info.source} (crop)`);
+      return src.read({ x0: b.x0 + box.x0, x1: b.x1 + box.x0, y0: b.y0 + box.y0, y1: b.y1 + box.y0, z0: b.z0 + box.z0, z1: b.z1 + box.z0 }, o);
+    },
+    async close() {},
+  };
+}

@@ -5,7 +5,10 @@
  * disjoint z shards. Real data: plant nuclei 1135 (the whole HDF5, gzip chunks 25³, straight from
  * ../shared/data, for the region reads), a 40x64x64 crop of it written by h5py (gzip chunks 16³), as an ImageJ
  * TIFF and as a tiled deflate TIFF by tifffile (the segment comparisons: small so that they stay short), and
- * the 2-channel big-endian ImageJ hyperstack fixture. The fit check's error names its numbers.
+ * the 2-channel big-endian ImageJ hyperstack fixture. A 1344³ uint8 OME-Zarr (2.43e9 voxels, past 2^31) with
+ * only its last chunk present (synthetic sparse store: that chunk holds a 64³ crop of 1135) is read, the chunk
+ * segmented and its labels written into a label store of the full shape at the right indices (python3-zarr
+ * checks them). The fit check's error names its numbers.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
@@ -13,7 +16,8 @@ import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ARTIFACTS, DEBIAN_PYTHON, dataFile } from '../helpers/paths.js';
 import { readVolume, writeImageJTiff } from '../../main/io/index.js';
-import { openRegionSource, volumeRegionSource } from '../../main/io/regions.js';
+import { cropRegionSource, openRegionSource, volumeRegionSource } from '../../main/io/regions.js';
+import { ZarrArrayWriter, createOmeZarrImage } from '../../main/io/zarr/writer.js';
 import type { RegionSource } from '../../main/io/region.js';
 import { loadEngine } from '../../main/engine/index.js';
 import type { Engine, Model } from '../../main/common/engine.js';
@@ -257,3 +261,56 @@ describe('fit check', () => {
     await expect(fitCheck({ outputs: [{ path: join(OUT, 'x.tif'), bytes: 1000 }], memory: est, env: { freeMemory: () => 2 ** 40 } })).resolves.toBeUndefined();
   });
 });
+
+describe('a volume past 2^31 voxels (sparse OME-Zarr)', () => {
+  it('its last chunk is read at the right indices, segmented, and written back at the right indices', async () => {
+    const S = 1344; // 21 chunks of 64 per axis: 2.43e9 voxels
+    const store = join(OUT, 'huge.ome.zarr');
+    const labelsStore = join(OUT, 'huge-labels.ome.zarr');
+    const w = await createOmeZarrImage(store, '', { shape: { x: S, y: S, z: S, c: 1 }, dtype: 'uint8', spacing: image.spacing, chunks: [64, 64, 64] });
+    const block = cropVolume(whole, 18, 64);
+    await w.writeChunk([20, 20, 20], block.data);
+    const last = { x0: 1280, y0: 1280, z0: 1280, x1: S, y1: S, z1: S };
+    const src = await openRegionSource(store);
+    try {
+      expect(src.info.shape).toMatchObject({ x: S, y: S, z: S, c: 1 });
+      expect(S ** 3).toBeGreaterThan(2 ** 31);
+      const got = await src.read(last);
+      expect(firstDiff(got, block.data)).toBe(-1);
+      // the voxel with the largest linear index, 2.43e9 - 1
+      const corner = await src.read({ x0: S - 1, y0: S - 1, z0: S - 1, x1: S, y1: S, z1: S });
+      expect(corner[0]).toBe(block.data[64 ** 3 - 1]);
+      // a box across the chunk border: missing chunks read as the fill value 0
+      const across = await src.read({ x0: 1279, y0: 1280, z0: 1280, x1: 1281, y1: 1281, z1: 1281 });
+      expect(Array.from(across)).toEqual([0, block.data[0]]);
+      const res = await segmentSource(model, cropRegionSource(src, last), { normalisation: norm, testTimeFlips: false, collect: true });
+      const mem = await segmentVolume(model, block, { normalisation: norm, testTimeFlips: false });
+      expect(firstDiff(res.labels!, mem.labels!)).toBe(-1);
+      const lw = await createOmeZarrImage(labelsStore, '', { shape: { x: S, y: S, z: S, c: 1 }, dtype: 'uint8', spacing: image.spacing, chunks: [64, 64, 64], label: { source: null } });
+      await lw.writeRegion(last, res.labels!);
+      expect((await ZarrArrayWriter.open(labelsStore, '0')).shape).toEqual([S, S, S]);
+      const back = await openRegionSource(labelsStore);
+      try {
+        expect(firstDiff(await back.read(last), res.labels!)).toBe(-1);
+      } finally {
+        await back.close();
+      }
+      const nucleus = res.labels!.reduce((t, v) => t + (v === 2 ? 1 : 0), 0);
+      const py = execFileSync(
+        DEBIAN_PYTHON,
+        ['-c', 'import zarr, sys; a = zarr.open(sys.argv[1] + "/0", mode="r"); print(a.shape, int((a[1280:, 1280:, 1280:] == 2).sum()), int(a[1279, 1279, 1279]), int(a[1343, 1343, 1343]))', labelsStore],
+        { encoding: 'utf8' },
+      ).trim();
+      expect(py).toBe(`(${S}, ${S}, ${S}) ${nucleus} 0 ${res.labels![64 ** 3 - 1]}`);
+    } finally {
+      await src.close();
+    }
+  }, 240_000);
+});
+
+function cropVolume(v: Volume, o: number, n: number): Volume {
+  const data = new Uint8Array(n ** 3);
+  for (let z = 0; z < n; z++)
+    for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) data[(z * n + y) * n + x] = v.data[((o + z) * v.shape.y + o + y) * v.shape.x + o + x]!;
+  return { ...v, data, shape: { ...v.shape, x: n, y: n, z: n } };
+}
