@@ -255,8 +255,9 @@ export async function trainRecipe(
   const zyxOf = (v: Volume): Vec3 => [v.shape.z, v.shape.y, v.shape.x];
   // self-validation needs paint on a few planes (any axes) to spare some of it; it is never made up
   const planes = pairs.reduce((a, p) => a + paintedPlanes(p.labels.data, zyxOf(p.labels)), 0);
-  let reason: string | null =
-    plan.validation === 'none'
+  let reason: string | null = hooks.live
+    ? 'a live session trains on all the paint as it arrives, so none is held out'
+    : plan.validation === 'none'
       ? 'self-validation is off (validation none)'
       : planes < MIN_PLANES_FOR_ESTIMATE
         ? `the paint lies on ${planes} plane${planes === 1 ? '' : 's'}; a held-out estimate needs paint on at least ${MIN_PLANES_FOR_ESTIMATE} planes (any axes)`
