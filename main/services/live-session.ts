@@ -56,6 +56,7 @@ export class LiveSession {
   /** per volume id, the annotation revision the sampler has taken in */
   readonly seenRevision: Record<string, number> = {};
   private lastPreviewAt = 0;
+  private lastRoundMs = 0;
   private lastVisibleKey = '';
   private coarse = new Map<
     number,
@@ -136,13 +137,17 @@ export class LiveSession {
       return;
     }
     const key = this.volumeIds.map((id) => JSON.stringify(this.store.visiblePlanes(id))).join('|');
-    if (Date.now() - this.lastPreviewAt < this.previewEveryMs && key === this.lastVisibleKey) return;
+    // periodic previews take at most about a quarter of the time (a slow machine trains more between them)
+    const every = Math.max(this.previewEveryMs, 3 * this.lastRoundMs);
+    if (Date.now() - this.lastPreviewAt < every && key === this.lastVisibleKey) return;
+    const t0 = Date.now();
     this.lastVisibleKey = key;
     for (let v = 0; v < this.volumeIds.length; v++)
       for (const p of this.store.visiblePlanes(this.volumeIds[v]!))
         await this.previewPlane(s, v, p.plane, p.index);
     await this.coarseSlab(s);
     this.lastPreviewAt = Date.now();
+    this.lastRoundMs = this.lastPreviewAt - t0;
   }
 
   private async previewPlane(
@@ -192,8 +197,8 @@ export class LiveSession {
     const lowZ = Math.ceil(Z / f[0]);
     const lowY = Math.ceil(Y / f[1]);
     const lowX = Math.ceil(X / f[2]);
-    // about a million working-resolution voxels per slab
-    const depth = Math.max(1, Math.min(lowZ, Math.floor(1_000_000 / (lowY * lowX))));
+    // an eighth of the volume, at most ~250k working-resolution voxels, per round
+    const depth = Math.max(1, Math.min(Math.ceil(lowZ / 8), Math.floor(250_000 / (lowY * lowX))));
     const slab = await s.predictSlab(v, c.nextZ, depth);
     const { step, dims } = c;
     for (let cz = 0; cz < dims.z; cz++) {
