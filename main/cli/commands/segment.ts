@@ -6,6 +6,7 @@ import { openRegionSource } from '../../io/regions.js';
 import { isZarrPath } from '../../io/zarr/reader.js';
 import { isZarrOutput, segmentSourceToFiles } from '../../inference/stream.js';
 import { parseShard } from '../../batch/files.js';
+import { resolve as resolvePath } from 'node:path';
 import { loadEngine } from '../../engine/index.js';
 import { loadRecipeModel } from '../../pipeline/recipe.js';
 import { segmentToFiles } from '../../inference/files.js';
@@ -84,6 +85,9 @@ const segment: Command = {
     const probs = strOpt(v, 'probabilities');
     if (v['in-memory'] && (isZarrOutput(out) || (probs && isZarrOutput(probs))))
       throw new SliceformError('bad-input', '--in-memory writes TIFF outputs only; drop it for an OME-Zarr --out');
+    for (const [label, o] of [['--out', out], ['--probabilities', probs]] as const)
+      if (o && isZarrOutput(o) && resolvePath(o) === resolvePath(input))
+        throw new SliceformError('bad-input', `${label} is the input --input ${input}; refusing to overwrite an input`, { file: o });
     // before the model loads: outputs are not the input, --out is not a folder (issue 14 items 12, 19); OME-Zarr
     // stores are folders
     await checkPaths({
