@@ -92,7 +92,11 @@ try {
   api.onTrainProgress((p) => (iteration = p.iteration));
   const waiters = [];
   api.onPreview((e) => {
-    for (const w of [...waiters]) if (w.match(e)) waiters.splice(waiters.indexOf(w), 1) && w.resolve(e);
+    for (const w of [...waiters])
+      if (w.match(e)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(e);
+      }
   });
   const nextPreview = (match, ms = 120_000) =>
     new Promise((resolve, reject) => {
