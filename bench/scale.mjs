@@ -21,7 +21,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readVolume } from '../main/io/index.ts';
 import { SlabTiffWriter } from '../main/inference/slab-writer.ts';
-import { createOmeZarrImage } from '../main/io/zarr/writer.ts';
+import { createOmeZarrImage, writePyramid } from '../main/io/zarr/writer.ts';
 import { loadEngine } from '../main/engine/index.ts';
 import { PRESETS } from '../main/common/engine.ts';
 import { trainModel } from '../main/training/trainer.ts';
@@ -100,6 +100,8 @@ async function generate(name, X, Y, ZZ, zarr) {
   }
   if (tw) await tw.close();
   if (zw) {
+    // the downsampled levels viewers use; the app opens a big store through one of them (docs/app.md, big volumes)
+    await writePyramid(`${zr}.tmp`, '');
     const { rename } = await import('node:fs/promises');
     await rename(`${zr}.tmp`, zr);
   }

@@ -283,7 +283,10 @@ interface RegionIo {
 }
 
 export async function regionIo(): Promise<RegionIo> {
-  return (await import('../io/index.js')) as unknown as RegionIo;
+  const io = (await import('../io/index.js')) as unknown as RegionIo;
+  // openRegionSource (TIFF, HDF5 and OME-Zarr sources) lives in main/io/regions.ts
+  const regions = (await import('../io/regions.js').catch(() => ({}))) as Partial<RegionIo>;
+  return { ...io, openRegionSource: io.openRegionSource ?? regions.openRegionSource };
 }
 
 /** Bytes of the voxels of a volume (all channels of one time point). */

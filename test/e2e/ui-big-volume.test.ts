@@ -31,7 +31,7 @@ function findStack(): string | null {
   };
   const ok = (p: string) => JSON.stringify(shapeOf(p)) === JSON.stringify([3, 512, 1024, 1024]);
   if (process.env.SLICEFORM_BIG_ZARR) return ok(process.env.SLICEFORM_BIG_ZARR) ? process.env.SLICEFORM_BIG_ZARR : null;
-  for (const dir of [join(REPO, 'bench', 'out', 'scale'), join(REPO, 'bench', '.cache'), join(REPO, 'bench', 'out'), '/tmp/sliceform-scale'])
+  for (const dir of [join(REPO, 'bench', 'out', 'scale-cache'), join(REPO, 'bench', 'out', 'scale'), join(REPO, 'bench', '.cache'), join(REPO, 'bench', 'out'), '/tmp/sliceform-scale'])
     if (existsSync(dir)) for (const f of readdirSync(dir)) if (f.endsWith('.zarr') && ok(join(dir, f))) return join(dir, f);
   return null;
 }
