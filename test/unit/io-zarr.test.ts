@@ -147,6 +147,11 @@ describe('OME-Zarr round trips through our writer and reader', () => {
     await big.read(box);
     expect(big.chunkReads).toBe(n);
     await expect(big.read({ ...box, x1: 134 })).rejects.toThrow(/region x 10\.\.134.*not inside 133×130×45/);
+    // cancellation between chunks: a plain { aborted } token and an AbortSignal
+    await expect(big.read({ ...box, z0: 30, z1: 40 }, { signal: { aborted: true } })).rejects.toMatchObject({ kind: 'cancelled' });
+    const ac = new AbortController();
+    ac.abort();
+    await expect(readVolume(out, { signal: ac.signal })).rejects.toMatchObject({ kind: 'cancelled' });
     await big.close();
     await expect(big.read(box)).rejects.toThrow(/read after close/);
   }, 60_000);

@@ -363,7 +363,8 @@ export class ZarrSource implements RegionSource {
     const dnx = dst.nx;
     const dny = dst.ny;
     const dnz = dst.nz;
-    const signal = opts.signal as AbortSignal | undefined;
+    // zarrita hands the signal to the store; only a real AbortSignal goes there (a CancelSignal is just { aborted })
+    const signal = opts.signal instanceof AbortSignal ? opts.signal : undefined;
     // the chunks of this region: grouped by chunk so each is fetched once for all its channels
     const jobs: { coords: number[]; chans: number[]; gz: number; gy: number; gx: number }[] = [];
     const byChunkC = new Map<number, number[]>();
