@@ -90,15 +90,33 @@ const anchors = {};
 const fmt = (x) => (x === null || x === undefined || Number.isNaN(x) ? '—' : x.toFixed(3));
 console.log('\n| task | k | seed | IoU | RF anchor | IoU − RF | held-out estimate | iterations | predicted fg % | true fg % | load 1 min |');
 console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+// --resume F.json: runs already in F (same budget and densify options) are taken from it, not rerun
+const resumeFile = opt('resume');
+const previous = resumeFile ? JSON.parse(readFileSync(resumeFile, 'utf8')) : null;
+if (previous && (previous.iterations !== (iterations ?? null) || previous.minutes !== minutes || previous.extra.join(' ') !== extra.join(' ')))
+  throw new Error(`${resumeFile} was run with other settings (iterations ${previous.iterations}, minutes ${previous.minutes}, densify "${previous.extra.join(' ')}")`);
 for (const k of ks) {
+  // seed by seed across the tasks, so a run cut short has every task at the first seeds
   for (const t of taskNames) {
     const T = TASKS[t];
-    const a = anchor(t, k);
+    const a = previous?.anchors[`${t}/${k}`] ?? anchor(t, k);
     anchors[`${t}/${k}`] = a;
     const sparse = join(tmp, `${t}-k${k}.tif`);
     const truthArgs = ['--truth', T.truth, ...(T.truthDataset ? ['--dataset', T.truthDataset] : [])];
     sliceform(['make-sparse', ...truthArgs, '--slices', String(k), '--out', sparse]);
-    for (const seed of seeds) {
+  }
+  for (const seed of seeds)
+  for (const t of taskNames) {
+    const T = TASKS[t];
+    const a = anchors[`${t}/${k}`];
+    const sparse = join(tmp, `${t}-k${k}.tif`);
+    {
+      const done = previous?.rows.find((x) => x.task === t && x.k === k && x.seed === seed);
+      if (done) {
+        rows.push(done);
+        console.log(`| ${t} | ${k} | ${seed} | ${fmt(done.iou)} | ${fmt(a.iou)} | ${done.iou - a.iou >= 0 ? '+' : ''}${fmt(done.iou - a.iou)} | ${fmt(done.heldOut)} | ${done.iterations} | ${done.predictedFg !== null ? (100 * done.predictedFg).toFixed(1) : '—'} | ${done.trueFg !== null ? (100 * done.trueFg).toFixed(1) : '—'} | ${done.load.toFixed(1)} | (from ${resumeFile})`);
+        continue;
+      }
       const load = loadavg()[0];
       const budget = iterations ? ['--iterations', iterations] : ['--minutes', minutes];
       const seg = join(tmp, `${t}-k${k}-s${seed}.tif`);

@@ -91,6 +91,8 @@ def candidates(c, f, sparse):
     m = mix[0.5]
     # ...the painted voxels' predicted class-2 fraction equals the painted one
     out['w0.5_cut_painted_fraction'] = m > cut_for_fraction(m[painted], paint_frac)
+    for w in (0, 0.3, 0.7, 1):
+        out[f'w{w}_cut_painted_fraction'] = mix[w] > cut_for_fraction(mix[w][painted], paint_frac)
     # ...the whole volume's predicted class-2 fraction equals the painted one
     out['w0.5_cut_volume_fraction'] = m > cut_for_fraction(m.ravel(), paint_frac)
     return out, {'inverse_error_weight': wa, 'painted_best_weight': best, 'paint_fraction': paint_frac}
@@ -159,7 +161,35 @@ def main():
             v = [x for x in results if x[3] == n and x[0] == t and x[1] == k]
             cellv.append((np.mean([x[4] for x in v]), np.mean([x[4] - x[5] for x in v]), len(v)))
         print(f'| {n} | ' + ' | '.join(f'{m:.3f} ({d:+.3f})' for m, d, _ in cellv) + f' | {np.mean(diffs(n, tasks)):+.4f} | {min(d for _, d, _ in cellv):+.3f} |')
-    print('\nLOTO (each held-out task gets the candidate best on the other tasks, by mean IoU − RF over their cells):\n')
+    # one knob at a time, the default first (a tie keeps it)
+    groups = {
+        'forest weight (argmax)': ['w0.5', 'w0.3', 'w0.7', 'w0', 'w1'],
+        'weight from the paint': ['w0.5', 'w_painted_best', 'w_inverse_error'],
+        'network temperature (w 0.5)': ['w0.5', 'w0.5_T0.5', 'w0.5_T2'],
+        'decision (w 0.5)': ['w0.5', 'w0.5_cut_painted_fraction', 'w0.5_cut_volume_fraction'],
+        'forest weight (painted-fraction cut)': ['w0.5_cut_painted_fraction', 'w0.3_cut_painted_fraction', 'w0.7_cut_painted_fraction', 'w0_cut_painted_fraction'],
+    }
+    if a.variants:
+        groups = {'forest variant (w 0.5)': [n for n in names if n == 'w0.5' or n.endswith('_w0.5')]}
+    print('\nLOTO per knob (each held-out task gets the candidate best on the other tasks by mean IoU − RF over their cells; ties keep the first):\n')
+    print('| knob | ' + ' | '.join(f'{t} held out: chosen → its mean IoU − RF' for t in tasks) + ' | verdict |')
+    print('| --- |' + ' --- |' * (len(tasks) + 1))
+    for g, cand in groups.items():
+        cand = [n for n in cand if n in names]
+        if not cand:
+            continue
+        picks = []
+        for t in tasks:
+            others = [u for u in tasks if u != t]
+            best = cand[0]
+            for n in cand[1:]:
+                if np.mean(diffs(n, others)) > np.mean(diffs(best, others)) + 1e-4:
+                    best = n
+            picks.append((t, best, np.mean(diffs(best, [t]))))
+        chosen = {b for _, b, _ in picks}
+        verdict = f'{chosen.pop()} in every fold' if len(chosen) == 1 and len(tasks) >= 3 else 'not unanimous: keep ' + cand[0]
+        print(f'| {g} | ' + ' | '.join(f'{b} → {d:+.3f}' for _, b, d in picks) + f' | {verdict} |')
+    print('\nLOTO over all candidates at once (each held-out task gets the candidate best on the other tasks, by mean IoU − RF over their cells):\n')
     print('| held-out task | chosen on the others | its mean IoU − RF there | held-out task mean IoU − RF with it | with w0.5 (default) |')
     print('| --- | --- | --- | --- | --- |')
     loto = {}
