@@ -164,3 +164,61 @@ g.attrs['multiscales'] = [{'version': '0.4', 'axes': [{'name': n, 'type': 'space
     expect(cs2.image('small').data).toEqual(mem.data);
   });
 });
+
+describe('VolumeStore (app process) for an out-of-core volume', () => {
+  it('keeps a sparse editor, sends box deltas (per painted block after a compute restart), serves the 3D level of the labels', async () => {
+    const { VolumeStore } = await import('../../main/services/volume-store.js');
+    const shape = { x: 1024, y: 1024, z: 512, c: 3, t: 1 }; // the bench stack's shape; no voxels are needed here
+    const calls: Array<{ method: string; req: Record<string, unknown> }> = [];
+    const compute = {
+      generation: 1,
+      computePid: 123,
+      async call(method: string, req: Record<string, unknown>) {
+        calls.push({ method, req });
+        if (method === 'openVolume')
+          return {
+            volumeId: req.volumeId,
+            format: 'ome-zarr',
+            dtype: 'uint16',
+            shape,
+            spacing: { x: 1, y: 1, z: 1, unit: 'µm' },
+            channelNames: ['a', 'b', 'c'],
+            channelStats: [],
+            sha256: 'a'.repeat(64),
+            timepoint: 0,
+            metadata: {},
+            outOfCore: { level: 2, step: 4, size: [256, 256, 128] },
+            reused: false,
+          };
+        return { voxels: (req.data as Uint8Array | undefined)?.length ?? 0 };
+      },
+    };
+    const host = { emitLabelsChanged() {}, emitVolumeProgress() {}, checkClass() {} };
+    const vs = new VolumeStore(host, compute as never);
+    const ov = await vs.read('/data/big.ome.zarr', { id: 'big' });
+    expect(ov.info.outOfCore).toEqual({ level: 2, step: 4, size: [256, 256, 128] });
+    expect(ov.editor.sparse).toBe(true);
+    const r = vs.paintStroke({ volumeId: 'big', plane: 'xy', index: 300, classId: 2, radius: 3, points: [[100, 500], [300, 500]] });
+    expect(r.box).toEqual({ min: [97, 497, 300], max: [304, 504, 301] });
+    await vs.sync(ov);
+    const deltas = calls.filter((c) => c.method === 'setLabels');
+    expect(deltas).toHaveLength(1);
+    expect(deltas[0]!.req.box).toEqual(r.box);
+    expect((deltas[0]!.req.data as Uint8Array).length).toBe(207 * 7);
+    // a restarted compute process gets the painted blocks, one delta each, never a whole layer
+    compute.generation = 2;
+    calls.length = 0;
+    await vs.sync(ov);
+    const again = calls.filter((c) => c.method === 'setLabels');
+    expect(again.map((c) => c.req.box)).toEqual([1, 2, 3, 4].map((bx) => ({ min: [bx * 64, 448, 256], max: [bx * 64 + 64, 512, 320] })));
+    expect(again.every((c) => c.req.box !== null)).toBe(true);
+    // labels for the page: the 3D level (every 4th voxel)
+    const lv = vs.labelVolume({ volumeId: 'big', layer: 'annotation' });
+    expect([lv.size, lv.step, lv.data.length]).toEqual([[256, 256, 128], 4, 256 * 256 * 128]);
+    expect(lv.data[(75 * 256 + 125) * 256 + 50]).toBe(2); // voxel (200, 500, 300)
+    expect(vs.labelSlice({ volumeId: 'big', plane: 'xy', index: 300, layer: 'annotation' }).data[500 * 1024 + 200]).toBe(2);
+    await expect(vs.exportLabels({ volumeId: 'big', layer: 'annotation', path: '/tmp/x.tif', format: 'tiff' }, [])).rejects.toThrow(/out-of-core volume big\.ome\.zarr is not supported yet/);
+    expect(vs.clearAnnotation('big').changed).toBeGreaterThan(1000);
+    expect(vs.summary('big').classVoxels).toEqual([1024 * 1024 * 512]);
+  });
+});
