@@ -250,6 +250,7 @@ describe.skipIf(missing)('live loop in the app (1135)', () => {
     expect(after.iteration).toBeGreaterThan(before!.iteration);
     expect(Math.abs(after.loss - before!.loss) / before!.loss).toBeLessThanOrEqual(0.2);
 
+    await shot(page, 'training-panel', 'ui-live-panel');
     // never "iteration 0 · loss NaN" in the panel
     const texts = await page.evaluate(() => (window as unknown as LiveWindow).__liveLog.statusTexts);
     expect(texts.length).toBeGreaterThan(0);
