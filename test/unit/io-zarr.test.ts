@@ -179,6 +179,11 @@ describe('chunk writers', () => {
     const levels = await writePyramid(out, '', { minSize: 20 });
     expect(levels.map((l) => l.factors)).toEqual([[1, 1, 1], [1, 2, 2], [2, 4, 4]]);
     expect((await openZarrSource(out)).levels.length).toBe(3);
+    // sliceform info lists the levels
+    const { main } = await import('../../main/cli/index.js');
+    const lines: string[] = [];
+    expect(await main(['info', out], { out: (l) => lines.push(l), err: () => undefined, isTTY: false })).toBe(0);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ format: 'ome-zarr', zarrFormat: 2, ngffVersion: '0.4', chunks: [32, 32, 32], labels: [], levels: [{ path: '0', shape: [100, 100, 100] }, { path: '1', shape: [100, 50, 50] }, { path: '2', shape: [50, 25, 25] }] });
   }, 60_000);
 
   it('a raw array with fill_value 7: missing chunks read as 7, a chunk of only 7s is not stored, clipped edge chunks are padded', async () => {

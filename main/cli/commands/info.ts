@@ -7,10 +7,12 @@ const usage = `Usage: sliceform info FILE [--dataset D] [--timepoint T]
 
 Prints one JSON object describing a volume file (header only, no voxels are read):
   {"file", "format", "shape": {x,y,z,c,t}, "dtype", "spacing": {x,y,z,unit}, "channels": [names]}
-Formats: TIFF stacks, ImageJ hyperstacks, OME-TIFF, Zeiss LSM, HDF5.
+Formats: TIFF stacks, ImageJ hyperstacks, OME-TIFF, Zeiss LSM, HDF5, OME-Zarr / Zarr folders (v2, v3; these
+also print "zarrFormat", "ngffVersion", "levels" (shapes of the multiscales levels), "chunks" and "labels").
 
 Options:
-  --dataset D     HDF5 dataset to describe (default: the first 3D/4D image dataset, preferring "raw")
+  --dataset D     HDF5 dataset / OME-Zarr image path to describe (default: the first 3D/4D image dataset,
+                  preferring "raw"; the store's root image)
   --timepoint T   time point that would be loaded (checked against the file; default 0)
   -h, --help      show this help
 
@@ -51,6 +53,9 @@ const info: Command = {
         spacing: v.spacing,
         channels: v.channelNames,
         ...(v.format === 'hdf5' ? { dataset: v.metadata.dataset } : {}),
+        ...(v.format === 'ome-zarr' || v.format === 'zarr'
+          ? (({ dataset, zarrFormat, ngffVersion, levels, chunks, labels }) => ({ dataset, zarrFormat, ngffVersion, levels, chunks, labels: labels ?? [] }))(v.metadata)
+          : {}),
       }),
     );
     return 0;
