@@ -378,8 +378,14 @@ export function trainingPanel(app: App): HTMLElement {
     if (p.heldOutIoU !== undefined || p.heldOutNote) iou.textContent = heldOutText({ heldOutIteration: p.heldOutIoU !== undefined ? p.iteration : undefined, ...p });
     statusLine.textContent = progressText(p);
     if (p.jobId === liveJobId) {
-      const from = p.warmStartFrom ? `continuing model ${p.warmStartFrom}` : p.freshReason ? `new model (${p.freshReason})` : p.startIteration === 0 ? 'new model' : '';
-      liveStatus.textContent = `Live: the model learns each stroke; the slice views show its preview.${from ? ` ${from}.` : ''}`;
+      const from = p.warmStartFrom
+        ? `Continues ${p.warmStartFrom}${p.startIteration ? ` from iteration ${p.startIteration}` : ''}`
+        : p.freshReason
+          ? `New model (${p.freshReason})`
+          : p.startIteration === 0
+            ? 'New model'
+            : '';
+      liveStatus.textContent = `Live: the model learns each stroke; the slice views show its preview (outlined).${from ? ` ${from}.` : ''}`;
     }
     refreshUnseen();
   });
