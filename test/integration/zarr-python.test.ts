@@ -112,6 +112,27 @@ print(json.dumps(dict(codec=zarr.open(${JSON.stringify(out)}, mode='r').compress
     expect(warnings.some((w) => /without OME-NGFF metadata: axes zyx by its rank/.test(w))).toBe(true);
   }, 60_000);
 
+  it('2D: an NGFF 0.4 c, y, x image (two planes of 1135 as channels, µm) and a raw y, x array read as one-slice volumes', async () => {
+    const out = join(dir, 'py-2d.ome.zarr');
+    const flat = join(dir, 'py-2d-raw.zarr');
+    py(`import zarr, h5py, json, numpy as np
+raw = h5py.File(${JSON.stringify(NUC)}, 'r')['raw'][...]
+g = zarr.open_group(${JSON.stringify(out)}, mode='w')
+g.create_dataset('0', data=np.stack([raw[40], raw[60]]), chunks=(1, 64, 64), dimension_separator='/')
+g.attrs['multiscales'] = [dict(version='0.4', axes=[dict(name='c', type='channel'), dict(name='y', type='space', unit='micrometer'), dict(name='x', type='space', unit='micrometer')],
+  datasets=[dict(path='0', coordinateTransformations=[dict(type='scale', scale=[1.0, 0.25, 0.125])])])]
+zarr.save_array(${JSON.stringify(flat)}, raw[70])
+print(json.dumps({}))`);
+    const v = await readVolume(out);
+    expect(v.shape).toEqual({ x: 100, y: 100, z: 1, c: 2, t: 1 });
+    expect(v.spacing).toMatchObject({ x: 0.125, y: 0.25, unit: 'µm' });
+    expect(Array.from(v.data.subarray(10000, 10100))).toEqual(Array.from(raw.data.subarray(60 * 10000, 60 * 10000 + 100)));
+    expect(Array.from(v.data.subarray(0, 10000))).toEqual(Array.from(raw.data.subarray(40 * 10000, 41 * 10000)));
+    const f = await readVolume(flat);
+    expect(f.shape).toEqual({ x: 100, y: 100, z: 1, c: 1, t: 1 });
+    expect(Array.from(f.data)).toEqual(Array.from(raw.data.subarray(70 * 10000, 71 * 10000)));
+  }, 60_000);
+
   it('an NGFF 0.4 image (the spec example layout: t, c, z, y, x, three levels, nanometre units, zstd, F order, big-endian) and int64 labels with missing chunks', async () => {
     const out = join(dir, 'py-ngff.ome.zarr');
     py(`import zarr, h5py, json, numpy as np
