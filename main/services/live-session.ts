@@ -10,6 +10,7 @@
  */
 import type { Plane, PreviewEvent } from '../common/api.js';
 import type { LiveStep, RecipeLive } from '../pipeline/live.js';
+import { SliceUncertaintyAccumulator } from '../pipeline/suggest.js';
 import type { AnnotationDelta, ComputeStore } from './compute-store.js';
 
 type Box = NonNullable<AnnotationDelta['box']>;
@@ -60,7 +61,13 @@ export class LiveSession {
   private lastVisibleKey = '';
   private coarse = new Map<
     number,
-    { data: Uint8Array; dims: { x: number; y: number; z: number }; step: number; nextZ: number }
+    {
+      data: Uint8Array;
+      dims: { x: number; y: number; z: number };
+      step: number;
+      nextZ: number;
+      uncertainty?: SliceUncertaintyAccumulator;
+    }
   >();
   private coarseTurn = 0;
   /** stroke -> preview latencies (ms), for tests and the benchmark */
@@ -212,7 +219,25 @@ export class LiveSession {
         }
       }
     }
+    // per-slice uncertainty of the sweep ("annotate here next", pipeline/suggest.ts), recorded when it is complete
+    const K = slab.probabilities.length / Math.max(1, slab.labels.length);
+    if (slab.z0 === 0 || !c.uncertainty)
+      c.uncertainty = new SliceUncertaintyAccumulator({ x: lowX, y: lowY, z: lowZ }, K);
+    c.uncertainty.addSlab(slab.z0, slab.depth, slab.probabilities);
     c.nextZ = slab.z0 + slab.depth >= lowZ ? 0 : slab.z0 + slab.depth;
+    if (c.nextZ === 0) {
+      const u = c.uncertainty.result();
+      // working-resolution slices to the volume's: slice i is working slice floor(i / factor)
+      const spread = (a: Float64Array, n: number, fa: number) =>
+        Array.from({ length: n }, (_, i) => a[Math.min(a.length - 1, Math.floor(i / fa))] ?? 0);
+      this.store.setUncertainty(volumeId, {
+        from: 'preview',
+        iteration: s.iteration,
+        at: Date.now(),
+        perAxis: { xy: spread(u.xy, Z, f[0]), xz: spread(u.xz, Y, f[1]), yz: spread(u.yz, X, f[2]) },
+      });
+      c.uncertainty = undefined;
+    }
     this.store.setPreviewVolume({
       volumeId,
       dims: { ...dims },
