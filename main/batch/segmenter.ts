@@ -13,7 +13,8 @@ import { loadEngine } from '../engine/index.js';
 import { probeVolume, readVolume } from '../io/index.js';
 import { readModelManifest, type ModelManifest } from '../inference/model-dir.js';
 import { loadRecipeModel } from '../pipeline/recipe.js';
-import { segmentToFiles } from '../inference/files.js';
+import { segmentSourceToFiles } from '../inference/stream.js';
+import { openRegionSource } from '../io/regions.js';
 import type { BatchDeps, StackHeader } from './runner.js';
 
 /** sha256 of model.json and the weights file: any retraining changes it. */
@@ -73,19 +74,24 @@ export async function createSegmenter(modelDir: string, opts: SegmenterOptions =
     model: { dir: modelDir, fingerprint, classNames, inChannels: manifest.net.inChannels },
     probe,
     async segment(input, header, out, ctx) {
-      const vol = await readVolume(input, { dataset: opts.dataset, signal: ctx.signal, onWarning: warn });
-      const { x: X, y: Y, z: Z } = vol.shape;
-      if (X !== header.x || Y !== header.y || Z !== header.z) throw new SliceformError('bad-input', 'the file changed while the batch was running', { file: input });
-      // labels (and probabilities) stream to disk slab by slab: output memory stays bounded
-      const res = await segmentToFiles(model as Model, vol, {
-        ...segmentOpts,
-        out: out.labelsPath,
-        probabilitiesOut: out.probabilitiesPath,
-        testTimeFlips: opts.testTimeFlips,
-        signal: ctx.signal,
-        onProgress: (p) => ctx.onVoxels?.(p.fraction * X * Y * Z),
-      });
-      return { counts: res.classCounts.slice(1) };
+      // the stack is read region by region and the labels (and probabilities) stream to disk slab by slab:
+      // memory is bounded by the tile plan, not by the stack (main/inference/stream.ts)
+      const src = await openRegionSource(input, { dataset: opts.dataset, signal: ctx.signal });
+      try {
+        const { x: X, y: Y, z: Z } = src.info.shape;
+        if (X !== header.x || Y !== header.y || Z !== header.z) throw new SliceformError('bad-input', 'the file changed while the batch was running', { file: input });
+        const res = await segmentSourceToFiles(model as Model, src, {
+          ...segmentOpts,
+          out: out.labelsPath,
+          probabilitiesOut: out.probabilitiesPath,
+          testTimeFlips: opts.testTimeFlips,
+          signal: ctx.signal,
+          onProgress: (p) => ctx.onVoxels?.(p.fraction * X * Y * Z),
+        });
+        return { counts: res.classCounts.slice(1) };
+      } finally {
+        await src.close();
+      }
     },
     async checkOutput(path, expect) {
       const info = await probeVolume(path);
