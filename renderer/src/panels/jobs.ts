@@ -44,6 +44,8 @@ export function trainingPanel(app: App): HTMLElement {
   /** a model exists for this volume (the live panel offers Continue only then) */
   let haveModel = false;
   let unseenShown = 0;
+  /** the annotation revision when the running training started */
+  let startRevision = 0;
 
   const start = button('Train', 'train-start', () => void startTraining(), 'train a 3D U-Net on your annotation for the minutes/iterations given (stops a live session first)');
   const stop = button('Stop', 'train-stop', () => {
@@ -139,6 +141,7 @@ export function trainingPanel(app: App): HTMLElement {
     drawLossPlot(plot, points, 'starting…');
     try {
       await app.annotator.idle();
+      startRevision = st.revision;
       const ref = await app.api.startTraining({ volumeIds: [vol.id], preset: preset.value as keyof typeof PRESETS, live: true, fresh: fresh || undefined });
       liveJobId = ref.jobId;
       root.dataset.liveJobId = ref.jobId;
@@ -167,12 +170,14 @@ export function trainingPanel(app: App): HTMLElement {
   function refreshUnseen() {
     const v = st.volume;
     const live = root.dataset.live === 'running' || root.dataset.live === 'starting';
-    const seen = v ? (lastProgress?.seenRevision?.[v.id] ?? (live || jobId ? undefined : lastSeen?.[v.id])) : undefined;
+    // what the running training has used: its report, else what was painted when it started (a training
+    // that does not report seenRevision may not use later paint: say so rather than assume it did)
+    const seen = v ? (lastProgress?.seenRevision?.[v.id] ?? (live || jobId ? startRevision : lastSeen?.[v.id])) : undefined;
     const rev = st.revision;
     let text = '';
     if (v && rev > 0 && (live || jobId)) {
-      if (seen === undefined) text = lastProgress ? `New paint (edit ${rev}) has not been used by the model yet.` : '';
-      else if (rev > seen) text = `New paint not yet seen by the model (edit ${rev}; the model has used up to ${seen}). It is picked up within a step.`;
+      if (seen !== undefined && rev > seen)
+        text = `New paint not yet seen by the model (edit ${rev}; the model has used up to ${seen}).${live ? ' It is picked up within a step.' : ' This training may not use it: train again (or go Live) afterwards.'}`;
     } else if (v && rev > 0 && haveModel && lastSeen && (lastSeen[v.id] ?? 0) < rev)
       text = `Paint since the last training is not in the model yet (edit ${rev}, the model used ${lastSeen[v.id] ?? 0}): press Continue or Train.`;
     const was = !unseen.hidden;
@@ -278,6 +283,7 @@ export function trainingPanel(app: App): HTMLElement {
         await app.api.waitJob({ jobId: live, timeoutMs: 120_000 }).catch(() => null);
       }
       await app.annotator.idle();
+      startRevision = st.revision;
       const ref = await app.api.startTraining({
         volumeIds: [vol.id],
         preset: preset.value as keyof typeof PRESETS,
