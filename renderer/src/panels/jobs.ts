@@ -407,8 +407,7 @@ export function trainingPanel(app: App): HTMLElement {
       if (job.state === 'running' || job.state === 'queued') return;
       liveJobId = null;
       const r = job.result as TrainResult | undefined;
-      if (r?.seenRevision) lastSeen = r.seenRevision;
-      else if (lastProgress?.seenRevision) lastSeen = lastProgress.seenRevision;
+      lastSeen = r?.seenRevision ?? lastProgress?.seenRevision ?? (st.volume ? { [st.volume.id]: startRevision } : undefined);
       lastProgress = null;
       if (job.state === 'done' || job.state === 'cancelled') {
         if (r) {
@@ -439,8 +438,7 @@ export function trainingPanel(app: App): HTMLElement {
       }
       jobId = null;
       const r = job.result as TrainResult | undefined;
-      if (r?.seenRevision) lastSeen = r.seenRevision;
-      else if (lastProgress?.seenRevision) lastSeen = lastProgress.seenRevision;
+      lastSeen = r?.seenRevision ?? lastProgress?.seenRevision ?? (st.volume ? { [st.volume.id]: startRevision } : undefined);
       lastProgress = null;
       setRunning(false);
       root.dataset.state = job.state;
