@@ -17,6 +17,8 @@ import { COMPUTE_CALLS } from '../../main/services/compute-protocol.js';
 import { suggestionsFor } from '../../main/services/suggestions.js';
 import { defaultGap } from '../../main/pipeline/suggest.js';
 import { sparseFromSlices } from '../../main/evaluation/slices.js';
+import { ApiService } from '../../main/services/api-service.js';
+import { nodeForkLauncher } from '../../main/services/jobs.js';
 
 const H5 = dataFile('plantseg_nuclei_mini', '1135_mini.h5');
 const OUT = join(ARTIFACTS, 'suggest-handler');
@@ -33,6 +35,7 @@ function crop(v: Volume): Volume {
 
 const painted = { xy: [20], xz: [32], yz: [32] };
 let sparse: Uint8Array;
+let truthClasses: Uint8Array;
 
 beforeAll(async () => {
   await rm(OUT, { recursive: true, force: true });
@@ -40,6 +43,7 @@ beforeAll(async () => {
   await writeImageJTiff(join(OUT, 'raw.tif'), crop(await readVolume(H5, { dataset: 'raw' })));
   const gt = crop(await readVolume(H5, { dataset: 'label' }));
   const classes = Uint8Array.from(gt.data, (v) => (v > 0 ? 2 : 1));
+  truthClasses = classes;
   sparse = sparseFromSlices(classes, { x: X, y: Y, z: Z }, [
     { axis: 'z', index: painted.xy[0]! },
     { axis: 'y', index: painted.xz[0]! },
@@ -113,4 +117,33 @@ describe('getSuggestions on a densified 1135 crop', () => {
     expect(after.ranked.some((r) => r.plane === top.plane && Math.abs(r.index - top.index) <= gap[top.plane])).toBe(false);
     expect(after.ranked[0]).toEqual(s.ranked[1]);
   }, 240_000);
+});
+
+describe('getSuggestions through the API (web shell service, real compute process)', () => {
+  it("says 'densify first' before a prediction, then ranks slices away from the painted xy plane", async () => {
+    const api = new ApiService({ shell: 'web', workDir: join(OUT, 'work'), launcher: nodeForkLauncher() });
+    try {
+      const v = await api.openVolume({ path: join(OUT, 'raw.tif') });
+      await expect(api.getSuggestions({ volumeId: v.id })).rejects.toMatchObject({ code: 'not-found', message: expect.stringMatching(/densify it/) });
+      // the ground truth's classes painted on the xy plane z = 20, one region per class
+      const plane = truthClasses.subarray(20 * X * Y, 21 * X * Y);
+      for (const c of [1, 2]) {
+        const mask = Uint8Array.from(plane, (l) => (l === c ? 1 : 0));
+        await api.paintRegion({ volumeId: v.id, plane: 'xy', index: 20, classId: c, origin: [0, 0], width: X, height: Y, mask });
+      }
+      expect((await api.getAnnotationSummary({ volumeId: v.id })).paintedSlices.xy).toEqual([20]);
+      const tr = await api.waitJob({ ...(await api.startTraining({ preset: 'tiny', iterations: 4, seed: 2, fresh: true, volumeIds: [v.id] })), timeoutMs: 180_000 });
+      expect(tr.state, tr.error?.message).toBe('done');
+      const ds = await api.waitJob({ ...(await api.densify({ volumeId: v.id })), timeoutMs: 180_000 });
+      expect(ds.state, ds.error?.message).toBe('done');
+      const s = await api.getSuggestions({ volumeId: v.id });
+      expect(s.from).toBe('prediction');
+      expect(s.perAxis.xy.length).toBe(Z);
+      expect(s.perAxis.xz.length).toBe(Y);
+      expect(s.ranked.length).toBeGreaterThanOrEqual(6);
+      for (const r of s.ranked) if (r.plane === 'xy') expect(Math.abs(r.index - 20)).toBeGreaterThan(defaultGap(Z));
+    } finally {
+      await api.dispose();
+    }
+  }, 400_000);
 });
