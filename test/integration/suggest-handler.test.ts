@@ -1,7 +1,8 @@
 /**
  * "Annotate here next" end to end in the compute process (issue 13 item 3): the app's path (resident volume,
  * label delta, train job, densify job) records the prediction's per-slice uncertainty, the getUncertainty call
- * answers it, and the API's ranking (services/suggestions.ts) returns the best unpainted slices. Real data: a
+ * answers it, and the API's ranking (services/suggestions.ts) returns the best unpainted slices; then the same
+ * through the API service with a real compute process (paint, train, densify, getSuggestions). Real data: a
  * 40 x 64 x 64 crop of the plant nuclei 1135 with its ground truth on the middle xy, xz and yz slices.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
