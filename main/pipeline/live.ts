@@ -16,10 +16,9 @@ import { join } from 'node:path';
 import type { Model, NetConfig } from '../common/engine.js';
 import { SliceformError } from '../common/errors.js';
 import { readModelManifest, type ModelManifest } from '../inference/model-dir.js';
-import type { Volume } from '../common/volume.js';
 import type { CancelSignal } from '../common/progress.js';
 import type { Plane } from '../common/api.js';
-import { downsampleLabelVolume, type Factors } from '../volume/resample.js';
+import { downsampleLabelBlocks, isIdentity, type Factors } from '../volume/resample.js';
 import { predictRegion, sourceFromNormalised } from '../volume/predict.js';
 import type { Vec3 } from '../volume/tiling.js';
 import type { HotSpot } from '../training/sampler.js';
@@ -91,52 +90,25 @@ export function downsampleChange(
   f: Factors,
   box: FullLabelChange['box'],
 ): { min: Vec3; max: Vec3 } {
-  const [Z, Y, X] = fullShape;
-  const [, LY, LX] = lowShape;
   const min: Vec3 = box
     ? [Math.floor(box.min[2] / f[0]), Math.floor(box.min[1] / f[1]), Math.floor(box.min[0] / f[2])]
     : [0, 0, 0];
   const max: Vec3 = box
-    ? [Math.ceil(box.max[2] / f[0]), Math.ceil(box.max[1] / f[1]), Math.ceil(box.max[0] / f[2])]
+    ? [
+        Math.min(lowShape[0], Math.ceil(box.max[2] / f[0])),
+        Math.min(lowShape[1], Math.ceil(box.max[1] / f[1])),
+        Math.min(lowShape[2], Math.ceil(box.max[0] / f[2])),
+      ]
     : [...lowShape];
-  // the full-resolution crop that covers those blocks
-  const fz0 = min[0] * f[0],
-    fy0 = min[1] * f[1],
-    fx0 = min[2] * f[2];
-  const fz1 = Math.min(Z, max[0] * f[0]),
-    fy1 = Math.min(Y, max[1] * f[1]),
-    fx1 = Math.min(X, max[2] * f[2]);
-  const cw = fx1 - fx0,
-    ch = fy1 - fy0,
-    cd = fz1 - fz0;
-  const crop = new Uint8Array(cw * ch * cd);
-  for (let z = 0; z < cd; z++)
-    for (let y = 0; y < ch; y++) {
-      const src = ((fz0 + z) * Y + fy0 + y) * X + fx0;
-      const dst = (z * ch + y) * cw;
-      for (let x = 0; x < cw; x++) crop[dst + x] = full[src + x]!;
-    }
-  const shape = { x: cw, y: ch, z: cd, c: 1, t: 1 };
-  const cropVol = {
-    data: crop,
-    shape,
-    dtype: 'uint8',
-    spacing: { x: 1, y: 1, z: 1, unit: 'px' },
-    channelNames: ['labels'],
-    metadata: {},
-    source: '',
-    format: '',
-    timepoint: 0,
-  } as unknown as Volume;
-  const d = downsampleLabelVolume(cropVol, f).data;
-  const dw = max[2] - min[2],
-    dh = max[1] - min[1];
-  for (let z = min[0]; z < max[0]; z++)
-    for (let y = min[1]; y < max[1]; y++) {
-      const src = ((z - min[0]) * dh + (y - min[1])) * dw;
-      const dst = (z * LY + y) * LX + min[2];
-      for (let x = 0; x < dw; x++) low[dst + x] = d[src + x]!;
-    }
+  if (isIdentity(f)) {
+    // the working grid is the full one: copy the box
+    const [, Y, X] = fullShape;
+    for (let z = min[0]; z < max[0]; z++)
+      for (let y = min[1]; y < max[1]; y++) {
+        const row = (z * Y + y) * X;
+        for (let x = min[2]; x < max[2]; x++) low[row + x] = full[row + x]!;
+      }
+  } else downsampleLabelBlocks(full, fullShape, f, low, min, max);
   return { min, max };
 }
 

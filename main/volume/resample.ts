@@ -86,11 +86,36 @@ export function downsampleLabelVolume(v: Volume, f: Factors): Volume {
   const oy = Math.ceil(Y / fy);
   const ox = Math.ceil(X / fx);
   const out = new Uint8Array(oz * oy * ox);
+  downsampleLabelBlocks(v.data, [Z, Y, X], f, out, [0, 0, 0], [oz, oy, ox]);
+  return {
+    ...v,
+    data: out,
+    dtype: 'uint8',
+    shape: { ...v.shape, x: ox, y: oy, z: oz },
+    spacing: { ...v.spacing, x: v.spacing.x * fx, y: v.spacing.y * fy, z: v.spacing.z * fz },
+  };
+}
+
+/**
+ * The blocks [lo, hi) ([z, y, x], downsampled grid) of downsampleLabelVolume written into `out` (the whole
+ * downsampled grid): a live session recomputes only the blocks a label change touches, with the same rule.
+ */
+export function downsampleLabelBlocks(
+  src: ArrayLike<number>,
+  full: [number, number, number],
+  f: Factors,
+  out: Uint8Array | Uint16Array,
+  lo: [number, number, number],
+  hi: [number, number, number],
+): void {
+  const [Z, Y, X] = full;
+  const [fz, fy, fx] = f;
+  const oy = Math.ceil(Y / fy);
+  const ox = Math.ceil(X / fx);
   const hist = new Int32Array(256);
-  const src = v.data;
-  for (let z = 0; z < oz; z++)
-    for (let y = 0; y < oy; y++)
-      for (let x = 0; x < ox; x++) {
+  for (let z = lo[0]; z < hi[0]; z++)
+    for (let y = lo[1]; y < hi[1]; y++)
+      for (let x = lo[2]; x < hi[2]; x++) {
         let best = 0;
         let bestN = 0;
         const seen: number[] = [];
@@ -119,13 +144,6 @@ export function downsampleLabelVolume(v: Volume, f: Factors): Volume {
         }
         out[(z * oy + y) * ox + x] = best;
       }
-  return {
-    ...v,
-    data: out,
-    dtype: 'uint8',
-    shape: { ...v.shape, x: ox, y: oy, z: oz },
-    spacing: { ...v.spacing, x: v.spacing.x * fx, y: v.spacing.y * fy, z: v.spacing.z * fz },
-  };
 }
 
 function hash3(z: number, y: number, x: number): number {
@@ -135,7 +153,11 @@ function hash3(z: number, y: number, x: number): number {
 }
 
 /** Source coordinate and weights for linear interpolation from a grid downsampled by f (pixel centres). */
-function axisWeights(n: number, nLow: number, f: number): { i0: Int32Array; i1: Int32Array; w: Float32Array } {
+function axisWeights(
+  n: number,
+  nLow: number,
+  f: number,
+): { i0: Int32Array; i1: Int32Array; w: Float32Array } {
   const i0 = new Int32Array(n);
   const i1 = new Int32Array(n);
   const w = new Float32Array(n);
@@ -154,7 +176,15 @@ function axisWeights(n: number, nLow: number, f: number): { i0: Int32Array; i1: 
  * Trilinear upsampling of K-channel probabilities from the low grid to full-resolution z-planes
  * [z0, z0+depth): returns K*depth*Y*X.
  */
-export function upsampleSlab(low: Float32Array, K: number, lowShape: Factors, full: Factors, f: Factors, z0: number, depth: number): Float32Array {
+export function upsampleSlab(
+  low: Float32Array,
+  K: number,
+  lowShape: Factors,
+  full: Factors,
+  f: Factors,
+  z0: number,
+  depth: number,
+): Float32Array {
   const [lz, ly, lx] = lowShape;
   const [, Y, X] = full;
   const wz = axisWeights(full[0], lz, f[0]);
