@@ -263,15 +263,29 @@ async function sampleLevel(source: RegionSource, level: number, shape: { x: numb
 }
 
 /**
- * A checksum for an out-of-core volume: hashing tens of GB before the first slice is not an option, so it is
- * the sha256 of the file's identity (path, size, mtime, dataset, time point, shape, dtype), not of its bytes.
- * A project still finds the file by it when it is unchanged; a copied file is a different volume to it.
+ * A checksum for an out-of-core volume or a Zarr store: hashing tens of GB before the first slice is not an
+ * option, so it is the sha256 of the file's identity (size, mtime, dataset, time point), not of its bytes. A
+ * project still finds the file by it when it is unchanged or moved (mv keeps both); a copy is another volume.
  */
 export async function identityHash(path: string, parts: Array<string | number>): Promise<string> {
   const st = await stat(path);
   return createHash('sha256')
-    .update(['out-of-core', path, st.size, st.mtimeMs, ...parts].join('|'))
+    .update(['out-of-core', st.size, st.mtimeMs, ...parts].join('|'))
     .digest('hex');
+}
+
+/**
+ * The checksum the compute process records for `path` (what a project compares when a volume is relocated):
+ * the identity hash for a Zarr store or a volume above the in-memory limit, the sha256 of the bytes otherwise.
+ */
+export async function volumeChecksum(path: string, o: { dataset?: string; timepoint?: number } = {}): Promise<string> {
+  const parts = [o.dataset ?? '', o.timepoint ?? 0];
+  if ((await stat(path)).isDirectory()) return identityHash(path, parts);
+  const io = await regionIo();
+  const probe = await io.probeVolume(path, o).catch(() => null);
+  if (probe && volumeBytes(probe) > outOfCoreBytes()) return identityHash(path, parts);
+  const { sha256File } = await import('./project.js');
+  return sha256File(path);
 }
 
 /** What the io module offers for out-of-core reads (late-bound: the region sources land separately). */
@@ -342,7 +356,7 @@ export async function openBigImage(
     throw e;
   }
   const i = source.info;
-  const sha256 = await identityHash(path, [req.dataset ?? '', req.timepoint ?? 0, i.shape.x, i.shape.y, i.shape.z, i.shape.c, i.dtype]);
+  const sha256 = await identityHash(path, [req.dataset ?? '', req.timepoint ?? 0]);
   onProgress?.({ fraction: 1, stage: 'opened out of core' });
   return {
     volume,
@@ -355,7 +369,7 @@ export async function openBigImage(
       channelStats: volume.stats,
       sha256,
       timepoint: i.timepoint,
-      metadata: metadata({ ...i.metadata, outOfCore: { bytes, level3d: volume.level3d, checksum: 'of the file identity (path, size, mtime), not of its bytes' } }),
+      metadata: metadata({ ...i.metadata, outOfCore: { bytes, level3d: volume.level3d, checksum: 'of the file identity (size, mtime, dataset, time point), not of its bytes' } }),
       outOfCore: volume.level3d,
     },
   };

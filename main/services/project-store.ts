@@ -20,8 +20,9 @@ import {
   type VolumeMovedDetails,
 } from '../common/api.js';
 import { LabelEditor } from './annotation.js';
-import { annotationFile, isFile, predictionFile, readLayer, readPaintedSlices, readProjectFile, readSparseLayer, sha256File, sparseAnnotationFile, writeProject, type VolumeLayers } from './project.js';
+import { annotationFile, isFile, predictionFile, readLayer, readPaintedSlices, readProjectFile, readSparseLayer, sparseAnnotationFile, writeProject, type VolumeLayers } from './project.js';
 import { DenseLabels, SparseLabels, type LabelStore } from './sparse-labels.js';
+import { isZarrStore, volumeChecksum } from './big-volume.js';
 
 /** A copy of an annotation layer to write while editing goes on: dense bytes, or the painted blocks. */
 function snapshot(store: LabelStore): Uint8Array | SparseLabels {
@@ -361,8 +362,9 @@ export class ProjectStore {
     const r = this.refs.find((x) => x.id === req.volumeRef);
     if (!r) throw new ApiError('not-found', `the project has no volume ${req.volumeRef}`);
     const path = resolve(req.newPath);
-    if (!(await isFile(path))) throw new ApiError('not-found', `${path}: no such file`, { file: path });
-    const sha = await sha256File(path);
+    if (!(await isFile(path)) && !(await isZarrStore(path))) throw new ApiError('not-found', `${path}: no such file`, { file: path });
+    // big stacks and Zarr stores are known by their identity (big-volume.ts), the others by their bytes
+    const sha = await volumeChecksum(path, { dataset: r.dataset });
     if (sha !== r.sha256) throw new ApiError('bad-input', `${path}: this is a different file than the project's "${r.name}" (checksum differs)`, { file: path });
     await this.loadRef(r, path, sha);
     r.path = path;

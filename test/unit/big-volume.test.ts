@@ -157,6 +157,17 @@ g.attrs['multiscales'] = [{'version': '0.4', 'axes': [{'name': n, 'type': 'space
     expect(() => cs.labelVolume('big')).toThrow(/open out of core/);
     expect(() => cs.layer('big', 'annotation')).toThrow(/a dense annotation layer/);
 
+    // the checksum is the store's identity, the same where a project relocates it (moved with mv)
+    const { volumeChecksum } = await import('../../main/services/big-volume.js');
+    expect(await volumeChecksum(store)).toBe(r.sha256);
+    const { rename } = await import('node:fs/promises');
+    await rename(store, `${store}.moved`);
+    expect(await volumeChecksum(`${store}.moved`)).toBe(r.sha256);
+    await rename(`${store}.moved`, store);
+    const { sha256File } = await import('../../main/services/project.js');
+    const h5 = dataFile('plantseg_nuclei_mini', '1135_mini.h5');
+    expect(await volumeChecksum(h5)).toBe(await sha256File(h5)); // 1 MB: below the default limit, hashed by its bytes
+
     // below the limit the same store is read into memory as before
     const cs2 = new ComputeStore();
     const r2 = await cs2.open({ volumeId: 'small', path: store });
