@@ -8,7 +8,7 @@
  * Stop, then Continue: the session warm-starts, and its first loss is within 20 % of the last one before.
  * Measured 2026-12-01 at load 17-19 on the 2 shared cores (three runs): first preview 109-134 s after the first
  * stroke (painting included), the correction flipped (below 30 % still nucleus) 140-290 s later at about 0.4
- * iterations/s, 4.5-7.5 min in all; the timeouts leave room for such a machine (a quiet one needs about 3 min).
+ * iterations/s, 4.5-7.5 min in all (not measured on a quiet machine); the timeouts leave room for such a load.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync } from 'node:fs';
