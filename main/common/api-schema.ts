@@ -112,7 +112,7 @@ export const REQUEST_SCHEMAS = {
   getPreviewVolume: volumeOnly,
   getSuggestions: volumeOnly,
   exportLabels: z
-    .object({ volumeId: id, layer: z.enum(['annotation', 'prediction', 'merged']), path, format: z.enum(['tiff', 'ome-tiff']) })
+    .object({ volumeId: id, layer: z.enum(['annotation', 'prediction', 'merged']), path, format: z.enum(['tiff', 'ome-tiff', 'ome-zarr']) })
     .strict(),
   saveSnapshot: z.object({ path, png: u8 }).strict(),
   computeObjects: z

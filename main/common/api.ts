@@ -531,7 +531,8 @@ export interface ExportLabelsRequest {
   /** 'merged' = prediction with the annotation painted over it */
   layer: LabelLayer | 'merged';
   path: string;
-  format: 'tiff' | 'ome-tiff';
+  /** 'ome-zarr': an OME-Zarr label image (a folder); for an out-of-core volume only its painted chunks are written */
+  format: 'tiff' | 'ome-tiff' | 'ome-zarr';
 }
 
 export interface ExportResult {

@@ -15,7 +15,8 @@
  */
 import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
-import { ApiError, planeDims, type BrickData, type ChannelStats, type Plane, type SliceData } from '../common/api.js';
+import { ApiError, planeDims, type Box, type BrickData, type ChannelStats, type Plane, type SliceData } from '../common/api.js';
+import { BLOCK, SparseLabels, type LabelStore } from './sparse-labels.js';
 import { allocTyped, type TypedArray, type Volume } from '../common/volume.js';
 import type { CancelSignal, ProgressCallback } from '../common/progress.js';
 import { CancelledError } from '../common/errors.js';
@@ -389,4 +390,45 @@ export function refuseOutOfCore(v: BigVolume, what: string): ApiError {
 export async function isZarrStore(path: string): Promise<boolean> {
   const io = await regionIo();
   return (await io.isZarrPath?.(path)) ?? false;
+}
+
+/**
+ * Writes a label layer as an OME-Zarr label image (NGFF 0.4, 64³ chunks, "image-label" metadata): for a sparse
+ * layer only the painted blocks become chunk files (the rest reads as 0, the fill value), so exporting the
+ * annotation of a 20 GB stack writes what was painted, not 20 GB. No pyramid (it would read every chunk).
+ */
+export async function writeLabelsZarr(path: string, store: LabelStore, spacing: Volume['spacing'], classNames: string[]): Promise<void> {
+  const io = (await import('../io/index.js')) as unknown as {
+    createOmeZarrImage(root: string, group: string, spec: Record<string, unknown>): Promise<{ writeRegion(box: RegionBox, data: TypedArray): Promise<void> }>;
+  };
+  const { x, y, z } = store.dims;
+  const w = await io.createOmeZarrImage(path, '', {
+    shape: { x, y, z, c: 1 },
+    dtype: 'uint8',
+    spacing,
+    channelNames: ['labels'],
+    chunks: [BLOCK, BLOCK, BLOCK],
+    name: classNames.length ? `labels (${classNames.join(', ')})` : 'labels',
+    label: { source: null },
+  });
+  const boxes: Box[] = [];
+  if (store instanceof SparseLabels) boxes.push(...store.paintedBlocks());
+  else
+    for (let z0 = 0; z0 < z; z0 += BLOCK)
+      for (let y0 = 0; y0 < y; y0 += BLOCK)
+        for (let x0 = 0; x0 < x; x0 += BLOCK) boxes.push({ min: [x0, y0, z0], max: [Math.min(x, x0 + BLOCK), Math.min(y, y0 + BLOCK), Math.min(z, z0 + BLOCK)] });
+  for (const b of boxes) await w.writeRegion({ x0: b.min[0], y0: b.min[1], z0: b.min[2], x1: b.max[0], y1: b.max[1], z1: b.max[2] }, store.box(b));
+}
+
+/** Bytes of the files under a folder (the size of an exported store). */
+export async function folderBytes(dir: string): Promise<number> {
+  const { readdir } = await import('node:fs/promises');
+  const { join } = await import('node:path');
+  let n = 0;
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) n += await folderBytes(p);
+    else if (e.isFile()) n += (await stat(p)).size;
+  }
+  return n;
 }

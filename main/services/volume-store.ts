@@ -35,6 +35,7 @@ import type { Box } from '../common/api.js';
 import type { Progress } from '../common/progress.js';
 import { LabelEditor, labelSlice } from './annotation.js';
 import { SparseLabels } from './sparse-labels.js';
+import { folderBytes, writeLabelsZarr } from './big-volume.js';
 import { loadWriters } from './modules.js';
 import type { JobManager } from './jobs.js';
 
@@ -331,8 +332,19 @@ export class VolumeStore {
   // ------------------------------------------------------------------------------------------ export
   async exportLabels(req: ExportLabelsRequest, classNames: string[]): Promise<ExportResult> {
     const ov = this.get(req.volumeId);
-    if (ov.editor.sparse)
-      throw new ApiError('not-available', `exporting the labels of the out-of-core volume ${ov.info.name} is not supported yet (it would need a streamed OME-Zarr label writer)`);
+    if (ov.editor.sparse && (req.format !== 'ome-zarr' || req.layer !== 'annotation'))
+      throw new ApiError(
+        'not-available',
+        req.layer !== 'annotation'
+          ? `the out-of-core volume ${ov.info.name} has no ${req.layer} layer (densify refuses out-of-core volumes); export its annotation`
+          : `the annotation of the out-of-core volume ${ov.info.name} is exported as an OME-Zarr label store (format 'ome-zarr', painted chunks only); a ${req.format} file would be the size of the stack`,
+      );
+    if (req.format === 'ome-zarr') {
+      if (req.layer !== 'annotation') throw new ApiError('not-available', `OME-Zarr export is for the annotation layer; export the ${req.layer} layer as TIFF or OME-TIFF`);
+      const path = resolve(req.path);
+      await writeLabelsZarr(path, ov.editor.store, ov.info.spacing, classNames);
+      return { path, bytes: await folderBytes(path) };
+    }
     let data: Uint8Array;
     if (req.layer === 'merged') {
       data = (ov.prediction ?? new Uint8Array(ov.editor.labels.length)).slice();
