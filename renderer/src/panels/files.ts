@@ -147,7 +147,7 @@ export function filesPanel(app: App): HTMLElement {
     el('option', { value: 'prediction' }, 'result (densify)'),
     el('option', { value: 'annotation' }, 'my annotation'),
   );
-  const exportFormat = el('select', { testid: 'export-format' }, el('option', { value: 'tiff' }, 'TIFF (ImageJ, calibrated)'), el('option', { value: 'ome-tiff' }, 'OME-TIFF'));
+  const exportFormat = el('select', { testid: 'export-format' }, el('option', { value: 'tiff' }, 'TIFF (ImageJ, calibrated)'), el('option', { value: 'ome-tiff' }, 'OME-TIFF'), el('option', { value: 'ome-zarr' }, 'OME-Zarr labels (annotation; big volumes)'));
   const exportResult = el('div', { class: 'job-status', testid: 'export-result' });
   // the default export path: beside the stack when the user opened it from a folder; for an upload (whose
   // file sits in Sliceform's scratch folder) the folder of the user's last export, else the folder holding the
@@ -164,7 +164,7 @@ export function filesPanel(app: App): HTMLElement {
   const suggestExportPath = async () => {
     const vol = st.volume;
     if (!vol || exportTyped) return;
-    const ext = exportFormat.value === 'ome-tiff' ? '.ome.tif' : '.tif';
+    const ext = exportFormat.value === 'ome-tiff' ? '.ome.tif' : exportFormat.value === 'ome-zarr' ? '.ome.zarr' : '.tif';
     const stem = vol.name.replace(/(\.ome)?\.[^./\\]+$/i, '');
     const dir = await exportFolder(vol.source);
     if (st.volume !== vol || exportTyped) return;
@@ -174,7 +174,8 @@ export function filesPanel(app: App): HTMLElement {
   exportFormat.addEventListener('change', () => {
     const v = exportPath.value;
     if (exportFormat.value === 'ome-tiff' && !/\.ome\.tiff?$/i.test(v)) exportPath.value = v.replace(/\.tiff?$/i, '.ome.tif');
-    if (exportFormat.value === 'tiff') exportPath.value = v.replace(/\.ome\.tif(f?)$/i, '.tif$1');
+    if (exportFormat.value === 'tiff') exportPath.value = v.replace(/\.ome\.tif(f?)$/i, '.tif$1').replace(/\.ome\.zarr$/i, '.tif');
+    if (exportFormat.value === 'ome-zarr') exportPath.value = v.replace(/(\.ome)?\.tiff?$/i, '.ome.zarr');
   });
   const doExport = async () => {
     const vol = st.volume;
@@ -195,7 +196,7 @@ export function filesPanel(app: App): HTMLElement {
         volumeId: vol.id,
         layer: exportLayer.value as 'merged' | 'prediction' | 'annotation',
         path: p,
-        format: exportFormat.value as 'tiff' | 'ome-tiff',
+        format: exportFormat.value as 'tiff' | 'ome-tiff' | 'ome-zarr',
       });
       exportResult.textContent = `Saved ${res.path} (${(res.bytes / 1024).toFixed(0)} KiB) — in the folder ${dirName(res.path)}`;
       exportResult.dataset.path = res.path;
