@@ -212,6 +212,13 @@ export class JobFacade {
 
   async densify(req: DensifyRequest): Promise<JobRef> {
     const ov = this.volumes.get(req.volumeId);
+    // one job at a time in the compute process: a live session would hold a densify back for as long as it runs,
+    // so it is stopped first (its model is kept and, without a modelId, is the one densify uses); Continue resumes
+    if (this.live) {
+      const live = this.live.jobId;
+      this.manager.stop(live);
+      await this.manager.wait(live, 10 * 60_000);
+    }
     const model = this.project.model(req.modelId);
     if (model.inChannels !== ov.info.shape.c)
       throw new ApiError('bad-request', `model ${model.name} expects ${model.inChannels} channel(s), volume ${ov.info.name} has ${ov.info.shape.c}`);

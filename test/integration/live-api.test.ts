@@ -165,5 +165,25 @@ describe('live loop through the ApiService', () => {
     expect(r3.freshReason).toContain('preset changed');
     expect(progress.slice(n3).at(-1)?.freshReason).toContain('preset changed');
     expect(r3.iterations).toBe(2);
-  }, 240_000);
+
+    // densify while a live session runs: the session stops (its model kept) and densify uses that model
+    const n4 = progress.length;
+    const job4 = await api.startTraining({ volumeIds: [volumeId], preset: 'tiny', live: true });
+    await until(
+      () =>
+        progress
+          .slice(n4)
+          .some(
+            (p) => p.jobId === job4.jobId && p.iteration > (done2.result as TrainResult).model.iterations,
+          ),
+      60_000,
+      'the live session running',
+    );
+    const d = await api.densify({ volumeId });
+    const j4 = await api.getJob(job4);
+    expect(j4.state).toBe('done');
+    const dj = await api.waitJob({ jobId: d.jobId, timeoutMs: 120_000 });
+    expect(dj.state, JSON.stringify(dj.error)).toBe('done');
+    expect((dj.result as { modelId: string }).modelId).toBe((j4.result as TrainResult).model.id);
+  }, 300_000);
 });
