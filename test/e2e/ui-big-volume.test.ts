@@ -135,6 +135,15 @@ describe.skipIf(missing !== null)('web shell on a 3 GiB OME-Zarr (out of core)',
     expect(server.sum.paintedSlices.xy).toEqual([300]);
     expect(server.sum.classVoxels.slice(1).reduce((a, b) => a + b, 0)).toBe(server.painted);
 
+    // the annotation exports as OME-Zarr labels: the painted chunks only
+    const out = join(app.serve.workDir, 'big_labels.ome.zarr');
+    const exported = (await page.evaluate(
+      async ({ id, out }) => (window as unknown as UiWindow).sliceform.exportLabels!({ volumeId: id, layer: 'annotation', path: out, format: 'ome-zarr' }),
+      { id: info.id as string, out },
+    )) as { bytes: number };
+    expect(exported.bytes).toBeGreaterThan(0);
+    expect(exported.bytes).toBeLessThan(4 * 2 ** 20);
+
     // training refuses with the numbers, and never loads the stack
     const job = await page.evaluate(async () => {
       const w = (window as unknown as UiWindow).sliceform;
