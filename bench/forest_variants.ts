@@ -3,7 +3,8 @@
 // model) with other settings and writes its full-resolution class-2 probabilities as raw float32 (Z*Y*X,
 // x fastest) beside the run: forest-<variant>.f32.
 //   work      the product's member (working resolution, RECOMMENDED_FOREST): a check against forest.tif
-//   full      features and forest at full resolution (the anchor's resolution)
+//   full      features and forest at full resolution (the anchor's resolution), mixed at full resolution
+//   fullbox   the same forest, its probabilities box-averaged to the working grid (a working-resolution mix)
 //   trees300  300 trees instead of 100
 //   depth14   depth limit 14 instead of 10
 //
@@ -56,6 +57,13 @@ const lowShape: Factors = [low.shape.z, low.shape.y, low.shape.x];
 const variants: Record<string, () => Float32Array> = {
   work: () => upsampleSlab(fitPredict(low, lowLab, {}), K, lowShape, full, f, 0, full[0]),
   full: () => fitPredict(image, labels, {}),
+  // full-resolution forest, box-averaged to the working grid and interpolated back (a mix at the working
+  // resolution, as the product's prediction path does it)
+  fullbox: () => {
+    const p = fitPredict(image, labels, {});
+    const pv: Volume = { ...image, data: p, dtype: 'float32', shape: { ...image.shape, c: K } };
+    return upsampleSlab(downsampleVolume(pv, f).data as Float32Array, K, lowShape, full, f, 0, full[0]);
+  },
   trees300: () => upsampleSlab(fitPredict(low, lowLab, { trees: 300 }), K, lowShape, full, f, 0, full[0]),
   depth14: () => upsampleSlab(fitPredict(low, lowLab, { maxDepth: 14 }), K, lowShape, full, f, 0, full[0]),
 };
