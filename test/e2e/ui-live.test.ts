@@ -6,6 +6,7 @@
  * background in the next previews (asserted on the API's getPreview data in the page, not on pixels). The
  * panel says "not yet seen by the model" right after a stroke and clears it once the model has used it.
  * Stop, then Continue: the session warm-starts, and its first loss is within 20 % of the last one before.
+ * Densify while the session runs pauses it and densifies with its model (the status names the model).
  * Measured 2026-12-01 at load 17-19 on the 2 shared cores (three runs): first preview 109-134 s after the first
  * stroke (painting included), the correction flipped (below 30 % still nucleus) 140-290 s later at about 0.4
  * iterations/s, 4.5-7.5 min in all (not measured on a quiet machine); the timeouts leave room for such a load.
@@ -78,7 +79,7 @@ describe.skipIf(missing)('live loop in the app (1135)', () => {
   afterAll(async () => {
     if (app) {
       // end the session so the server stops promptly
-      await app.page.click('[data-testid=live-stop]').catch(() => {});
+      await app.page.click('[data-testid=live-stop]', { timeout: 2000 }).catch(() => {});
       await app.cleanup();
     }
   });
@@ -251,11 +252,18 @@ describe.skipIf(missing)('live loop in the app (1135)', () => {
     expect(Math.abs(after.loss - before!.loss) / before!.loss).toBeLessThanOrEqual(0.2);
 
     await shot(page, 'training-panel', 'ui-live-panel');
+
+    // 6. Densify during the live session pauses it and densifies with its model, naming the model
+    await page.click('[data-testid=densify]');
+    await expect.poll(() => page.textContent('[data-testid=densify-status]'), { timeout: 240_000, intervals: [2000] }).toMatch(/^Done with model "[^"]+" \(\d+ iterations, trained /);
+    expect(await page.getAttribute('[data-testid=training-panel]', 'data-live')).toBe('stopped');
+    console.log(`ui-live: densified with the live model (${elapsed()}): ${await page.textContent('[data-testid=densify-status]')}`);
+
     // never "iteration 0 · loss NaN" in the panel
     const texts = await page.evaluate(() => (window as unknown as LiveWindow).__liveLog.statusTexts);
     expect(texts.length).toBeGreaterThan(0);
     expect(texts.filter((t) => /NaN|iteration 0\b/.test(t))).toEqual([]);
     expect(app.pageErrors.filter((e) => !/favicon/.test(e))).toEqual([]);
     console.log(`ui-live: done in ${elapsed()}`);
-  }, 600_000);
+  }, 780_000);
 });

@@ -324,6 +324,12 @@ export function trainingPanel(app: App): HTMLElement {
     densifyChoice.hidden = true;
     const training = await runningTraining();
     if (!training) return densifyNow();
+    if (training.id === liveJobId) {
+      // a live session never ends by itself: pause it (its model is kept) and densify with that model
+      densifyAfterTraining = true;
+      densifyStatus.textContent = 'Pausing the live session; densify starts with its model as soon as it is saved…';
+      return void stopLive();
+    }
     const models = await app.api.listModels().catch(() => [] as ModelInfo[]);
     const prev = models[models.length - 1];
     const choice = (label: string, testid: string, title: string, f: () => void) =>
@@ -424,9 +430,10 @@ export function trainingPanel(app: App): HTMLElement {
         app.error(Object.assign(new Error(job.error?.message ?? 'unknown error'), { code: job.error?.code }), 'Live training');
       }
       setLiveState(liveDeclined ? 'off' : 'stopped');
-      if (densifyAfterTraining && job.state === 'done') {
+      if (densifyAfterTraining) {
         densifyAfterTraining = false;
-        void densifyNow(r?.model);
+        if (r) void densifyNow(r.model);
+        else densifyStatus.textContent = 'The live session ended without a model: densify was not started.';
       }
       return;
     }
