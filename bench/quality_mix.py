@@ -150,7 +150,14 @@ def main():
     cells = sorted(set((x[0], x[1]) for x in results))
 
     def diffs(name, task_set):
-        return [x[4] - x[5] for x in results if x[3] == name and x[0] in task_set]
+        # one value per (task, k) cell, the mean over its seeds, so a cell with more seeds does not weigh more
+        out = []
+        for t, k in cells:
+            if t in task_set:
+                v = [x[4] - x[5] for x in results if x[3] == name and x[0] == t and x[1] == k]
+                if v:
+                    out.append(float(np.mean(v)))
+        return out
 
     print(f'runs: {len(results) // len(names)}; cells (task, k): {cells}\n')
     print('| candidate | ' + ' | '.join(f'{t} k={k}' for t, k in cells) + ' | mean IoU − RF | worst cell mean − RF |')
