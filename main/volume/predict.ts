@@ -150,12 +150,67 @@ export interface PredictResult {
   tilesPredicted: number;
 }
 
-const FLIPS: [boolean, boolean, boolean][] = [
+/** the test-time flips (z, y, x): identity first, so `FLIPS.slice(0, 1)` is no flip */
+export const FLIPS: [boolean, boolean, boolean][] = [
   [false, false, false],
   [false, false, true],
   [false, true, false],
   [false, true, true],
 ];
+
+/** Where a tile's valid output is added: value (k, z, y, x) goes to data[k*k + z*z + y*y + base + x]. */
+export interface TileTarget {
+  data: Float32Array;
+  k: number;
+  z: number;
+  y: number;
+  base: number;
+}
+
+/**
+ * Predicts one tile (input flipped by `flip`) and adds the valid `size` = [depth, h, w] corner of its output,
+ * flipped back, into `into`. `at` (z, y, x of the tile's output) only names the tile in errors.
+ */
+export async function addTilePrediction(
+  model: Model,
+  src: ImageSource,
+  tileOrigin: Vec3,
+  plan: TilePlan,
+  flip: [boolean, boolean, boolean],
+  K: number,
+  at: Vec3,
+  size: Vec3,
+  into: TileTarget,
+): Promise<void> {
+  const input = extractTile(src, tileOrigin, plan.in, flip);
+  let out: Float32Array;
+  try {
+    out = await model.predict(input, [1, src.channels, ...plan.in]);
+  } catch (e) {
+    throw new SliceformError(
+      'engine',
+      `prediction of tile at z=${at[0]}, y=${at[1]}, x=${at[2]} (input ${plan.in.join('x')}) failed: ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
+  const [oD, oH, oW] = plan.out;
+  if (out.length !== K * oD * oH * oW)
+    throw new SliceformError('engine', `model returned ${out.length} values for a ${plan.out.join('x')} output with ${K} classes`);
+  const [depth, h, w] = size;
+  const t = into.data;
+  for (let k = 0; k < K; k++) {
+    for (let z = 0; z < depth; z++) {
+      const tz = flip[0] ? oD - 1 - z : z;
+      for (let y = 0; y < h; y++) {
+        const ty = flip[1] ? oH - 1 - y : y;
+        const ib = ((k * oD + tz) * oH + ty) * oW;
+        const ob = k * into.k + z * into.z + y * into.y + into.base;
+        if (flip[2]) for (let x = 0; x < w; x++) t[ob + x]! += out[ib + oW - 1 - x]!;
+        else for (let x = 0; x < w; x++) t[ob + x]! += out[ib + x]!;
+      }
+    }
+  }
+}
 
 /**
  * Predicts the region [origin, origin+shape) of a source tile by tile, in z-rows, calling `onSlab` for each
@@ -170,7 +225,6 @@ export async function predictRegion(
   onSlab: (slab: Slab) => void | Promise<void>,
 ): Promise<PredictResult> {
   const K = opts.numClasses;
-  const C = src.channels;
   const plan = planTiles(
     shape,
     { levels: opts.levels, padding: opts.padding },
@@ -197,38 +251,13 @@ export async function predictRegion(
         ];
         for (const flip of flips) {
           if (opts.signal?.aborted) throw new CancelledError('prediction cancelled');
-          const input = extractTile(src, tileOrigin, plan.in, flip);
-          let out: Float32Array;
-          try {
-            out = await model.predict(input, [1, C, ...plan.in]);
-          } catch (e) {
-            throw new SliceformError(
-              'engine',
-              `prediction of tile at z=${z0}, y=${y0}, x=${x0} (input ${plan.in.join('x')}) failed: ${(e as Error).message}`,
-              { cause: e },
-            );
-          }
-          const on = oD * oH * oW;
-          if (out.length !== K * on)
-            throw new SliceformError(
-              'engine',
-              `model returned ${out.length} values for a ${plan.out.join('x')} output with ${K} classes`,
-            );
-          // accumulate the valid part (flipped back)
-          const h = Math.min(oH, shape[1] - y0);
-          const w = Math.min(oW, shape[2] - x0);
-          for (let k = 0; k < K; k++) {
-            for (let z = 0; z < depth; z++) {
-              const tz = flip[0] ? oD - 1 - z : z;
-              for (let y = 0; y < h; y++) {
-                const ty = flip[1] ? oH - 1 - y : y;
-                const ib = ((k * oD + tz) * oH + ty) * oW;
-                const ob = k * slabN + (z * RY + y0 + y) * RX + x0;
-                if (flip[2]) for (let x = 0; x < w; x++) probs[ob + x]! += out[ib + oW - 1 - x]!;
-                else for (let x = 0; x < w; x++) probs[ob + x]! += out[ib + x]!;
-              }
-            }
-          }
+          await addTilePrediction(model, src, tileOrigin, plan, flip, K, [z0, y0, x0], [depth, Math.min(oH, shape[1] - y0), Math.min(oW, shape[2] - x0)], {
+            data: probs,
+            k: slabN,
+            z: RY * RX,
+            y: RX,
+            base: y0 * RX + x0,
+          });
           done++;
           const fraction = done / total;
           opts.onProgress?.({

@@ -16,8 +16,9 @@ import { CancelledError, SliceformError } from '../common/errors.js';
 import { EtaEstimator } from '../common/progress.js';
 import { mirroredRange } from './mirror.js';
 import {
+  addTilePrediction,
   decideInto,
-  extractTile,
+  FLIPS,
   type ImageSource,
   type PredictOptions,
   type PredictResult,
@@ -47,13 +48,6 @@ export interface StreamPredictOptions extends Omit<PredictOptions, 'mix'> {
    */
   mix?: { weight: number; slab(z0: number, depth: number): Promise<Float32Array> };
 }
-
-const FLIPS: [boolean, boolean, boolean][] = [
-  [false, false, false],
-  [false, false, true],
-  [false, true, false],
-  [false, true, true],
-];
 
 /** The plan predictRegion uses for a whole volume of this shape (streamed and in-memory paths share it). */
 export function streamPlan(shape: Vec3, o: Pick<PredictOptions, 'levels' | 'padding' | 'maxTileInputVoxels' | 'maxTileOutput'>): TilePlan {
@@ -121,7 +115,6 @@ export async function predictStreamed(
   let probs: Float32Array | undefined;
   let mixData: Float32Array | undefined;
   let depth = 0;
-  const on = oD * oH * oW;
   for (let ri = 0; ri < rows.length; ri++) {
     const { z0, y0 } = rows[ri]!;
     const { box, data } = await next!;
@@ -157,31 +150,7 @@ export async function predictStreamed(
       const tileOrigin: Vec3 = [z0 - bD, y0 - bH, x0 - bW];
       for (const flip of flips) {
         if (opts.signal?.aborted) throw new CancelledError('prediction cancelled');
-        const input = extractTile(src, tileOrigin, plan.in, flip);
-        let out: Float32Array;
-        try {
-          out = await model.predict(input, [1, C, ...plan.in]);
-        } catch (e) {
-          throw new SliceformError(
-            'engine',
-            `prediction of tile at z=${z0}, y=${y0}, x=${x0} (input ${plan.in.join('x')}) failed: ${(e as Error).message}`,
-            { cause: e },
-          );
-        }
-        if (out.length !== K * on)
-          throw new SliceformError('engine', `model returned ${out.length} values for a ${plan.out.join('x')} output with ${K} classes`);
-        for (let k = 0; k < K; k++) {
-          for (let z = 0; z < depth; z++) {
-            const tz = flip[0] ? oD - 1 - z : z;
-            for (let y = 0; y < h; y++) {
-              const ty = flip[1] ? oH - 1 - y : y;
-              const ib = ((k * oD + tz) * oH + ty) * oW;
-              const ob = k * tn + (z * h + y) * w;
-              if (flip[2]) for (let x = 0; x < w; x++) tp[ob + x]! += out[ib + oW - 1 - x]!;
-              else for (let x = 0; x < w; x++) tp[ob + x]! += out[ib + x]!;
-            }
-          }
-        }
+        await addTilePrediction(model, src, tileOrigin, plan, flip, K, [z0, y0, x0], [depth, h, w], { data: tp, k: tn, z: h * w, y: w, base: 0 });
         done++;
         const fraction = done / total;
         opts.onProgress?.({ fraction, etaSeconds: eta.eta(fraction), stage: 'predicting', details: { tile: done, tiles: total } });
