@@ -1,6 +1,7 @@
 import type { Command } from '../command.js';
 import { strOpt } from '../command.js';
 import { SliceformError } from '../../common/errors.js';
+import type { Spacing } from '../../common/volume.js';
 import { readVolume } from '../../io/index.js';
 import { openRegionSource } from '../../io/regions.js';
 import { isZarrPath } from '../../io/zarr/reader.js';
@@ -110,14 +111,7 @@ const segment: Command = {
           const info = source.info;
           const warnings = info.metadata.warnings;
           if (Array.isArray(warnings)) for (const w of warnings) io.err(`warning: ${String(w)}`);
-          if (info.shape.c !== manifest.net.inChannels)
-            throw new SliceformError('bad-input', `the model expects ${manifest.net.inChannels} channel(s), the stack has ${info.shape.c}`, { file: input });
-          const sp = manifest.spacing;
-          for (const a of ['x', 'y', 'z'] as const) {
-            const r = info.spacing[a] / sp[a];
-            if (info.spacing.unit === sp.unit && (r > 1.25 || r < 0.8))
-              io.err(`warning: ${input}: ${a} spacing ${info.spacing[a]} ${info.spacing.unit} differs from the training spacing ${sp[a]} by more than 25 %`);
-          }
+          checkStackForModel(info, manifest, input, (l) => io.err(l));
           const bar = cliProgress(io);
           const t0 = Date.now();
           const res = await segmentSourceToFiles(model, source, {
@@ -158,16 +152,7 @@ const segment: Command = {
       }
       const image = await readVolume(input, { dataset: strOpt(v, 'dataset'), signal, onWarning: (w) => io.err(`warning: ${w}`) });
       assertFiniteImage(image, input);
-      if (image.shape.c !== manifest.net.inChannels) {
-        throw new SliceformError('bad-input', `the model expects ${manifest.net.inChannels} channel(s), the stack has ${image.shape.c}`, { file: input });
-      }
-      const sp = manifest.spacing;
-      for (const a of ['x', 'y', 'z'] as const) {
-        const r = image.spacing[a] / sp[a];
-        if (image.spacing.unit === sp.unit && (r > 1.25 || r < 0.8)) {
-          io.err(`warning: ${input}: ${a} spacing ${image.spacing[a]} ${image.spacing.unit} differs from the training spacing ${sp[a]} by more than 25 %`);
-        }
-      }
+      checkStackForModel(image, manifest, input, (l) => io.err(l));
       const bar = cliProgress(io);
       const t0 = Date.now();
       const res = await segmentToFiles(model, image, {
@@ -203,5 +188,22 @@ const segment: Command = {
     }
   },
 };
+
+/** The stack fits the model: its channel count (else bad-input), and a warning when a voxel size differs by > 25 %. */
+function checkStackForModel(
+  stack: { shape: { c: number }; spacing: Spacing },
+  manifest: { net: { inChannels: number }; spacing: Spacing },
+  input: string,
+  warn: (line: string) => void,
+): void {
+  if (stack.shape.c !== manifest.net.inChannels)
+    throw new SliceformError('bad-input', `the model expects ${manifest.net.inChannels} channel(s), the stack has ${stack.shape.c}`, { file: input });
+  const sp = manifest.spacing;
+  for (const a of ['x', 'y', 'z'] as const) {
+    const r = stack.spacing[a] / sp[a];
+    if (stack.spacing.unit === sp.unit && (r > 1.25 || r < 0.8))
+      warn(`warning: ${input}: ${a} spacing ${stack.spacing[a]} ${stack.spacing.unit} differs from the training spacing ${sp[a]} by more than 25 %`);
+  }
+}
 
 export default segment;
