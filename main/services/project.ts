@@ -131,8 +131,8 @@ export async function readProjectFile(dir: string): Promise<ProjectFile> {
   return r.data;
 }
 
-/** Reads a stored label layer; null when the file does not exist. Checks the voxel count. */
-export async function readLayer(path: string, voxels: number): Promise<Uint8Array | null> {
+/** A gzipped label file's bytes; null when the file does not exist, bad-input naming it when it does not inflate. */
+async function readGunzipped(path: string): Promise<Buffer | null> {
   let buf: Buffer;
   try {
     buf = await readFile(path);
@@ -140,31 +140,25 @@ export async function readLayer(path: string, voxels: number): Promise<Uint8Arra
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw e;
   }
-  let raw: Buffer;
   try {
-    raw = await gunz(buf);
+    return await gunz(buf);
   } catch (e) {
     throw new ApiError('bad-input', `${path}: label file is corrupt (${(e as Error).message})`, { file: path });
   }
+}
+
+/** Reads a stored label layer; null when the file does not exist. Checks the voxel count. */
+export async function readLayer(path: string, voxels: number): Promise<Uint8Array | null> {
+  const raw = await readGunzipped(path);
+  if (raw === null) return null;
   if (raw.length !== voxels) throw new ApiError('bad-input', `${path}: label file has ${raw.length} voxels, the volume has ${voxels}`, { file: path });
   return new Uint8Array(raw.buffer, raw.byteOffset, raw.length);
 }
 
 /** Reads a stored sparse annotation (out-of-core volumes); null when the file does not exist. */
 export async function readSparseLayer(path: string, dims: { x: number; y: number; z: number }): Promise<SparseLabels | null> {
-  let buf: Buffer;
-  try {
-    buf = await readFile(path);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw e;
-  }
-  let raw: Buffer;
-  try {
-    raw = await gunz(buf);
-  } catch (e) {
-    throw new ApiError('bad-input', `${path}: label file is corrupt (${(e as Error).message})`, { file: path });
-  }
+  const raw = await readGunzipped(path);
+  if (raw === null) return null;
   return SparseLabels.deserialize(new Uint8Array(raw.buffer, raw.byteOffset, raw.length), dims, path);
 }
 
