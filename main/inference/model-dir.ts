@@ -73,7 +73,11 @@ export interface ModelManifest {
    */
   /** how the recipe predicts (the decision was fitted that way): test-time flip averaging */
   prediction?: { testTimeFlips: boolean };
-  ensemble?: { kind: 'forest'; file: string; weight: number; features: Record<string, unknown>; candidates?: { weight: number; estimate: number | null }[] };
+  /**
+   * `resolution`: the grid the forest's features and fit are at, 'full' (the stack's) or 'working' (the
+   * network's; absent in folders written before it was recorded, which are read and mixed as before)
+   */
+  ensemble?: { kind: 'forest'; file: string; weight: number; features: Record<string, unknown>; resolution?: 'working' | 'full'; candidates?: { weight: number; estimate: number | null }[] };
   /** the recipe's held-out estimate of the IoU (main/pipeline/recipe.ts heldOutReport); iou null with a reason */
   heldOut?: HeldOutRecord;
   calibration?: { mode: string; decisionWeights: number[]; voxels: number; paintedFractions: number[]; predictedFractionsArgmax: number[]; predictedFractions: number[] };
@@ -133,6 +137,8 @@ export async function readModelManifest(dir: string): Promise<ModelManifest> {
     if (e?.kind !== 'forest' || typeof e.file !== 'string' || /[\\/]/.test(e.file) || !(typeof e.weight === 'number' && e.weight >= 0 && e.weight <= 1)) {
       throw new SliceformError('bad-input', 'model.json: ensemble must name a forest file in the folder and a weight in 0..1', { file: path });
     }
+    if (e.resolution !== undefined && e.resolution !== 'working' && e.resolution !== 'full')
+      throw new SliceformError('bad-input', `model.json: ensemble.resolution must be "working" or "full", got ${JSON.stringify(e.resolution)}`, { file: path });
   }
   if (m.calibration !== undefined) {
     const w = m.calibration?.decisionWeights;

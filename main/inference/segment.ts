@@ -5,7 +5,7 @@
  */
 import type { Model } from '../common/engine.js';
 import type { Volume } from '../common/volume.js';
-import { SliceformError } from '../common/errors.js';
+import { CancelledError, SliceformError } from '../common/errors.js';
 import type { CancelSignal, ProgressCallback } from '../common/progress.js';
 import type { Normalisation } from '../volume/preprocess.js';
 import {
@@ -35,7 +35,19 @@ export interface SegmentOptions {
    * resolution (class-planar K x voxels), mixed into the network's before the decision with this weight;
    * `halo` (z-planes) is how far its features reach, so that streamed segment can feed it z-slabs
    */
-  mixer?: { weight: number; halo?: number; probabilities(workingImage: Volume, source: Volume): Float32Array };
+  mixer?: {
+    weight: number;
+    halo?: number;
+    /**
+     * the grid the second learner works on: 'working' (old model folders, the default) gives probabilities of
+     * the working-resolution image, mixed before the interpolation back to full resolution; 'full' gives them
+     * for the full-resolution image, mixed after the network's interpolation (the same at factors 1)
+     */
+    resolution?: 'working' | 'full';
+    /** streamed 'full' mixing: output planes per forest slab (default: from a 32 M-voxel budget, at least 2 halos) */
+    slabPlanes?: number;
+    probabilities(image: Volume, source: Volume): Float32Array;
+  };
   /** receives every finished z-slab in order (write it to disk here); without a sink labels are collected */
   onSlab?: (slab: Slab) => void | Promise<void>;
   /** collect the full label volume in memory (default: true when there is no onSlab) */
@@ -119,14 +131,80 @@ async function segmentDownsampled(
 }
 
 /**
+ * The full-resolution image a second learner reads: the whole volume (in memory: its features are cached with
+ * the stack), or a reader of the planes [z0, z1) (streamed segment: slabs with the features' halo).
+ */
+export type FullImage = Volume | ((z0: number, z1: number) => Promise<Volume>);
+
+/**
+ * A full-resolution mixer's class probabilities for output planes [z0, z0 + depth) (class-planar K x planes),
+ * asked for in increasing z: the whole volume's once (in memory), or slab by slab with the features' halo so
+ * that every inner voxel sees what it sees in the whole stack (streamed).
+ */
+function fullMixSource(
+  mixer: NonNullable<SegmentOptions['mixer']>,
+  image: FullImage,
+  full: Factors,
+  K: number,
+): (z0: number, depth: number) => Promise<Float32Array> {
+  const [Z, Y, X] = full;
+  const plane = Y * X;
+  const N = Z * plane;
+  if (typeof image !== 'function') {
+    let all: Float32Array | null = null;
+    return async (z0, depth) => {
+      all ??= mixer.probabilities(image, image);
+      if (all.length !== K * N)
+        throw new SliceformError('internal', `the second learner gave ${all.length} probabilities for ${K * N}`);
+      const out = new Float32Array(K * depth * plane);
+      for (let k = 0; k < K; k++) out.set(all.subarray(k * N + z0 * plane, k * N + (z0 + depth) * plane), k * depth * plane);
+      return out;
+    };
+  }
+  const h = mixer.halo ?? 40;
+  const D = Math.max(1, mixer.slabPlanes ?? Math.max(2 * h, Math.floor(32_000_000 / plane)));
+  let c0 = 0;
+  let c1 = 0;
+  let chunk: Float32Array | null = null;
+  return async (z0, depth) => {
+    const out = new Float32Array(K * depth * plane);
+    for (let z = z0; z < z0 + depth; ) {
+      if (!chunk || z < c0 || z >= c1) {
+        c0 = z;
+        c1 = Math.min(Z, z + D);
+        const a = Math.max(0, c0 - h);
+        const b = Math.min(Z, c1 + h);
+        const vol = await image(a, b);
+        const p = mixer.probabilities(vol, vol);
+        const n = (b - a) * plane;
+        if (p.length !== K * n)
+          throw new SliceformError('internal', `the second learner gave ${p.length} probabilities for ${K * n}`);
+        const m = (c1 - c0) * plane;
+        chunk = new Float32Array(K * m);
+        for (let k = 0; k < K; k++) chunk.set(p.subarray(k * n + (c0 - a) * plane, k * n + (c0 - a) * plane + m), k * m);
+      }
+      const e = Math.min(z0 + depth, c1);
+      const m = (c1 - c0) * plane;
+      for (let k = 0; k < K; k++)
+        out.set(chunk.subarray(k * m + (z - c0) * plane, k * m + (e - c0) * plane), k * depth * plane + (z - z0) * plane);
+      z = e;
+    }
+    return out;
+  };
+}
+
+/**
  * The downsampled path from the low-resolution image on: prediction at low resolution, the second learner,
  * then interpolation back to the full grid `full` ([Z, Y, X]) slab by slab, over the planes of `zRange` only
  * (a shard; `labels`, when given, hold the whole volume). Streamed segment builds `low` region by region.
+ * A working-resolution second learner is mixed into the low-resolution probabilities (`fullImage`, when a
+ * volume, is its feature cache's owner); a full-resolution one reads `fullImage` and is mixed into every
+ * interpolated slab: p = (1 - w) up(p_network) + w p_forest.
  */
 export async function predictDownsampled(
   model: Model,
   low: Volume,
-  mixerSource: Volume,
+  fullImage: FullImage,
   full: Factors,
   f: Factors,
   opts: SegmentOptions,
@@ -160,9 +238,10 @@ export async function predictDownsampled(
         lowProbs.set(slab.probabilities!.subarray(k * n, (k + 1) * n), k * lowN + slab.z0 * plane);
     },
   );
-  if (opts.mixer && opts.mixer.weight > 0) {
+  const fullMixer = opts.mixer && opts.mixer.weight > 0 && opts.mixer.resolution === 'full' ? opts.mixer : undefined;
+  if (opts.mixer && opts.mixer.weight > 0 && !fullMixer) {
     const w = opts.mixer.weight;
-    const m = opts.mixer.probabilities(low, mixerSource);
+    const m = opts.mixer.probabilities(low, typeof fullImage === 'function' ? low : fullImage);
     if (m.length !== lowProbs.length)
       throw new SliceformError(
         'internal',
@@ -174,10 +253,17 @@ export async function predictDownsampled(
   const [zr0, zr1] = zRange ?? [0, Z];
   const counts = new Array<number>(K + 1).fill(0);
   const step = Math.max(1, Math.min(Z, Math.floor(4_000_000 / (K * X * Y)) || 1));
+  const mixAt = fullMixer ? fullMixSource(fullMixer, fullImage, full, K) : undefined;
   for (let z0 = zr0; z0 < zr1; z0 += step) {
     const depth = Math.min(step, zr1 - z0);
     const probs = upsampleSlab(lowProbs, K, lowShape, [Z, Y, X], f, z0, depth);
     const n = depth * Y * X;
+    if (mixAt) {
+      if (opts.signal?.aborted) throw new CancelledError('prediction cancelled');
+      const w = fullMixer!.weight;
+      const m = await mixAt(z0, depth);
+      for (let i = 0; i < probs.length; i++) probs[i] = (1 - w) * probs[i]! + w * m[i]!;
+    }
     const lab = K > 255 ? new Uint16Array(n) : new Uint8Array(n);
     decideInto(probs, n, K, opts.decisionWeights, lab, counts);
     labels?.set(lab, z0 * Y * X);

@@ -77,7 +77,13 @@ export async function segmentSource(model: Model, source: RegionSource, opts: St
   const f = opts.downsample ?? [1, 1, 1];
   if (!isIdentity(f)) {
     const low = await downsampleSource(source, f, read);
-    return predictDownsampled(model, low, low, [Z, Y, X], f, opts, labels, [zr0, zr1]);
+    // a full-resolution forest member reads z-slabs of the stack with its feature halo (segment.ts fullMixSource)
+    const planes = async (a: number, b: number): Promise<Volume> => ({
+      ...info,
+      shape: { ...info.shape, z: b - a },
+      data: await read({ z0: a, z1: b, y0: 0, y1: Y, x0: 0, x1: X }),
+    });
+    return predictDownsampled(model, low, planes, [Z, Y, X], f, opts, labels, [zr0, zr1]);
   }
   const mixer = opts.mixer && opts.mixer.weight > 0 ? opts.mixer : undefined;
   const plane = X * Y;
@@ -208,7 +214,13 @@ export function estimateStreamMemory(
     parts['low-resolution image'] = C * lowN * 4;
     parts['low-resolution probabilities'] = 2 * K * lowN * 4;
     parts['upsampled slab'] = 2 * 4_000_000 * 4 + 4_000_000;
-    if (o.mixer && o.mixer.weight > 0) parts['forest member'] = K * lowN * 4 + C * lowN * 4 + 20 * C * 4 * Math.min(lowN, 4_000_000);
+    if (o.mixer && o.mixer.weight > 0 && o.mixer.resolution === 'full') {
+      // full-resolution member: a slab of planes with its halo (image, normalised copy), its probabilities and
+      // the chunk kept for the upsampled slabs, plus ~20 float features per channel over a 4 M-voxel slab
+      const h = o.mixer.halo ?? DEFAULT_MIX_HALO;
+      const planes = Math.min(Z, (o.mixer.slabPlanes ?? Math.max(2 * h, Math.floor(32_000_000 / (X * Y)))) + 2 * h);
+      parts['forest member'] = planes * X * Y * (C * (DTYPE_BYTES[info.dtype] + 4) + 2 * K * 4) + 20 * C * 4 * Math.min(planes * X * Y, 4_000_000);
+    } else if (o.mixer && o.mixer.weight > 0) parts['forest member'] = K * lowN * 4 + C * lowN * 4 + 20 * C * 4 * Math.min(lowN, 4_000_000);
   }
   if (o.collect) parts['collected labels'] = X * Y * Z;
   const memoryBytes = Object.values(parts).reduce((a, b) => a + b, 0);

@@ -31,6 +31,7 @@ export const RECIPE_OPTIONS = {
   validation: { type: 'string' },
   'validation-at': { type: 'string' },
   ensemble: { type: 'string' },
+  'forest-resolution': { type: 'string' },
 } as const;
 
 /** Help lines of the recipe's options (the same in every command). */
@@ -65,6 +66,8 @@ export function recipeUsage(defaultMinutes: number): string {
   --ensemble E           forest (default): mix a random forest on multiscale features, fitted on the same paint,
                          into the network's probabilities (weight 0.5; chosen on held-out paint with
                          --validation blocks) | none
+  --forest-resolution R  full (default): the forest's features, fit and mix at the stack's full resolution
+                         (after the network's interpolation) | working: at the network's working resolution
   --no-flips             predict without test-time flip averaging (4x faster prediction)`;
 }
 
@@ -125,6 +128,7 @@ export function recipeFromValues(values: Record<string, unknown>, defaultMinutes
         validation: str(values, 'validation') as RecipeSettings['validation'] | undefined,
         validationAt: num(values, 'validation-at'),
         ensemble: str(values, 'ensemble') as RecipeSettings['ensemble'] | undefined,
+        forestResolution: str(values, 'forest-resolution') as RecipeSettings['forestResolution'] | undefined,
       },
       availableParallelism(),
     );

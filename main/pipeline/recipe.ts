@@ -31,6 +31,7 @@ import {
   type Factors,
 } from '../volume/resample.js';
 import { decideInto, predictRegion, sourceFromVolume } from '../volume/predict.js';
+import type { SegmentOptions } from '../inference/segment.js';
 import type { Vec3 } from '../volume/tiling.js';
 import { fitCalibration, type Calibration } from './calibration.js';
 import { paintedPlanes, splitBlocks, type BlockSplit } from './holdout.js';
@@ -67,6 +68,8 @@ export interface RecipePlan {
   holdout: RecipeSettings['holdout'];
   validation: RecipeSettings['validation'];
   ensemble: RecipeSettings['ensemble'];
+  /** the forest member's grid: 'full' (fit, features and mix at the stack's resolution) or 'working' */
+  forestResolution: RecipeSettings['forestResolution'];
 }
 
 /** Network, optimiser, working resolution and tiles for these settings and data. Pure. */
@@ -104,6 +107,7 @@ export function planRecipe(images: Volume[], numClasses: number, s: RecipeSettin
     holdout: s.holdout,
     validation: s.validation,
     ensemble: s.ensemble,
+    forestResolution: s.forestResolution,
   };
 }
 
@@ -131,6 +135,11 @@ export interface RecipeHooks {
   numClasses?: number;
   /** warm start: continue from this model folder (weights, optimizer state, normalisation, iteration count) */
   initFrom?: string;
+  /**
+   * the normalisation (at the working resolution) when the pairs are crops of a bigger volume: its whole-volume
+   * statistics (main/inference/source-stats.ts), not the crops'
+   */
+  normalisation?: Normalisation;
   /** a live session (pipeline/live.ts): trains until stopped, label changes between steps, previews */
   live?: RecipeLive;
   /** the label volumes (working resolution) the training samples are drawn from, whenever they are set (tests) */
@@ -152,6 +161,11 @@ export interface TrainedRecipe {
 
 export interface EnsembleMember {
   forest: Forest;
+  /**
+   * the grid it was fitted on and is mixed at: 'full' = the stack's (mixed after the network's interpolation),
+   * 'working' = the network's (mixed before it)
+   */
+  resolution: 'full' | 'working';
   /** p = (1 - weight) p_network + weight p_forest */
   weight: number;
   /** the weights tried and their held-out estimates */
@@ -169,6 +183,25 @@ function featureCacheKey(source: Volume, f: Factors, norm: Normalisation): Featu
 
 function factorsOf(m: TrainedRecipe | ModelManifest): Factors {
   return 'plan' in m ? m.plan.downsample : m.downsample;
+}
+
+/**
+ * The full-resolution paint without the held-out blocks: a voxel is held out when its working-resolution voxel
+ * is (every painted full-resolution voxel lies in a painted working-resolution voxel: labels are downsampled by
+ * the majority of the annotated voxels of a block).
+ */
+export function fullResPaint(full: Volume, heldOutLow: ArrayLike<number>, f: Factors): Uint16Array {
+  const { x: X, y: Y, z: Z } = full.shape;
+  const [fz, fy, fx] = f;
+  const oy = Math.ceil(Y / fy);
+  const ox = Math.ceil(X / fx);
+  const out = Uint16Array.from(full.data as ArrayLike<number>);
+  for (let z = 0, i = 0; z < Z; z++)
+    for (let y = 0; y < Y; y++) {
+      const row = (Math.floor(z / fz) * oy + Math.floor(y / fy)) * ox;
+      for (let x = 0; x < X; x++, i++) if (out[i] && heldOutLow[row + Math.floor(x / fx)]) out[i] = 0;
+    }
+  return out;
 }
 
 /** A working-resolution image normalised as the network sees it. */
@@ -293,11 +326,27 @@ export async function trainRecipe(
     hooks.log?.(
       `self-validation: ${heldOutVoxels} painted voxels in ${heldOutBlocks} held-out blocks (not trained on${early ? ` for the first ${s.validationAt * 100} % of training` : ''})`,
     );
-  // the forest is fitted on the same working-resolution images the network sees, features cached per stack
-  const forestImages = () => low.map((x) => normalisedImage(x.image, trained0.normalisation!));
-  const caches = () => pairs.map((x) => featureCacheKey(x.image, f, trained0.normalisation!));
+  // the forest is fitted on the same images the network sees, normalised the same way, features cached per
+  // stack: at full resolution on the full-resolution paint ('full', the default), else at the working resolution
+  const fullForest = plan.forestResolution === 'full' && !isIdentity(f);
+  const forestImages = () =>
+    fullForest
+      ? pairs.map((x) => normalisedImage(x.image, trained0.normalisation!))
+      : low.map((x) => normalisedImage(x.image, trained0.normalisation!));
+  const caches = () => pairs.map((x) => featureCacheKey(x.image, fullForest ? [1, 1, 1] : f, trained0.normalisation!));
+  /** the forest's training paint for working-resolution label sets of the recipe (all paint, or without the held-out blocks) */
+  const forestPaint = (heldOut: boolean): ArrayLike<number>[] =>
+    fullForest
+      ? pairs.map((x, i) => (heldOut ? fullResPaint(x.labels, split![i]!.heldOut, f) : x.labels.data))
+      : heldOut
+        ? trainPairs.map((x) => x.labels.data)
+        : low.map((x) => x.labels.data);
   const trained0: { normalisation: Normalisation | null } = { normalisation: null };
-  /** the forest fitted on `labelSets`, its probabilities at the voxels of `at` (class-planar K x n) */
+  /**
+   * the forest fitted on `labelSets` (forestPaint), its probabilities at the working-resolution voxels of `at`
+   * (class-planar K x n); a full-resolution forest's are box-averaged to the working grid there (what the
+   * held-out scoring and the 'blocks' weight choice see; the product mixes them at full resolution)
+   */
   const forestAt = (labelSets: ArrayLike<number>[], at: { vol: Uint16Array; idx: Uint32Array; l: Uint8Array }) => {
     const images = forestImages();
     const cs = caches();
@@ -306,7 +355,12 @@ export async function trainRecipe(
     const q = new Float32Array(K * n);
     for (let v = 0; v < images.length && n > 0; v++) {
       if (!at.vol.includes(v)) continue;
-      const full = forestProbabilities(images[v]!, forest, ENSEMBLE_FEATURES, undefined, cs[v]);
+      let full = forestProbabilities(images[v]!, forest, ENSEMBLE_FEATURES, undefined, cs[v]);
+      if (fullForest) {
+        const im = pairs[v]!.image;
+        full = downsampleVolume({ ...im, dtype: 'float32', shape: { ...im.shape, c: K }, data: full }, f)
+          .data as Float32Array;
+      }
       const N = full.length / K;
       for (let j = 0; j < n; j++)
         if (at.vol[j] === v) for (let k = 0; k < K; k++) q[k * n + j] = full[k * N + at.idx[j]!]!;
@@ -355,7 +409,7 @@ export async function trainRecipe(
     const network = foregroundIoU(decide(netHeld.p, netHeld.n, K, argmaxWeights), netHeld.l, K);
     const p =
       plan.ensemble !== 'none'
-        ? mix(at.p, forestAt(trainPairs.map((x) => x.labels.data), at).q, DEFAULT_ENSEMBLE_WEIGHT)
+        ? mix(at.p, forestAt(forestPaint(true), at).q, DEFAULT_ENSEMBLE_WEIGHT)
         : at.p;
     const h = pick(p, 1);
     let w = argmaxWeights;
@@ -430,6 +484,7 @@ export async function trainRecipe(
     onStep: hooks.onStep,
     onTrainLabels: hooks.onTrainLabels,
     ...(init ? { init } : {}),
+    ...(hooks.normalisation ? { normalisation: hooks.normalisation } : {}),
     // a live session trains until stopped at a constant learning rate (there is no budget to decay over)
     ...(live ? { live, schedule: 'constant' as const } : {}),
     ...(early
@@ -437,8 +492,6 @@ export async function trainRecipe(
       : {}),
   });
   trained0.normalisation = trained.normalisation;
-  // what the final model learnt from: all the paint, except with 'blocks'
-  const finalLabels = useHeldOut ? trainPairs.map((x) => x.labels.data) : low.map((x) => x.labels.data);
   let calibration: Calibration;
   let ensemble: EnsembleMember | null = null;
   let selfValidation: SelfValidation = {
@@ -490,7 +543,8 @@ export async function trainRecipe(
     const l = at.l;
     if (plan.ensemble !== 'none') {
       const t0 = Date.now();
-      const { forest, q } = forestAt(finalLabels, at);
+      // what the final model learnt from: all the paint, except with 'blocks'
+      const { forest, q } = forestAt(forestPaint(useHeldOut), at);
       const n = l.length;
       const candidates = (useHeldOut ? [0, 0.25, 0.5, 0.75, 1] : [DEFAULT_ENSEMBLE_WEIGHT]).map((w) => {
         const m = mix(p, q, w);
@@ -499,9 +553,10 @@ export async function trainRecipe(
       });
       let best = candidates[0]!;
       for (const c of candidates) if ((c.estimate ?? -1) > (best.estimate ?? -1) + 1e-9) best = c;
-      ensemble = { forest, weight: best.weight, candidates, seconds: (Date.now() - t0) / 1000 };
+      const resolution = plan.forestResolution;
+      ensemble = { forest, resolution, weight: best.weight, candidates, seconds: (Date.now() - t0) / 1000 };
       hooks.log?.(
-        `forest member: ${forest.roots.length} trees in ${ensemble.seconds.toFixed(1)} s; mixing weight ${best.weight}${useHeldOut ? ` chosen on the held-out blocks (${candidates.map((c) => `${c.weight}: ${c.estimate?.toFixed(3)}`).join(', ')})` : ' (default)'}`,
+        `forest member (${resolution} resolution): ${forest.roots.length} trees in ${ensemble.seconds.toFixed(1)} s; mixing weight ${best.weight}${useHeldOut ? ` chosen on the held-out blocks (${candidates.map((c) => `${c.weight}: ${c.estimate?.toFixed(3)}`).join(', ')})` : ' (default)'}`,
       );
       p = mix(p, q, best.weight);
     }
@@ -664,6 +719,7 @@ export function manifestFor(
             file: FOREST_FILE,
             weight: t.ensemble.weight,
             features: { ...ENSEMBLE_FEATURES },
+            resolution: t.ensemble.resolution,
             candidates: t.ensemble.candidates,
           },
         }
@@ -687,7 +743,7 @@ export interface RecipeSegmentOptions {
   normalisation: Normalisation;
   downsample: Factors;
   decisionWeights?: number[];
-  mixer?: { weight: number; probabilities(workingImage: Volume, source: Volume): Float32Array };
+  mixer?: NonNullable<SegmentOptions['mixer']>;
   /** test-time flip averaging, as the decision was fitted with */
   testTimeFlips: boolean;
 }
@@ -701,19 +757,22 @@ export function segmentOptionsFor(
   forest?: Forest | null,
 ): RecipeSegmentOptions {
   const norm = m.normalisation;
+  // model folders written before the resolution was recorded have a working-resolution forest
+  const resolution = m.ensemble?.resolution ?? 'working';
   const mixer = (f: Forest | null | undefined, weight: number) =>
     f && weight > 0
       ? {
           mixer: {
             weight,
             halo: featureHalo(ENSEMBLE_FEATURES),
+            resolution,
             probabilities: (img: Volume, source: Volume) =>
               forestProbabilities(
                 normalisedImage(img, norm),
                 f,
                 ENSEMBLE_FEATURES,
                 undefined,
-                featureCacheKey(source, factorsOf(m), norm),
+                featureCacheKey(source, resolution === 'full' ? [1, 1, 1] : factorsOf(m), norm),
               ),
           },
         }

@@ -65,6 +65,13 @@ export interface RecipeSettings {
    * network's probabilities, its weight chosen on the held-out blocks; 'none' = the network alone
    */
   ensemble: 'forest' | 'none';
+  /**
+   * the grid of the forest member: 'full' (default) fits it on the full-resolution paint with full-resolution
+   * features and mixes it after the network's interpolation back to full resolution; 'working' fits and mixes
+   * it at the network's working resolution (the earlier recipe). Thin membranes need 'full' (ovule 0.690 ->
+   * 0.731, nuclei within 0.003, docs/densify.md); it costs about 4x the forest's feature time
+   */
+  forestResolution: 'full' | 'working';
 }
 
 /**
@@ -86,6 +93,7 @@ export const RECIPE_DEFAULTS = {
   validation: 'early' as const,
   validationAt: 0.5,
   ensemble: 'forest' as const,
+  forestResolution: 'full' as const,
 };
 
 function check(ok: boolean, msg: string): void {
@@ -204,6 +212,10 @@ export function recipeSettings(
   check(
     s.ensemble === 'forest' || s.ensemble === 'none',
     `ensemble must be forest or none, got "${s.ensemble}"`,
+  );
+  check(
+    s.forestResolution === 'full' || s.forestResolution === 'working',
+    `forest-resolution must be full or working, got "${s.forestResolution}"`,
   );
   return s;
 }
