@@ -106,6 +106,11 @@ export interface TrainOptions {
   worker?: 'auto' | 'worker' | 'inline';
   /** continue from saved weights (see TrainInit) */
   init?: TrainInit;
+  /**
+   * the normalisation to train with instead of the pairs' statistics: the whole volume's when the pairs are
+   * crops of it (main/pipeline/crops.ts); a warm start's (init) wins
+   */
+  normalisation?: Normalisation;
   /** a live session: no budget needed (it trains until `signal`), label changes between steps (see LiveTraining) */
   live?: LiveTraining;
   signal?: CancelSignal;
@@ -222,7 +227,7 @@ export async function trainModel(engine: Engine, pairs: TrainPair[], opts: Train
   const K = net.numClasses;
   const aug = opts.augment ?? DEFAULT_AUGMENT;
   const geometry = { levels: net.levels, padding: net.padding };
-  const norm = opts.init?.normalisation ?? computeNormalisation(pairs.map((p) => p.image));
+  const norm = opts.init?.normalisation ?? opts.normalisation ?? computeNormalisation(pairs.map((p) => p.image));
 
   // volumes, annotation summaries, held-out planes
   const release = opts.release;
