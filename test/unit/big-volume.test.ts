@@ -14,7 +14,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { readVolume } from '../../main/io/index.js';
 import { assertBoxInside, type RegionBox, type RegionLevel, type RegionReadOptions, type RegionSource } from '../../main/io/region.js';
 import { allocTyped, type TypedArray, type Volume } from '../../main/common/volume.js';
-import { BigVolume, previewStep } from '../../main/services/big-volume.js';
+import { BigVolume, previewStep, SLICE_BAND_BYTES } from '../../main/services/big-volume.js';
 import { ComputeStore } from '../../main/services/compute-store.js';
 import { volumeBrick, volumeSlice } from '../../main/services/volume-data.js';
 import { DEBIAN_PYTHON, dataFile } from '../helpers/paths.js';
@@ -121,6 +121,57 @@ describe('BigVolume over a RegionSource', () => {
     await expect(big.brick()).rejects.toThrow(/out of core: a brick of 1024×1024×512 voxels at step 1 would read 1610612736 voxels.*ask for step 4/);
     const s = await big.slice('yz', 1023, 2);
     expect([s.width, s.height, s.channels, s.data.length]).toEqual([1024, 512, 1, 1024 * 512]);
+  });
+});
+
+describe('BigVolume full-resolution slices read in bands (decoded once per band)', () => {
+  it('reads consecutive slices sharing a chunk in one band, equal to the in-memory slices (real hyperstack)', async () => {
+    const v = await hyperstack();
+    // chunks 16 deep, 32×32 in-plane: a band is the slices of one chunk along the slice axis
+    const src = memorySource(v, [], [16, 32, 32]);
+    const big = await BigVolume.open(src, { previewVoxels: 20_000 });
+    const reads = () => big.bandReads;
+    const before = src.voxelsRead;
+    for (let z = 16; z < 32; z++) expect(await big.slice('xy', z)).toEqual(volumeSlice(v, 'xy', z));
+    expect(reads()).toBe(1); // z 16..31: one band
+    expect(src.voxelsRead - before).toBe(16 * 133 * 130 * 2);
+    expect(big.band('xy', 40, 2)).toEqual([32, 45]); // the last chunk is cut at the volume's end
+    expect(await big.slice('xy', 44, 1)).toEqual(volumeSlice(v, 'xy', 44, 1));
+    expect(reads()).toBe(2);
+    // yz along x (chunk 32): slices 64..95 are one band; answers asked for at once share the read
+    const got = await Promise.all([70, 64, 95, 71].map((x) => big.slice('yz', x)));
+    expect(got).toEqual([70, 64, 95, 71].map((x) => volumeSlice(v, 'yz', x)));
+    expect(reads()).toBe(3);
+    expect(await big.slice('xz', 100, 0)).toEqual(volumeSlice(v, 'xz', 100, 0));
+    expect(await big.slice('xz', 127)).toEqual(volumeSlice(v, 'xz', 127));
+    expect(reads()).toBe(5); // one channel and all channels are separate bands
+    // revisiting a slice of a band read before is a cache hit
+    expect(await big.slice('xy', 20)).toEqual(volumeSlice(v, 'xy', 20));
+    expect(reads()).toBe(5);
+  });
+
+  it('keeps a band within SLICE_BAND_BYTES and inside one chunk (the bench stack: 1024×1024×512×3 uint16, chunks 32×256×256)', async () => {
+    const shape = { x: 1024, y: 1024, z: 512, c: 3, t: 1 };
+    const src: RegionSource = {
+      info: { dtype: 'uint16', shape, spacing: { x: 1, y: 1, z: 1, unit: 'µm' }, channelNames: ['a', 'b', 'c'], format: 'zeros', source: 'zeros', timepoint: 0, metadata: {} },
+      levels: [{ factors: [1, 1, 1], shape: { x: 1024, y: 1024, z: 512 } }],
+      chunk: [32, 256, 256],
+      async read(box, o = {}) {
+        return new Uint16Array((box.x1 - box.x0) * (box.y1 - box.y0) * (box.z1 - box.z0) * (o.channels?.length ?? 3));
+      },
+      async close() {},
+    };
+    const big = await BigVolume.open(src);
+    // an xy slice is 6 MiB: 16 of them fit 96 MiB, so the 32-deep chunk is read as two bands
+    expect(SLICE_BAND_BYTES).toBe(96 * 2 ** 20);
+    expect(big.band('xy', 300, 3)).toEqual([288, 304]);
+    expect(big.band('xy', 310, 3)).toEqual([304, 320]);
+    // an xz slice is 3 MiB: 32 per band inside the 256-deep chunk; one channel (1 MiB): 96, cut at the chunk's end
+    expect(big.band('xz', 500, 3)).toEqual([480, 512]);
+    expect(big.band('xz', 500, 1)).toEqual([448, 512]);
+    expect(big.band('xz', 300, 1)).toEqual([256, 352]);
+    const s = await big.slice('xz', 500);
+    expect([s.width, s.height, s.channels, s.index]).toEqual([1024, 512, 3, 500]);
   });
 });
 
