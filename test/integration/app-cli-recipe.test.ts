@@ -145,6 +145,14 @@ describe('the app and the CLI train one recipe', () => {
     expect(a.prediction).toEqual({ testTimeFlips: true });
     expect(a.ensemble.weight).toBe(c.ensemble.weight);
     expect(a.ensemble.weight).toBe(0.5);
+    // the forest member at full resolution (issue 18 item 4): recorded, and fitted on every painted voxel of the
+    // full-resolution paint (not on the working-resolution labels, a quarter as many)
+    expect(a.ensemble.resolution).toBe('full');
+    expect(c.ensemble.resolution).toBe('full');
+    const { loadForest } = await import('../../main/pipeline/ensemble.js');
+    const forest = await loadForest(join(OUT, 'app-model', 'forest.bin'));
+    const painted = sparse.reduce((n, v) => n + (v ? 1 : 0), 0);
+    expect(forest.classCounts.reduce((x, y) => x + y, 0)).toBe(painted);
     expect(
       Buffer.compare(
         await readFile(join(OUT, 'app-model', 'forest.bin')),

@@ -201,6 +201,7 @@ const densify: Command = {
         ensemble: trained.ensemble
           ? {
               weight: trained.ensemble.weight,
+              resolution: trained.ensemble.resolution,
               candidates: trained.ensemble.candidates,
               seconds: trained.ensemble.seconds,
             }
