@@ -23,10 +23,11 @@ import {
   type Plane,
 } from './render/composite.js';
 import { deleteImage, LabelLuts, makeLabelImage, setLabelValues, type LabelImage } from './render/labels.js';
-import { CLASS_COLORS, Store, type ClassDef, type LoadedVolume } from './state.js';
+import { CLASS_COLORS, heldGrid, Store, type ClassDef, type LoadedVolume } from './state.js';
 import { LivePreview } from './live/preview.js';
 import { SliceView } from './views/slice-view.js';
 import { VolumeView } from './views/volume-view.js';
+import { heldStrokeVoxels, type PlaneMask } from './views/full-res.js';
 
 export interface PerfLog {
   /** plane render times (ms) */
@@ -75,6 +76,7 @@ export class App {
       },
       (e) => this.error(e, 'Saving the stroke'),
     );
+    this.annotator.onFullResStroke = (plane, index, crop, label) => this.paintHeld(plane, index, crop, label);
     this.luts.update(this.store.classes);
   }
 
@@ -92,10 +94,15 @@ export class App {
         if (this.perf.renders.length > 2000) this.perf.renders.splice(0, 1000);
       },
       syncTiming: () => this.syncTiming,
+      api: this.api,
+      onFullRes: () => {
+        if (this.store.showPlanesIn3D) this.view3d.requestRender(400);
+      },
+      onError: (e: unknown) => this.error(e, 'Reading the slice'),
       stroke: {
         start: (p: Plane, index: number, w: [number, number, number]) => {
           this.activePlane = p;
-          this.annotator.start(p, index, w);
+          this.annotator.start(p, index, w, this.views[p].paintTarget());
         },
         move: (w: [number, number, number]) => this.annotator.move(w),
         end: () => void this.annotator.end(),
@@ -128,6 +135,11 @@ export class App {
       this.renderSlices();
     });
     this.store.on('tool', () => this.applyTool());
+    // out of core: a stroke (or undo/redo) reached the server: the slice views' full-resolution labels again
+    // (a stroke on one plane crosses the other two views)
+    this.store.on('painted', () => {
+      if (this.store.volume?.held) for (const v of Object.values(this.views)) v.refreshLabels();
+    });
     this.preview = new LivePreview(this);
     this.preview.wire();
     this.store.on('preview', (p) => {
@@ -184,7 +196,7 @@ export class App {
       this.perf.lastLoad = { readFileMs: this.readFileMs, openMs: t1 - t0 - this.readFileMs, fetchMs: this.fetchMs, renderMs: performance.now() - t1 - this.fetchMs };
       this.store.status(
         `${info.name}: ${info.shape.x}×${info.shape.y}×${info.shape.z}, ${info.shape.c} channel(s), ${info.dtype}` +
-          (info.outOfCore ? ` · big volume (out of core): shown and painted at 1/${info.outOfCore.step}` : ''),
+          (info.outOfCore ? ` · big volume (out of core): slices at full resolution, 3D at 1/${info.outOfCore.step}` : ''),
       );
       return info;
     } catch (e) {
@@ -215,10 +227,12 @@ export class App {
     ]);
     if (generation !== this.loadGeneration) return;
     this.fetchMs = performance.now() - tFetch;
+    // out of core the page holds the 3D level (heldGrid); the cursor and the slice views are in file voxels
     const ooc = info.outOfCore;
     const step = ooc?.step ?? 1;
-    const dims = ooc ? { x: ooc.size[0], y: ooc.size[1], z: ooc.size[2] } : { x: info.shape.x, y: info.shape.y, z: info.shape.z };
-    const n = dims.x * dims.y * dims.z;
+    const dims = { x: info.shape.x, y: info.shape.y, z: info.shape.z };
+    const heldDims = ooc ? { x: ooc.size[0], y: ooc.size[1], z: ooc.size[2] } : dims;
+    const n = heldDims.x * heldDims.y * heldDims.z;
     const channels: TypedArray[] = [];
     for (let c = 0; c < brick.channels; c++) channels.push(brick.data.subarray(c * n, (c + 1) * n) as TypedArray);
     const vol: LoadedVolume = {
@@ -227,9 +241,9 @@ export class App {
       source: info.source,
       dims,
       channels,
-      spacing: { ...info.spacing, x: info.spacing.x * step, y: info.spacing.y * step, z: info.spacing.z * step },
+      spacing: { ...info.spacing },
       dtype: info.dtype,
-      ...(ooc ? { step } : {}),
+      ...(ooc ? { held: { dims: heldDims, step, spacing: { ...info.spacing, x: info.spacing.x * step, y: info.spacing.y * step, z: info.spacing.z * step } } } : {}),
     };
     const st = this.store;
     const channelDisplays = channels.map((data, c) => {
@@ -247,13 +261,14 @@ export class App {
       } satisfies ChannelDisplay;
     });
     if (classes && classes.length) this.setClassesFromApi(classes);
-    const spacing: [number, number, number] = [vol.spacing.x, vol.spacing.y, vol.spacing.z];
+    const held = heldGrid(vol);
+    const spacing: [number, number, number] = [held.spacing.x, held.spacing.y, held.spacing.z];
     // Replace, then delete (VolView's habit): the new label images go to every holder (paint filter, slice
     // mappers, 3D) before the old ones are deleted, so no view ever holds a deleted vtk object.
     const oldImages = [this.annotationImg, this.predictionImg];
-    this.annotationImg = makeLabelImage(vol.dims, spacing, ann.data.slice());
+    this.annotationImg = makeLabelImage(held.dims, spacing, ann.data.slice());
     const predData = pred?.data;
-    this.predictionImg = predData && predData.some((v) => v !== 0) ? makeLabelImage(vol.dims, spacing, predData.slice()) : null;
+    this.predictionImg = predData && predData.some((v) => v !== 0) ? makeLabelImage(held.dims, spacing, predData.slice()) : null;
     st.volume = vol;
     st.channels = channelDisplays;
     st.strokes = [];
@@ -367,10 +382,11 @@ export class App {
       try {
         const data = await this.api.getLabelVolume({ volumeId: vol.id, layer });
         if (this.store.volume !== vol) return;
-        const spacing: [number, number, number] = [vol.spacing.x, vol.spacing.y, vol.spacing.z];
+        const held = heldGrid(vol);
+        const spacing: [number, number, number] = [held.spacing.x, held.spacing.y, held.spacing.z];
         if (layer === 'annotation') {
           if (this.annotationImg) setLabelValues(this.annotationImg, data.data);
-          else this.annotationImg = makeLabelImage(vol.dims, spacing, data.data.slice());
+          else this.annotationImg = makeLabelImage(held.dims, spacing, data.data.slice());
         }
         let retired: LabelImage | null = null;
         if (layer === 'prediction') {
@@ -380,10 +396,13 @@ export class App {
             retired = this.predictionImg;
             this.predictionImg = null;
           } else if (this.predictionImg) setLabelValues(this.predictionImg, data.data);
-          else this.predictionImg = makeLabelImage(vol.dims, spacing, data.data.slice());
+          else this.predictionImg = makeLabelImage(held.dims, spacing, data.data.slice());
           this.store.prediction = this.predictionImg ? (this.predictionImg.getPointData().getScalars().getData() as Uint8Array) : null;
         }
-        for (const v of Object.values(this.views)) v.attachLabels();
+        for (const v of Object.values(this.views)) {
+          v.attachLabels();
+          v.refreshLabels(); // out of core: the shown file slices' labels at full resolution
+        }
         this.view3d.setLabels(this.labels3D());
         deleteImage(retired);
         this.store.emit('labels', layer);
@@ -439,8 +458,9 @@ export class App {
     const vol = this.store.volume;
     const retired = values ? null : this.objectsImg;
     if (values && vol) {
+      const held = heldGrid(vol);
       if (this.objectsImg) setLabelValues(this.objectsImg, values);
-      else this.objectsImg = makeLabelImage(vol.dims, [vol.spacing.x, vol.spacing.y, vol.spacing.z], values);
+      else this.objectsImg = makeLabelImage(held.dims, [held.spacing.x, held.spacing.y, held.spacing.z], values);
       this.objectClasses = palette;
     } else {
       this.objectsImg = null;
@@ -530,11 +550,38 @@ export class App {
     this.store.emit('tool', this.store.tool);
   }
 
+  /**
+   * Out of core: a stroke painted at full resolution on file slice `index` also lands on the page's 3D-level
+   * annotation (what 3D shows): the level holds every step-th file voxel, so the stroke's voxels on that grid.
+   */
+  paintHeld(plane: Plane, index: number, crop: PlaneMask, label: number): void {
+    const v = this.store.volume;
+    const img = this.annotationImg;
+    if (!v?.held || !img) return;
+    const at = heldStrokeVoxels(plane, index, crop, v.held);
+    if (!at.length) return;
+    const data = img.getPointData().getScalars().getData() as Uint8Array;
+    for (const i of at) data[i] = label;
+    img.getPointData().getScalars().modified();
+    img.modified();
+    this.view3d.setLabels(this.labels3D());
+  }
+
   /** Voxel values under a voxel position: per channel, plus labels. */
   valuesAt(x: number, y: number, z: number): { channels: number[]; annotation: number; prediction: number | null } | null {
     const v = this.store.volume;
     if (!v) return null;
     if (x < 0 || y < 0 || z < 0 || x >= v.dims.x || y >= v.dims.y || z >= v.dims.z) return null;
+    if (v.held) {
+      // out of core: from a slice view holding that voxel's slice at full resolution, else the 3D level's voxel
+      for (const p of PLANES) {
+        const got = this.views[p].fullValuesAt([x, y, z]);
+        if (got) return got;
+      }
+      const { dims: d, step: k } = v.held;
+      const j = (Math.min(d.z - 1, Math.floor(z / k)) * d.y + Math.min(d.y - 1, Math.floor(y / k))) * d.x + Math.min(d.x - 1, Math.floor(x / k));
+      return { channels: v.channels.map((c) => c[j]), annotation: this.store.annotation?.[j] ?? 0, prediction: this.store.prediction ? this.store.prediction[j] : null };
+    }
     const i = (z * v.dims.y + y) * v.dims.x + x;
     return {
       channels: v.channels.map((c) => c[i]),

@@ -42,15 +42,23 @@ export interface LoadedVolume {
   id: string;
   name: string;
   source: string;
+  /** the file's grid: the cursor, slice numbers, slice views and strokes are in these voxels */
   dims: Dims;
+  /** the voxels the page holds, on heldGrid(volume) (the file's grid unless `held` is set) */
   channels: TypedArray[];
   spacing: { x: number; y: number; z: number; unit: string };
   dtype: string;
   /**
-   * An out-of-core volume (VolumeInfo.outOfCore) is shown at its 3D level: `dims` are that level's, and each
-   * shown voxel stands for step³ voxels of the file (strokes are scaled up when sent to the server).
+   * An out-of-core volume (VolumeInfo.outOfCore): the page holds only its 3D level, `dims` voxels of every
+   * `step`-th file voxel (the 3D view, `channels`, the whole-volume label images); the slice views fetch the
+   * file's slices at full resolution (views/full-res.ts).
    */
-  step?: number;
+  held?: { dims: Dims; spacing: { x: number; y: number; z: number; unit: string }; step: number };
+}
+
+/** The grid of a volume's `channels` and whole-volume label images: the 3D level out of core, else the file's. */
+export function heldGrid(v: LoadedVolume): { dims: Dims; spacing: LoadedVolume['spacing']; step: number } {
+  return v.held ?? { dims: v.dims, spacing: v.spacing, step: 1 };
 }
 
 export type Tool = 'navigate' | 'brush' | 'eraser';

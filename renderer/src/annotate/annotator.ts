@@ -25,10 +25,12 @@ export interface StrokeTiming {
 export class Annotator {
   readonly filter = vtkPaintFilter.newInstance();
   private chain: Promise<unknown> = Promise.resolve();
-  private current: { plane: Plane; index: number; label: number; radius: number; points: Vec3[] } | null = null;
+  private current: { plane: Plane; index: number; label: number; radius: number; points: Vec3[]; target: LabelImage | null } | null = null;
   readonly timings: StrokeTiming[] = [];
   canUndo = false;
   canRedo = false;
+  /** out of core: a stroke painted at full resolution (mask in file voxels of the plane), for the 3D level's labels */
+  onFullResStroke?: (plane: Plane, index: number, crop: { origin: [number, number]; width: number; height: number; mask: Uint8Array }, label: number) => void;
 
   constructor(
     private readonly store: Store,
@@ -47,10 +49,14 @@ export class Annotator {
     return this.store.brushRadius * (s?.x ?? 1);
   }
 
-  start(plane: Plane, index: number, world: Vec3): void {
+  /**
+   * `target`: the label image to paint on when it is not the whole-volume annotation: an out-of-core volume's
+   * slice views paint on their one-voxel-thick full-resolution image of the shown file slice (views/full-res.ts).
+   */
+  start(plane: Plane, index: number, world: Vec3, target: LabelImage | null = null): void {
     if (!this.store.volume || this.store.tool === 'navigate') return;
     const label = this.store.tool === 'eraser' ? 0 : this.store.activeClass;
-    this.current = { plane, index, label, radius: this.radiusWorld(), points: [[...world]] };
+    this.current = { plane, index, label, radius: this.radiusWorld(), points: [[...world]], target };
   }
 
   move(world: Vec3): void {
@@ -70,6 +76,12 @@ export class Annotator {
       const vol = this.store.volume;
       if (!vol || vol !== drawnOn) return;
       const f = this.filter;
+      // out of core the filter paints the view's thin full-resolution image of the file slice (its world
+      // transform follows the image's origin, which sits on the slice); otherwise the whole annotation
+      if (s.target) {
+        if (s.target.isDeleted()) return;
+        f.setLabelMap(s.target);
+      }
       f.setSlicingMode(SLICING[s.plane]);
       f.setLabel(s.label);
       f.setRadius(s.radius);
@@ -80,15 +92,16 @@ export class Annotator {
       if (!buf) return;
       const applied = performance.now();
       this.onLocalChange();
-      const shown = cropPlaneMask(new Uint8Array(buf), vol.dims, s.plane, s.index);
-      if (!shown) return;
-      // an out-of-core volume is shown at 1/step: each painted pixel is a step×step square of the file's slice
-      const k = vol.step ?? 1;
-      const crop = k > 1 ? scaleMask(shown, k) : shown;
+      // the stroke's mask in file voxels of the plane: slice 0 of the thin image, or the stroke's slice
+      const td = s.target?.getDimensions();
+      const crop = td ? cropPlaneMask(new Uint8Array(buf), { x: td[0]!, y: td[1]!, z: td[2]! }, s.plane, 0) : cropPlaneMask(new Uint8Array(buf), vol.dims, s.plane, s.index);
+      if (!crop) return;
+      // the page's whole-volume annotation of an out-of-core volume is its 3D level: the stroke's voxels on it
+      if (s.target) this.onFullResStroke?.(s.plane, s.index, crop, s.label);
       const res: EditResult = await this.api.paintRegion({
         volumeId: vol.id,
         plane: s.plane,
-        index: s.index * k,
+        index: s.index,
         classId: s.label,
         origin: crop.origin,
         width: crop.width,
@@ -148,16 +161,4 @@ export class Annotator {
   dispose(): void {
     this.filter.delete();
   }
-}
-
-/** A plane mask scaled up k times (nearest): origin, size and every pixel (out-of-core volumes, see end()). */
-export function scaleMask(m: { origin: [number, number]; width: number; height: number; mask: Uint8Array }, k: number) {
-  const width = m.width * k,
-    height = m.height * k;
-  const mask = new Uint8Array(width * height);
-  for (let v = 0; v < height; v++) {
-    const src = Math.floor(v / k) * m.width;
-    for (let u = 0; u < width; u++) mask[v * width + u] = m.mask[src + Math.floor(u / k)]!;
-  }
-  return { origin: [m.origin[0] * k, m.origin[1] * k] as [number, number], width, height, mask };
 }

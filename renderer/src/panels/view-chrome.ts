@@ -60,10 +60,9 @@ export function mountViewChrome(app: App, readoutHost: HTMLElement): void {
       s.ticks.replaceChildren();
       if (!v) continue;
       const depth = planeDepth(plane, v.dims);
-      // the server's record of the slices painted on (the same after a reload, a reopened project, undo)
-      // (file slices: an out-of-core volume is shown at 1/step, see LoadedVolume.step)
-      const k = v.step ?? 1;
-      const slices = [...new Set(app.serverPainted[plane].map((i) => Math.floor(i / k)))];
+      // the server's record of the slices painted on (the same after a reload, a reopened project, undo);
+      // file slices, like the sliders (an out-of-core volume's slice views are at full resolution too)
+      const slices = [...new Set(app.serverPainted[plane])];
       for (const i of slices.sort((a, b) => a - b)) {
         const t = el('i', { class: 'tick', 'data-slice': i, title: `${planeSliceLabel(plane, i)} painted` });
         t.style.left = `calc(${depth > 1 ? (i / (depth - 1)) * 100 : 0}% )`;

@@ -22,10 +22,11 @@ import type { vtkOpenGLRenderWindow } from '@kitware/vtk.js/Rendering/OpenGL/Ren
 import { SlicingMode } from '@kitware/vtk.js/Rendering/Core/ImageMapper/Constants';
 
 import { compositePlane, PLANE_AXIS, planeDepth, planeSize, type CompositeChannel, type Plane } from '../render/composite.js';
-import { deleteImage, type LabelImage, type LabelLuts } from '../render/labels.js';
+import { deleteImage, makeLabelImage, setLabelValues, type LabelImage, type LabelLuts } from '../render/labels.js';
 import { deleteAll, deleteGenericRenderWindow } from '../render/vtk-dispose.js';
-import type { Store } from '../state.js';
-import type { PreviewSliceData } from '../../../main/common/api.js';
+import { heldGrid, type LoadedVolume, type Store } from '../state.js';
+import type { LabelSliceData, PreviewSliceData, SliceformApi } from '../../../main/common/api.js';
+import { FullResLoader, sliceChannel, sliceSource, thinDims } from './full-res.js';
 
 type Vec3 = [number, number, number];
 
@@ -55,6 +56,11 @@ export interface SliceViewDeps {
   onRendered?: (plane: Plane, ms: number) => void;
   /** when true, each render waits for the GPU so the reported time is the real frame time (measurements) */
   syncTiming?: () => boolean;
+  /** out-of-core volumes: where the full-resolution slices and label slices come from (views/full-res.ts) */
+  api?: Pick<SliceformApi, 'getSlice' | 'getLabelSlice'>;
+  /** a full-resolution slice replaced the level's in this view (the 3D view shows the plane too) */
+  onFullRes?: (plane: Plane) => void;
+  onError?: (e: unknown) => void;
   /** a brush stroke started / moved / ended on this view (world coordinates) */
   stroke: {
     start: (plane: Plane, index: number, world: Vec3) => void;
@@ -94,6 +100,18 @@ export class SliceView {
   private renderQueued = false;
   private lastAnn: LabelImage | null = null;
   private lastPred: LabelImage | null = null;
+  /**
+   * Out of core (LoadedVolume.held): the full-resolution slices of this view, and the labels of the shown
+   * slice as one-voxel-thick images at full resolution (the annotation one is what strokes paint on).
+   */
+  private full: FullResLoader | null = null;
+  private annThin: LabelImage | null = null;
+  private predThin: LabelImage | null = null;
+  /** the file slice the thin label images hold (-1: none yet), and the one asked for */
+  private thinIndex = -1;
+  private thinWant = -1;
+  /** what the image shows: the page's voxels, the file's full-resolution slice, or the 3D level's upscaled */
+  resolution: 'memory' | 'full' | 'level' = 'memory';
 
   constructor(
     readonly plane: Plane,
@@ -219,31 +237,121 @@ export class SliceView {
   setVolume(): void {
     const v = this.store.volume;
     if (!v) return;
+    this.closeFull();
+    if (v.held) this.openFull(v);
     const [w, h] = planeSize(this.plane, v.dims);
-    this.planeRGB = new Uint8Array(w * h * 3);
-    const dims: Vec3 = this.plane === 'xy' ? [w, h, 1] : this.plane === 'xz' ? [w, 1, h] : [1, w, h];
-    this.planeImage.setDimensions(...dims);
-    this.planeImage.setSpacing(this.spacing());
-    // replace-and-delete: the previous volume's plane pixels go once the image holds the new ones
-    const pd = this.planeImage.getPointData();
-    const old = pd.getScalars();
-    pd.setScalars(vtkDataArray.newInstance({ name: 'rgb', numberOfComponents: 3, values: this.planeRGB }));
-    if (old && old !== pd.getScalars()) old.delete();
+    this.setPlanePixels(v.held ? planeSize(this.plane, v.held.dims) : [w, h], this.spacing());
     this.imageActor.setVisibility(true);
     this.attachLabels();
     this.resetCamera();
     this.updatePlane();
   }
 
+  /** (Re)allocates the plane image's RGB pixels when its size changes (replace-and-delete of the scalars). */
+  private setPlanePixels([w, h]: [number, number], spacing: Vec3): void {
+    const dims: Vec3 = this.plane === 'xy' ? [w, h, 1] : this.plane === 'xz' ? [w, 1, h] : [1, w, h];
+    const d = this.planeImage.getDimensions();
+    const pd = this.planeImage.getPointData();
+    const old = pd.getScalars();
+    if (!old || d[0] !== dims[0] || d[1] !== dims[1] || d[2] !== dims[2] || this.planeRGB.length !== w * h * 3) {
+      this.planeRGB = new Uint8Array(w * h * 3);
+      this.planeImage.setDimensions(...dims);
+      pd.setScalars(vtkDataArray.newInstance({ name: 'rgb', numberOfComponents: 3, values: this.planeRGB }));
+      if (old && old !== pd.getScalars()) old.delete();
+    }
+    this.planeImage.setSpacing(spacing);
+  }
+
+  /** Out of core: a loader for this view's full-resolution slices and thin label images of the file's plane. */
+  private openFull(v: LoadedVolume): void {
+    const api = this.deps.api;
+    if (!api) return;
+    const [w, h] = planeSize(this.plane, v.dims);
+    this.full = new FullResLoader(api, v.id, this.plane, planeDepth(this.plane, v.dims), {
+      image: (index) => {
+        if (this.store.volume !== v || index !== this.sliceIndex()) return;
+        this.updatePlane();
+        this.requestRender();
+        this.deps.onFullRes?.(this.plane);
+      },
+      labels: (index, ann, pred) => this.takeLabels(v, index, ann, pred),
+      error: (e) => this.deps.onError?.(e),
+    });
+    const td = thinDims(this.plane, w, h);
+    const s = this.spacing();
+    this.annThin = makeLabelImage(td, s, new Uint8Array(w * h));
+    this.predThin = makeLabelImage(td, s, new Uint8Array(w * h));
+    this.thinIndex = -1;
+    this.thinWant = -1;
+  }
+
+  private closeFull(): void {
+    this.full?.close();
+    this.full = null;
+    const old = [this.annThin, this.predThin];
+    this.annThin = null;
+    this.predThin = null;
+    this.thinIndex = -1;
+    this.thinWant = -1;
+    if (old.some((o) => o)) {
+      this.attachLabels(); // the mappers let go of them before they are deleted
+      for (const o of old) deleteImage(o);
+    }
+  }
+
+  /** Labels of file slice `index` arrived: into the thin images when the view still shows it. */
+  private takeLabels(v: LoadedVolume, index: number, ann: LabelSliceData, pred: LabelSliceData | null): void {
+    if (this.store.volume !== v || index !== this.sliceIndex() || !this.annThin || !this.predThin) return;
+    if (ann.data.length === this.annThin.getPointData().getScalars().getNumberOfTuples()) setLabelValues(this.annThin, ann.data);
+    if (pred && pred.data.length === this.predThin.getPointData().getScalars().getNumberOfTuples()) setLabelValues(this.predThin, pred.data);
+    this.thinIndex = index;
+    this.requestRender();
+  }
+
+  /** Out of core: the image the next stroke on this view paints on (the shown file slice's annotation), else null. */
+  paintTarget(): LabelImage | null {
+    return this.full ? this.annThin : null;
+  }
+
+  /** Out of core: fetch the labels of the shown slice again (after a stroke, undo/redo, a reload). */
+  refreshLabels(): void {
+    this.full?.labels(this.sliceIndex(), !!this.deps.prediction());
+  }
+
+  /** Out of core: channel values and labels at file voxel `vox` when this view holds its slice at full resolution. */
+  fullValuesAt(vox: Vec3): { channels: number[]; annotation: number; prediction: number | null } | null {
+    const v = this.store.volume;
+    const axis = PLANE_AXIS[this.plane];
+    if (!this.full || !v || vox[axis] !== this.sliceIndex()) return null;
+    const s = this.full.get(vox[axis]);
+    if (!s) return null;
+    const [u, w] = this.plane === 'xy' ? [vox[0], vox[1]] : this.plane === 'xz' ? [vox[0], vox[2]] : [vox[1], vox[2]];
+    const i = w * s.width + u;
+    const lab = (img: LabelImage | null) => (this.thinIndex === vox[axis] && img ? ((img.getPointData().getScalars().getData() as Uint8Array)[i] ?? 0) : 0);
+    return {
+      channels: Array.from({ length: s.channels }, (_, c) => sliceChannel(s, c)[i]!),
+      annotation: lab(this.annThin),
+      prediction: this.deps.prediction() ? lab(this.predThin) : null,
+    };
+  }
+
   /** What this view draws, for the leak test and the console: plane image size, label inputs' sizes. */
-  shown(): { plane: number[]; image: boolean; annotation: number[] | null; prediction: number[] | null } {
+  shown(): { plane: number[]; image: boolean; annotation: number[] | null; prediction: number[] | null; resolution: SliceView['resolution']; index: number } {
     const dims = (img: LabelImage | null) => (img && !img.isDeleted() ? img.getDimensions() : null);
-    return { plane: this.planeImage.getDimensions(), image: this.imageActor.getVisibility(), annotation: dims(this.lastAnn), prediction: dims(this.lastPred) };
+    return {
+      plane: this.planeImage.getDimensions(),
+      image: this.imageActor.getVisibility(),
+      annotation: dims(this.lastAnn),
+      prediction: dims(this.lastPred),
+      resolution: this.resolution,
+      index: this.sliceIndex(),
+    };
   }
 
   /** The app closed the volume: nothing is shown and no label image is held any more. */
   clearVolume(): void {
     this.imageActor.setVisibility(false);
+    this.closeFull();
     this.attachLabels();
   }
 
@@ -252,8 +360,9 @@ export class SliceView {
    * the app is about to delete: without a replacement its input is cleared.
    */
   attachLabels(): void {
-    const ann = this.deps.annotation();
-    const pred = this.deps.prediction();
+    // out of core: the shown file slice's labels at full resolution (the app's label images are the 3D level)
+    const ann = this.full ? this.annThin : this.deps.annotation();
+    const pred = this.full ? (this.deps.prediction() ? this.predThin : null) : this.deps.prediction();
     if (ann !== this.lastAnn) {
       this.annMapper.setInputData(ann as LabelImage);
       this.lastAnn = ann;
@@ -312,14 +421,49 @@ export class SliceView {
     const idx = this.sliceIndex();
     const s = this.spacing();
     const axis = PLANE_AXIS[this.plane];
-    compositePlane(this.planeRGB, this.deps.channels(), v.dims, this.plane, idx);
     const origin: Vec3 = [0, 0, 0];
     origin[axis] = idx * s[axis];
-    this.planeImage.setOrigin(origin);
+    const imageOrigin: Vec3 = [...origin];
+    const src = sliceSource(v, this.plane, idx, this.full?.get(idx) ?? null);
+    if (src.kind === 'memory') compositePlane(this.planeRGB, this.deps.channels(), v.dims, this.plane, idx);
+    else if (src.kind === 'full') {
+      const sl = src.slice;
+      this.setPlanePixels([sl.width, sl.height], s);
+      const chans = this.deps.channels().map((ch, c) => ({ ...ch, data: sliceChannel(sl, c) }));
+      compositePlane(this.planeRGB, chans, thinDims(this.plane, sl.width, sl.height), this.plane, 0);
+    } else {
+      // the 3D level's slice, upscaled by the step until the file's arrives: level voxel j covers file voxels
+      // j·step … j·step + step − 1, so its centre sits (step − 1)/2 file voxels in
+      const g = heldGrid(v);
+      this.setPlanePixels(planeSize(this.plane, g.dims), [g.spacing.x, g.spacing.y, g.spacing.z]);
+      compositePlane(this.planeRGB, this.deps.channels(), g.dims, this.plane, src.index);
+      for (let a = 0; a < 3; a++) if (a !== axis) imageOrigin[a] = ((src.step - 1) / 2) * s[a]!;
+    }
+    this.resolution = src.kind;
+    this.container.dataset.resolution = src.kind;
+    this.planeImage.setOrigin(imageOrigin);
     this.planeImage.getPointData().getScalars().modified();
     this.planeImage.modified();
-    this.annMapper.setSlice(idx);
-    this.predMapper.setSlice(idx);
+    if (this.full) {
+      this.full.show(idx);
+      // the thin label images sit on the shown slice; another slice's labels are cleared until they arrive
+      for (const img of [this.annThin, this.predThin]) img?.setOrigin(origin);
+      if (this.thinWant !== idx && this.annThin && this.predThin) {
+        for (const img of [this.annThin, this.predThin]) {
+          (img.getPointData().getScalars().getData() as Uint8Array).fill(0);
+          img.getPointData().getScalars().modified();
+          img.modified();
+        }
+        this.thinIndex = -1;
+        this.thinWant = idx;
+        this.full.labels(idx, !!this.deps.prediction());
+      }
+      this.annMapper.setSlice(0);
+      this.predMapper.setSlice(0);
+    } else {
+      this.annMapper.setSlice(idx);
+      this.predMapper.setSlice(idx);
+    }
     // overlays sit a fraction of a voxel towards the camera so they never z-fight the image
     const { dop } = CAMERA[this.plane];
     const off = (k: number): Vec3 => [-dop[0] * s[0] * k, -dop[1] * s[1] * k, -dop[2] * s[2] * k];
@@ -537,6 +681,7 @@ export class SliceView {
     deleteAll([...parts, state, manip]);
     for (const g of glyphs) deleteImage(g);
     this.brushColors.delete();
+    this.closeFull();
     for (const o of [this.imageActor, this.imageMapper, this.annActor, this.annMapper, this.predActor, this.predMapper, this.previewActor, this.previewMapper]) o.delete();
     deleteImage(this.previewImage);
     this.crossActor.delete();

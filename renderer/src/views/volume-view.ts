@@ -17,7 +17,7 @@ import { SlicingMode } from '@kitware/vtk.js/Rendering/Core/ImageMapper/Constant
 import type { ChannelDisplay, Plane } from '../render/composite.js';
 import { deleteImage, type LabelImage, type LabelLuts } from '../render/labels.js';
 import { deleteGenericRenderWindow } from '../render/vtk-dispose.js';
-import type { Store } from '../state.js';
+import { heldGrid, type Store } from '../state.js';
 
 const MAX_COMPONENTS = 4;
 const SLICING: Record<Plane, number> = { xy: SlicingMode.K, xz: SlicingMode.J, yz: SlicingMode.I };
@@ -74,8 +74,10 @@ export class VolumeView {
 
   /** Build the multi-component image from the loaded channels (first four). */
   setVolume(): void {
-    const v = this.store.volume;
-    if (!v) return;
+    const vol = this.store.volume;
+    if (!vol) return;
+    // the voxels the page holds: an out-of-core volume's 3D level (heldGrid), else the whole volume
+    const v = { ...heldGrid(vol), channels: vol.channels };
     const n = v.dims.x * v.dims.y * v.dims.z;
     const comps = Math.min(MAX_COMPONENTS, v.channels.length);
     this.componentChannel = Array.from({ length: comps }, (_, i) => i);
