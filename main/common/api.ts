@@ -479,6 +479,8 @@ export interface DensifyResult {
   /** predicted voxels per class id (index = class id) */
   classVoxels: number[];
   seconds: number;
+  /** an out-of-core volume: the OME-Zarr label image the full-resolution prediction was written to */
+  out?: string;
 }
 
 export interface EvaluateRequest {

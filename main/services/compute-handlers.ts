@@ -4,6 +4,8 @@
  * built the job fails with 'not-available' naming the missing part — never a made-up result.
  */
 import { cpus } from 'node:os';
+import { mkdir } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { ApiError, type PreviewEvent } from '../common/api.js';
 import { CancelledError } from '../common/errors.js';
 import type { ProgressCallback } from '../common/progress.js';
@@ -12,6 +14,8 @@ import type { ComputeInfo, ComputeJobKind, JobResult, ParsedJobRequest } from '.
 import type { Engine } from '../common/engine.js';
 import { loadIo } from './modules.js';
 import type { ComputeStore } from './compute-store.js';
+import type { BigVolume } from './big-volume.js';
+import type { RecipeHooks } from '../pipeline/recipe.js';
 
 export interface JobContext {
   /** cancel: stop now, discard */
@@ -146,6 +150,7 @@ const LIVE_MINUTES = 7 * 24 * 60;
  */
 async function train(p: ParsedJobRequest<'train'>, ctx: JobContext): Promise<JobResult<'train'>> {
   const { trainRecipe, saveRecipeModel, heldOutExtras } = await import('../pipeline/recipe.js');
+  const { trainOnSource } = await import('../pipeline/crops.js');
   const { recipeFromApi } = await import('../pipeline/settings.js');
   const { LiveSession } = await import('./live-session.js');
   const engine = await engineFor(p.settings.engine);
@@ -160,15 +165,31 @@ async function train(p: ParsedJobRequest<'train'>, ctx: JobContext): Promise<Job
   // graceful stop and cancel both end the loop; only cancel discards the model
   const t0 = Date.now();
   ctx.onProgress({ fraction: 0, stage: 'preparing', details: { iteration: 0 } });
+  // an out-of-core volume trains from crops around its painted blocks (pipeline/crops.ts), one volume at a time
+  const ooc = p.volumeIds.map((id) => ctx.store.outOfCore(id));
+  const big = ooc[0] ?? null;
+  if (ooc.some(Boolean)) {
+    const b = ooc.find(Boolean)!.big;
+    if (p.volumeIds.length > 1)
+      throw new ApiError('not-available', `${b.source.info.source} is open out of core: it trains from the crops around its paint on its own, not together with other volumes; train on it alone`, { file: b.source.info.source });
+    if (isLive)
+      throw new ApiError('not-available', `${b.source.info.source} is open out of core: a live session is not available for it yet (it needs the whole image in memory); use Train`, { file: b.source.info.source });
+  }
   const live = isLive ? new LiveSession(ctx.store, p.volumeIds, (e) => ctx.emitPreview?.(e)) : null;
   let warmStartFrom = p.resumeModelDir ? p.resumeModelId : undefined;
   let freshReason = p.freshReason;
   let startIteration = 0;
+  const fit = async (hooks: RecipeHooks) =>
+    big
+      ? (await trainOnSource(engine, big.big.source, big.sparse, settings, hooks)).trained
+      : trainRecipe(
+          engine,
+          p.volumeIds.map((id) => ({ image: ctx.store.image(id), labels: ctx.store.labelVolume(id) })),
+          settings,
+          hooks,
+        );
   const run = (initFrom: string | undefined) =>
-    trainRecipe(
-      engine,
-      p.volumeIds.map((id) => ({ image: ctx.store.image(id), labels: ctx.store.labelVolume(id) })),
-      settings,
+    fit(
       {
         numClasses: p.classNames.length,
         signal: ctx.signal,
@@ -208,7 +229,7 @@ async function train(p: ParsedJobRequest<'train'>, ctx: JobContext): Promise<Job
   }
   try {
     if (ctx.signal.aborted) throw new CancelledError('training cancelled');
-    const v0 = ctx.store.image(p.volumeIds[0]!);
+    const v0 = big ? big.big.source.info : ctx.store.image(p.volumeIds[0]!);
     await saveRecipeModel(p.modelDir, res, { classNames: p.classNames, spacing: { z: v0.spacing.z, y: v0.spacing.y, x: v0.spacing.x, unit: v0.spacing.unit }, preset: settings.preset });
   } finally {
     res.model.dispose();
@@ -234,6 +255,8 @@ async function densify(p: ParsedJobRequest<'densify'>, ctx: JobContext): Promise
   const { loadRecipeModel } = await import('../pipeline/recipe.js');
   const { SliceUncertaintyAccumulator } = await import('../pipeline/suggest.js');
   const engine = await engineFor(p.engine);
+  const ooc = ctx.store.outOfCore(p.volumeId);
+  if (ooc) return densifyOutOfCore(p, ctx, ooc.big, engine);
   const { model, manifest, segment: segmentOpts } = await loadRecipeModel(p.modelDir, engine, { device: p.device });
   const t0 = Date.now();
   const image = ctx.store.image(p.volumeId);
@@ -267,6 +290,37 @@ async function densify(p: ParsedJobRequest<'densify'>, ctx: JobContext): Promise
     perAxis: { xy: Array.from(u.xy), xz: Array.from(u.xz), yz: Array.from(u.yz) },
   });
   return { labels: out, seconds: (Date.now() - t0) / 1000 };
+}
+
+/**
+ * Densify of an out-of-core volume: the streamed segment of the whole volume (inference/stream.ts, fit check
+ * first, tiles read with their halo) into an OME-Zarr label image with its pyramid, built beside the target and
+ * renamed into place: `predictions/<volumeId>.ome.zarr` of the project (beside its models/ folder). The
+ * prediction layer is then that store: the page gets it at the 3D level, full-resolution slices are read from
+ * it (ComputeStore.predictionSource). keepAnnotation is not applied to the store (the paint stays its own layer).
+ */
+async function densifyOutOfCore(p: ParsedJobRequest<'densify'>, ctx: JobContext, big: BigVolume, engine: Engine): Promise<JobResult<'densify'>> {
+  const { segmentSourceToFiles } = await import('../inference/stream.js');
+  const { loadRecipeModel } = await import('../pipeline/recipe.js');
+  const { model, segment: segmentOpts } = await loadRecipeModel(p.modelDir, engine, { device: p.device });
+  const t0 = Date.now();
+  const out = join(dirname(dirname(resolve(p.modelDir))), 'predictions', `${p.volumeId}.ome.zarr`);
+  let seg: Awaited<ReturnType<typeof segmentSourceToFiles>>;
+  try {
+    await mkdir(dirname(out), { recursive: true });
+    seg = await segmentSourceToFiles(model, big.source, {
+      ...segmentOpts,
+      out,
+      signal: ctx.signal,
+      onProgress: (pr) => ctx.onProgress({ ...pr, stage: 'densify (streamed)', details: { ...pr.details, out } }),
+    });
+  } finally {
+    model.dispose();
+  }
+  if (ctx.signal.aborted) throw new CancelledError('densify cancelled');
+  const pred = await ctx.store.setOutOfCorePrediction(p.volumeId, out);
+  const { step, size } = big.level3d;
+  return { labels: pred.preview.data as Uint8Array, seconds: (Date.now() - t0) / 1000, outOfCore: { path: out, step, size, classVoxels: seg.classCounts } };
 }
 
 /** Folder segmentation with main/batch (resumable runner + the model's segmenter); per-file progress. */

@@ -226,7 +226,21 @@ export const COMPUTE_JOBS = {
       .object({ volumeId: id, modelDir: path, modelId: id, keepAnnotation: z.boolean(), engine: engineChoice.optional(), device: device.optional() })
       .strict(),
     /** the prediction stays resident too (evaluate reads it there) */
-    result: z.object({ labels: u8, seconds: z.number() }),
+    result: z.object({
+      /** the dense prediction; for an out-of-core volume the prediction at its 3D level (every step-th voxel) */
+      labels: u8,
+      seconds: z.number(),
+      /** an out-of-core volume: where the full-resolution prediction was written (an OME-Zarr label image) */
+      outOfCore: z
+        .object({
+          path: z.string(),
+          step: z.number().int().min(1),
+          size: z.tuple([z.number().int(), z.number().int(), z.number().int()]),
+          /** voxels per class (index = class, 0 unused) of the whole volume */
+          classVoxels: z.array(z.number().int().min(0)),
+        })
+        .optional(),
+    }),
   },
   evaluate: {
     request: z

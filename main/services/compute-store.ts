@@ -37,6 +37,8 @@ interface ResidentVolume {
   prediction: Uint8Array | null;
   /** the annotation of an out-of-core image: painted 64³ blocks only (`annotation` stays null) */
   sparse?: SparseLabels;
+  /** the prediction of an out-of-core image: the OME-Zarr label store its densify wrote, opened out of core */
+  bigPrediction?: BigVolume;
   /** per-slice uncertainty of the last densify and of the live preview ("annotate here next") */
   uncertainty?: { prediction?: UncertaintyRecord; preview?: UncertaintyRecord };
 }
@@ -138,6 +140,7 @@ export class ComputeStore {
     const v = this.volumes.get(id);
     if (!v) return false;
     v.image.volumeIds.delete(id);
+    void v.bigPrediction?.close();
     this.volumes.delete(id);
     this.previews.delete(id);
     this.previewVolumes.delete(id);
@@ -245,6 +248,46 @@ export class ComputeStore {
 
   setPrediction(id: string, labels: Uint8Array): void {
     this.vol(id).prediction = labels;
+  }
+
+  /**
+   * An out-of-core volume's image source and sparse annotation (training from crops, streamed densify:
+   * pipeline/crops.ts); null for a volume in memory.
+   */
+  outOfCore(id: string): { big: BigVolume; sparse: SparseLabels } | null {
+    const v = this.vol(id);
+    if (!v.image.big) return null;
+    return { big: v.image.big, sparse: v.sparse ?? new SparseLabels(v.image.big.shape) };
+  }
+
+  /**
+   * The prediction of an out-of-core volume becomes the label store at `path` (written by its densify), opened
+   * out of core at the image's 3D-level step: `predictionSource(id).slice(plane, index)` reads a full-resolution
+   * prediction slice, `.preview.data` is the layer at the 3D level.
+   */
+  async setOutOfCorePrediction(id: string, path: string): Promise<BigVolume> {
+    const v = this.vol(id);
+    if (!v.image.big) throw new ApiError('internal', `volume ${id} is in memory: its prediction is a dense layer`);
+    const { regionIo } = await import('./big-volume.js');
+    const io = await regionIo();
+    if (!io.openRegionSource) throw new ApiError('not-available', 'out-of-core reading (main/io openRegionSource) is not available');
+    const source = await io.openRegionSource(path, { cacheBytes: 64 * 2 ** 20 });
+    const { BigVolume } = await import('./big-volume.js');
+    let bv: BigVolume;
+    try {
+      bv = await BigVolume.open(source, { step: v.image.big.level3d.step });
+    } catch (e) {
+      await source.close().catch(() => {});
+      throw e;
+    }
+    void v.bigPrediction?.close();
+    v.bigPrediction = bv;
+    return bv;
+  }
+
+  /** The out-of-core prediction (getSlice-able full-resolution label slices), null when there is none. */
+  predictionSource(id: string): BigVolume | null {
+    return this.vol(id).bigPrediction ?? null;
   }
 
   // ------------------------------------------------------------------------------------------ live session

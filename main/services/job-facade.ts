@@ -227,6 +227,12 @@ export class JobFacade {
       volumeId: req.volumeId,
       prepare: this.prepare([ov]),
       finish: (r) => {
+        if (r.outOfCore) {
+          // out of core: the full-resolution prediction is an OME-Zarr store; the page gets its 3D level
+          this.volumes.setOutOfCorePrediction(req.volumeId, { ...r.outOfCore, data: r.labels });
+          const result: DensifyResult = { volumeId: req.volumeId, modelId: model.id, model: { ...model }, classVoxels: r.outOfCore.classVoxels, seconds: r.seconds, out: r.outOfCore.path };
+          return result;
+        }
         if (r.labels.length !== ov.editor.labels.length) throw new ApiError('internal', 'densify returned labels of the wrong size');
         this.volumes.setPrediction(req.volumeId, r.labels);
         const counts: number[] = [];

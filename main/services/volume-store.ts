@@ -54,6 +54,11 @@ export interface OpenVolume {
   /** annotation changed since the compute process's copy was updated: the box, or 'all' */
   pendingAnnotation: Box | 'all' | null;
   pendingPrediction: boolean;
+  /**
+   * an out-of-core volume's prediction: the OME-Zarr label store its densify wrote (full resolution, read by the
+   * compute process) and the layer at the 3D level (every step-th voxel) for the page
+   */
+  predictionStore?: { path: string; step: number; size: [number, number, number]; data: Uint8Array };
 }
 
 export interface VolumeStoreHost {
@@ -314,10 +319,21 @@ export class VolumeStore {
     const ooc = ov.info.outOfCore;
     if (ooc && ov.editor.store instanceof SparseLabels) {
       // out of core: the layer at the 3D level (a full-resolution layer would be the size of the stack)
+      const ps = ov.predictionStore;
+      if (req.layer === 'prediction' && ps) return { volumeId: req.volumeId, layer: req.layer, size: ps.size, step: ps.step, data: ps.data.slice() };
       const s = req.layer === 'annotation' ? ov.editor.store.sample(ooc.step) : new SparseLabels(ov.info.shape).sample(ooc.step);
       return { volumeId: req.volumeId, layer: req.layer, size: s.size, step: ooc.step, data: s.data };
     }
     return { volumeId: req.volumeId, layer: req.layer, size: [x, y, z], data: this.layerData(ov, req.layer).slice() };
+  }
+
+  /** The densify of an out-of-core volume: its prediction is the label store at `path`, shown at the 3D level. */
+  setOutOfCorePrediction(volumeId: string, store: { path: string; step: number; size: [number, number, number]; data: Uint8Array }): void {
+    const ov = this.get(volumeId);
+    const n = store.size[0] * store.size[1] * store.size[2];
+    if (store.data.length !== n) throw new ApiError('internal', `densify returned a 3D level of ${store.data.length} voxels, its size ${store.size.join('×')} holds ${n}`);
+    ov.predictionStore = store;
+    this.host.emitLabelsChanged({ volumeId, layer: 'prediction', box: null, cause: 'densify' });
   }
 
   /** A densify result becomes the volume's prediction layer. */
