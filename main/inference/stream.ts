@@ -7,16 +7,15 @@
  * outputs fit on disk and the working set in memory, with the numbers.
  */
 import { readFileSync } from 'node:fs';
-import { readFile, rename, rm, stat, statfs } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
-import { randomUUID } from 'node:crypto';
+import { statfs } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { freemem } from 'node:os';
 import type { Model, NetConfig } from '../common/engine.js';
 import { DTYPE_BYTES, type TypedArray, type Volume } from '../common/volume.js';
 import { SliceformError } from '../common/errors.js';
 import type { RegionSource } from '../io/region.js';
 import { labelDType } from '../io/writer.js';
-import { createOmeZarrImage, writePyramid, type ZarrArrayWriter } from '../io/zarr/writer.js';
+import { isZarrOutputPath, SlabZarrWriter } from '../io/zarr/slab.js';
 import { SlabTiffWriter } from './slab-writer.js';
 import { normAffine } from '../volume/predict.js';
 import { downsampleVolume, isIdentity, type Factors } from '../volume/resample.js';
@@ -307,70 +306,6 @@ export function shardRange(Z: number, cz: number, s: ShardSpec): [number, number
   return [Math.min(Z, a * cz), Math.min(Z, b * cz)];
 }
 
-export function isZarrOutput(path: string): boolean {
-  return /\.zarr\/?$/i.test(path);
-}
-
-interface SlabSink {
-  write(z0: number, depth: number, data: TypedArray): Promise<void>;
-  close(): Promise<void>;
-  abort(): Promise<void>;
-}
-
-/**
- * Planes arrive in z order; whole chunk rows (all of y and x, cz planes, or the last partial row) go to the
- * store as they fill, so each chunk is written whole, once, by one process.
- */
-function zarrSink(w: ZarrArrayWriter, channels: number, plane: number, Z: number): SlabSink {
-  const cz = w.chunks[w.chunks.length - 3]!;
-  const Ctor = w.dtype === 'float32' ? Float32Array : w.dtype === 'uint16' ? Uint16Array : Uint8Array;
-  const buf = new Ctor(channels * cz * plane);
-  let rowStart = -1;
-  let filled = 0;
-  const X = w.shape[w.shape.length - 1]!;
-  const Y = w.shape[w.shape.length - 2]!;
-  const flush = async () => {
-    const n = filled;
-    let data: TypedArray = buf.subarray(0, channels * n * plane);
-    if (channels > 1 && n < cz) {
-      data = new Ctor(channels * n * plane);
-      for (let c = 0; c < channels; c++) data.set(buf.subarray(c * cz * plane, (c * cz + n) * plane), c * n * plane);
-    }
-    await w.writeRegion({ x0: 0, y0: 0, z0: rowStart, x1: X, y1: Y, z1: rowStart + n }, data);
-    rowStart = -1;
-    filled = 0;
-  };
-  return {
-    async write(z0, depth, data) {
-      for (let z = z0; z < z0 + depth; z++) {
-        if (rowStart < 0) {
-          if (z % cz !== 0) throw new SliceformError('internal', `zarr output: plane ${z} does not start a chunk row (${cz} planes)`);
-          rowStart = z;
-        }
-        const k = z - rowStart;
-        for (let c = 0; c < channels; c++)
-          buf.set(data.subarray((c * depth + (z - z0)) * plane, (c * depth + (z - z0) + 1) * plane) as never, (c * cz + k) * plane);
-        filled = k + 1;
-        if (filled === cz || z + 1 === Z) await flush();
-      }
-    },
-    async close() {
-      if (filled > 0) await flush();
-    },
-    async abort() {
-      /* chunks written so far are whole; a rerun rewrites them */
-    },
-  };
-}
-
-function tiffSink(w: SlabTiffWriter): SlabSink {
-  return {
-    write: (_z0, depth, data) => w.writeSlab(data as Uint8Array | Uint16Array | Float32Array, depth),
-    close: () => w.close(),
-    abort: () => w.abort(),
-  };
-}
-
 export interface StreamToFilesOptions extends Omit<StreamSegmentOptions, 'onSlab' | 'zRange' | 'collect'> {
   /** labels: an ImageJ TIFF (.tif) or an OME-Zarr label image store (.zarr, standalone "image-label") */
   out: string;
@@ -403,8 +338,8 @@ export async function segmentSourceToFiles(model: Model, source: RegionSource, o
   const { x: X, y: Y, z: Z } = info.shape;
   const K = model.config.numClasses;
   const ldt = labelDType(K);
-  const zarrOut = isZarrOutput(o.out);
-  if (o.probabilitiesOut && isZarrOutput(o.probabilitiesOut) !== zarrOut)
+  const zarrOut = isZarrOutputPath(o.out);
+  if (o.probabilitiesOut && isZarrOutputPath(o.probabilitiesOut) !== zarrOut)
     throw new SliceformError('bad-input', `--out and --probabilities must both be TIFF or both be OME-Zarr (${o.out}, ${o.probabilitiesOut})`);
   if (o.shard && o.shard.count > 1 && !zarrOut)
     throw new SliceformError('bad-input', `--shard I/N on one volume needs an OME-Zarr output (--out NAME.ome.zarr), not ${o.out}: shards write disjoint chunks of one store`);
@@ -423,26 +358,26 @@ export async function segmentSourceToFiles(model: Model, source: RegionSource, o
     env: o.fitEnv,
   });
   const sharded = Boolean(o.shard && o.shard.count > 1);
-  const stores: { final: string; build: string }[] = [];
-  const sinks: SlabSink[] = [];
-  const open = async (path: string, channels: number, dtype: 'uint8' | 'uint16' | 'float32', label: boolean): Promise<SlabSink> => {
-    if (!zarrOut) {
-      const w = await SlabTiffWriter.create(path, { width: X, height: Y, depth: Z, channels, dtype, spacing: info.spacing, displayRange: label ? [0, K] : [0, 1] });
-      return tiffSink(w);
-    }
-    const build = sharded ? path : join(dirname(resolve(path)), `.${basename(resolve(path))}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`);
-    stores.push({ final: path, build });
-    const w = await createOmeZarrImage(build, '', {
-      shape: { x: X, y: Y, z: Z, c: channels },
-      dtype,
-      spacing: info.spacing,
-      version: o.ngff,
-      chunks,
-      name: label ? 'labels' : 'probabilities',
-      ...(label ? { label: { source: null } } : { channelNames: Array.from({ length: K }, (_, k) => `class${k + 1}`) }),
-    });
-    return zarrSink(w, channels, X * Y, Z);
-  };
+  const sinks: (SlabTiffWriter | SlabZarrWriter)[] = [];
+  // one slab writer per output: TIFF (temporary name, renamed), or OME-Zarr (built beside and renamed in with its
+  // pyramid; a shard writes its chunk rows into the shared store)
+  const open = (path: string, channels: number, dtype: 'uint8' | 'uint16' | 'float32', label: boolean) =>
+    zarrOut
+      ? SlabZarrWriter.create(path, {
+          width: X,
+          height: Y,
+          depth: Z,
+          channels,
+          dtype,
+          spacing: info.spacing,
+          version: o.ngff,
+          chunks,
+          label,
+          name: label ? 'labels' : 'probabilities',
+          ...(label ? {} : { channelNames: Array.from({ length: K }, (_, k) => `class${k + 1}`) }),
+          ...(sharded ? { shard: zRange } : {}),
+        })
+      : SlabTiffWriter.create(path, { width: X, height: Y, depth: Z, channels, dtype, spacing: info.spacing, displayRange: label ? [0, K] : [0, 1] });
   try {
     sinks.push(await open(o.out, 1, ldt, true));
     if (o.probabilitiesOut) sinks.push(await open(o.probabilitiesOut, K, 'float32', false));
@@ -454,42 +389,15 @@ export async function segmentSourceToFiles(model: Model, source: RegionSource, o
             collect: false,
             zRange,
             onSlab: async (slab) => {
-              await sinks[0]!.write(slab.z0, slab.depth, slab.labels);
-              if (sinks[1] && slab.probabilities) await sinks[1].write(slab.z0, slab.depth, slab.probabilities);
+              await sinks[0]!.writeSlab(slab.labels as Uint8Array | Uint16Array, slab.depth);
+              if (sinks[1] && slab.probabilities) await sinks[1].writeSlab(slab.probabilities, slab.depth);
             },
           })
         : { plan: fit.plan, classCounts: new Array<number>(K + 1).fill(0), seconds: 0, tilesPredicted: 0 };
     for (const s of sinks) await s.close();
-    if (!sharded)
-      for (const st of stores) {
-        await writePyramid(st.build, '');
-        await replaceStore(st.build, st.final);
-      }
     return { ...res, zRange, fit };
   } catch (e) {
     for (const s of sinks) await s.abort();
-    if (!sharded) for (const st of stores) await rm(st.build, { recursive: true, force: true });
     throw e;
   }
-}
-
-/** Moves a finished store into place; an existing target must be a Sliceform-written Zarr store (never an image). */
-async function replaceStore(build: string, final: string): Promise<void> {
-  const has = await stat(final).then(
-    () => true,
-    () => false,
-  );
-  if (has) {
-    const meta = await readFile(join(final, '.zattrs'), 'utf8')
-      .catch(() => readFile(join(final, 'zarr.json'), 'utf8'))
-      .catch(() => '');
-    if (!meta.includes('"sliceform"')) {
-      await rm(build, { recursive: true, force: true });
-      throw new SliceformError('bad-input', 'exists and is not a Zarr store written by Sliceform; remove it or choose another --out', { file: final });
-    }
-    const old = `${build}.old`;
-    await rename(final, old);
-    await rename(build, final);
-    await rm(old, { recursive: true, force: true });
-  } else await rename(build, final);
 }

@@ -1,9 +1,16 @@
 /**
- * An OME-Zarr store written slab by slab (z-planes in order), the Zarr twin of main/inference/slab-writer.ts's
- * SlabTiffWriter, for outputs of in-memory segment and densify: whole chunk rows go to the store as they
- * fill; close() adds the pyramid and moves the store into place. Built in a temporary folder beside the
- * target, so a killed run never leaves a half store under the final name; an existing target is replaced
- * only when it is a store Sliceform wrote (never someone's image).
+ * The one OME-Zarr slab writer: z-planes arrive in order (the Zarr twin of main/inference/slab-writer.ts's
+ * SlabTiffWriter) and whole chunk rows (all of y and x, cz planes, or the last partial row) go to the store as
+ * they fill, so every chunk is written whole, once, by one writer. Used by in-memory segment and densify
+ * (main/inference/files.ts) and by streamed and sharded segment (main/inference/stream.ts).
+ *
+ * A whole volume is built in a temporary folder beside the target; close() adds the pyramid and moves it into
+ * place, so a killed run never leaves a half store under the final name, and an existing target is replaced
+ * only when it is a store Sliceform wrote (never someone's image). A shard (`shard: [z0, z1)`, whole chunk
+ * rows) writes its chunk rows straight into the shared store at the target, whose metadata every shard writes
+ * identically and atomically (temp + rename, main/io/zarr/store.ts), as it writes each chunk: no locking, no
+ * merge step, start order does not matter, and a resubmitted shard simply rewrites its own chunks. A sharded
+ * store has level 0 only (a pyramid needs every shard).
  */
 import { randomUUID } from 'node:crypto';
 import { readFile, rename, rm, stat } from 'node:fs/promises';
@@ -25,6 +32,13 @@ export interface SlabZarrOptions {
   chunks?: [number, number, number];
   version?: NgffVersion;
   compression?: ZarrCompression;
+  /** multiscales name (default: the store's file name) */
+  name?: string;
+  /**
+   * one shard of a volume: output planes [z0, z1), whole chunk rows (z1 may be the depth), written into the
+   * shared store at the path itself (no temporary folder, no pyramid; abort leaves the whole chunks written)
+   */
+  shard?: [number, number];
 }
 
 /** Is this output path an OME-Zarr store (NAME.zarr, NAME.ome.zarr)? */
@@ -53,11 +67,13 @@ export async function replaceZarrStore(build: string, final: string): Promise<vo
 }
 
 export class SlabZarrWriter {
-  private zWritten = 0;
-  private rowStart = 0;
+  private zWritten: number;
+  private rowStart: number;
   private filled = 0;
   private readonly buf: TypedArray;
   private readonly cz: number;
+  /** planes [z0, z1) this writer writes (the whole depth, or a shard's) */
+  readonly zRange: [number, number];
 
   private constructor(
     readonly path: string,
@@ -66,21 +82,31 @@ export class SlabZarrWriter {
     private readonly o: SlabZarrOptions,
   ) {
     this.cz = w.chunks[w.chunks.length - 3]!;
+    this.zRange = o.shard ?? [0, o.depth];
+    this.zWritten = this.zRange[0];
+    this.rowStart = this.zRange[0];
     const n = o.channels * this.cz * o.width * o.height;
     this.buf = o.dtype === 'float32' ? new Float32Array(n) : o.dtype === 'uint16' ? new Uint16Array(n) : new Uint8Array(n);
   }
 
   static async create(path: string, o: SlabZarrOptions): Promise<SlabZarrWriter> {
     const full = resolve(path);
-    const build = join(dirname(full), `.${basename(full)}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`);
+    const chunks = o.chunks ?? [Math.min(o.depth, 64), Math.min(o.height, 256), Math.min(o.width, 256)];
+    if (o.shard) {
+      const [z0, z1] = o.shard;
+      const cz = Math.min(chunks[0], o.depth);
+      if (!(Number.isInteger(z0) && Number.isInteger(z1) && z0 >= 0 && z0 <= z1 && z1 <= o.depth && z0 % cz === 0 && (z1 % cz === 0 || z1 === o.depth)))
+        throw new SliceformError('internal', `zarr shard: planes ${z0}..${z1} are not whole chunk rows of ${cz} planes in 0..${o.depth}`);
+    }
+    const build = o.shard ? full : join(dirname(full), `.${basename(full)}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`);
     const w = await createOmeZarrImage(build, '', {
       shape: { x: o.width, y: o.height, z: o.depth, c: o.channels },
       dtype: o.dtype,
       spacing: o.spacing,
       version: o.version,
       compression: o.compression,
-      chunks: o.chunks ?? [Math.min(o.depth, 64), Math.min(o.height, 256), Math.min(o.width, 256)],
-      name: basename(path),
+      chunks,
+      name: o.name ?? basename(path),
       ...(o.label ? { label: { source: null } } : { channelNames: o.channelNames ?? Array.from({ length: o.channels }, (_, k) => `C${k + 1}`) }),
     });
     return new SlabZarrWriter(path, build, w, o);
@@ -88,17 +114,18 @@ export class SlabZarrWriter {
 
   /** Appends `depth` z-planes; `data` is channel-planar for the slab (C * depth * H * W), like SlabTiffWriter. */
   async writeSlab(data: Uint8Array | Uint16Array | Float32Array, depth: number): Promise<void> {
-    const { width: W, height: H, channels: C, depth: D } = this.o;
+    const { width: W, height: H, channels: C } = this.o;
     const plane = W * H;
+    const end = this.zRange[1];
     if (data.constructor !== this.buf.constructor) throw new SliceformError('internal', `slab is ${data.constructor.name}, the store is ${this.o.dtype}`);
     if (data.length !== C * depth * plane) throw new SliceformError('internal', `slab has ${data.length} values, expected ${C}x${depth}x${H}x${W}`);
-    if (this.zWritten + depth > D) throw new SliceformError('internal', `slab of ${depth} planes at z ${this.zWritten} runs past ${D}`);
+    if (this.zWritten + depth > end) throw new SliceformError('internal', `slab of ${depth} planes at z ${this.zWritten} runs past ${end}`);
     for (let k = 0; k < depth; k++) {
       const z = this.zWritten + k;
       const r = z - this.rowStart;
       for (let c = 0; c < C; c++) this.buf.set(data.subarray((c * depth + k) * plane, (c * depth + k + 1) * plane) as never, (c * this.cz + r) * plane);
       this.filled = r + 1;
-      if (this.filled === this.cz || z + 1 === D) await this.flush();
+      if (this.filled === this.cz || z + 1 === end) await this.flush();
     }
     this.zWritten += depth;
   }
@@ -118,9 +145,11 @@ export class SlabZarrWriter {
     this.filled = 0;
   }
 
-  /** Adds the pyramid and moves the store into place. */
+  /** A whole volume: adds the pyramid and moves the store into place. A shard: checks that all its planes came. */
   async close(): Promise<void> {
-    if (this.zWritten !== this.o.depth) throw new SliceformError('internal', `only ${this.zWritten} of ${this.o.depth} z-planes were written`);
+    const [z0, z1] = this.zRange;
+    if (this.zWritten !== z1) throw new SliceformError('internal', `only ${this.zWritten - z0} of ${z1 - z0} z-planes were written`);
+    if (this.o.shard) return;
     try {
       await writePyramid(this.build, '');
       await replaceZarrStore(this.build, this.path);
@@ -130,7 +159,8 @@ export class SlabZarrWriter {
     }
   }
 
+  /** A whole volume: drops the temporary store. A shard: keeps the whole chunks written (a rerun rewrites them). */
   async abort(): Promise<void> {
-    await rm(this.build, { recursive: true, force: true });
+    if (!this.o.shard) await rm(this.build, { recursive: true, force: true });
   }
 }
