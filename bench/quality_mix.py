@@ -12,6 +12,8 @@ tasks' cells (k = 1, 3, every seed) is what the held-out task would have got.
 
   python3 bench/quality_mix.py --keep bench/out/q1-keep --bench bench/out/quality-full-q1.json [--json F]
       [--variants full,trees300,depth14]   (the forest variants of bench/forest_variants.ts instead)
+      [--post]   (the full-resolution forest, forest-full.f32: its weight, the painted-fraction cut, 3D fill
+                  holes / small-component removal sized from the paint, smoothing)
 """
 import argparse
 import glob
@@ -98,12 +100,93 @@ def candidates(c, f, sparse):
     return out, {'inverse_error_weight': wa, 'painted_best_weight': best, 'paint_fraction': paint_frac}
 
 
+def painted_planes(sparse):
+    """(axis, index) of the painted planes: at least 10 % of the plane painted (make-sparse paints whole planes)."""
+    out = []
+    for ax in range(3):
+        frac = (sparse > 0).mean(axis=tuple(a for a in range(3) if a != ax))
+        out += [(ax, int(i)) for i in np.nonzero(frac >= 0.1)[0]]
+    return out
+
+
+def plane(a, ax, i):
+    return np.take(a, i, axis=ax)
+
+
+def paint_stats(sparse):
+    """What the paint says about the objects, from its planes only: the class-2 2D component areas and how much
+    painted class 1 lies inside class-2 outlines (holes: large for membranes around cells, ~0 for nuclei)."""
+    from scipy import ndimage
+
+    areas, enclosed, bg = [], 0, 0
+    for ax, i in painted_planes(sparse):
+        s = plane(sparse, ax, i)
+        fg2 = s == 2
+        lab, n = ndimage.label(fg2)
+        if n:
+            areas += list(np.bincount(lab.ravel())[1:])
+        filled = ndimage.binary_fill_holes(fg2)
+        enclosed += int((filled & (s == 1)).sum())
+        bg += int((s == 1).sum())
+    return {'areas': areas, 'enclosed_bg_fraction': enclosed / max(bg, 1)}
+
+
+def remove_small(pred, size):
+    from scipy import ndimage
+
+    lab, n = ndimage.label(pred)
+    if n == 0 or size <= 1:
+        return pred
+    sizes = np.bincount(lab.ravel())
+    keep = sizes >= size
+    keep[0] = False
+    return keep[lab]
+
+
+def post_candidates(c, f, ffull, sparse):
+    """The full-resolution forest (forest-full.f32) mixed with the network, then mixing rules, the painted-
+    fraction cut and 3D post-processing; every rule reads the painted voxels at most."""
+    from scipy import ndimage
+
+    painted = sparse > 0
+    paint_frac = float((sparse == 2).sum() / painted.sum())
+    st = paint_stats(sparse)
+    areas = np.array(st['areas'] or [1])
+    out = {'w0.5': (0.5 * c + 0.5 * f) > 0.5}
+    mix = {w: (1 - w) * c + w * ffull for w in (0.3, 0.4, 0.5, 0.6, 0.7)}
+    for w, m in mix.items():
+        out[f'full_w{w}'] = m > 0.5
+    best = max((0.3, 0.5, 0.7), key=lambda w: (fg_iou_painted(mix[w] > 0.5, sparse), -abs(w - 0.5)))
+    out['full_w_painted_best'] = mix[best] > 0.5
+    m = mix[0.5]
+    out['full_w0.5_cut_painted_fraction'] = m > cut_for_fraction(m[painted], paint_frac)
+    base = out['full_w0.5']
+    filled = ndimage.binary_fill_holes(base)
+    out['full_w0.5_fill'] = filled
+    # fill holes only where the paint has none (class-1 paint enclosed by class-2 outlines on its planes < 1 %)
+    holes = st['enclosed_bg_fraction'] >= 0.01
+    out['full_w0.5_fill_if_paint'] = base if holes else filled
+    for name, size in (('rm10', 10), ('rm50', 50), ('rm200', 200),
+                       ('rm_paint_min', int(areas.min())), ('rm_paint_p10', int(np.percentile(areas, 10)))):
+        out[f'full_w0.5_{name}'] = remove_small(base, size)
+    out['full_w0.5_fill_if_paint_rm_paint_p10'] = remove_small(out['full_w0.5_fill_if_paint'], int(np.percentile(areas, 10)))
+    # a guard on the paint: post-processing kept only when the painted voxels' foreground IoU does not drop
+    pp = out['full_w0.5_fill_if_paint_rm_paint_p10']
+    out['full_w0.5_post_if_paint_ok'] = pp if fg_iou_painted(pp, sparse) >= fg_iou_painted(base, sparse) - 1e-9 else base
+    # smoothing the mixed probabilities before the cut (sigma 1 voxel)
+    out['full_w0.5_smooth1'] = ndimage.gaussian_filter(m, 1.0) > 0.5
+    return out, {'paint_fraction': paint_frac, 'enclosed_bg_fraction': st['enclosed_bg_fraction'],
+                 'paint_area_min': int(areas.min()), 'paint_area_p10': int(np.percentile(areas, 10)),
+                 'painted_best_weight_full': best}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--keep', required=True)
     ap.add_argument('--bench', required=True, help="the bench's JSON (rows with anchors)")
     ap.add_argument('--json')
     ap.add_argument('--variants', help='forest variants to compare instead, e.g. full,trees300,depth14')
+    ap.add_argument('--post', action='store_true', help='full-resolution forest (forest-full.f32): mixing rules, cuts, 3D post-processing')
     a = ap.parse_args()
     bench = json.load(open(a.bench))
     rows = {(r['task'], r['k'], r['seed']): r for r in bench['rows']}
@@ -124,7 +207,13 @@ def main():
             sys.exit(f'{d}: sparse {sparse.shape} vs truth {t2.shape}')
         c, f = fg(os.path.join(d, 'cnn.tif')), fg(os.path.join(d, 'forest.tif'))
         scored = sparse == 0
-        if a.variants:
+        if a.post:
+            x = os.path.join(d, 'forest-full.f32')
+            if not os.path.exists(x):
+                continue
+            cands, extra = post_candidates(c, f, np.fromfile(x, np.float32).reshape(c.shape), sparse)
+            info[name] = extra
+        elif a.variants:
             # forest variants (bench/forest_variants.ts) in the default mix; only runs that have all of them
             files = {v: os.path.join(d, f'forest-{v}.f32') for v in a.variants.split(',')}
             if not all(os.path.exists(x) for x in files.values()):
@@ -178,6 +267,17 @@ def main():
     }
     if a.variants:
         groups = {'forest variant (w 0.5)': [n for n in names if n == 'w0.5' or n.endswith('_w0.5')]}
+    if a.post:
+        groups = {
+            'forest at full resolution (w 0.5)': ['w0.5', 'full_w0.5'],
+            'full-resolution forest weight': ['full_w0.5', 'full_w0.3', 'full_w0.4', 'full_w0.6', 'full_w0.7'],
+            'weight from the paint (full)': ['full_w0.5', 'full_w_painted_best'],
+            'decision (full, w 0.5)': ['full_w0.5', 'full_w0.5_cut_painted_fraction'],
+            'fill holes (full, w 0.5)': ['full_w0.5', 'full_w0.5_fill', 'full_w0.5_fill_if_paint'],
+            'small components (full, w 0.5)': ['full_w0.5', 'full_w0.5_rm10', 'full_w0.5_rm50', 'full_w0.5_rm200', 'full_w0.5_rm_paint_min', 'full_w0.5_rm_paint_p10'],
+            'post-processing (full, w 0.5)': ['full_w0.5', 'full_w0.5_fill_if_paint', 'full_w0.5_fill_if_paint_rm_paint_p10', 'full_w0.5_post_if_paint_ok'],
+            'smoothing (full, w 0.5)': ['full_w0.5', 'full_w0.5_smooth1'],
+        }
     print('\nLOTO per knob (each held-out task gets the candidate best on the other tasks by mean IoU − RF over their cells; ties keep the first):\n')
     print('| knob | ' + ' | '.join(f'{t} held out: chosen → its mean IoU − RF' for t in tasks) + ' | verdict |')
     print('| --- |' + ' --- |' * (len(tasks) + 1))

@@ -54,9 +54,10 @@ export function recipeUsage(defaultMinutes: number): string {
   --plane-tile N         in-plane output size of training tiles, 4..512 (default per preset)
   --downsample F         auto (default: xy by round(z/xy spacing), at most 2, when z is coarser) | none |
                          F (xy) | Z,Y,X, integers 1..8 — train and predict at reduced resolution
-  --calibration C        iou (default): per-class decision weights that maximise the foreground IoU on the
-                         held-out paint (undoes the class weights' bias; the argmax wins ties) | fraction: the
-                         predicted class fractions there match the painted ones | none: plain argmax
+  --calibration C        fraction (default): per-class decision weights such that the predicted class
+                         fractions on the paint (held-out paint with --validation blocks) match the painted ones
+                         (undoes the class weights' bias) | iou: the weights that maximise the foreground IoU on
+                         held-out paint (plain argmax without it; the argmax wins ties) | none: plain argmax
   --validation V         early (default, from paint on 3 planes on, any axes): keep a fifth of the paint
                          (random 12-voxel blocks) out of the first half of training, score it there (the
                          held-out IoU estimate, conservative), then train on all of it | blocks: keep it out all

@@ -31,7 +31,7 @@ import {
   type Factors,
 } from '../volume/resample.js';
 import { decideInto, predictRegion, sourceFromVolume } from '../volume/predict.js';
-import type { SegmentOptions } from '../inference/segment.js';
+import { segmentVolume, type SegmentOptions } from '../inference/segment.js';
 import type { Vec3 } from '../volume/tiling.js';
 import { fitCalibration, type Calibration } from './calibration.js';
 import { paintedPlanes, splitBlocks, type BlockSplit } from './holdout.js';
@@ -529,7 +529,11 @@ export async function trainRecipe(
     // a mixing weight on the voxels it was trained on measured no better than the defaults (docs/densify.md);
     // except the 'fraction' decision, whose target (the painted class fractions) holds on the training paint too
     const fitOnPaint = !useHeldOut && plan.calibration === 'fraction';
-    const at = useHeldOut || fitOnPaint
+    // with a full-resolution forest the 'fraction' decision is fitted where the product decides: on the painted
+    // full-resolution voxels of the final mix (the network interpolated back, plus the forest), predicted by
+    // segmentVolume itself; the working-resolution probabilities are then not needed
+    const fullFraction = fitOnPaint && fullForest && plan.ensemble !== 'none';
+    const at = useHeldOut || (fitOnPaint && !fullFraction)
       ? await probabilitiesAt(
           trained.model,
           low.map((x) => x.image),
@@ -560,7 +564,20 @@ export async function trainRecipe(
       );
       p = mix(p, q, best.weight);
     }
-    calibration = fitCalibration(p, l, K, useHeldOut || fitOnPaint ? plan.calibration : 'none');
+    if (fullFraction && ensemble) {
+      const t0 = Date.now();
+      const seg: RecipeSegmentOptions = {
+        normalisation: trained.normalisation,
+        downsample: f,
+        testTimeFlips: plan.testTimeFlips,
+        mixer: forestMixer(ensemble.forest, ensemble.weight, 'full', trained.normalisation, f),
+      };
+      const fit = await mixedAtPaint(trained.model, pairs, seg, K, hooks.signal);
+      calibration = fitCalibration(fit.p, fit.l, K, 'fraction');
+      hooks.log?.(
+        `'fraction' decision fitted on ${fit.l.length} painted full-resolution voxels of the final mix in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+      );
+    } else calibration = fitCalibration(p, l, K, useHeldOut || fitOnPaint ? plan.calibration : 'none');
     if (fitOnPaint && calibration.mode !== 'none') selfValidation = { ...selfValidation, fittedOn: 'training' };
     if (useHeldOut) {
       selfValidation = {
@@ -690,6 +707,50 @@ async function probabilitiesAt(
   return { p, l, vol: Uint16Array.from(vols), idx: Uint32Array.from(idxs) };
 }
 
+/**
+ * The final mix's class probabilities (class-planar K x n) at the painted full-resolution voxels of the pairs
+ * (evenly strided to at most ~400k), predicted the way densify and segment predict (segmentVolume with the
+ * forest mixer, no decision weights), and their labels.
+ */
+async function mixedAtPaint(
+  model: Model,
+  pairs: RecipePair[],
+  seg: RecipeSegmentOptions,
+  K: number,
+  signal?: CancelSignal,
+): Promise<{ p: Float32Array; l: Uint8Array }> {
+  let total = 0;
+  for (const pr of pairs) for (let i = 0; i < pr.labels.data.length; i++) if (pr.labels.data[i]) total++;
+  const stride = Math.max(1, Math.floor(total / 400_000));
+  const probs: number[][] = Array.from({ length: K }, () => []);
+  const labels: number[] = [];
+  let seen = 0;
+  for (const pr of pairs) {
+    const lab = pr.labels.data;
+    const plane = pr.image.shape.x * pr.image.shape.y;
+    await segmentVolume(model, pr.image, {
+      ...seg,
+      probabilities: true,
+      collect: false,
+      signal,
+      onSlab: (slab) => {
+        const n = slab.depth * plane;
+        const base = slab.z0 * plane;
+        for (let i = 0; i < n; i++) {
+          const l = lab[base + i]!;
+          if (!l || seen++ % stride !== 0) continue;
+          labels.push(l);
+          for (let k = 0; k < K; k++) probs[k]!.push(slab.probabilities![k * n + i]!);
+        }
+      },
+    });
+  }
+  const n = labels.length;
+  const p = new Float32Array(K * n);
+  for (let k = 0; k < K; k++) p.set(probs[k]!, k * n);
+  return { p, l: Uint8Array.from(labels) };
+}
+
 /** Decisions 1..K of class-planar probabilities with decision weights. */
 function decide(p: Float32Array, n: number, K: number, w: number[]): Uint8Array {
   const out = new Uint8Array(n);
@@ -748,6 +809,29 @@ export interface RecipeSegmentOptions {
   testTimeFlips: boolean;
 }
 
+/** The forest member as segment's mixer: its probabilities of an image normalised as the network sees it, features cached per stack. */
+function forestMixer(
+  f: Forest,
+  weight: number,
+  resolution: 'full' | 'working',
+  norm: Normalisation,
+  factors: Factors,
+): NonNullable<SegmentOptions['mixer']> {
+  return {
+    weight,
+    halo: featureHalo(ENSEMBLE_FEATURES),
+    resolution,
+    probabilities: (img: Volume, source: Volume) =>
+      forestProbabilities(
+        normalisedImage(img, norm),
+        f,
+        ENSEMBLE_FEATURES,
+        undefined,
+        featureCacheKey(source, resolution === 'full' ? [1, 1, 1] : factors, norm),
+      ),
+  };
+}
+
 /**
  * Prediction options (normalisation, working resolution, second learner, decision) of a trained recipe, or of a
  * model manifest with its forest (loadRecipeModel).
@@ -760,23 +844,7 @@ export function segmentOptionsFor(
   // model folders written before the resolution was recorded have a working-resolution forest
   const resolution = m.ensemble?.resolution ?? 'working';
   const mixer = (f: Forest | null | undefined, weight: number) =>
-    f && weight > 0
-      ? {
-          mixer: {
-            weight,
-            halo: featureHalo(ENSEMBLE_FEATURES),
-            resolution,
-            probabilities: (img: Volume, source: Volume) =>
-              forestProbabilities(
-                normalisedImage(img, norm),
-                f,
-                ENSEMBLE_FEATURES,
-                undefined,
-                featureCacheKey(source, resolution === 'full' ? [1, 1, 1] : factorsOf(m), norm),
-              ),
-          },
-        }
-      : {};
+    f && weight > 0 ? { mixer: forestMixer(f, weight, resolution, norm, factorsOf(m)) } : {};
   if ('plan' in m) {
     return {
       normalisation: norm,

@@ -96,8 +96,10 @@ describe('held-out estimate (early self-validation, the default)', () => {
       expect(leaked).toBe(0);
       expect(Array.from(before)).toEqual(Array.from(split.train));
       expect(Array.from(phases[1]!.labels)).toEqual(Array.from(low.data));
-      // the final model's decision is the default one: nothing was chosen on the scored voxels
-      expect(t.calibration.mode).toBe('none');
+      // the final model's decision is the default one ('fraction', fitted on all the paint after training):
+      // nothing was chosen on the scored voxels
+      expect(t.calibration.mode).toBe('fraction');
+      expect(t.selfValidation.fittedOn).toBe('training');
       expect(t.ensemble?.weight).toBe(0.5);
       await saveRecipeModel(join(OUT, 'three'), t, { classNames: ['background', 'nucleus'], spacing: { ...image.spacing, unit: 'um' }, preset: 'tiny' });
       const m = JSON.parse(await readFile(join(OUT, 'three', 'model.json'), 'utf8'));

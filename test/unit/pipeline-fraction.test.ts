@@ -1,7 +1,8 @@
 /**
  * The 'fraction' decision without held-out paint is fitted on the training paint (before, it silently fell back
  * to the plain argmax): the decision weights make the predicted class fractions on the painted voxels equal the
- * painted ones, and segmentOptionsFor hands them to prediction. With 'iou' and no held-out paint the decision
+ * painted ones (with the full-resolution forest: on the painted full-resolution voxels of the final mix, as
+ * segment predicts them), and segmentOptionsFor hands them to prediction. With 'iou' and no held-out paint the decision
  * stays the argmax. Real data: plant-seg 1135_mini.h5, the ground truth on the middle slice of each axis (k = 1),
  * the tiny preset for a few steps (the decision is fitted to whatever the model is; quality is the bench's).
  */
@@ -38,8 +39,11 @@ describe('fraction decision on the training paint', () => {
       const c = frac.calibration;
       expect(c.mode).toBe('fraction');
       expect(frac.selfValidation.fittedOn).toBe('training');
-      // the painted voxels at the working resolution (x, y halved: about a quarter of the full-resolution paint)
-      expect(c.voxels).toBeGreaterThan(5000);
+      // with the full-resolution forest (the default) the decision is fitted on every painted full-resolution
+      // voxel of the final mix (not on the working-resolution ones, x and y halved: about a quarter as many)
+      const painted = sparse.reduce((n, v) => n + (v ? 1 : 0), 0);
+      expect(c.voxels).toBe(painted);
+      expect(frac.ensemble?.resolution).toBe('full');
       // 1135's middle planes: about a fifth nucleus
       expect(c.paintedFractions[1]!).toBeGreaterThan(0.1);
       expect(c.paintedFractions[1]!).toBeLessThan(0.4);

@@ -19,7 +19,7 @@ describe('recipe settings', () => {
     const s = recipeSettings({ minutes: 4 });
     expect(s.preset).toBe('desktop');
     expect(s.balance).toBe(RECIPE_DEFAULTS.balance);
-    expect(s.calibration).toBe('iou');
+    expect(s.calibration).toBe('fraction');
     expect(s.downsample).toBe('auto');
     expect(recipeSettings({ preset: 'paper', iterations: 1 }).downsample).toEqual([1, 1, 1]);
     expect(() => recipeSettings({})).toThrow(/training budget/);
