@@ -88,8 +88,8 @@ function save() {
 }
 const anchors = {};
 const fmt = (x) => (x === null || x === undefined || Number.isNaN(x) ? '—' : x.toFixed(3));
-console.log('\n| task | k | seed | IoU | RF anchor | IoU − RF | held-out estimate | iterations | predicted fg % | true fg % | load 1 min |');
-console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+console.log('\n| task | k | seed | IoU | RF anchor | IoU − RF | held-out estimate | iterations | predicted fg % | true fg % | load 1 min | total s (train / forest / predict) |');
+console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
 // --resume F.json: runs already in F (same budget and densify options) are taken from it, not rerun
 const resumeFile = opt('resume');
 const previous = resumeFile ? JSON.parse(readFileSync(resumeFile, 'utf8')) : null;
@@ -150,10 +150,14 @@ for (const k of ks) {
         task: t, k, seed, iou, anchor: a.iou, diff: iou - a.iou, heldOut: j.heldOut?.iou ?? j.selfValidation?.estimate ?? null,
         iterations: j.training?.iterations, predictedFg: total ? counts['2'] / total : null, trueFg: a.truthFraction ?? null, load,
         seconds: j.totalSeconds, calibration: j.calibration ?? null,
+        // where the time goes: training (incl. the early held-out scoring and its forest features), the final
+        // forest fit, the held-out scoring, the prediction
+        trainSeconds: j.training?.seconds ?? null, forestSeconds: j.ensemble?.seconds ?? null,
+        forestResolution: j.ensemble?.resolution ?? null, heldOutSeconds: j.heldOut?.seconds ?? null, predictSeconds: j.predictSeconds ?? null,
       };
       rows.push(row);
       save(); // after every run, so a run cut short keeps what finished
-      console.log(`| ${t} | ${k} | ${seed} | ${fmt(iou)} | ${fmt(a.iou)} | ${iou - a.iou >= 0 ? '+' : ''}${fmt(iou - a.iou)} | ${fmt(row.heldOut)} | ${row.iterations} | ${row.predictedFg !== null ? (100 * row.predictedFg).toFixed(1) : '—'} | ${row.trueFg !== null ? (100 * row.trueFg).toFixed(1) : '—'} | ${load.toFixed(1)} |`);
+      console.log(`| ${t} | ${k} | ${seed} | ${fmt(iou)} | ${fmt(a.iou)} | ${iou - a.iou >= 0 ? '+' : ''}${fmt(iou - a.iou)} | ${fmt(row.heldOut)} | ${row.iterations} | ${row.predictedFg !== null ? (100 * row.predictedFg).toFixed(1) : '—'} | ${row.trueFg !== null ? (100 * row.trueFg).toFixed(1) : '—'} | ${load.toFixed(1)} | ${Math.round(row.seconds ?? 0)} (${Math.round(row.trainSeconds ?? 0)} / ${(row.forestSeconds ?? 0).toFixed(1)} / ${(row.predictSeconds ?? 0).toFixed(1)}) |`);
     }
   }
 }
