@@ -302,3 +302,102 @@ export async function densifySource(
     throw e;
   }
 }
+
+const B = 64;
+
+/** A label volume held as its painted 64³ blocks only (what a labels file of an out-of-core volume becomes). */
+export class BlockLabels implements PaintedLabels {
+  private readonly blocks = new Map<number, Uint8Array>();
+  private readonly grid: [number, number, number];
+  constructor(readonly dims: { x: number; y: number; z: number }) {
+    this.grid = [Math.ceil(dims.x / B), Math.ceil(dims.y / B), Math.ceil(dims.z / B)];
+  }
+  get blockCount(): number {
+    return this.blocks.size;
+  }
+  private bounds(k: number): CropBox {
+    const [gx, gy] = this.grid;
+    const bx = k % gx,
+      by = Math.floor(k / gx) % gy,
+      bz = Math.floor(k / (gx * gy));
+    const min: [number, number, number] = [bx * B, by * B, bz * B];
+    return { min, max: [Math.min(this.dims.x, min[0] + B), Math.min(this.dims.y, min[1] + B), Math.min(this.dims.z, min[2] + B)] };
+  }
+  /** Stores one block's labels (x fastest over its clipped box); an all-zero block is not kept. */
+  setBlock(bx: number, by: number, bz: number, data: Uint8Array): void {
+    if (!data.some((v) => v > 0)) return;
+    this.blocks.set((bz * this.grid[1] + by) * this.grid[0] + bx, data);
+  }
+  paintedBlocks(): CropBox[] {
+    return [...this.blocks.keys()].sort((a, b) => a - b).map((k) => this.bounds(k));
+  }
+  box(b: CropBox): Uint8Array {
+    const nx = b.max[0] - b.min[0],
+      ny = b.max[1] - b.min[1];
+    const out = new Uint8Array(nx * ny * (b.max[2] - b.min[2]));
+    const [gx, gy] = this.grid;
+    for (let bz = Math.floor(b.min[2] / B); bz * B < b.max[2]; bz++)
+      for (let by = Math.floor(b.min[1] / B); by * B < b.max[1]; by++)
+        for (let bx = Math.floor(b.min[0] / B); bx * B < b.max[0]; bx++) {
+          const d = this.blocks.get((bz * gy + by) * gx + bx);
+          if (!d) continue;
+          const bb = this.bounds((bz * gy + by) * gx + bx);
+          const w = bb.max[0] - bb.min[0],
+            h = bb.max[1] - bb.min[1];
+          const x0 = Math.max(b.min[0], bb.min[0]),
+            x1 = Math.min(b.max[0], bb.max[0]);
+          for (let z = Math.max(b.min[2], bb.min[2]); z < Math.min(b.max[2], bb.max[2]); z++)
+            for (let y = Math.max(b.min[1], bb.min[1]); y < Math.min(b.max[1], bb.max[1]); y++) {
+              const src = ((z - bb.min[2]) * h + (y - bb.min[1])) * w + (x0 - bb.min[0]);
+              out.set(d.subarray(src, src + x1 - x0), ((z - b.min[2]) * ny + (y - b.min[1])) * nx + (x0 - b.min[0]));
+            }
+        }
+    return out;
+  }
+}
+
+/**
+ * Reads a label volume (dense TIFF/HDF5, or an OME-Zarr label store whose unpainted chunks are absent) through
+ * its RegionSource in 64-plane slabs and keeps only the painted 64³ blocks: the labels of an out-of-core volume
+ * never exist densely in memory. Refuses another size, several channels or labels above 255, naming the file.
+ */
+export async function readPaintedLabels(
+  source: RegionSource,
+  dims: { x: number; y: number; z: number },
+  signal?: RecipeHooks['signal'],
+): Promise<BlockLabels> {
+  const { x: X, y: Y, z: Z, c: C } = source.info.shape;
+  const file = source.info.source;
+  if (X !== dims.x || Y !== dims.y || Z !== dims.z)
+    throw new SliceformError('bad-input', `labels are ${X}×${Y}×${Z} (x×y×z), the image ${dims.x}×${dims.y}×${dims.z}`, { file });
+  if (C !== 1) throw new SliceformError('bad-input', `labels must have one channel, found ${C}`, { file });
+  if (/float/.test(source.info.dtype)) throw new SliceformError('bad-input', `labels must be an integer volume (0 = unannotated, 1..K = classes), found ${source.info.dtype}`, { file });
+  const out = new BlockLabels(dims);
+  for (let z0 = 0; z0 < Z; z0 += B) {
+    if (signal?.aborted) throw new CancelledError('reading the labels was cancelled');
+    const z1 = Math.min(Z, z0 + B);
+    const slab = await source.read({ x0: 0, x1: X, y0: 0, y1: Y, z0, z1 }, { signal });
+    for (let by = 0; by * B < Y; by++)
+      for (let bx = 0; bx * B < X; bx++) {
+        const w = Math.min(X, bx * B + B) - bx * B,
+          h = Math.min(Y, by * B + B) - by * B;
+        const d = new Uint8Array(w * h * (z1 - z0));
+        let any = false;
+        for (let z = 0, k = 0; z < z1 - z0; z++)
+          for (let y = 0; y < h; y++) {
+            const row = (z * Y + by * B + y) * X + bx * B;
+            for (let x = 0; x < w; x++, k++) {
+              const v = slab[row + x]!;
+              if (v === 0) continue;
+              if (v < 0 || v > 255 || !Number.isInteger(v))
+                throw new SliceformError('bad-input', `label value ${v} at x ${bx * B + x}, y ${by * B + y}, z ${z0 + z} is not a class (0..255)`, { file });
+              d[k] = v;
+              any = true;
+            }
+          }
+        if (any) out.setBlock(bx, by, z0 / B, d);
+      }
+  }
+  if (out.blockCount === 0) throw new SliceformError('bad-input', 'the label volume has no annotated voxels (all 0)', { file });
+  return out;
+}

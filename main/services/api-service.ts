@@ -309,7 +309,8 @@ export class ApiService implements SliceformApi {
   }
 
   async getLabelSlice(req: LabelSliceRequest): Promise<LabelSliceData> {
-    return this.volumes.labelSlice(req);
+    // an out-of-core volume's prediction is the label store its densify wrote: the compute process reads the slice
+    return (await this.volumes.storedPredictionSlice(req)) ?? this.volumes.labelSlice(req);
   }
 
   async getLabelVolume(req: { volumeId: string; layer: LabelLayer }): Promise<LabelVolumeData> {

@@ -43,6 +43,7 @@ function callsFor(callId: number): ComputeCalls {
     getBrick: async (r) => store.brick(r),
     setLabels: async (r) => store.setLabels(r),
     getUncertainty: async (r) => store.uncertainty(r.volumeId),
+    getPredictionSlice: (r) => store.predictionSlice(r),
     resident: async () => store.resident(),
     setVisiblePlanes: async (r) => store.setVisiblePlanes(r),
     getPreview: async (r) => store.preview(r),

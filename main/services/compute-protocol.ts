@@ -155,6 +155,11 @@ export const COMPUTE_CALLS = {
    * next" (main/pipeline/suggest.ts); null when neither exists yet. A few numbers per slice, not a volume.
    */
   getUncertainty: { request: z.object({ volumeId: id }).strict(), result: UncertaintyRecord.nullable() },
+  /**
+   * A full-resolution slice of an out-of-core volume's prediction, read from the label store its densify wrote
+   * (`path`, from the densify result: a restarted compute process opens it again).
+   */
+  getPredictionSlice: { request: z.object({ volumeId: id, plane, index: z.number().int().min(0), path }).strict(), result: sliceData },
   /** The planes the app's slice views show (a live session predicts them after each stroke and every few seconds). */
   setVisiblePlanes: { request: REQUEST_SCHEMAS.setVisiblePlanes, result: z.object({ planes: z.number().int().min(0) }) },
   /** The newest live preview of a plane. */
@@ -327,6 +332,7 @@ const CALL_RESULTS: { [M in ComputeCallName]: Checker<CallResult<M>> } = {
   getBrick: (raw) => COMPUTE_CALLS.getBrick.result.safeParse(raw),
   setLabels: (raw) => COMPUTE_CALLS.setLabels.result.safeParse(raw),
   getUncertainty: (raw) => COMPUTE_CALLS.getUncertainty.result.safeParse(raw),
+  getPredictionSlice: (raw) => COMPUTE_CALLS.getPredictionSlice.result.safeParse(raw),
   resident: (raw) => COMPUTE_CALLS.resident.result.safeParse(raw),
   setVisiblePlanes: (raw) => COMPUTE_CALLS.setVisiblePlanes.result.safeParse(raw),
   getPreview: (raw) => COMPUTE_CALLS.getPreview.result.safeParse(raw),

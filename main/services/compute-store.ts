@@ -285,6 +285,13 @@ export class ComputeStore {
     return bv;
   }
 
+  /** A full-resolution slice of the out-of-core prediction at `path` (opened when not resident: after a restart). */
+  async predictionSlice(req: CallRequest<'getPredictionSlice'>): Promise<CallResult<'getPredictionSlice'>> {
+    const v = this.vol(req.volumeId);
+    const bp = v.bigPrediction && v.bigPrediction.source.info.source === resolve(req.path) ? v.bigPrediction : await this.setOutOfCorePrediction(req.volumeId, resolve(req.path));
+    return bp.slice(req.plane, req.index);
+  }
+
   /** The out-of-core prediction (getSlice-able full-resolution label slices), null when there is none. */
   predictionSource(id: string): BigVolume | null {
     return this.vol(id).bigPrediction ?? null;

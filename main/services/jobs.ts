@@ -262,6 +262,7 @@ export class JobManager {
       getBrick: (r) => this.call('getBrick', r),
       setLabels: (r) => this.call('setLabels', r),
       getUncertainty: (r) => this.call('getUncertainty', r),
+      getPredictionSlice: (r) => this.call('getPredictionSlice', r),
       resident: (r) => this.call('resident', r),
       setVisiblePlanes: (r) => this.call('setVisiblePlanes', r),
       getPreview: (r) => this.call('getPreview', r),

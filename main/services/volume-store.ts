@@ -327,6 +327,15 @@ export class VolumeStore {
     return { volumeId: req.volumeId, layer: req.layer, size: [x, y, z], data: this.layerData(ov, req.layer).slice() };
   }
 
+  /** A full-resolution prediction slice of an out-of-core volume, read by the compute process from its label store; null for other layers and volumes. */
+  async storedPredictionSlice(req: LabelSliceRequest): Promise<LabelSliceData | null> {
+    const ps = req.layer === 'prediction' ? this.get(req.volumeId).predictionStore : undefined;
+    if (!ps) return null;
+    await this.resident(req.volumeId);
+    const s = await this.compute.call('getPredictionSlice', { volumeId: req.volumeId, plane: req.plane, index: req.index, path: ps.path });
+    return { plane: req.plane, index: req.index, width: s.width, height: s.height, data: s.data as Uint8Array };
+  }
+
   /** The densify of an out-of-core volume: its prediction is the label store at `path`, shown at the 3D level. */
   setOutOfCorePrediction(volumeId: string, store: { path: string; step: number; size: [number, number, number]; data: Uint8Array }): void {
     const ov = this.get(volumeId);

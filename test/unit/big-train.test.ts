@@ -17,7 +17,7 @@ import type { Volume } from '../../main/common/volume.js';
 import { computeNormalisation } from '../../main/volume/preprocess.js';
 import { downsampleVolume, type Factors } from '../../main/volume/resample.js';
 import { sourceNormalisation } from '../../main/inference/source-stats.js';
-import { checkCropBudget, cropMargin, densifySource, paintedCrops, trainOnSource, type CropBox } from '../../main/pipeline/crops.js';
+import { BlockLabels, checkCropBudget, cropMargin, densifySource, paintedCrops, readPaintedLabels, type CropBox } from '../../main/pipeline/crops.js';
 import { planRecipe, segmentOptionsFor, trainRecipe } from '../../main/pipeline/recipe.js';
 import { recipeSettings } from '../../main/pipeline/settings.js';
 import { SparseLabels } from '../../main/services/sparse-labels.js';
@@ -177,11 +177,12 @@ describe('training and densify from the painted region of an out-of-core volume 
           b = iou(memSeg.labels!);
         let same = 0;
         for (let i = 0; i < dense.length; i++) if (seg.data[i] === memSeg.labels![i]) same++;
-        // measured: IoU 0.7842 both ways and every voxel equal (the crop holds every tile the sampler draws:
-        // the paint's tiles reach z 30 + 35 < 66, so training saw the same voxels); floor and tolerance leave room
+        // measured: IoU 0.7842 both ways and every voxel equal with the 'iou' decision (the crop holds every tile
+        // the sampler draws: the paint's tiles reach z 30 + 35 < 66, so training saw the same voxels); with the
+        // 'fraction' decision (fitted on the painted voxels as segment predicts them) 99.0 % of the voxels agree
         expect(a).toBeGreaterThan(0.75);
         expect(Math.abs(a - b)).toBeLessThan(0.01);
-        expect(same / dense.length).toBeGreaterThan(0.995);
+        expect(same / dense.length).toBeGreaterThan(0.98);
       } finally {
         res.trained.model.dispose();
         mem.model.dispose();
@@ -248,7 +249,70 @@ describe('the compute process trains and densifies an out-of-core volume (1135 H
       if (p && t) inter++;
       if (p || t) uni++;
     }
-    expect(inter / uni).toBeGreaterThan(0.3); // 8 iterations: measured 0.xx
+    expect(inter / uni).toBeGreaterThan(0.7); // 8 iterations (the forest member carries it): measured 0.798
     store.close({ volumeId: 'big' });
+    // a restarted compute process: the slice call names the store, which is opened again
+    const again = new ComputeStore();
+    again.outOfCoreBytes = 100_000;
+    await again.open({ volumeId: 'big', path: FILE, dataset: 'raw' });
+    const s2 = await again.predictionSlice({ volumeId: 'big', plane: 'yz', index: 70, path: out });
+    expect([s2.width, s2.height]).toEqual([100, 100]); // yz: y across, z down
+    for (let z = 0; z < 100; z += 7) for (let y = 0; y < 100; y += 3) expect(s2.data[z * 100 + y]).toBe(seg.data[(z * 100 + y) * 100 + 70]);
+    again.close({ volumeId: 'big' });
+  }, 600_000);
+});
+
+describe('CLI densify / train out of core (1135 above a lowered SLICEFORM_OUT_OF_CORE_BYTES; sparse OME-Zarr labels)', () => {
+  it('reads the labels as painted blocks, trains on the crops and streams the whole volume into an OME-Zarr', async () => {
+    const { main } = await import('../../main/cli/index.js');
+    const { writeLabelsZarr } = await import('../../main/services/big-volume.js');
+    const run = async (args: string[]) => {
+      let out = '',
+        err = '';
+      const code = await main(args, { out: (t) => (out += t + '\n'), err: (t) => (err += t + '\n'), isTTY: false });
+      return { code, out, err };
+    };
+    const truth = await readVolume(FILE, { dataset: 'label' });
+    const { sparse } = paint(truth, [10, 20, 30]);
+    const labels = join(dir, 'sparse-labels.ome.zarr');
+    await writeLabelsZarr(labels, sparse, truth.spacing, ['background', 'nucleus']);
+    // the painted blocks read back from the store (4 of its 8 chunks exist), voxel for voxel
+    const ls = await openRegionSource(labels);
+    const blocks: BlockLabels = await readPaintedLabels(ls, { x: 100, y: 100, z: 100 });
+    await ls.close();
+    expect(blocks.paintedBlocks()).toEqual(sparse.paintedBlocks());
+    for (const b of sparse.paintedBlocks()) expect(blocks.box(b)).toEqual(sparse.box(b));
+    const box = { min: [30, 40, 15] as [number, number, number], max: [90, 100, 35] as [number, number, number] };
+    expect(blocks.box(box)).toEqual(sparse.box(box));
+
+    const out = join(dir, 'cli-seg.ome.zarr');
+    const before = process.env.SLICEFORM_OUT_OF_CORE_BYTES;
+    process.env.SLICEFORM_OUT_OF_CORE_BYTES = '100000';
+    let r;
+    try {
+      r = await run(['densify', '--image', FILE, '--dataset', 'raw', '--labels', labels, '--out', out, '--preset', 'tiny', '--iterations', '8', '--seed', '1', '--threads', '2']);
+    } finally {
+      if (before === undefined) delete process.env.SLICEFORM_OUT_OF_CORE_BYTES;
+      else process.env.SLICEFORM_OUT_OF_CORE_BYTES = before;
+    }
+    expect(r.err).toMatch(/out of core: 100x100x100x1 uint8 .* is above the in-memory limit/);
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out);
+    expect(j.outOfCore.crops).toHaveLength(1);
+    expect(j.outOfCore.cropVoxelsRead).toBeLessThan(10 ** 6);
+    expect(j.training.iterations).toBe(8);
+    const seg = await readVolume(out);
+    expect(seg.shape).toMatchObject({ x: 100, y: 100, z: 100, c: 1 });
+    expect(Object.values(j.classCounts as Record<string, number>).reduce((a, b) => a + b, 0)).toBe(10 ** 6);
+    // --truth needs the whole stack: refused out of core, naming what to do
+    const t = await run(['densify', '--out-of-core', '--image', FILE, '--dataset', 'raw', '--labels', labels, '--out', join(dir, 'x.ome.zarr'), '--truth', FILE, '--truth-dataset', 'label', '--iterations', '1']);
+    expect(t.code).toBe(2);
+    expect(t.err).toMatch(/--truth and --snapshot need the whole stack in memory; out of core, score the written .*x\.ome\.zarr separately/);
+    // train --out-of-core (forced below the limit): the model folder records the crops' training
+    const m = await run(['train', '--out-of-core', '--image', FILE, '--dataset', 'raw', '--labels', labels, '--model', join(dir, 'cli-model'), '--preset', 'tiny', '--iterations', '4', '--seed', '1', '--threads', '2']);
+    expect(m.code).toBe(0);
+    const mj = JSON.parse(m.out);
+    expect(mj.training.iterations).toBe(4);
+    expect(mj.outOfCore.crops[0]).toMatchObject({ min: [0, 0, 0], max: [100, 100, 66], blocks: 4 });
   }, 600_000);
 });

@@ -18,6 +18,7 @@ import {
   threadsOpt,
 } from '../validate.js';
 import { scoreSegmentation } from '../../evaluation/metrics.js';
+import { densifyOutOfCore, openOutOfCore } from '../out-of-core.js';
 
 const usage = `Usage: sliceform densify --image IMG --labels SPARSE --out SEG.tif [options]
 
@@ -39,6 +40,8 @@ ${recipeUsage(4)}
   --truth GT             dense ground truth: prints the IoU over the voxels SPARSE leaves unannotated
   --truth-dataset D      HDF5 dataset of the ground truth (e.g. label)
   --truth-mode M         auto (default) | instances (GT > 0 -> class 2, else 1) | classes
+  --out-of-core          train on crops around the paint and segment streamed (automatic above the in-memory
+                         limit SLICEFORM_OUT_OF_CORE_BYTES, default 1 GiB); --labels may be a sparse OME-Zarr store
   -h, --help             show this help
 
 Exit codes: 0 ok, 1 failure, 2 bad input, 130 cancelled.`;
@@ -72,6 +75,7 @@ const densify: Command = {
     truth: { type: 'string' },
     'truth-dataset': { type: 'string' },
     'truth-mode': { type: 'string' },
+    'out-of-core': { type: 'boolean' },
   },
   async run(args, io, signal) {
     const v = args.values;
@@ -114,6 +118,27 @@ const densify: Command = {
     if (!['auto', 'instances', 'classes'].includes(truthMode))
       throw new SliceformError('bad-input', `--truth-mode must be auto, instances or classes`);
 
+    // above the in-memory limit (or --out-of-core): crops around the paint, streamed segment (cli/out-of-core.ts)
+    {
+      const src = await openOutOfCore(imagePath, strOpt(v, 'dataset'), Boolean(v['out-of-core']), io);
+      if (src)
+        try {
+          if (strOpt(v, 'truth') || strOpt(v, 'snapshot'))
+            throw new SliceformError('bad-input', `--truth and --snapshot need the whole stack in memory; out of core, score the written ${out} separately`);
+          const engine = await loadEngine();
+          engineNote(engine.info, io);
+          const bar = cliProgress(io);
+          const hooks = { onProgress: bar.update, log: (l: string) => io.err(l) };
+          const code = await densifyOutOfCore(
+            { engine, source: src, labelsPath, labelsDataset: strOpt(v, 'labels-dataset'), settings, signal, io, hooks },
+            { out, probabilitiesOut: strOpt(v, 'probabilities'), modelDir: strOpt(v, 'model'), onProgress: bar.update },
+          );
+          bar.done();
+          return code;
+        } finally {
+          await src.close();
+        }
+    }
     const t0 = Date.now();
     const image = await readVolume(imagePath, {
       dataset: strOpt(v, 'dataset'),

@@ -3,13 +3,14 @@ import type { Command } from '../command.js';
 import { strOpt } from '../command.js';
 import { CancelledError, SliceformError } from '../../common/errors.js';
 import type { Volume } from '../../common/volume.js';
-import { readVolume } from '../../io/index.js';
+import { isZarrPath, readVolume } from '../../io/index.js';
 import { loadEngine } from '../../engine/index.js';
 import { readLabels } from '../../inference/files.js';
 import { maxLabel } from '../../training/trainer.js';
 import { RECIPE_OPTIONS, recipeFromValues, recipeUsage } from '../../pipeline/options.js';
 import { defaultClassNames, saveRecipeModel, trainRecipe } from '../../pipeline/recipe.js';
 import { cliProgress } from './densify.js';
+import { openOutOfCore, trainOutOfCore } from '../out-of-core.js';
 import { assertFiniteImage, checkDownsample, checkPaths, checkRanges, engineNote, threadsOpt } from '../validate.js';
 
 const usage = `Usage: sliceform train --image A --labels LA [--image B --labels LB ...] --model DIR [options]
@@ -32,6 +33,8 @@ ${recipeUsage(10)}
   --init-from DIR0       continue a saved model folder (weights, optimizer state, normalisation): --iterations
                          more steps, the count goes on from DIR0's; the network and working resolution must match
   --checkpoint-minutes M checkpoint interval (default 5)
+  --out-of-core          train on the crops around the paint (automatic above the in-memory limit
+                         SLICEFORM_OUT_OF_CORE_BYTES, default 1 GiB; one --image); --labels may be a sparse OME-Zarr store
   -h, --help             show this help`;
 
 const train: Command = {
@@ -50,6 +53,7 @@ const train: Command = {
     resume: { type: 'boolean' },
     'init-from': { type: 'string' },
     'checkpoint-minutes': { type: 'string' },
+    'out-of-core': { type: 'boolean' },
   },
   async run(args, io, signal) {
     const v = args.values;
@@ -67,9 +71,10 @@ const train: Command = {
     checkRanges(v, ['minutes', 'iterations', 'seed', 'lr', 'checkpoint-minutes']);
     checkDownsample(v);
     await checkPaths({
+      // OME-Zarr stores are folders (their reader checks them)
       inputs: [
-        ...images.map((path) => ({ label: '--image', path })),
-        ...labelsPaths.map((path) => ({ label: '--labels', path })),
+        ...(await Promise.all(images.map(async (path) => ({ label: '--image', path: (await isZarrPath(path)) ? undefined : path })))),
+        ...(await Promise.all(labelsPaths.map(async (path) => ({ label: '--labels', path: (await isZarrPath(path)) ? undefined : path })))),
       ],
       dirOutputs: [{ label: '--model', path: dir }],
     });
@@ -82,6 +87,30 @@ const train: Command = {
       throw new SliceformError('bad-input', '--holdout must be auto or none');
     const settings = { ...recipeFromValues(v, 10), threads, holdout: holdout as 'auto' | 'none' };
 
+    // above the in-memory limit (or --out-of-core): one stack, trained on the crops around its paint
+    const forced = Boolean(v['out-of-core']);
+    for (let i = 0; i < images.length; i++) {
+      const src = await openOutOfCore(images[i]!, strOpt(v, 'dataset'), forced, io);
+      if (!src) continue;
+      try {
+        if (images.length > 1)
+          throw new SliceformError('bad-input', `${images[i]} is trained out of core (from the crops around its paint), on its own: give it as the only --image`, { file: images[i] });
+        if (v.resume) throw new SliceformError('bad-input', '--resume is not available out of core (use --init-from)');
+        const engine = await loadEngine();
+        engineNote(engine.info, io);
+        const bar = cliProgress(io);
+        const hooks = { onProgress: bar.update, log: (l: string) => io.err(l), ...(initFrom !== undefined ? { initFrom } : {}) };
+        const names = strOpt(v, 'classes')?.split(',').map((s) => s.trim());
+        const code = await trainOutOfCore(
+          { engine, source: src, labelsPath: labelsPaths[i]!, labelsDataset: strOpt(v, 'labels-dataset'), settings, signal, io, hooks },
+          { modelDir: dir, ...(names ? { classNames: names } : {}) },
+        );
+        bar.done();
+        return code;
+      } finally {
+        await src.close();
+      }
+    }
     const pairs: { image: Volume; labels: Volume }[] = [];
     for (let i = 0; i < images.length; i++) {
       const image = await readVolume(images[i]!, {
