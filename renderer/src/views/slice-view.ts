@@ -336,16 +336,14 @@ export class SliceView {
   }
 
   /** What this view draws, for the leak test and the console: plane image size, label inputs' sizes. */
-  shown(): { plane: number[]; image: boolean; annotation: number[] | null; prediction: number[] | null; resolution: SliceView['resolution']; index: number } {
+  shown(): { plane: number[]; image: boolean; annotation: number[] | null; prediction: number[] | null } {
     const dims = (img: LabelImage | null) => (img && !img.isDeleted() ? img.getDimensions() : null);
-    return {
-      plane: this.planeImage.getDimensions(),
-      image: this.imageActor.getVisibility(),
-      annotation: dims(this.lastAnn),
-      prediction: dims(this.lastPred),
-      resolution: this.resolution,
-      index: this.sliceIndex(),
-    };
+    return { plane: this.planeImage.getDimensions(), image: this.imageActor.getVisibility(), annotation: dims(this.lastAnn), prediction: dims(this.lastPred) };
+  }
+
+  /** What the image shows (see `resolution`), its pixels and the file slice: for the big-volume test and the console. */
+  shownResolution(): { resolution: SliceView['resolution']; plane: number[]; index: number } {
+    return { resolution: this.resolution, plane: this.planeImage.getDimensions(), index: this.sliceIndex() };
   }
 
   /** The app closed the volume: nothing is shown and no label image is held any more. */
