@@ -15,7 +15,7 @@ import { DTYPE_BYTES, type TypedArray, type Volume } from '../common/volume.js';
 import { SliceformError } from '../common/errors.js';
 import type { RegionSource } from '../io/region.js';
 import { labelDType } from '../io/writer.js';
-import { isZarrOutputPath, SlabZarrWriter } from '../io/zarr/slab.js';
+import { isZarrOutputPath, SlabZarrWriter, slabZarrMaxBytes, type SlabZarrOptions } from '../io/zarr/slab.js';
 import { SlabTiffWriter } from './slab-writer.js';
 import { normAffine } from '../volume/predict.js';
 import { downsampleVolume, isIdentity, type Factors } from '../volume/resample.js';
@@ -28,10 +28,14 @@ export interface StreamSegmentOptions extends SegmentOptions {
   zRange?: [number, number];
 }
 
+/** The chunk cache of a TIFF or OME-Zarr RegionSource opened with default options. */
+const DEFAULT_SOURCE_CACHE_BYTES = 256 * 2 ** 20;
+
 /** z-planes of the forest member's feature halo when the mixer does not say (ENSEMBLE_FEATURES: 34). */
 const DEFAULT_MIX_HALO = 40;
 
 function gib(n: number): string {
+  if (n < 2 ** 20) return `${(n / 2 ** 10).toFixed(0)} KiB`;
   return n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : `${(n / 2 ** 20).toFixed(0)} MiB`;
 }
 
@@ -183,7 +187,10 @@ export interface FitEstimate {
 export function estimateStreamMemory(
   net: NetConfig,
   info: RegionSource['info'],
-  o: Pick<StreamSegmentOptions, 'downsample' | 'maxTileInputVoxels' | 'probabilities' | 'mixer' | 'collect'>,
+  o: Pick<StreamSegmentOptions, 'downsample' | 'maxTileInputVoxels' | 'probabilities' | 'mixer' | 'collect'> & {
+    /** the source's cache of decoded chunks (default: none for HDF5, whose library caches little; else 256 MiB) */
+    sourceCacheBytes?: number;
+  },
 ): FitEstimate {
   const { x: X, y: Y, z: Z, c: C } = info.shape;
   const K = net.numClasses;
@@ -222,6 +229,9 @@ export function estimateStreamMemory(
     } else if (o.mixer && o.mixer.weight > 0) parts['forest member'] = K * lowN * 4 + C * lowN * 4 + 20 * C * 4 * Math.min(lowN, 4_000_000);
   }
   if (o.collect) parts['collected labels'] = X * Y * Z;
+  // TIFF and OME-Zarr sources keep up to 256 MiB of decoded planes/chunks (main/io/tiff/region.ts, zarr/reader.ts)
+  const cache = o.sourceCacheBytes ?? (info.format === 'hdf5' ? 0 : DEFAULT_SOURCE_CACHE_BYTES);
+  parts['input cache'] = Math.min(cache, X * Y * Z * C * DTYPE_BYTES[info.dtype]);
   const memoryBytes = Object.values(parts).reduce((a, b) => a + b, 0);
   return { plan, memoryBytes, parts };
 }
@@ -244,8 +254,8 @@ export async function freeDiskBytes(path: string): Promise<number> {
 }
 
 export interface FitInput {
-  /** files or stores to be written, with their size in bytes */
-  outputs: { path: string; bytes: number }[];
+  /** files or stores to be written, with their size in bytes; `upTo`: the size is a bound, and why (for the message) */
+  outputs: { path: string; bytes: number; upTo?: string }[];
   memory: FitEstimate;
   /** what to measure against (tests inject these) */
   env?: { freeDisk?(path: string): Promise<number>; freeMemory?(): number };
@@ -257,12 +267,13 @@ export interface FitInput {
  */
 export async function fitCheck(i: FitInput): Promise<void> {
   const freeDisk = i.env?.freeDisk ?? freeDiskBytes;
-  const byDir = new Map<string, { bytes: number; paths: string[] }>();
+  const byDir = new Map<string, { bytes: number; paths: string[]; upTo: Set<string> }>();
   for (const o of i.outputs) {
     const d = dirname(resolve(o.path));
-    const e = byDir.get(d) ?? { bytes: 0, paths: [] };
+    const e = byDir.get(d) ?? { bytes: 0, paths: [], upTo: new Set<string>() };
     e.bytes += o.bytes;
     e.paths.push(o.path);
+    if (o.upTo) e.upTo.add(o.upTo);
     byDir.set(d, e);
   }
   for (const [dir, e] of byDir) {
@@ -270,7 +281,7 @@ export async function fitCheck(i: FitInput): Promise<void> {
     if (e.bytes > free)
       throw new SliceformError(
         'too-large',
-        `not enough disk space: ${e.paths.length > 1 ? `the ${e.paths.length} outputs need` : 'the output needs'} ${gib(e.bytes)}, ${dir} has ${gib(free)} free`,
+        `not enough disk space: ${e.paths.length > 1 ? `the ${e.paths.length} outputs need` : 'the output needs'} ${e.upTo.size ? 'up to ' : ''}${gib(e.bytes)}${e.upTo.size ? ` (${[...e.upTo].join('; ')})` : ''}, ${dir} has ${gib(free)} free`,
         { file: e.paths.join(', ') },
       );
   }
@@ -346,37 +357,40 @@ export async function segmentSourceToFiles(model: Model, source: RegionSource, o
   const chunks: [number, number, number] = o.chunks ?? [Math.min(Z, 64), Math.min(Y, 256), Math.min(X, 256)];
   const zRange: [number, number] = o.shard && o.shard.count > 1 ? shardRange(Z, chunks[0], o.shard) : [0, Z];
   const N = X * Y * (zRange[1] - zRange[0]);
+  const sharded = Boolean(o.shard && o.shard.count > 1);
+  const zarrOptions = (channels: number, dtype: 'uint8' | 'uint16' | 'float32', label: boolean): SlabZarrOptions => ({
+    width: X,
+    height: Y,
+    depth: Z,
+    channels,
+    dtype,
+    spacing: info.spacing,
+    version: o.ngff,
+    chunks,
+    label,
+    name: label ? 'labels' : 'probabilities',
+    ...(label ? {} : { channelNames: Array.from({ length: K }, (_, k) => `class${k + 1}`) }),
+    ...(sharded ? { shard: zRange } : {}),
+  });
   const fit = estimateStreamMemory(model.config, info, o);
   if (zarrOut) fit.parts['chunk-row buffers'] = chunks[0] * X * Y * (DTYPE_BYTES[ldt] + (o.probabilitiesOut ? 4 * K : 0));
   fit.memoryBytes = Object.values(fit.parts).reduce((a, b) => a + b, 0);
+  // disk: a TIFF's voxels; an OME-Zarr store's most (its or the shard's whole chunks uncompressed, the pyramid)
+  const need = (path: string, channels: number, dtype: 'uint8' | 'uint16' | 'float32', label: boolean) =>
+    zarrOut
+      ? { path, bytes: slabZarrMaxBytes(zarrOptions(channels, dtype, label)), upTo: sharded ? `OME-Zarr: this shard's chunk rows, uncompressed` : 'OME-Zarr: whole chunks uncompressed, pyramid included' }
+      : { path, bytes: N * channels * DTYPE_BYTES[dtype] };
   await fitCheck({
-    outputs: [
-      { path: o.out, bytes: N * DTYPE_BYTES[ldt] },
-      ...(o.probabilitiesOut ? [{ path: o.probabilitiesOut, bytes: N * K * 4 }] : []),
-    ],
+    outputs: [need(o.out, 1, ldt, true), ...(o.probabilitiesOut ? [need(o.probabilitiesOut, K, 'float32', false)] : [])],
     memory: fit,
     env: o.fitEnv,
   });
-  const sharded = Boolean(o.shard && o.shard.count > 1);
   const sinks: (SlabTiffWriter | SlabZarrWriter)[] = [];
   // one slab writer per output: TIFF (temporary name, renamed), or OME-Zarr (built beside and renamed in with its
   // pyramid; a shard writes its chunk rows into the shared store)
   const open = (path: string, channels: number, dtype: 'uint8' | 'uint16' | 'float32', label: boolean) =>
     zarrOut
-      ? SlabZarrWriter.create(path, {
-          width: X,
-          height: Y,
-          depth: Z,
-          channels,
-          dtype,
-          spacing: info.spacing,
-          version: o.ngff,
-          chunks,
-          label,
-          name: label ? 'labels' : 'probabilities',
-          ...(label ? {} : { channelNames: Array.from({ length: K }, (_, k) => `class${k + 1}`) }),
-          ...(sharded ? { shard: zRange } : {}),
-        })
+      ? SlabZarrWriter.create(path, zarrOptions(channels, dtype, label))
       : SlabTiffWriter.create(path, { width: X, height: Y, depth: Z, channels, dtype, spacing: info.spacing, displayRange: label ? [0, K] : [0, 1] });
   try {
     sinks.push(await open(o.out, 1, ldt, true));

@@ -16,8 +16,8 @@ import { randomUUID } from 'node:crypto';
 import { readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { SliceformError } from '../../common/errors.js';
-import type { Spacing, TypedArray } from '../../common/volume.js';
-import { createOmeZarrImage, writePyramid, type NgffVersion, type ZarrArrayWriter, type ZarrCompression } from './writer.js';
+import { DTYPE_BYTES, type Spacing, type TypedArray } from '../../common/volume.js';
+import { createOmeZarrImage, pyramidFactors, writePyramid, type NgffVersion, type ZarrArrayWriter, type ZarrCompression } from './writer.js';
 
 export interface SlabZarrOptions {
   width: number;
@@ -66,6 +66,37 @@ export async function replaceZarrStore(build: string, final: string): Promise<vo
   await rm(old, { recursive: true, force: true });
 }
 
+function defaultChunks(o: Pick<SlabZarrOptions, 'width' | 'height' | 'depth' | 'chunks'>): [number, number, number] {
+  return o.chunks ?? [Math.min(o.depth, 64), Math.min(o.height, 256), Math.min(o.width, 256)];
+}
+
+/**
+ * The most bytes a SlabZarrWriter with these options puts on disk (for the fit check): its chunks uncompressed and
+ * whole (edge chunks are stored padded to the chunk shape), a shard's own chunk rows only, a whole volume with the
+ * pyramid close() adds (same chunk shape per level, clipped to the level). Compression only lowers it; metadata
+ * files (a few KiB) are not counted. With compression 'none' and no chunk of only the fill value, it is exact.
+ */
+export function slabZarrMaxBytes(o: SlabZarrOptions): number {
+  const [cz0, cy0, cx0] = defaultChunks(o);
+  const voxel = DTYPE_BYTES[o.dtype] * o.channels;
+  const level = (z: number, y: number, x: number, rows?: [number, number]) => {
+    const cz = Math.min(cz0, z);
+    const cy = Math.min(cy0, y);
+    const cx = Math.min(cx0, x);
+    const nz = rows ? Math.ceil(rows[1] / cz) - Math.floor(rows[0] / cz) : Math.ceil(z / cz);
+    return nz * cz * Math.ceil(y / cy) * cy * Math.ceil(x / cx) * cx * voxel;
+  };
+  if (o.shard) return o.shard[1] > o.shard[0] ? level(o.depth, o.height, o.width, o.shard) : 0;
+  let total = level(o.depth, o.height, o.width);
+  let prev = { z: o.depth, y: o.height, x: o.width, f: [1, 1, 1] };
+  for (const f of pyramidFactors({ x: o.width, y: o.height, z: o.depth }, o.spacing)) {
+    const next = { z: Math.ceil(prev.z / (f[0] / prev.f[0]!)), y: Math.ceil(prev.y / (f[1] / prev.f[1]!)), x: Math.ceil(prev.x / (f[2] / prev.f[2]!)), f };
+    total += level(next.z, next.y, next.x);
+    prev = next;
+  }
+  return total;
+}
+
 export class SlabZarrWriter {
   private zWritten: number;
   private rowStart: number;
@@ -91,7 +122,7 @@ export class SlabZarrWriter {
 
   static async create(path: string, o: SlabZarrOptions): Promise<SlabZarrWriter> {
     const full = resolve(path);
-    const chunks = o.chunks ?? [Math.min(o.depth, 64), Math.min(o.height, 256), Math.min(o.width, 256)];
+    const chunks = defaultChunks(o);
     if (o.shard) {
       const [z0, z1] = o.shard;
       const cz = Math.min(chunks[0], o.depth);
