@@ -156,10 +156,13 @@ export function tightBlocks(labels: PaintedLabels): CropBox[] {
 
 const gib = (b: number) => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : `${(b / 2 ** 20).toFixed(0)} MiB`);
 
-/** Bytes the training holds for crops of these voxels: the image, its working-resolution float copy, normalised copy, labels. */
+/**
+ * Bytes the training holds for crops of these voxels: the image, its working-resolution float copy and normalised
+ * copy, the forest member's full-resolution normalised image, the labels (full and working resolution).
+ */
 export function cropBytes(voxels: number, channels: number, dtype: Volume['dtype'], factors: Factors): number {
   const low = voxels / (factors[0] * factors[1] * factors[2]);
-  return voxels * channels * DTYPE_BYTES[dtype] + 2 * low * channels * 4 + voxels + 2 * low;
+  return voxels * channels * (DTYPE_BYTES[dtype] + 4) + 2 * low * channels * 4 + voxels + 2 * low;
 }
 
 /** Refuses (too-large, with the numbers) crops that exceed the budget. */

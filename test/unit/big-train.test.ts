@@ -142,7 +142,9 @@ describe('training and densify from the painted region of an out-of-core volume 
     const src = await countingSource();
     try {
       const out = join(dir, 'seg.ome.zarr');
-      const res = await densifySource(engine, src, sparse, settings, { out }, { numClasses: 2 });
+      // the voxels read when the first training step runs: the statistics' sample and the crops, nothing else
+      let atFirstStep = -1;
+      const res = await densifySource(engine, src, sparse, settings, { out }, { numClasses: 2, onStep: () => void (atFirstStep < 0 && (atFirstStep = src.voxelsRead)) });
       const mem = await trainRecipe(engine, [{ image, labels: { ...truth, data: dense, dtype: 'uint8' } }], settings, { numClasses: 2 });
       try {
         // the same plan (network, working resolution from the real spacing, tiles) and the whole volume's normalisation
@@ -156,6 +158,8 @@ describe('training and densify from the painted region of an out-of-core volume 
         expect(res.crops[0]!.box).toEqual({ min: [0, 0, 0], max: [100, 100, 31 + m[2]] });
         // memory: the crops (and the statistics' read) are all that was read before the streamed segment
         expect(res.cropVoxelsRead).toBe(100 * 100 * (31 + m[2]));
+        expect(res.stats.voxelsRead).toBe(10 ** 6); // below 64 M working voxels the statistics read it all
+        expect(atFirstStep).toBe(res.stats.voxelsRead + res.cropVoxelsRead);
         expect(res.cropVoxelsRead).toBeLessThan(10 ** 6);
         // the output: an OME-Zarr label image of the whole volume with its pyramid
         const seg = await readVolume(out);
