@@ -178,6 +178,51 @@ export function forestProbabilities(
   return out;
 }
 
+/**
+ * The forest's class probabilities (class-planar K x n) at the voxels `at` (indices into the image, increasing)
+ * only: the same values as forestProbabilities there (same features, same trees), at a fraction of its cost when
+ * few voxels are asked for (the held-out scoring, the decision's fit on the paint).
+ */
+export function forestProbabilitiesAt(
+  img: NormalisedImage,
+  forest: Forest,
+  at: ArrayLike<number>,
+  o: FeatureOptions = ENSEMBLE_FEATURES,
+  cache?: FeatureCacheKey,
+): Float32Array {
+  const [, Y, X] = img.shape;
+  const plane = Y * X;
+  const K = forest.numClasses;
+  const n = at.length;
+  const cf = compileForest(forest);
+  const out = new Float32Array(K * n);
+  let j = 0;
+  forEachFeatureSlab(
+    img,
+    o,
+    MAX_SLAB_VOXELS,
+    (feat, slabN, z0, z1, inner) => {
+      const F = feat.length / slabN;
+      if (F !== forest.numFeatures)
+        throw new SliceformError('bad-input', `the forest expects ${forest.numFeatures} features, the image gives ${F}`);
+      const j0 = j;
+      while (j < n && at[j]! < z1 * plane) j++;
+      const m = j - j0;
+      if (m === 0) return;
+      // the asked-for voxels' features, gathered (feature-planar F x m), then predicted as one block
+      const g = new Float32Array(F * m);
+      for (let i = 0; i < m; i++) {
+        const src = at[j0 + i]! - z0 * plane + inner;
+        for (let f = 0; f < F; f++) g[f * m + i] = feat[f * slabN + src]!;
+      }
+      predictForestInto(cf, g, m, 0, m, out, n, j0);
+    },
+    cache,
+  );
+  if (j !== n) throw new SliceformError('internal', 'forestProbabilitiesAt: voxel indices must increase and lie in the image');
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------- forest.bin
 const MAGIC = 'SFFOREST1';
 

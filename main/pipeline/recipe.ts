@@ -28,10 +28,11 @@ import {
   downsampleLabelVolume,
   downsampleVolume,
   isIdentity,
+  upsampleSlab,
   type Factors,
 } from '../volume/resample.js';
 import { decideInto, predictRegion, sourceFromVolume } from '../volume/predict.js';
-import { segmentVolume, type SegmentOptions } from '../inference/segment.js';
+import type { SegmentOptions } from '../inference/segment.js';
 import type { Vec3 } from '../volume/tiling.js';
 import { fitCalibration, type Calibration } from './calibration.js';
 import { paintedPlanes, splitBlocks, type BlockSplit } from './holdout.js';
@@ -41,6 +42,7 @@ import {
   featureHalo,
   fitEnsembleForest,
   forestProbabilities,
+  forestProbabilitiesAt,
   loadForest,
   saveForest,
   type FeatureCacheKey,
@@ -354,16 +356,41 @@ export async function trainRecipe(
     const n = at.l.length;
     const q = new Float32Array(K * n);
     for (let v = 0; v < images.length && n > 0; v++) {
-      if (!at.vol.includes(v)) continue;
-      let full = forestProbabilities(images[v]!, forest, ENSEMBLE_FEATURES, undefined, cs[v]);
-      if (fullForest) {
-        const im = pairs[v]!.image;
-        full = downsampleVolume({ ...im, dtype: 'float32', shape: { ...im.shape, c: K }, data: full }, f)
-          .data as Float32Array;
-      }
-      const N = full.length / K;
-      for (let j = 0; j < n; j++)
-        if (at.vol[j] === v) for (let k = 0; k < K; k++) q[k * n + j] = full[k * N + at.idx[j]!]!;
+      const sel: number[] = [];
+      for (let j = 0; j < n; j++) if (at.vol[j] === v) sel.push(j);
+      if (sel.length === 0) continue;
+      // the voxels the forest is asked at: the working-resolution ones, or (full resolution) their blocks
+      const im = pairs[v]!.image;
+      const [Z, Y, X] = [im.shape.z, im.shape.y, im.shape.x];
+      const [fz, fy, fx] = fullForest ? f : [1, 1, 1];
+      const oy = Math.ceil(Y / fy);
+      const ox = Math.ceil(X / fx);
+      const members = sel.map((j) => {
+        const li = at.idx[j]!;
+        if (!fullForest) return [li];
+        const lz = Math.floor(li / (oy * ox));
+        const ly = Math.floor(li / ox) % oy;
+        const lx = li % ox;
+        const m: number[] = [];
+        for (let z = lz * fz; z < Math.min(Z, (lz + 1) * fz); z++)
+          for (let y = ly * fy; y < Math.min(Y, (ly + 1) * fy); y++)
+            for (let x = lx * fx; x < Math.min(X, (lx + 1) * fx); x++) m.push((z * Y + y) * X + x);
+        return m;
+      });
+      const voxels = Float64Array.from(new Set(members.flat())).sort();
+      const pos = new Map<number, number>();
+      voxels.forEach((g, i) => pos.set(g, i));
+      const qv = forestProbabilitiesAt(images[v]!, forest, voxels, ENSEMBLE_FEATURES, cs[v]);
+      const m = voxels.length;
+      // a full-resolution forest's probabilities box-averaged to the working grid (as downsampleVolume would)
+      sel.forEach((j, t) => {
+        const mem = members[t]!;
+        for (let k = 0; k < K; k++) {
+          let sum = 0;
+          for (const g of mem) sum += qv[k * m + pos.get(g)!]!;
+          q[k * n + j] = sum / mem.length;
+        }
+      });
     }
     return { forest, q };
   };
@@ -566,13 +593,17 @@ export async function trainRecipe(
     }
     if (fullFraction && ensemble) {
       const t0 = Date.now();
-      const seg: RecipeSegmentOptions = {
-        normalisation: trained.normalisation,
-        downsample: f,
-        testTimeFlips: plan.testTimeFlips,
-        mixer: forestMixer(ensemble.forest, ensemble.weight, 'full', trained.normalisation, f),
-      };
-      const fit = await mixedAtPaint(trained.model, pairs, seg, K, hooks.signal);
+      const fit = await mixedAtPaint(
+        trained.model,
+        pairs,
+        low.map((x) => x.image),
+        ensemble.forest,
+        ensemble.weight,
+        trained.normalisation,
+        plan,
+        caches(),
+        hooks.signal,
+      );
       calibration = fitCalibration(fit.p, fit.l, K, 'fraction');
       hooks.log?.(
         `'fraction' decision fitted on ${fit.l.length} painted full-resolution voxels of the final mix in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
@@ -709,46 +740,91 @@ async function probabilitiesAt(
 
 /**
  * The final mix's class probabilities (class-planar K x n) at the painted full-resolution voxels of the pairs
- * (evenly strided to at most ~400k), predicted the way densify and segment predict (segmentVolume with the
- * forest mixer, no decision weights), and their labels.
+ * (evenly strided to at most ~400k), and their labels: the values segment's downsampled path computes there
+ * (predictDownsampled: the network on the whole working-resolution stack with the same tiles and flips,
+ * trilinear interpolation back, p = (1 - w) p_network + w p_forest in float32), with the forest evaluated at
+ * those voxels only (forestProbabilitiesAt: the same features and trees).
  */
 async function mixedAtPaint(
   model: Model,
   pairs: RecipePair[],
-  seg: RecipeSegmentOptions,
-  K: number,
+  low: Volume[],
+  forest: Forest,
+  weight: number,
+  norm: Normalisation,
+  plan: RecipePlan,
+  caches: FeatureCacheKey[],
   signal?: CancelSignal,
 ): Promise<{ p: Float32Array; l: Uint8Array }> {
+  const K = plan.net.numClasses;
+  const f = plan.downsample;
   let total = 0;
   for (const pr of pairs) for (let i = 0; i < pr.labels.data.length; i++) if (pr.labels.data[i]) total++;
   const stride = Math.max(1, Math.floor(total / 400_000));
-  const probs: number[][] = Array.from({ length: K }, () => []);
-  const labels: number[] = [];
+  const chunksP: Float32Array[] = [];
+  const chunksL: Uint8Array[] = [];
   let seen = 0;
-  for (const pr of pairs) {
-    const lab = pr.labels.data;
-    const plane = pr.image.shape.x * pr.image.shape.y;
-    await segmentVolume(model, pr.image, {
-      ...seg,
-      probabilities: true,
-      collect: false,
-      signal,
-      onSlab: (slab) => {
-        const n = slab.depth * plane;
-        const base = slab.z0 * plane;
-        for (let i = 0; i < n; i++) {
-          const l = lab[base + i]!;
-          if (!l || seen++ % stride !== 0) continue;
-          labels.push(l);
-          for (let k = 0; k < K; k++) probs[k]!.push(slab.probabilities![k * n + i]!);
-        }
+  for (let v = 0; v < pairs.length; v++) {
+    const { image, labels } = pairs[v]!;
+    const lab = labels.data;
+    const full: Factors = [image.shape.z, image.shape.y, image.shape.x];
+    const plane = full[1] * full[2];
+    const idx: number[] = [];
+    for (let i = 0; i < lab.length; i++) if (lab[i] && seen++ % stride === 0) idx.push(i);
+    if (idx.length === 0) continue;
+    const lo = low[v]!;
+    const lowShape: Factors = [lo.shape.z, lo.shape.y, lo.shape.x];
+    const lowN = lowShape[0] * lowShape[1] * lowShape[2];
+    const lowPlane = lowShape[1] * lowShape[2];
+    const lowProbs = new Float32Array(K * lowN);
+    await predictRegion(
+      model,
+      sourceFromVolume(lo, norm),
+      [0, 0, 0],
+      lowShape,
+      {
+        numClasses: K,
+        levels: plan.net.levels,
+        padding: plan.net.padding,
+        testTimeFlips: plan.testTimeFlips,
+        probabilities: true,
+        signal,
       },
-    });
+      (slab) => {
+        const n = slab.depth * lowPlane;
+        for (let k = 0; k < K; k++)
+          lowProbs.set(slab.probabilities!.subarray(k * n, (k + 1) * n), k * lowN + slab.z0 * lowPlane);
+      },
+    );
+    const q = forestProbabilitiesAt(normalisedImage(image, norm), forest, idx, ENSEMBLE_FEATURES, caches[v]);
+    const m = idx.length;
+    const p = new Float32Array(K * m);
+    const step = Math.max(1, Math.floor(4_000_000 / (K * plane)));
+    for (let z0 = 0, j = 0; z0 < full[0] && j < m; z0 += step) {
+      const depth = Math.min(step, full[0] - z0);
+      const end = (z0 + depth) * plane;
+      if (idx[j]! >= end) continue;
+      const up = upsampleSlab(lowProbs, K, lowShape, full, f, z0, depth);
+      const n = depth * plane;
+      for (; j < m && idx[j]! < end; j++) {
+        const i = idx[j]! - z0 * plane;
+        for (let k = 0; k < K; k++) p[k * m + j] = (1 - weight) * up[k * n + i]! + weight * q[k * m + j]!;
+      }
+    }
+    chunksP.push(p);
+    chunksL.push(Uint8Array.from(idx, (i) => lab[i]!));
   }
-  const n = labels.length;
+  const n = chunksL.reduce((a, c) => a + c.length, 0);
   const p = new Float32Array(K * n);
-  for (let k = 0; k < K; k++) p.set(probs[k]!, k * n);
-  return { p, l: Uint8Array.from(labels) };
+  const l = new Uint8Array(n);
+  let off = 0;
+  for (let c = 0; c < chunksL.length; c++) {
+    const m = chunksL[c]!.length;
+    for (let k = 0; k < K; k++) p.set(chunksP[c]!.subarray(k * m, (k + 1) * m), k * n + off);
+    l.set(chunksL[c]!, off);
+    off += m;
+  }
+  return { p, l };
 }
 
 /** Decisions 1..K of class-planar probabilities with decision weights. */

@@ -149,6 +149,18 @@ describe('full-resolution forest member', () => {
     expect(nucleus).toBeLessThan(0.6);
   }, 120_000);
 
+  it('the forest at chosen voxels only equals the whole-volume probabilities there', async () => {
+    const { forestProbabilitiesAt } = await import('../../main/pipeline/ensemble.js');
+    const at: number[] = [];
+    for (let i = 0; i < N; i++) if (paint.data[i] && i % 3 === 0) at.push(i);
+    const p = forestProbabilitiesAt(nimg(image), forest, at, FEAT);
+    let maxErr = 0;
+    for (let k = 0; k < 2; k++) for (let j = 0; j < at.length; j++) maxErr = Math.max(maxErr, Math.abs(p[k * at.length + j]! - q[k * N + at[j]!]!));
+    expect(at.length).toBeGreaterThan(1000);
+    expect(maxErr).toBe(0);
+    expect(() => forestProbabilitiesAt(nimg(image), forest, [5, N + 5], FEAT)).toThrow(/indices must increase and lie in the image/);
+  });
+
   it("an old model folder's working-resolution forest is mixed before the interpolation, as before", async () => {
     const lowImage = downsampleVolume(image, F);
     const lowForest = fitEnsembleForest([nimg(lowImage)], [downsampleLabelVolume(paint, F).data], 2, 1, FEAT);

@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { loadEngine } from '../../main/engine/index.js';
 import { readVolume } from '../../main/io/index.js';
 import { segmentOptionsFor, trainRecipe } from '../../main/pipeline/recipe.js';
+import { segmentVolume } from '../../main/inference/segment.js';
 import { recipeSettings } from '../../main/pipeline/settings.js';
 import type { Volume } from '../../main/common/volume.js';
 import { dataFile } from '../helpers/paths.js';
@@ -51,6 +52,12 @@ describe('fraction decision on the training paint', () => {
       expect(c.weights).toHaveLength(2);
       expect(c.weights[0]).not.toBe(c.weights[1]);
       expect(segmentOptionsFor(frac).decisionWeights).toEqual(c.weights);
+      // the fit saw exactly the probabilities segment decides on: segment's labels on the painted voxels have
+      // the fitted predicted fraction (the same count of nucleus voxels, not just close)
+      const seg = await segmentVolume(frac.model, image, segmentOptionsFor(frac));
+      let nucleus = 0;
+      for (let i = 0; i < sparse.length; i++) if (sparse[i] && seg.labels![i] === 2) nucleus++;
+      expect(nucleus).toBe(Math.round(c.predictedFractions[1]! * painted));
 
       expect(iou.calibration.mode).toBe('none');
       expect(iou.calibration.weights).toEqual([1, 1]);
