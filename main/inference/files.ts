@@ -5,13 +5,14 @@
  */
 import { readVolume } from '../io/index.js';
 import { labelDType } from '../io/writer.js';
-import type { Volume } from '../common/volume.js';
+import { DTYPE_BYTES, type Volume } from '../common/volume.js';
 import { SliceformError } from '../common/errors.js';
 import type { CancelSignal, ProgressCallback } from '../common/progress.js';
 import type { Model } from '../common/engine.js';
 import type { Normalisation } from '../volume/preprocess.js';
 import { SlabTiffWriter } from './slab-writer.js';
-import { isZarrOutputPath, SlabZarrWriter } from '../io/zarr/slab.js';
+import { isZarrOutputPath, SlabZarrWriter, slabZarrMaxBytes, type SlabZarrOptions } from '../io/zarr/slab.js';
+import { fitCheck, type FitInput } from './stream.js';
 import { segmentVolume, type SegmentOptions, type SegmentResult } from './segment.js';
 
 /** Reads a label volume (integer, one channel, 0 = unannotated) and checks it against its image. */
@@ -76,6 +77,8 @@ export interface WriteSegmentationOptions {
   collect?: boolean;
   signal?: CancelSignal;
   onProgress?: ProgressCallback;
+  /** what the disk check measures against (tests) */
+  fitEnv?: FitInput['env'];
 }
 
 /** Segments a stack and streams labels (uint8, uint16 above 255 classes) and optionally probabilities (float32, K channels) to disk. */
@@ -84,10 +87,29 @@ export async function segmentToFiles(model: Model, image: Volume, o: WriteSegmen
   const K = model.config.numClasses;
   // uint16 labels when K > 255: uint8 would wrap class 281 to 25 (issue 14, item 13)
   // NAME.zarr / NAME.ome.zarr outputs are OME-Zarr stores (a label image; probabilities one channel per class)
+  const zarr = (channels: number, dtype: 'uint8' | 'uint16' | 'float32', label: boolean): SlabZarrOptions => ({
+    width: W,
+    height: H,
+    depth: D,
+    channels,
+    dtype,
+    spacing: image.spacing,
+    label,
+    channelNames: label ? undefined : Array.from({ length: K }, (_, k) => `class${k + 1}`),
+  });
   const slabWriter = (path: string, channels: number, dtype: 'uint8' | 'uint16' | 'float32', label: boolean) =>
     isZarrOutputPath(path)
-      ? SlabZarrWriter.create(path, { width: W, height: H, depth: D, channels, dtype, spacing: image.spacing, label, channelNames: label ? undefined : Array.from({ length: K }, (_, k) => `class${k + 1}`) })
+      ? SlabZarrWriter.create(path, zarr(channels, dtype, label))
       : SlabTiffWriter.create(path, { width: W, height: H, depth: D, channels, dtype, spacing: image.spacing, displayRange: label ? [0, K] : [0, 1] });
+  // the outputs must fit on their disks before the prediction starts (the stack is in memory already)
+  const need = (path: string, channels: number, dtype: 'uint8' | 'uint16' | 'float32', label: boolean) =>
+    isZarrOutputPath(path)
+      ? { path, bytes: slabZarrMaxBytes(zarr(channels, dtype, label)), upTo: 'OME-Zarr: whole chunks uncompressed, pyramid included' }
+      : { path, bytes: W * H * D * channels * DTYPE_BYTES[dtype] };
+  await fitCheck({
+    outputs: [need(o.out, 1, labelDType(K), true), ...(o.probabilitiesOut ? [need(o.probabilitiesOut, K, 'float32', false)] : [])],
+    env: o.fitEnv,
+  });
   const lw = await slabWriter(o.out, 1, labelDType(K), true);
   let pw: SlabTiffWriter | SlabZarrWriter | null = null;
   try {

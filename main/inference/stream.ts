@@ -247,16 +247,29 @@ export function availableMemory(): number {
   return freemem();
 }
 
-/** Free bytes for an unprivileged writer on the file system holding `path` (its folder). */
+/**
+ * Free bytes for an unprivileged writer on the file system holding `path` (its folder, or the nearest folder
+ * above it that exists: OME-Zarr stores create their parent folders).
+ */
 export async function freeDiskBytes(path: string): Promise<number> {
-  const s = await statfs(dirname(resolve(path)));
-  return Number(s.bavail) * Number(s.bsize);
+  let dir = dirname(resolve(path));
+  for (;;) {
+    try {
+      const s = await statfs(dir);
+      return Number(s.bavail) * Number(s.bsize);
+    } catch (e) {
+      const up = dirname(dir);
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || up === dir) throw e;
+      dir = up;
+    }
+  }
 }
 
 export interface FitInput {
   /** files or stores to be written, with their size in bytes; `upTo`: the size is a bound, and why (for the message) */
   outputs: { path: string; bytes: number; upTo?: string }[];
-  memory: FitEstimate;
+  /** the working set (none: disk only, e.g. the in-memory path, whose stack is already read) */
+  memory?: FitEstimate;
   /** what to measure against (tests inject these) */
   env?: { freeDisk?(path: string): Promise<number>; freeMemory?(): number };
 }
@@ -285,8 +298,9 @@ export async function fitCheck(i: FitInput): Promise<void> {
         { file: e.paths.join(', ') },
       );
   }
-  const avail = (i.env?.freeMemory ?? availableMemory)();
   const m = i.memory;
+  if (!m) return;
+  const avail = (i.env?.freeMemory ?? availableMemory)();
   if (m.memoryBytes > avail) {
     const parts = Object.entries(m.parts)
       .filter(([, b]) => b > 0)

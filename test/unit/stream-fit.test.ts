@@ -1,7 +1,8 @@
 /**
  * The whole-volume fit check of streamed segment (issue 16 item 5), for the outputs it did not cover before:
  * an OME-Zarr store (its whole chunks uncompressed, edge chunks padded, plus the pyramid) and one shard of a
- * sharded store (its own chunk rows only), and the input's chunk cache (TIFF/OME-Zarr sources). The bound is
+ * sharded store (its own chunk rows only), and the input's chunk cache (TIFF/OME-Zarr sources); the in-memory
+ * path's outputs (segment --in-memory, densify) get the disk part. The bound is
  * checked against the bytes our writer really puts on disk (compression none: equal), and the refusals come
  * before any work: the model is never called and nothing is created. Real data: plant nuclei 1135 (100³ uint8,
  * HDF5), also written here as an OME-Zarr input.
@@ -16,7 +17,8 @@ import { openRegionSource } from '../../main/io/regions.js';
 import type { RegionSource } from '../../main/io/region.js';
 import { writeOmeZarr } from '../../main/io/zarr/writer.js';
 import { SlabZarrWriter, slabZarrMaxBytes, type SlabZarrOptions } from '../../main/io/zarr/slab.js';
-import { estimateStreamMemory, segmentSourceToFiles, shardRange } from '../../main/inference/stream.js';
+import { estimateStreamMemory, freeDiskBytes, segmentSourceToFiles, shardRange } from '../../main/inference/stream.js';
+import { segmentToFiles } from '../../main/inference/files.js';
 import { resolveNet } from '../../main/training/presets.js';
 import type { Model } from '../../main/common/engine.js';
 import type { Volume } from '../../main/common/volume.js';
@@ -166,5 +168,33 @@ describe('segmentSourceToFiles refuses before any work, naming the numbers', () 
       /^not enough memory: the tile plan \(input tile \d+x\d+x\d+, output \d+x\d+x\d+\) needs [\d.]+ MiB \(network [\d.]+ MiB, .*input cache 977 KiB, chunk-row buffers 156 KiB\), 10 MiB is available; lower the tile size/,
     );
     await expect(stat(join(dir, 'out', 'mem.ome.zarr'))).rejects.toThrow(/ENOENT/);
+  });
+});
+
+describe('the in-memory path (segment --in-memory, densify) checks its outputs\' disk space first', () => {
+  it('a TIFF label file and an OME-Zarr probability store in one folder', async () => {
+    const out = join(dir, 'mem-out', 'seg.tif');
+    const probs = join(dir, 'mem-out', 'probs.ome.zarr');
+    const p = slabZarrMaxBytes(opts({ compression: undefined, chunks: undefined, channels: 2, dtype: 'float32', label: false }));
+    // default chunks 64x100x100: 2 rows of 64 planes, level 1 (100x50x50) 2 rows too
+    expect(p).toBe(2 * 4 * (128 * 100 * 100 + 128 * 50 * 50));
+    const e = await segmentToFiles(untouchable, raw, {
+      normalisation: { method: 'percentile-standardise', percentiles: [1, 99.8], channels: [{ lo: 2, hi: 164, mean: 0.2, std: 0.15 }] },
+      out,
+      probabilitiesOut: probs,
+      fitEnv: { freeDisk: async () => 2 ** 20 },
+    }).catch((x: unknown) => x);
+    expect((e as SliceformError).kind).toBe('too-large');
+    expect((e as Error).message).toBe(
+      `${out}, ${probs}: not enough disk space: the 2 outputs need up to ${((1_000_000 + p) / 2 ** 20).toFixed(0)} MiB (OME-Zarr: whole chunks uncompressed, pyramid included), ${join(dir, 'mem-out')} has 1 MiB free`,
+    );
+    await expect(stat(join(dir, 'mem-out'))).rejects.toThrow(/ENOENT/);
+  });
+
+  it('the free space of a folder not made yet is that of the nearest one above it', async () => {
+    const free = await freeDiskBytes(join(dir, 'not', 'yet', 'made', 'seg.ome.zarr'));
+    // the same file system (others write to it meanwhile: equal within 256 MiB)
+    expect(Math.abs(free - (await freeDiskBytes(join(dir, 'x.tif'))))).toBeLessThan(2 ** 28);
+    expect(free).toBeGreaterThan(0);
   });
 });
