@@ -211,5 +211,10 @@ describe('shards of one store', () => {
     );
     await expect(SlabZarrWriter.create(join(dir, 'bad.ome.zarr'), opts(raw, { shard: [16, 40] }))).rejects.toThrow(/planes 16\.\.40 are not whole chunk rows/);
     expect(await exists(join(dir, 'bad.ome.zarr'))).toBe(false);
+    // more shards than chunk rows: the extra ones are empty, write only the (identical) metadata and close
+    expect(shardRange(100, 64, { index: 1, count: 3 })).toEqual([0, 0]);
+    const empty = await SlabZarrWriter.create(join(dir, 'empty.ome.zarr'), opts(raw, { chunks: [64, 64, 64], shard: [0, 0] }));
+    await empty.close();
+    expect(JSON.parse(await readFile(join(dir, 'empty.ome.zarr', '0', '.zarray'), 'utf8')).shape).toEqual([100, 100, 100]);
   });
 });
