@@ -101,7 +101,14 @@ function forEachFeatureSlab(
   }
 }
 
-/** Fits the forest on the labelled voxels (1..K) of normalised working-resolution images. */
+/**
+ * Painted voxels the forest is fitted on at most (evenly strided beyond): 20 float features each, 160 MB. At full
+ * resolution a painting of three 2048² planes would otherwise hold 12 M voxels (1 GB of features); the shared
+ * tasks paint 12k–40k voxels and are not strided.
+ */
+export const MAX_FOREST_SAMPLES = 2_000_000;
+
+/** Fits the forest on the labelled voxels (1..K) of normalised images (full or working resolution). */
 export function fitEnsembleForest(
   images: NormalisedImage[],
   labelSets: ArrayLike<number>[],
@@ -109,10 +116,14 @@ export function fitEnsembleForest(
   seed: number,
   o: FeatureOptions = ENSEMBLE_FEATURES,
   caches: (FeatureCacheKey | undefined)[] = [],
+  maxSamples = MAX_FOREST_SAMPLES,
 ): Forest {
-  let n = 0;
-  for (const l of labelSets) for (let i = 0; i < l.length; i++) if (l[i]) n++;
-  if (n === 0) throw new SliceformError('bad-input', 'no annotated voxels for the forest');
+  let all = 0;
+  for (const l of labelSets) for (let i = 0; i < l.length; i++) if (l[i]) all++;
+  if (all === 0) throw new SliceformError('bad-input', 'no annotated voxels for the forest');
+  const stride = Math.ceil(all / maxSamples);
+  const n = Math.ceil(all / stride);
+  let seen = 0;
   let values: Float32Array | null = null;
   let F = 0;
   const y = new Uint8Array(n);
@@ -130,7 +141,7 @@ export function fitEnsembleForest(
         values ??= new Float32Array(n * F);
         for (let i = z0 * plane, j = inner; i < z1 * plane; i++, j++) {
           const l = lab[i]!;
-          if (!l) continue;
+          if (!l || seen++ % stride !== 0) continue;
           y[s] = l;
           for (let f = 0; f < F; f++) values![f * n + s] = feat[f * slabN + j]!;
           s++;

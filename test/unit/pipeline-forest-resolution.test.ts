@@ -161,6 +161,14 @@ describe('full-resolution forest member', () => {
     expect(() => forestProbabilitiesAt(nimg(image), forest, [5, N + 5], FEAT)).toThrow(/indices must increase and lie in the image/);
   });
 
+  it('fits on at most maxSamples painted voxels, evenly strided (a 2 M cap by default)', () => {
+    const all = paint.data.reduce((n, v) => n + (v ? 1 : 0), 0);
+    const capped = fitEnsembleForest([nimg(image)], [paint.data], 2, 1, FEAT, [], 1000);
+    const stride = Math.ceil(all / 1000);
+    expect(capped.classCounts.reduce((a, b) => a + b, 0)).toBe(Math.ceil(all / stride));
+    expect(forest.classCounts.reduce((a, b) => a + b, 0)).toBe(all);
+  });
+
   it("an old model folder's working-resolution forest is mixed before the interpolation, as before", async () => {
     const lowImage = downsampleVolume(image, F);
     const lowForest = fitEnsembleForest([nimg(lowImage)], [downsampleLabelVolume(paint, F).data], 2, 1, FEAT);
