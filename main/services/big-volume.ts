@@ -133,6 +133,7 @@ export class BigVolume {
   private sliceBytes = 0;
   /** bands being read: a slice asked for while its band is in flight waits for it (one decode) */
   private readonly bands = new Map<string, Promise<SliceData[]>>();
+  private bandQueue: Promise<unknown> = Promise.resolve();
   /** band reads from the source (for tests and benchmarks) */
   bandReads = 0;
 
@@ -156,7 +157,10 @@ export class BigVolume {
     const bkey = `${plane}|${channel ?? '*'}|${b0}`;
     let p = this.bands.get(bkey);
     if (!p) {
-      const read = this.readBand(plane, b0, b1, channels);
+      // one band at a time: decoding is synchronous on this process's one thread anyway, and each band holds
+      // its region and its split slices at once (2 × SLICE_BAND_BYTES), so concurrent bands only add memory
+      const read = this.bandQueue.then(() => this.readBand(plane, b0, b1, channels));
+      this.bandQueue = read.catch(() => undefined);
       p = read;
       this.bands.set(bkey, read);
       void read.then(

@@ -2,10 +2,12 @@
  * E2E (Chromium via the web shell): a 3 GiB OME-Zarr (1024×1024×512 × 3 channels uint16) opens out of core,
  * the 3D view shows its 3D level (1/4), the slice views the file's slices at full resolution (fetched on
  * demand: 1024 px wide, values equal to python3-zarr's), a brush stroke on the xy view lands on the server at
- * the file voxels drawn (not 4×4 squares), undo/redo work on it, and the server's memory stays bounded. The stack is the one `npm run bench:scale` generates (or any store named by
- * SLICEFORM_BIG_ZARR); without one the test is skipped with a message saying how to make it.
+ * the file voxels drawn (not 4×4 squares), undo/redo work on it, and the server's memory stays bounded. The
+ * stack is the one `npm run bench:scale` generates (or any store named by SLICEFORM_BIG_ZARR); without one the
+ * test is skipped with a message saying how to make it.
  *
- * Figures (open seconds, peak RSS of the web shell and of the compute process) are printed. The acceptance
+ * Figures (open seconds, seconds until the xy view has the file's slice, peak RSS of the web shell and of the
+ * compute process) are printed. The acceptance
  * asks for under 10 s and under 1.5 GiB on the 2-core machine; the RSS bound is asserted, the time is asserted
  * only loosely (60 s) because the shared machine's load decides it, and printed.
  */
@@ -224,14 +226,7 @@ describe.skipIf(missing !== null)('web shell on a 3 GiB OME-Zarr (out of core)',
     expect(exported.bytes).toBeGreaterThan(0);
     expect(exported.bytes).toBeLessThan(4 * 2 ** 20);
 
-    // training refuses with the numbers, and never loads the stack
-    const job = await page.evaluate(async () => {
-      const w = (window as unknown as UiWindow).sliceform;
-      const ref = (await w.startTraining!({ preset: 'tiny', iterations: 5 })) as { jobId: string };
-      return (await w.waitJob!({ ...ref, timeoutMs: 120_000 })) as { state: string; error?: { message: string } };
-    });
-    expect(job.state).toBe('failed');
-    expect(job.error?.message).toMatch(/1024×1024×512×3 uint16, 3\.0 GiB\) is open out of core: this job needs the whole image in memory/);
+    // (training and densify of such a volume read the crops around the paint: their tests are big-train's, not this one's)
 
     const rss = peakRss(app.serve.proc.pid!);
     const compute = Math.max(0, ...rss.children.map((c) => c.bytes));
