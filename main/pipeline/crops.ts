@@ -19,7 +19,7 @@ import { sameHalo } from '../volume/tiling.js';
 import type { Factors } from '../volume/resample.js';
 import { planTileShapes } from '../training/sampler.js';
 import { NORM_SAMPLE_VOXELS, sourceNormalisation, type SourceNormalisation } from '../inference/source-stats.js';
-import { segmentSourceToFiles, type StreamToFilesOptions, type StreamToFilesResult } from '../inference/stream.js';
+import { availableMemory, segmentSourceToFiles, type StreamToFilesOptions, type StreamToFilesResult } from '../inference/stream.js';
 import { planRecipe, segmentOptionsFor, trainRecipe, type RecipeHooks, type RecipePair, type RecipePlan, type TrainedRecipe } from './recipe.js';
 import type { RecipeSettings } from './settings.js';
 
@@ -38,10 +38,10 @@ export interface PaintedLabels {
   box(b: CropBox): Uint8Array;
 }
 
-/** Bytes the crops of one training may take (image, its working copies and labels): SLICEFORM_TRAIN_CROP_BYTES, default 4 GiB. */
+/** Bytes the training on crops may take (cropBytes): SLICEFORM_TRAIN_CROP_BYTES, default 3/4 of the available memory. */
 export function cropBudgetBytes(): number {
   const env = Number(process.env.SLICEFORM_TRAIN_CROP_BYTES);
-  return Number.isFinite(env) && env > 0 ? env : 4 * 2 ** 30;
+  return Number.isFinite(env) && env > 0 ? env : Math.floor(0.75 * availableMemory());
 }
 
 /**
@@ -157,24 +157,32 @@ export function tightBlocks(labels: PaintedLabels): CropBox[] {
 const gib = (b: number) => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : `${(b / 2 ** 20).toFixed(0)} MiB`);
 
 /**
- * Bytes the training holds for crops of these voxels: the image, its working-resolution float copy and normalised
- * copy, the forest member's full-resolution normalised image, the labels (full and working resolution).
+ * Bytes per voxel and channel the forest member adds (features, fit, its probabilities and the decision fitted on
+ * the final mix). Measured with bench/big-train.mjs on bench:scale's 1024×1024×64×3 uint16 stack, crops of
+ * 17.2 M voxels: peak RSS 9.2 GB with the forest and the 'fraction' decision, 5.3 GB with 'iou', 1.1 GB without
+ * the forest (1 Dec 2026).
  */
-export function cropBytes(voxels: number, channels: number, dtype: Volume['dtype'], factors: Factors): number {
+export const FOREST_BYTES_PER_VALUE = 170;
+
+/**
+ * Bytes the training holds for crops of these voxels: the image, its working-resolution float copy and normalised
+ * copy, the labels (full and working resolution), and the forest member's working set when there is one.
+ */
+export function cropBytes(voxels: number, channels: number, dtype: Volume['dtype'], factors: Factors, forest = false): number {
   const low = voxels / (factors[0] * factors[1] * factors[2]);
-  return voxels * channels * (DTYPE_BYTES[dtype] + 4) + 2 * low * channels * 4 + voxels + 2 * low;
+  return voxels * channels * (DTYPE_BYTES[dtype] + 4) + 2 * low * channels * 4 + voxels + 2 * low + (forest ? FOREST_BYTES_PER_VALUE * voxels * channels : 0);
 }
 
 /** Refuses (too-large, with the numbers) crops that exceed the budget. */
-export function checkCropBudget(crops: Crop[], source: RegionSource, factors: Factors, budget = cropBudgetBytes()): number {
+export function checkCropBudget(crops: Crop[], source: RegionSource, factors: Factors, budget = cropBudgetBytes(), forest = false): number {
   const { c: C } = source.info.shape;
   const voxels = crops.reduce((a, c) => a + vox(c.box), 0);
-  const bytes = cropBytes(voxels, C, source.info.dtype, factors);
+  const bytes = cropBytes(voxels, C, source.info.dtype, factors, forest);
   if (bytes > budget) {
     const { x, y, z } = source.info.shape;
     throw new SliceformError(
       'too-large',
-      `the painted region spans ${gib(bytes)} in training (${crops.length} crop${crops.length === 1 ? '' : 's'}, ${voxels} of the ${x}×${y}×${z} voxels, with the tiles' context around the paint), above the training crop budget of ${gib(budget)}: paint less (or closer together), or raise SLICEFORM_TRAIN_CROP_BYTES`,
+      `the painted region spans ${gib(bytes)} in training (${crops.length} crop${crops.length === 1 ? '' : 's'}, ${voxels} of the ${x}×${y}×${z} voxels, with the tiles' context around the paint), above the training crop budget of ${gib(budget)} (SLICEFORM_TRAIN_CROP_BYTES, default 3/4 of the available memory)${forest ? ', the forest member taking most of it' : ''}: paint less (or closer together)${forest ? ', train without the forest (ensemble none)' : ''}, or raise SLICEFORM_TRAIN_CROP_BYTES`,
       { file: source.info.source },
     );
   }
@@ -250,7 +258,7 @@ export async function trainOnSource(
   const plan = planRecipe([{ ...info, data: new Uint8Array(0) }], Math.max(2, hooks.numClasses ?? 2), settings);
   const f = plan.downsample;
   const crops = paintedCrops(blocks, info.shape, cropMargin(plan), f);
-  const bytes = checkCropBudget(crops, source, f, o.budgetBytes);
+  const bytes = checkCropBudget(crops, source, f, o.budgetBytes ?? cropBudgetBytes(), plan.ensemble !== 'none');
   hooks.onProgress?.({ fraction: 0, stage: 'normalisation statistics' });
   const stats = await sourceNormalisation(source, f, { maxVoxels: o.normSampleVoxels ?? NORM_SAMPLE_VOXELS, signal: hooks.signal });
   hooks.log?.(

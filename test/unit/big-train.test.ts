@@ -96,8 +96,12 @@ describe('crops around the paint (synthetic block lists, 1024×1024×512)', () =
     // the budget refusal names the numbers
     const src = { info: { shape: { ...dims, c: 3, t: 1 }, dtype: 'uint16', source: '/data/big.ome.zarr' } } as unknown as RegionSource;
     expect(() => checkCropBudget(three, src, [1, 2, 2], 2 ** 30)).toThrow(
-      /the painted region spans [\d.]+ GiB in training \(3 crops, \d+ of the 1024×1024×512 voxels.*above the training crop budget of 1\.00 GiB: paint less .*SLICEFORM_TRAIN_CROP_BYTES/,
+      /the painted region spans [\d.]+ GiB in training \(3 crops, \d+ of the 1024×1024×512 voxels.*above the training crop budget of 1\.00 GiB \(SLICEFORM_TRAIN_CROP_BYTES.*\): paint less .*SLICEFORM_TRAIN_CROP_BYTES/,
     );
+    // the forest member's working set counts: 170 B per voxel and channel on top
+    const bytes = checkCropBudget(three, src, [1, 2, 2], 2 ** 40);
+    expect(checkCropBudget(three, src, [1, 2, 2], 2 ** 40, true) - bytes).toBe(170 * 3 * voxels);
+    expect(() => checkCropBudget(three, src, [1, 2, 2], bytes + 1, true)).toThrow(/the forest member taking most of it: paint less \(or closer together\), train without the forest \(ensemble none\)/);
   });
 });
 
