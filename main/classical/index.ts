@@ -16,7 +16,7 @@ import { boxFeatures, featureBytesPerVoxel, featureHalo, planBlocks, type Box } 
 import { compileForest, predictChunk, trainForest, type CompiledForest, type Forest, type ForestOptions } from './forest.js';
 
 export { multiscaleFeatures, skimageSigmas, type FeatureDims, type FeatureOptions, type FeatureStack } from './features.js';
-export { boxFeatures, featureHalo, planBlocks, type Box } from './blocks.js';
+export { boxFeatures, featureBytesPerVoxel, featureHalo, planBlocks, type Box } from './blocks.js';
 export { trainForest, compileForest, predictForestInto, forestStats, type CompiledForest, type Forest, type ForestOptions, type TrainingSet } from './forest.js';
 
 /**

@@ -10,6 +10,7 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import {
   RECOMMENDED_FOREST,
   compileForest,
+  featureBytesPerVoxel,
   multiscaleFeatures,
   predictForestInto,
   trainForest,
@@ -59,6 +60,27 @@ function halo(o: FeatureOptions): number {
   return Math.ceil((o.truncate ?? 4) * (o.sigmaMax ?? 8)) + 2;
 }
 
+/** The planes of the z-slabs forEachFeatureSlab computes features for at once (inner planes + halo, clamped). */
+function slabPlanes(Z: number, plane: number, h: number, maxSlabVoxels: number): { depth: number; planes: number } {
+  const depth = Z * plane <= maxSlabVoxels ? Z : Math.max(2 * h, Math.floor(maxSlabVoxels / plane) - 2 * h);
+  return { depth, planes: Math.min(Z, depth + 2 * h) };
+}
+
+/**
+ * Peak bytes of the forest member's feature stack for an image of this shape (one z-slab with its halo, all
+ * planes of it: slabs are whole planes, so a wide plane makes a slab of up to 2 halos + 2 halos deep).
+ */
+export function forestFeatureBytes(shape: { x: number; y: number; z: number }, channels: number, o: FeatureOptions = ENSEMBLE_FEATURES, maxSlabVoxels = MAX_SLAB_VOXELS): number {
+  const plane = shape.x * shape.y;
+  const { planes } = slabPlanes(shape.z, plane, halo(o), maxSlabVoxels);
+  return planes * plane * featureBytesPerVoxel(o, channels, shape.z === 1);
+}
+
+/** The most the forest member's features may take before the recipe falls back to the working resolution. */
+export function forestFeatureBudget(totalMemory: number): number {
+  return Math.min(4 * 2 ** 30, totalMemory / 4);
+}
+
 /** Calls `fn` with feature stacks of z-slabs (with halo) covering the image; fn gets the slab's inner range. */
 function forEachFeatureSlab(
   img: NormalisedImage,
@@ -71,7 +93,7 @@ function forEachFeatureSlab(
   const plane = Y * X;
   const h = halo(o);
   // slabs at least twice as deep as their halo, so the halo does not dominate the work
-  const depth = Z * plane <= maxSlabVoxels ? Z : Math.max(2 * h, Math.floor(maxSlabVoxels / plane) - 2 * h);
+  const { depth } = slabPlanes(Z, plane, h, maxSlabVoxels);
   for (let z0 = 0; z0 < Z; z0 += depth) {
     const z1 = Math.min(Z, z0 + depth);
     const a = Math.max(0, z0 - h);

@@ -42,6 +42,8 @@ import {
   featureHalo,
   fitEnsembleForest,
   forestProbabilities,
+  forestFeatureBudget,
+  forestFeatureBytes,
   forestProbabilitiesAt,
   loadForest,
   saveForest,
@@ -49,6 +51,7 @@ import {
   type NormalisedImage,
 } from './ensemble.js';
 import { mkdir } from 'node:fs/promises';
+import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { Forest } from '../classical/index.js';
 import { RECIPE_DEFAULTS, type RecipeSettings } from './settings.js';
@@ -267,6 +270,26 @@ export function heldOutReport(v: SelfValidation): HeldOutRecord {
   };
 }
 
+/**
+ * The forest member's grid for these stacks: the requested one, except that a full-resolution forest whose
+ * features would outgrow `budget` bytes (its feature slabs are whole planes, so wide stacks need the most)
+ * works at the working resolution instead, with a note saying so. At factors 1 the two are the same grid.
+ */
+export function forestResolutionFor(
+  requested: 'full' | 'working',
+  shapes: { x: number; y: number; z: number; c: number }[],
+  f: [number, number, number],
+  budget: number,
+): { resolution: 'full' | 'working'; featureBytes: number; note?: string } {
+  const featureBytes = Math.max(0, ...shapes.map((sh) => forestFeatureBytes(sh, sh.c)));
+  if (requested !== 'full' || isIdentity(f) || featureBytes <= budget) return { resolution: requested, featureBytes };
+  return {
+    resolution: 'working',
+    featureBytes,
+    note: `forest member at the working resolution: its full-resolution features would take ${(featureBytes / 2 ** 30).toFixed(1)} GiB, more than ${(budget / 2 ** 30).toFixed(1)} GiB`,
+  };
+}
+
 /** Trains the recipe on full-resolution images and sparse labels. The caller disposes the model. */
 export async function trainRecipe(
   engine: Engine,
@@ -330,7 +353,10 @@ export async function trainRecipe(
     );
   // the forest is fitted on the same images the network sees, normalised the same way, features cached per
   // stack: at full resolution on the full-resolution paint ('full', the default), else at the working resolution
-  const fullForest = plan.forestResolution === 'full' && !isIdentity(f);
+  const forestChoice = forestResolutionFor(plan.forestResolution, pairs.map((x) => x.image.shape), f, forestFeatureBudget(totalmem()));
+  if (forestChoice.note && plan.ensemble !== 'none') hooks.log?.(forestChoice.note);
+  const forestResolution = forestChoice.resolution;
+  const fullForest = forestResolution === 'full' && !isIdentity(f);
   const forestImages = () =>
     fullForest
       ? pairs.map((x) => normalisedImage(x.image, trained0.normalisation!))
@@ -584,7 +610,7 @@ export async function trainRecipe(
       });
       let best = candidates[0]!;
       for (const c of candidates) if ((c.estimate ?? -1) > (best.estimate ?? -1) + 1e-9) best = c;
-      const resolution = plan.forestResolution;
+      const resolution = forestResolution;
       ensemble = { forest, resolution, weight: best.weight, candidates, seconds: (Date.now() - t0) / 1000 };
       hooks.log?.(
         `forest member (${resolution} resolution): ${forest.roots.length} trees in ${ensemble.seconds.toFixed(1)} s; mixing weight ${best.weight}${useHeldOut ? ` chosen on the held-out blocks (${candidates.map((c) => `${c.weight}: ${c.estimate?.toFixed(3)}`).join(', ')})` : ' (default)'}`,

@@ -21,8 +21,9 @@ import { estimateStreamMemory, segmentSource } from '../../main/inference/stream
 import { readModelManifest, type ModelManifest } from '../../main/inference/model-dir.js';
 import { computeNormalisation, normaliseVolume } from '../../main/volume/preprocess.js';
 import { downsampleLabelVolume, downsampleVolume, upsampleSlab } from '../../main/volume/resample.js';
-import { featureHalo, fitEnsembleForest, forestProbabilities } from '../../main/pipeline/ensemble.js';
-import { fullResPaint, planRecipe, segmentOptionsFor } from '../../main/pipeline/recipe.js';
+import { ENSEMBLE_FEATURES, featureHalo, fitEnsembleForest, forestFeatureBudget, forestFeatureBytes, forestProbabilities } from '../../main/pipeline/ensemble.js';
+import { featureBytesPerVoxel } from '../../main/classical/index.js';
+import { forestResolutionFor, fullResPaint, planRecipe, segmentOptionsFor } from '../../main/pipeline/recipe.js';
 import { recipeSettings } from '../../main/pipeline/settings.js';
 import { recipeFromValues } from '../../main/pipeline/options.js';
 import type { FeatureOptions } from '../../main/classical/index.js';
@@ -256,5 +257,34 @@ describe('model folders and settings', () => {
       if (inBlock && paint.data[i]) removed++;
     }
     expect(removed).toBe(24 * 24);
+  });
+});
+
+describe('the full-resolution forest falls back to the working resolution when its features would not fit', () => {
+  // arithmetic only (no data): the slab rule of the feature pass and the budget
+  const bpv = featureBytesPerVoxel(ENSEMBLE_FEATURES, 1, false);
+  const h = featureHalo(ENSEMBLE_FEATURES);
+  it('counts one whole-plane z-slab with its halo (all of a small stack)', () => {
+    expect(bpv).toBeGreaterThan(100);
+    expect(forestFeatureBytes({ x: 100, y: 100, z: 100 }, 1)).toBe(100 * 100 * 100 * bpv);
+    // a 1024x1024 plane: slabs of 2 halos inside plus a halo each side, clamped to the stack
+    expect(forestFeatureBytes({ x: 1024, y: 1024, z: 64 }, 1)).toBe(64 * 1024 * 1024 * bpv);
+    expect(forestFeatureBytes({ x: 1024, y: 1024, z: 512 }, 1)).toBe(4 * h * 1024 * 1024 * bpv);
+    expect(forestFeatureBytes({ x: 1024, y: 1024, z: 64 }, 3)).toBe(64 * 1024 * 1024 * featureBytesPerVoxel(ENSEMBLE_FEATURES, 3, false));
+  });
+  it('budget: a quarter of the memory, at most 4 GiB', () => {
+    expect(forestFeatureBudget(24 * 2 ** 30)).toBe(4 * 2 ** 30);
+    expect(forestFeatureBudget(8 * 2 ** 30)).toBe(2 * 2 ** 30);
+  });
+  it('keeps full resolution for the shared stacks, falls back with a note for a wide one', () => {
+    const budget = forestFeatureBudget(24 * 2 ** 30);
+    const small = forestResolutionFor('full', [{ x: 100, y: 100, z: 100, c: 1 }], [1, 2, 2], budget);
+    expect(small).toEqual({ resolution: 'full', featureBytes: 100 * 100 * 100 * bpv });
+    const wide = forestResolutionFor('full', [{ x: 100, y: 100, z: 100, c: 1 }, { x: 1024, y: 1024, z: 64, c: 1 }], [1, 2, 2], budget);
+    expect(wide.resolution).toBe('working');
+    expect(wide.note).toMatch(/^forest member at the working resolution: its full-resolution features would take \d+\.\d GiB, more than 4\.0 GiB$/);
+    // at factors 1 full and working are one grid: nothing to fall back to
+    expect(forestResolutionFor('full', [{ x: 1024, y: 1024, z: 64, c: 1 }], [1, 1, 1], budget).resolution).toBe('full');
+    expect(forestResolutionFor('working', [{ x: 100, y: 100, z: 100, c: 1 }], [1, 2, 2], budget).resolution).toBe('working');
   });
 });
