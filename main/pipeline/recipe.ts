@@ -751,16 +751,7 @@ async function probabilitiesAt(
     chunksP.push(p);
     chunksL.push(Uint8Array.from(pick));
   }
-  const n = chunksL.reduce((a, c) => a + c.length, 0);
-  const p = new Float32Array(K * n);
-  const l = new Uint8Array(n);
-  let off = 0;
-  for (let c = 0; c < chunksL.length; c++) {
-    const m = chunksL[c]!.length;
-    for (let k = 0; k < K; k++) p.set(chunksP[c]!.subarray(k * m, (k + 1) * m), k * n + off);
-    l.set(chunksL[c]!, off);
-    off += m;
-  }
+  const { p, l } = concatClassPlanar(chunksP, chunksL, K);
   return { p, l, vol: Uint16Array.from(vols), idx: Uint32Array.from(idxs) };
 }
 
@@ -840,6 +831,11 @@ async function mixedAtPaint(
     chunksP.push(p);
     chunksL.push(Uint8Array.from(idx, (i) => lab[i]!));
   }
+  return concatClassPlanar(chunksP, chunksL, K);
+}
+
+/** Class-planar probabilities (K x m per chunk) and their labels, chunk after chunk, as one K x n set. */
+function concatClassPlanar(chunksP: Float32Array[], chunksL: Uint8Array[], K: number): { p: Float32Array; l: Uint8Array } {
   const n = chunksL.reduce((a, c) => a + c.length, 0);
   const p = new Float32Array(K * n);
   const l = new Uint8Array(n);
